@@ -1,0 +1,154 @@
+// Package config is the server's one typed configuration: every setting with
+// its default beside it, read from flags with environment fallbacks, secrets
+// from the environment or a file. A bad value stops start-up with a message;
+// nothing falls back silently.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	DatabaseURL      string        // MAPFRONT_DATABASE_URL or DATABASE_URL
+	GRPCAddr         string        // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
+	HTTPAddr         string        // MAPFRONT_HTTP_ADDR (health, readiness), default 127.0.0.1:9091
+	Zone             *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
+	Cutover          time.Duration // MAPFRONT_CUTOVER (HH:MM), default 00:00
+	Policy           mapfront.Policy
+	MaxConns         int32         // MAPFRONT_DB_MAX_CONNS, default 16
+	StatementTimeout time.Duration // MAPFRONT_STATEMENT_TIMEOUT, default 5s
+	MaxMessageBytes  int           // MAPFRONT_GRPC_MAX_MESSAGE, default 4 MiB
+	ShutdownTimeout  time.Duration // MAPFRONT_SHUTDOWN_TIMEOUT, default 15s
+	LogLevel         string        // MAPFRONT_LOG_LEVEL: debug, info, warn, error
+}
+
+// Load reads flags (from args) with environment fallbacks. The master key is
+// not part of Config: secret.FromEnv reads it, so that it is never printed
+// with the configuration.
+func Load(fs *flag.FlagSet, args []string) (*Config, error) {
+	c := &Config{}
+	def := mapfront.DefaultPolicy()
+	var zone, cutover, activation, password, rule string
+	var payLimit int64
+	fs.StringVar(&c.DatabaseURL, "database-url", envOr("MAPFRONT_DATABASE_URL", os.Getenv("DATABASE_URL")), "PostgreSQL URL")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", envOr("MAPFRONT_GRPC_ADDR", "127.0.0.1:9090"), "gRPC listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", envOr("MAPFRONT_HTTP_ADDR", "127.0.0.1:9091"), "health and readiness listen address")
+	fs.StringVar(&zone, "zone", envOr("MAPFRONT_ZONE", "Asia/Shanghai"), "business time zone")
+	fs.StringVar(&cutover, "cutover", envOr("MAPFRONT_CUTOVER", "00:00"), "business-day cutover HH:MM (日切时间)")
+	fs.StringVar(&activation, "activation", envOr("MAPFRONT_ACTIVATION", string(def.Activation)), "card activation: on_settlement or immediate")
+	fs.StringVar(&password, "password-policy", envOr("MAPFRONT_PASSWORD_POLICY", string(def.Password)), "initial payment password: id-last6 or none")
+	fs.StringVar(&rule, "account-rule", envOr("MAPFRONT_ACCOUNT_RULE", string(def.Accounts)), "account choice for a mobile number: card-first or cash-first")
+	fs.Int64Var(&payLimit, "pay-limit", envInt("MAPFRONT_PAY_LIMIT", def.PayLimit), "per-transaction limit in fen")
+	maxConns := fs.Int64("db-max-conns", envInt("MAPFRONT_DB_MAX_CONNS", 16), "database pool size")
+	fs.DurationVar(&c.StatementTimeout, "statement-timeout", envDuration("MAPFRONT_STATEMENT_TIMEOUT", 5*time.Second), "statement timeout")
+	maxMsg := fs.Int64("grpc-max-message", envInt("MAPFRONT_GRPC_MAX_MESSAGE", 4<<20), "gRPC message size limit in bytes")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("MAPFRONT_SHUTDOWN_TIMEOUT", 15*time.Second), "graceful shutdown limit")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, e := range envErrs(fs) {
+		errs = append(errs, e)
+	}
+	var err error
+	if c.Zone, err = time.LoadLocation(zone); err != nil {
+		errs = append(errs, fmt.Errorf("zone %q: %w", zone, err))
+	}
+	if c.Cutover, err = mapfront.ParseCutover(cutover); err != nil {
+		errs = append(errs, err)
+	}
+	c.Policy = mapfront.Policy{
+		Activation: mapfront.ActivationPolicy(activation), Password: mapfront.PasswordPolicy(password),
+		Accounts: mapfront.AccountRule(rule), PayLimit: payLimit, MaxPasswordFailures: def.MaxPasswordFailures,
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if *maxConns < 1 || *maxConns > 1000 {
+		errs = append(errs, fmt.Errorf("db-max-conns %d out of range 1..1000", *maxConns))
+	}
+	c.MaxConns = int32(*maxConns)
+	if *maxMsg < 1024 || *maxMsg > 64<<20 {
+		errs = append(errs, fmt.Errorf("grpc-max-message %d out of range", *maxMsg))
+	}
+	c.MaxMessageBytes = int(*maxMsg)
+	if c.StatementTimeout <= 0 {
+		errs = append(errs, errors.New("statement-timeout must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return c, errors.Join(errs...)
+}
+
+// RequireDatabase reports a missing database URL.
+func (c *Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return errors.New("no database: set MAPFRONT_DATABASE_URL (or DATABASE_URL) or -database-url")
+	}
+	return nil
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// Environment values that do not parse are collected here rather than
+// replaced by defaults; Load reports them.
+func envInt(name string, def int64) int64 {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return -1 << 62 // out of every range: reported by the range checks
+	}
+	return n
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return -1
+	}
+	return d
+}
+
+func envErrs(fs *flag.FlagSet) []error {
+	var errs []error
+	for _, name := range []string{"MAPFRONT_PAY_LIMIT", "MAPFRONT_DB_MAX_CONNS", "MAPFRONT_GRPC_MAX_MESSAGE"} {
+		if v := os.Getenv(name); v != "" {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q is not an integer", name, v))
+			}
+		}
+	}
+	for _, name := range []string{"MAPFRONT_STATEMENT_TIMEOUT", "MAPFRONT_SHUTDOWN_TIMEOUT"} {
+		if v := os.Getenv(name); v != "" {
+			if _, err := time.ParseDuration(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q is not a duration like 5s", name, v))
+			}
+		}
+	}
+	_ = fs
+	return errs
+}

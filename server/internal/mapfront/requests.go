@@ -1,0 +1,185 @@
+package mapfront
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Length limits of SPEC section 2, in characters.
+const (
+	MaxIDLen          = 32
+	MaxRemarkLen      = 256
+	MaxProductNameLen = 64
+)
+
+// TerminalKey identifies a terminal transaction of one kind (SPEC section 5).
+type TerminalKey struct {
+	TerminalID      string
+	BatchNo         string
+	TerminalOrderID string
+}
+
+// Origin is where a request comes from: the registry triple and the operator,
+// who is recorded but not checked.
+type Origin struct {
+	SellerID   string
+	StoreID    string
+	TerminalID string
+	OperatorID string
+}
+
+// OpenCardRequest is an open_card call: one payment toward a card.
+type OpenCardRequest struct {
+	Origin
+	BatchNo         string
+	TerminalOrderID string
+	IDNumber        string
+	Mobile          string
+	Referrer        string
+	ProductID       string
+	// PaySum is this payment in fen; HasPaySum false means the full price.
+	PaySum    int64
+	HasPaySum bool
+}
+
+// Key returns the request's terminal key.
+func (r *OpenCardRequest) Key() TerminalKey {
+	return TerminalKey{r.TerminalID, r.BatchNo, r.TerminalOrderID}
+}
+
+// Validate checks presence, lengths and formats; it normalizes the ID number.
+func (r *OpenCardRequest) Validate() error {
+	r.IDNumber = NormalizeIDNumber(r.IDNumber)
+	if err := checkFields(
+		field{"ID", r.IDNumber, MaxIDLen, true},
+		field{"mobileNum", r.Mobile, MaxIDLen, true},
+		field{"referrer", r.Referrer, MaxIDLen, false},
+		field{"sellerId", r.SellerID, MaxIDLen, true},
+		field{"storeId", r.StoreID, MaxIDLen, true},
+		field{"terminalId", r.TerminalID, MaxIDLen, true},
+		field{"operatorId", r.OperatorID, MaxIDLen, true},
+		field{"batchNo", r.BatchNo, MaxIDLen, true},
+		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
+		field{"productId", r.ProductID, MaxIDLen, true},
+	); err != nil {
+		return err
+	}
+	if !ValidIDNumber(r.IDNumber) {
+		return Invalid("ID", "须为18位身份证号且校验位正确")
+	}
+	if !ValidMobile(r.Mobile) {
+		return Invalid("mobileNum", "须为1开头的11位数字")
+	}
+	if !ValidProductID(r.ProductID) {
+		return Errorf(CodeProduct, "产品%s不存在或未上架", r.ProductID)
+	}
+	if r.HasPaySum && (r.PaySum <= 0 || r.PaySum > MaxAmount) {
+		return Errorf(CodeAmount, "支付金额paySum须大于0")
+	}
+	return nil
+}
+
+// Fingerprint digests the business fields that a repeat of the same terminal
+// key must carry unchanged; paySum counts as given (absent differs from the
+// full price written out, which the POS would not do on a retransmission).
+func (r *OpenCardRequest) Fingerprint() []byte {
+	return fingerprint("open_card", r.SellerID, r.StoreID, r.IDNumber, r.Mobile, r.Referrer,
+		r.ProductID, strconv.FormatBool(r.HasPaySum), strconv.FormatInt(r.PaySum, 10))
+}
+
+// RepealCardRequest is a repeal_card call naming an open_card payment.
+type RepealCardRequest struct {
+	Origin
+	BatchNo         string
+	TerminalOrderID string
+}
+
+// Key returns the terminal key of the payment to repeal.
+func (r *RepealCardRequest) Key() TerminalKey {
+	return TerminalKey{r.TerminalID, r.BatchNo, r.TerminalOrderID}
+}
+
+// Validate checks presence and lengths.
+func (r *RepealCardRequest) Validate() error {
+	return checkFields(
+		field{"sellerId", r.SellerID, MaxIDLen, true},
+		field{"storeId", r.StoreID, MaxIDLen, true},
+		field{"terminalId", r.TerminalID, MaxIDLen, true},
+		field{"operatorId", r.OperatorID, MaxIDLen, true},
+		field{"batchNo", r.BatchNo, MaxIDLen, true},
+		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
+	)
+}
+
+// CardOrderAnswer is the `order` of open_card and repeal_card answers.
+type CardOrderAnswer struct {
+	OrderID         string `json:"orderId"`
+	Mobile          string `json:"mobileNum"`
+	SellerID        string `json:"sellerId"`
+	StoreID         string `json:"storeId"`
+	TerminalID      string `json:"terminalId"`
+	OperatorID      string `json:"operatorId"`
+	BatchNo         string `json:"batchNo"`
+	TerminalOrderID string `json:"terminalOrderId"`
+	Remark          string `json:"remark"`
+}
+
+// DownloadProductRequest is a download_product call.
+type DownloadProductRequest struct {
+	Origin
+	BatchNo         string
+	TerminalOrderID string
+}
+
+// Validate checks presence and lengths; operatorId is optional here, as the
+// document lists none for this path.
+func (r *DownloadProductRequest) Validate() error {
+	return checkFields(
+		field{"sellerId", r.SellerID, MaxIDLen, true},
+		field{"storeId", r.StoreID, MaxIDLen, true},
+		field{"terminalId", r.TerminalID, MaxIDLen, true},
+		field{"operatorId", r.OperatorID, MaxIDLen, false},
+		field{"batchNo", r.BatchNo, MaxIDLen, true},
+		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
+	)
+}
+
+type field struct {
+	name     string
+	value    string
+	max      int
+	required bool
+}
+
+// checkFields returns the first missing or over-long field as a 10001 naming it.
+func checkFields(fs ...field) error {
+	for _, f := range fs {
+		if f.value == "" {
+			if f.required {
+				return Missing(f.name)
+			}
+			continue
+		}
+		if !utf8.ValidString(f.value) {
+			return Invalid(f.name, "不是合法的UTF-8")
+		}
+		if n := utf8.RuneCountInString(f.value); n > f.max {
+			return Errorf(CodeMalformed, "字段%s超长（最多%d个字符）", f.name, f.max)
+		}
+	}
+	return nil
+}
+
+// fingerprint hashes length-prefixed parts so that no two field lists collide.
+func fingerprint(parts ...string) []byte {
+	h := sha256.New()
+	var n [4]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	return h.Sum(nil)
+}

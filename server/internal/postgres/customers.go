@@ -1,0 +1,294 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// customer is a customer row as the rules need it.
+type customer struct {
+	id       int64
+	mobile   string
+	idNumber string
+	pwHash   []byte
+	failures int
+	locked   bool
+}
+
+const customerColumns = `customer_id, mobile, id_number, pw_hash, pw_failures, pw_locked`
+
+func scanCustomer(row pgx.Row) (*customer, error) {
+	var c customer
+	if err := row.Scan(&c.id, &c.mobile, &c.idNumber, &c.pwHash, &c.failures, &c.locked); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// findOrCreateCustomer returns the customer of mobile, creating them with a
+// cash account and the policy's initial password when new. An existing mobile
+// with another ID number is 10016 (SPEC section 5).
+func (s *Store) findOrCreateCustomer(ctx context.Context, tx pgx.Tx, mobile, idNumber string) (*customer, error) {
+	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1`, mobile))
+	if err == nil {
+		if c.idNumber != idNumber {
+			return nil, mapfront.Errorf(mapfront.CodeIdentity, "身份证号与手机号不属于同一客户")
+		}
+		return c, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	var hash []byte
+	if pw := s.policy.InitialPassword(idNumber); pw != "" {
+		if hash, err = s.keys.HashPassword(pw); err != nil {
+			return nil, err
+		}
+	}
+	// A concurrent creation of the same mobile makes this insert wait and
+	// then fail on the unique key; inTx retries the whole transaction, which
+	// then finds the customer.
+	c, err = scanCustomer(tx.QueryRow(ctx, `INSERT INTO customers (mobile, id_number, pw_hash) VALUES ($1, $2, $3)
+RETURNING `+customerColumns, mobile, idNumber, hash))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.createAccount(ctx, tx, c.id, "cash", mapfront.CashPrefix, "", mapfront.Active); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// createAccount opens a cash or card account with a new 16-digit id.
+func (s *Store) createAccount(ctx context.Context, tx pgx.Tx, customerID int64, kind, prefix, productID string, status mapfront.AccountStatus) (string, error) {
+	id, err := newAccountID(ctx, tx, prefix)
+	if err != nil {
+		return "", err
+	}
+	var product, activated any
+	if productID != "" {
+		product = productID
+	}
+	if status == mapfront.Active {
+		activated = s.clock.Now()
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO accounts (account_id, kind, customer_id, product_id, status, activated_at)
+VALUES ($1, $2, $3, $4, $5, $6)`, id, kind, customerID, product, string(status), activated)
+	return id, err
+}
+
+// CustomerView is a customer as AdminService shows them.
+type CustomerView struct {
+	Mobile         string
+	IDNumberMasked string
+	PasswordSet    bool
+	Locked         bool
+	Failures       int
+	Accounts       []AccountView
+}
+
+// AccountView is an account as AdminService shows it.
+type AccountView struct {
+	ID          string
+	Kind        string
+	ProductID   string
+	Status      mapfront.AccountStatus
+	Balance     int64
+	ActivatedAt *time.Time
+}
+
+// CreateCustomer registers a customer with a cash account; an existing
+// customer with the same mobile and ID is returned. Errors: 10001, 10016.
+func (s *Store) CreateCustomer(ctx context.Context, mobile, idNumber string) (*CustomerView, error) {
+	idNumber = mapfront.NormalizeIDNumber(idNumber)
+	if !mapfront.ValidMobile(mobile) {
+		return nil, mapfront.Invalid("mobileNum", "须为1开头的11位数字")
+	}
+	if !mapfront.ValidIDNumber(idNumber) {
+		return nil, mapfront.Invalid("ID", "须为18位身份证号且校验位正确")
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := s.findOrCreateCustomer(ctx, tx, mobile, idNumber)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.GetCustomer(ctx, mobile)
+}
+
+// GetCustomer returns a customer and their accounts. Errors: 10005.
+func (s *Store) GetCustomer(ctx context.Context, mobile string) (*CustomerView, error) {
+	c, err := scanCustomer(s.pool.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1`, mobile))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	v := &CustomerView{Mobile: c.mobile, IDNumberMasked: mapfront.MaskIDNumber(c.idNumber),
+		PasswordSet: c.pwHash != nil, Locked: c.locked, Failures: c.failures}
+	rows, err := s.pool.Query(ctx, `SELECT account_id, kind, coalesce(product_id, ''), status, balance, activated_at
+FROM accounts WHERE customer_id = $1 ORDER BY kind DESC, created_at`, c.id)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a AccountView
+		if err := rows.Scan(&a.ID, &a.Kind, &a.ProductID, &a.Status, &a.Balance, &a.ActivatedAt); err != nil {
+			return nil, err
+		}
+		v.Accounts = append(v.Accounts, a)
+	}
+	return v, s.wrap(rows.Err())
+}
+
+// SetPaymentPassword sets a customer's password (6 digits) and unlocks it.
+// Errors: 10001, 10005.
+func (s *Store) SetPaymentPassword(ctx context.Context, mobile, password string) error {
+	if !validPassword(password) {
+		return mapfront.Invalid("password", "须为6位数字")
+	}
+	hash, err := s.keys.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE mobile = $1`, hash)
+}
+
+// ResetPaymentPassword puts the policy's initial password back (none under
+// policy none) and unlocks. Errors: 10005.
+func (s *Store) ResetPaymentPassword(ctx context.Context, mobile string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1 FOR UPDATE`, mobile))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
+		}
+		if err != nil {
+			return err
+		}
+		var hash []byte
+		if pw := s.policy.InitialPassword(c.idNumber); pw != "" {
+			if hash, err = s.keys.HashPassword(pw); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE customer_id = $1`, c.id, hash)
+		return err
+	})
+}
+
+// UnlockPaymentPassword clears the failure count and the lock. Errors: 10005.
+func (s *Store) UnlockPaymentPassword(ctx context.Context, mobile string) error {
+	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_failures = 0, pw_locked = false WHERE mobile = $1`)
+}
+
+func (s *Store) updateCustomer(ctx context.Context, mobile, q string, args ...any) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, q, append([]any{mobile}, args...)...)
+		if err == nil && tag.RowsAffected() == 0 {
+			return mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
+		}
+		return err
+	})
+}
+
+func validPassword(p string) bool {
+	if len(p) != 6 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// TopUpCash credits a customer's cash account from SYS-TOPUP. reference
+// makes it idempotent: a repeat answers the current balance and moves
+// nothing. Errors: 10001, 10005, 10006 (cash account not active), 10015.
+func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error) {
+	if amount <= 0 || amount > mapfront.MaxAmount {
+		return "", 0, mapfront.Errorf(mapfront.CodeAmount, "充值金额须大于0")
+	}
+	if reference == "" || len(reference) > 64 {
+		return "", 0, mapfront.Invalid("reference", "不能为空且最多64个字符")
+	}
+	var account string
+	var balance int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT a.account_id, a.status FROM accounts a JOIN customers c USING (customer_id)
+WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account, &status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
+		}
+		if err != nil {
+			return err
+		}
+		var prior string
+		err = tx.QueryRow(ctx, `SELECT account_id FROM topups WHERE reference = $1`, reference).Scan(&prior)
+		if err == nil {
+			if prior != account {
+				return mapfront.Errorf(mapfront.CodeKeyReused, "充值流水号已用于另一账户")
+			}
+			return tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, account).Scan(&balance)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if status != string(mapfront.Active) {
+			return mapfront.Errorf(mapfront.CodeAccountState, "现金账户%s", mapfront.AccountStatus(status).Chinese())
+		}
+		txn, err := post(ctx, tx, "topup", reference, posting{account, amount}, posting{sysTopUp, -amount})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO topups (reference, account_id, amount, txn_id) VALUES ($1, $2, $3, $4)`,
+			reference, account, amount, txn); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, account).Scan(&balance)
+	})
+	return account, balance, err
+}
+
+// SetAccountFrozen freezes an active account or unfreezes a frozen one.
+// Errors: 10005 unknown account, 10006 not in the state to change.
+func (s *Store) SetAccountFrozen(ctx context.Context, accountID string, frozen bool) error {
+	from, to := mapfront.Active, mapfront.Frozen
+	if !frozen {
+		from, to = mapfront.Frozen, mapfront.Active
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM accounts WHERE account_id = $1 AND kind <> 'system' FOR UPDATE`, accountID).Scan(&status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return mapfront.Errorf(mapfront.CodeNotFound, "账户%s不存在", accountID)
+		}
+		if err != nil {
+			return err
+		}
+		if status == string(to) {
+			return nil
+		}
+		if status != string(from) {
+			return mapfront.Errorf(mapfront.CodeAccountState, "账户%s", mapfront.AccountStatus(status).Chinese())
+		}
+		_, err = tx.Exec(ctx, `UPDATE accounts SET status = $2 WHERE account_id = $1`, accountID, string(to))
+		return err
+	})
+}
+
+func isForeignKey(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}

@@ -1,0 +1,435 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"mapfront/server/internal/mapfront"
+	"mapfront/server/internal/pinblock"
+)
+
+// openPIN decodes a request's PIN block under its terminal's key. Anything
+// that keeps it from decoding is 10017, which never counts as a wrong
+// password.
+func (s *Store) openPIN(t *terminal, block, consumerID string) (string, error) {
+	bad := mapfront.Errorf(mapfront.CodePINBlock, "支付密码密文无法解析")
+	if t.sealedTPK == nil {
+		s.log.Warn("terminal has no PIN key", "terminal", t.id)
+		return "", bad
+	}
+	key, err := s.keys.OpenTPK(t.id, t.sealedTPK)
+	if err != nil {
+		s.log.Error("terminal PIN key does not open", "terminal", t.id, "err", err)
+		return "", bad
+	}
+	keying := pinblock.DoubleLength
+	if t.legacyDES {
+		keying = pinblock.LegacySingle
+	}
+	pin, err := pinblock.Open(block, consumerID, key, keying)
+	if err != nil {
+		return "", bad
+	}
+	return pin, nil
+}
+
+// consumer resolves a consumerId (mobile or accountId) to its customer,
+// locked against concurrent password checks and pays of the same customer,
+// and, for an accountId, the account. Errors: 10005.
+func consumer(ctx context.Context, tx pgx.Tx, consumerID string) (*customer, string, error) {
+	var q, account string
+	if mapfront.ValidMobile(consumerID) {
+		q = `SELECT ` + customerColumns + ` FROM customers WHERE mobile = $1 FOR NO KEY UPDATE`
+	} else {
+		account = consumerID
+		q = `SELECT ` + customerColumns + ` FROM customers WHERE customer_id =
+(SELECT customer_id FROM accounts WHERE account_id = $1 AND kind <> 'system') FOR NO KEY UPDATE`
+	}
+	c, err := scanCustomer(tx.QueryRow(ctx, q, consumerID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", mapfront.Errorf(mapfront.CodeNotFound, "消费号码不存在")
+	}
+	return c, account, err
+}
+
+// verifyPassword checks the PIN against the customer's payment password and
+// stores the failure count and lock (SPEC section 5).
+func (s *Store) verifyPassword(ctx context.Context, tx pgx.Tx, c *customer, pin string) error {
+	ok := false
+	if c.pwHash != nil && !c.locked {
+		var err error
+		if ok, err = s.keys.VerifyPassword(c.pwHash, pin); err != nil {
+			return err
+		}
+	}
+	failures, locked, decline := mapfront.CheckPassword(c.pwHash != nil, c.locked, c.failures, ok, s.policy.MaxPasswordFailures)
+	if failures != c.failures || locked != c.locked {
+		if _, err := tx.Exec(ctx, `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`,
+			c.id, failures, locked); err != nil {
+			return err
+		}
+	}
+	return decline
+}
+
+// authenticate is what pay and get_account_info share: the registered
+// terminal, the decoded PIN, the customer and the password check.
+func (s *Store) authenticate(ctx context.Context, tx pgx.Tx, o mapfront.Origin, consumerID, block string) (*customer, string, error) {
+	t, err := checkOrigin(ctx, tx, o)
+	if err != nil {
+		return nil, "", err
+	}
+	pin, err := s.openPIN(t, block, consumerID)
+	if err != nil {
+		return nil, "", err
+	}
+	c, account, err := consumer(ctx, tx, consumerID)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, account, s.verifyPassword(ctx, tx, c, pin)
+}
+
+// Pay spends from one account (SPEC section 5): by accountId that account,
+// by mobile the account the configured rule chooses. The debit is a posting
+// whose trigger moves the balance under the CHECK that keeps it non-negative,
+// in the same transaction as the order and the terminal key.
+// Errors: 10001-10011, 10014, 10015, 10017, 10018.
+func (s *Store) Pay(ctx context.Context, r *mapfront.PayRequest) (*mapfront.PaymentAnswer, error) {
+	if err := r.Validate(s.policy); err != nil {
+		return nil, err
+	}
+	return keyed(s, ctx, kindPay, r.Key(), r.Fingerprint(), func(tx pgx.Tx) (*mapfront.PaymentAnswer, error) {
+		c, accountID, err := s.authenticate(ctx, tx, r.Origin, r.ConsumerID, r.PINBlock)
+		if err != nil {
+			return nil, err
+		}
+		chosen, err := s.chooseAccount(ctx, tx, c.id, accountID, r.Sum)
+		if err != nil {
+			return nil, err
+		}
+		id, err := s.newOrderID(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		orderID := "ud" + id
+		if _, err := post(ctx, tx, "pay", orderID, posting{chosen.ID, -r.Sum}, posting{sysMerchantPayable, r.Sum}); err != nil {
+			return nil, err
+		}
+		now := s.clock.Now()
+		const ins = `
+INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no, terminal_order_id, operator_id,
+    consumer_id, account_id, amount, balance_after, status, product_name, product_price, product_quantity, remark,
+    business_date, pay_time)
+SELECT $1, 'pay', $2, $3, $4, $5, $6, $7, $8, $9, $10, a.balance, 'success', $11, $12, $13, $14, $15, $16
+FROM accounts a WHERE a.account_id = $9
+RETURNING balance_after`
+		var balance int64
+		if err := tx.QueryRow(ctx, ins, orderID, r.SellerID, r.StoreID, r.TerminalID, r.BatchNo, r.TerminalOrderID,
+			r.OperatorID, r.ConsumerID, chosen.ID, r.Sum, r.ProductName, r.ProductPrice, r.ProductQuantity, r.Remark,
+			s.clock.BusinessDate(now), now).Scan(&balance); err != nil {
+			return nil, err
+		}
+		return &mapfront.PaymentAnswer{
+			OrderID: orderID, ConsumerID: r.ConsumerID, Sum: r.Sum, PayTime: s.clock.FormatTime(now),
+			SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID, OperatorID: r.OperatorID,
+			BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID, ProductName: r.ProductName,
+			ProductPrice: r.ProductPrice, ProductQuantity: r.ProductQuantity, Remark: r.Remark,
+			Status: mapfront.StatusPaid, AccountID: chosen.ID, Balance: &balance,
+		}, nil
+	})
+}
+
+// chooseAccount returns the account a pay uses. The customer row is locked,
+// and every pay takes that lock first, so the balances read here do not
+// shrink before the debit.
+func (s *Store) chooseAccount(ctx context.Context, tx pgx.Tx, customerID int64, accountID string, sum int64) (mapfront.AccountChoice, error) {
+	q := `SELECT account_id, kind, status, balance FROM accounts WHERE customer_id = $1 AND status = 'active'
+ORDER BY activated_at, account_id`
+	args := []any{customerID}
+	if accountID != "" {
+		q = `SELECT account_id, kind, status, balance FROM accounts WHERE account_id = $1`
+		args = []any{accountID}
+	}
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return mapfront.AccountChoice{}, err
+	}
+	accounts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (mapfront.AccountChoice, error) {
+		var a mapfront.AccountChoice
+		err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.Balance)
+		return a, err
+	})
+	if err != nil {
+		return mapfront.AccountChoice{}, err
+	}
+	if accountID != "" {
+		a := accounts[0]
+		if a.Status != mapfront.Active {
+			return a, mapfront.Errorf(mapfront.CodeAccountState, "账户%s", a.Status.Chinese())
+		}
+		if a.Balance < sum {
+			return a, mapfront.Errorf(mapfront.CodeInsufficient, "余额不足")
+		}
+		return a, nil
+	}
+	return mapfront.ChooseAccount(accounts, sum, s.policy.Accounts)
+}
+
+// payOrder is a pay order row as cancel and undo need it.
+type payOrder struct {
+	id, status, accountID    string
+	sellerID, storeID, term  string
+	batchNo, terminalOrderID string
+	operatorID, consumerID   string
+	amount                   int64
+	businessDate             time.Time
+	payTime                  time.Time
+	productName, quantity    string
+	productPrice             int64
+	remark                   string
+}
+
+const payOrderColumns = `order_id, status, account_id, seller_id, store_id, terminal_id, batch_no, terminal_order_id,
+operator_id, consumer_id, amount, business_date, pay_time, product_name, product_quantity, product_price, remark`
+
+func scanPayOrder(row pgx.Row) (*payOrder, error) {
+	var o payOrder
+	err := row.Scan(&o.id, &o.status, &o.accountID, &o.sellerID, &o.storeID, &o.term, &o.batchNo, &o.terminalOrderID,
+		&o.operatorID, &o.consumerID, &o.amount, &o.businessDate, &o.payTime, &o.productName, &o.quantity,
+		&o.productPrice, &o.remark)
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// refund credits a pay's amount back to its account and returns the balance.
+func refund(ctx context.Context, tx pgx.Tx, kind, orderID string, o *payOrder) (int64, error) {
+	if _, err := post(ctx, tx, kind, orderID, posting{o.accountID, o.amount}, posting{sysMerchantPayable, -o.amount}); err != nil {
+		return 0, err
+	}
+	var balance int64
+	err := tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, o.accountID).Scan(&balance)
+	return balance, err
+}
+
+// CancelPay voids a pay (消费撤销, SPEC section 5): only on the pay's own
+// seller/store/terminal, within its business day, for a pay that still
+// stands; the full amount goes back to the same account and the cancel is a
+// new order. Errors: 10001, 10002, 10003, 10010, 10011, 10012, 10018.
+func (s *Store) CancelPay(ctx context.Context, r *mapfront.CancelPayRequest) (*mapfront.CancelAnswer, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return keyed(s, ctx, kindPayCancel, r.Key(), r.Fingerprint(), func(tx pgx.Tx) (*mapfront.CancelAnswer, error) {
+		if _, err := checkOrigin(ctx, tx, r.Origin); err != nil {
+			return nil, err
+		}
+		o, err := scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders
+WHERE order_id = $1 AND kind = 'pay' FOR UPDATE`, r.OrderID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, mapfront.Errorf(mapfront.CodeNoOriginal, "原交易不存在")
+		}
+		if err != nil {
+			return nil, err
+		}
+		now := s.clock.Now()
+		switch {
+		case o.sellerID != r.SellerID || o.storeID != r.StoreID || o.term != r.TerminalID:
+			return nil, mapfront.Errorf(mapfront.CodeCancelDenied, "撤销须在原终端上进行")
+		case o.status != "success":
+			return nil, mapfront.Errorf(mapfront.CodeAlreadyUndone, "原交易已撤销或已冲正")
+		case !o.businessDate.Equal(s.clock.BusinessDate(now)):
+			return nil, mapfront.Errorf(mapfront.CodeCancelDenied, "只能撤销当日交易，请走退货流程")
+		}
+		id, err := s.newOrderID(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		cancelID := "ud" + id
+		// The cancel order goes in first: the ledger transaction names it.
+		const ins = `
+INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no, terminal_order_id, operator_id,
+    consumer_id, account_id, amount, balance_after, status, original_order_id, remark, business_date, pay_time)
+VALUES ($1, 'cancel', $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 'success', $11, $12, $13, $14)`
+		if _, err := tx.Exec(ctx, ins, cancelID, r.SellerID, r.StoreID, r.TerminalID, r.BatchNo, r.TerminalOrderID,
+			r.OperatorID, o.consumerID, o.accountID, o.amount, o.id, r.Remark, s.clock.BusinessDate(now), now); err != nil {
+			return nil, err
+		}
+		balance, err := refund(ctx, tx, "cancel", cancelID, o)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE pay_orders SET status = 'cancelled' WHERE order_id = $1`, o.id); err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE pay_orders SET balance_after = $2 WHERE order_id = $1`, cancelID, balance); err != nil {
+			return nil, err
+		}
+		return &mapfront.CancelAnswer{
+			OrderID: cancelID, PayTime: s.clock.FormatTime(now), SellerID: r.SellerID, StoreID: r.StoreID,
+			TerminalID: r.TerminalID, OperatorID: r.OperatorID, BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID,
+			Remark: r.Remark, Status: mapfront.StatusCancelled, AccountID: o.accountID, Balance: &balance,
+		}, nil
+	})
+}
+
+// UndoPay reverses a pay named by its terminal key (消费冲正, SPEC section 5).
+// The reversal and its pay meet on the pay's terminal-key row: whichever
+// inserts it first wins, the other waits for it to commit and then sees it.
+// So they end as approved-then-reversed or tombstoned-then-declined, never
+// both money moved and reversal lost. Every outcome is stored on that row and
+// a repeat answers it again. Errors: 10001, 10002, 10018.
+func (s *Store) UndoPay(ctx context.Context, r *mapfront.UndoPayRequest) (*mapfront.PaymentAnswer, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	var answer *mapfront.PaymentAnswer
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		answer = nil
+		if _, err := checkOrigin(ctx, tx, r.Origin); err != nil {
+			return err
+		}
+		k := r.Key()
+		now := s.clock.Now()
+		base := mapfront.PaymentAnswer{
+			PayTime: s.clock.FormatTime(now), SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID,
+			OperatorID: r.OperatorID, BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID, Remark: r.Remark,
+			Status: mapfront.StatusReversed,
+		}
+		// Claim the pay's key as a tombstone; if a pay holds it, wait for
+		// that transaction and lock the row instead.
+		id, err := s.newOrderID(ctx, tx)
+		if err != nil {
+			return err
+		}
+		base.OrderID = "ud" + id
+		tomb, _ := json.Marshal(base)
+		tag, err := tx.Exec(ctx, `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, state, errcode, undo_answer)
+VALUES ('pay', $1, $2, $3, 'tombstone', 0, $4) ON CONFLICT DO NOTHING`, k.TerminalID, k.BatchNo, k.TerminalOrderID, tomb)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			answer = &base
+			return nil
+		}
+		var (
+			state   string
+			errcode int
+			undone  []byte
+		)
+		err = tx.QueryRow(ctx, `SELECT state, errcode, undo_answer FROM terminal_requests
+WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3 FOR UPDATE`,
+			k.TerminalID, k.BatchNo, k.TerminalOrderID).Scan(&state, &errcode, &undone)
+		if err != nil {
+			return err
+		}
+		if undone != nil {
+			answer = new(mapfront.PaymentAnswer)
+			return json.Unmarshal(undone, answer)
+		}
+		var o *payOrder
+		orderStatus := ""
+		if errcode == 0 {
+			o, err = scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders
+WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3 FOR UPDATE`,
+				k.TerminalID, k.BatchNo, k.TerminalOrderID))
+			if err != nil {
+				return err
+			}
+			if o.sellerID != r.SellerID || o.storeID != r.StoreID {
+				return mapfront.Errorf(mapfront.CodeTerminal, "冲正的商户、门店与原交易不符")
+			}
+			orderStatus = o.status
+			base.ConsumerID, base.Sum, base.ProductName, base.ProductPrice, base.ProductQuantity =
+				o.consumerID, o.amount, o.productName, o.productPrice, o.quantity
+			base.AccountID = o.accountID
+		}
+		newState := "reversed"
+		switch mapfront.DecideUndo(true, errcode == 0, orderStatus) {
+		case mapfront.UndoRefund:
+			balance, err := refund(ctx, tx, "undo", o.id, o)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE pay_orders SET status = 'reversed' WHERE order_id = $1`, o.id); err != nil {
+				return err
+			}
+			base.Balance = &balance
+		case mapfront.UndoNothingCancelled:
+			newState = state
+			base.Status = mapfront.StatusWasCancelled
+			var balance int64
+			if err := tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, o.accountID).Scan(&balance); err != nil {
+				return err
+			}
+			base.Balance = &balance
+		case mapfront.UndoNothingDeclined:
+			base.Status = mapfront.StatusNothingToUndo
+		}
+		body, err := json.Marshal(base)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE terminal_requests SET state = $4, undo_answer = $5
+WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`,
+			k.TerminalID, k.BatchNo, k.TerminalOrderID, newState, body); err != nil {
+			return err
+		}
+		answer = &base
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return answer, nil
+}
+
+// GetAccountInfo answers a balance query after the password check (SPEC
+// section 5): a mobile number queries the cash account, an accountId that
+// account. Errors: 10001, 10002, 10005, 10007, 10008, 10014, 10017.
+func (s *Store) GetAccountInfo(ctx context.Context, r *mapfront.AccountQuery) (*mapfront.AccountInfo, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	var info *mapfront.AccountInfo
+	var decline error
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		info, decline = nil, nil
+		c, accountID, err := s.authenticate(ctx, tx, r.Origin, r.ConsumerID, r.PINBlock)
+		if err != nil {
+			if mapfront.ErrorCode(err) == mapfront.CodeInternal {
+				return err
+			}
+			decline = err // commit the password failure count
+			return nil
+		}
+		q := `SELECT a.account_id, a.status, a.balance, coalesce(p.name, '现金账户') FROM accounts a
+LEFT JOIN products p ON p.product_id = a.product_id WHERE `
+		var arg any
+		if accountID != "" {
+			q, arg = q+`a.account_id = $1`, accountID
+		} else {
+			q, arg = q+`a.customer_id = $1 AND a.kind = 'cash'`, c.id
+		}
+		var a mapfront.AccountInfo
+		if err := tx.QueryRow(ctx, q, arg).Scan(&a.AccountID, &a.Status, &a.Balance, &a.Remark); err != nil {
+			return err
+		}
+		info = &a
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if decline != nil {
+		return nil, decline
+	}
+	return info, nil
+}
