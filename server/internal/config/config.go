@@ -17,11 +17,11 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	DatabaseURL      string        // MAPFRONT_DATABASE_URL or DATABASE_URL
-	GRPCAddr         string        // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
-	HTTPAddr         string        // MAPFRONT_HTTP_ADDR (health, readiness), default 127.0.0.1:9091
+	DatabaseURL      string         // MAPFRONT_DATABASE_URL or DATABASE_URL
+	GRPCAddr         string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
+	HTTPAddr         string         // MAPFRONT_HTTP_ADDR (health, readiness), default 127.0.0.1:9091
 	Zone             *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
-	Cutover          time.Duration // MAPFRONT_CUTOVER (HH:MM), default 00:00
+	Cutover          time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
 	Policy           mapfront.Policy
 	MaxConns         int32         // MAPFRONT_DB_MAX_CONNS, default 16
 	StatementTimeout time.Duration // MAPFRONT_STATEMENT_TIMEOUT, default 5s

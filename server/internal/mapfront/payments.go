@@ -26,7 +26,9 @@ type PayRequest struct {
 }
 
 // Key returns the pay's terminal key.
-func (r *PayRequest) Key() TerminalKey { return TerminalKey{r.TerminalID, r.BatchNo, r.TerminalOrderID} }
+func (r *PayRequest) Key() TerminalKey {
+	return TerminalKey{r.TerminalID, r.BatchNo, r.TerminalOrderID}
+}
 
 // ByMobile reports whether the consumer is named by mobile number.
 func (r *PayRequest) ByMobile() bool { return len(r.ConsumerID) == 11 }
