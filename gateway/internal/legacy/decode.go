@@ -1,0 +1,332 @@
+package legacy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// maxDepth bounds the nesting of a request body. The legacy bodies are two
+// levels deep; the bound only keeps a hostile body from costing stack.
+const maxDepth = 32
+
+// Messages of the 10001 answers the decoder gives. They are shown on the
+// terminal's screen, so they are short Chinese and never quote the body.
+const (
+	msgNotJSON    = "请求报文不是合法的JSON"
+	msgNotUTF8    = "请求报文不是合法的UTF-8编码"
+	msgNotObject  = "请求报文必须是JSON对象"
+	msgTooDeep    = "请求报文嵌套过深"
+	whyAmount     = "金额必须是非负整数（分）"
+	whyAmountSize = "金额超出范围"
+)
+
+// DecodeError is a request body that the legacy contract cannot accept.
+// Msg is the errmsg of the 10001 answer; it names the legacy field (its JSON
+// name) when one field is at fault.
+type DecodeError struct {
+	Msg string
+}
+
+func (e *DecodeError) Error() string { return e.Msg }
+
+// fieldError is the 10001 error for one field, worded like the server's own
+// validation errors so that the terminal sees one style.
+func fieldError(name, why string) *DecodeError {
+	return &DecodeError{Msg: fmt.Sprintf("字段%s格式错误：%s", name, why)}
+}
+
+// unmarshal fills m from a legacy request body. It is liberal in the ways the
+// partner needs (SPEC section 2): a UTF-8 BOM, a trailing comma before } or ]
+// (the partner document's own examples have them), unknown fields (ignored),
+// null (read as absent), a JSON number where a string is expected (its literal
+// text is kept: "batchNo":1234567 reads as "1234567"), and an amount written as a string of digits. It is strict where
+// leniency would move money wrongly: amounts must be non-negative integers of
+// fen that fit in int64, and a key given twice is refused rather than letting
+// one of the two values win silently.
+//
+// Every error is a *DecodeError.
+func unmarshal(data []byte, m proto.Message) error {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if !utf8.Valid(data) {
+		return &DecodeError{Msg: msgNotUTF8}
+	}
+	dec := json.NewDecoder(bytes.NewReader(stripTrailingCommas(data)))
+	dec.UseNumber()
+	v, err := parseValue(dec, 0)
+	if err != nil {
+		return err
+	}
+	// Exactly one value: anything after it is not the partner's body.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &DecodeError{Msg: msgNotJSON}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return &DecodeError{Msg: msgNotObject}
+	}
+	return fillMessage(obj, m.ProtoReflect())
+}
+
+// stripTrailingCommas drops every comma, outside strings, that is followed
+// (after optional whitespace) by } or ]. The result is then parsed strictly,
+// so this is the only leniency in the syntax.
+func stripTrailingCommas(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	inString, escaped := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			out = append(out, c)
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ',':
+			j := i + 1
+			for j < len(b) && isSpace(b[j]) {
+				j++
+			}
+			if j < len(b) && (b[j] == '}' || b[j] == ']') {
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// parseValue reads one JSON value as a tree of map[string]any, []any, string,
+// json.Number, bool and nil. encoding/json's token reader checks the syntax;
+// parseValue adds the depth bound and refuses duplicate keys.
+func parseValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, &DecodeError{Msg: msgTooDeep}
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, &DecodeError{Msg: msgNotJSON}
+	}
+	switch tok {
+	case json.Delim('{'):
+		obj := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, &DecodeError{Msg: msgNotJSON}
+			}
+			key, ok := kt.(string)
+			if !ok {
+				return nil, &DecodeError{Msg: msgNotJSON}
+			}
+			v, err := parseValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := obj[key]; dup {
+				return nil, &DecodeError{Msg: fmt.Sprintf("字段%s重复", key)}
+			}
+			obj[key] = v
+		}
+		if _, err := dec.Token(); err != nil { // the closing }
+			return nil, &DecodeError{Msg: msgNotJSON}
+		}
+		return obj, nil
+	case json.Delim('['):
+		arr := []any{}
+		for dec.More() {
+			v, err := parseValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		if _, err := dec.Token(); err != nil { // the closing ]
+			return nil, &DecodeError{Msg: msgNotJSON}
+		}
+		return arr, nil
+	case json.Delim('}'), json.Delim(']'):
+		return nil, &DecodeError{Msg: msgNotJSON}
+	}
+	return tok, nil
+}
+
+// fillMessage sets the fields of m from obj, matching keys to fields by their
+// json_name (the partner's names, e.g. ID and paymentCodeDES). Fields are
+// visited in number order so that, of several bad fields, the first in the
+// document is the one reported. Keys that name no field are ignored.
+func fillMessage(obj map[string]any, m protoreflect.Message) error {
+	fields := m.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		v, ok := obj[fd.JSONName()]
+		if !ok || v == nil {
+			continue // absent, and null is read as absent
+		}
+		if err := setField(m, fd, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setField(m protoreflect.Message, fd protoreflect.FieldDescriptor, v any) error {
+	name := fd.JSONName()
+	switch {
+	case fd.IsMap():
+		// The legacy contract has no map fields; refusing is safer than
+		// guessing how the partner would write one.
+		return fieldError(name, "不支持该字段")
+	case fd.IsList():
+		arr, ok := v.([]any)
+		if !ok {
+			return fieldError(name, "应为JSON数组")
+		}
+		list := m.Mutable(fd).List()
+		for _, ev := range arr {
+			if ev == nil {
+				return fieldError(name, "数组元素不能为null")
+			}
+			if fd.Kind() == protoreflect.MessageKind {
+				obj, ok := ev.(map[string]any)
+				if !ok {
+					return fieldError(name, "数组元素应为JSON对象")
+				}
+				elem := list.NewElement()
+				if err := fillMessage(obj, elem.Message()); err != nil {
+					return err
+				}
+				list.Append(elem)
+				continue
+			}
+			sv, err := scalar(fd, ev)
+			if err != nil {
+				return err
+			}
+			list.Append(sv)
+		}
+		return nil
+	case fd.Kind() == protoreflect.MessageKind:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return fieldError(name, "应为JSON对象")
+		}
+		return fillMessage(obj, m.Mutable(fd).Message())
+	}
+	sv, err := scalar(fd, v)
+	if err != nil {
+		return err
+	}
+	// Set marks a proto3 optional field present, so "paySum":0 stays
+	// distinct from an absent paySum (SPEC section 5: absent is the full price).
+	m.Set(fd, sv)
+	return nil
+}
+
+// scalar converts one JSON value to the field's scalar kind.
+func scalar(fd protoreflect.FieldDescriptor, v any) (protoreflect.Value, error) {
+	name := fd.JSONName()
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		switch s := v.(type) {
+		case string:
+			return protoreflect.ValueOfString(s), nil
+		case json.Number:
+			// POS software writes numeric-looking ids as numbers now and
+			// then; the literal text is what the terminal meant.
+			return protoreflect.ValueOfString(string(s)), nil
+		}
+		return protoreflect.Value{}, fieldError(name, "应为字符串")
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		// Every int64 of the contract is an amount in fen (SPEC section 2).
+		n, why := parseAmount(v)
+		if why != "" {
+			return protoreflect.Value{}, fieldError(name, why)
+		}
+		return protoreflect.ValueOfInt64(n), nil
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		n, err := strconv.ParseInt(integerText(v), 10, 32)
+		if err != nil {
+			return protoreflect.Value{}, fieldError(name, "应为整数")
+		}
+		return protoreflect.ValueOfInt32(int32(n)), nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		n, err := strconv.ParseUint(integerText(v), 10, 32)
+		if err != nil {
+			return protoreflect.Value{}, fieldError(name, "应为非负整数")
+		}
+		return protoreflect.ValueOfUint32(uint32(n)), nil
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		n, err := strconv.ParseUint(integerText(v), 10, 64)
+		if err != nil {
+			return protoreflect.Value{}, fieldError(name, "应为非负整数")
+		}
+		return protoreflect.ValueOfUint64(n), nil
+	case protoreflect.BoolKind:
+		if b, ok := v.(bool); ok {
+			return protoreflect.ValueOfBool(b), nil
+		}
+		return protoreflect.Value{}, fieldError(name, "应为true或false")
+	}
+	// Enums, floats and bytes do not occur in the legacy contract.
+	return protoreflect.Value{}, fieldError(name, "不支持该字段")
+}
+
+// parseAmount reads an amount in fen: a JSON integer or a string of digits.
+// Fractions and exponents are refused rather than rounded, because a POS that
+// sends 1.5 has confused yuan and fen and no guess is safe with money.
+// It returns the reason for refusal, or "".
+func parseAmount(v any) (int64, string) {
+	var s string
+	switch t := v.(type) {
+	case json.Number:
+		s = string(t)
+	case string:
+		s = t
+	default:
+		return 0, whyAmount
+	}
+	if s == "" {
+		return 0, whyAmount
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, whyAmount
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, whyAmountSize
+	}
+	return n, ""
+}
+
+// integerText returns the text of a JSON number or string, or "" (which no
+// integer parser accepts) for anything else.
+func integerText(v any) string {
+	switch t := v.(type) {
+	case json.Number:
+		return string(t)
+	case string:
+		return t
+	}
+	return ""
+}

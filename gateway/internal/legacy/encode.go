@@ -1,0 +1,197 @@
+package legacy
+
+import (
+	"cmp"
+	"encoding/base64"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// envelope is every answer of the legacy contract (SPEC section 2):
+// errcode, errmsg, the payload's fields, and the request body echoed back so
+// that the POSP can detect crossed packets (原请求报文).
+type envelope struct {
+	errcode int32
+	errmsg  string
+	payload protoreflect.Message // nil for errors: they carry no payload
+	request []byte
+}
+
+// appendJSON writes the envelope as compact JSON, in the document's order.
+func (e *envelope) appendJSON(b []byte) []byte {
+	b = append(b, `{"errcode":`...)
+	b = strconv.AppendInt(b, int64(e.errcode), 10)
+	b = append(b, `,"errmsg":`...)
+	b = appendString(b, e.errmsg)
+	if e.payload != nil {
+		b = appendFields(b, e.payload, true)
+	}
+	b = append(b, `,"request":`...)
+	b = appendString(b, string(e.request))
+	return append(b, '}')
+}
+
+// appendMessage writes m as a JSON object (see appendFields).
+func appendMessage(b []byte, m protoreflect.Message) []byte {
+	b = append(b, '{')
+	b = appendFields(b, m, false)
+	return append(b, '}')
+}
+
+// appendFields writes the fields of m as `"name":value` pairs, separated by
+// commas (and preceded by one if comma is set). The rules are the legacy
+// contract's, not protojson's: fields in number order (the proto files number
+// them in the document's order), keys by json_name, 64-bit integers as JSON
+// numbers (amounts in fen; protojson would quote them), every field present
+// even at its zero value (the POSP's parser expects the documented shape),
+// an unset message as an object of zero values rather than null, an empty
+// list as [], and only unset proto3 optional (or oneof) fields left out,
+// since for them absence is the information.
+func appendFields(b []byte, m protoreflect.Message, comma bool) []byte {
+	fields := m.Descriptor().Fields()
+	ordered := make([]protoreflect.FieldDescriptor, fields.Len())
+	for i := range ordered {
+		ordered[i] = fields.Get(i)
+	}
+	slices.SortFunc(ordered, func(x, y protoreflect.FieldDescriptor) int {
+		return int(x.Number()) - int(y.Number())
+	})
+	for _, fd := range ordered {
+		if fd.ContainingOneof() != nil && !m.Has(fd) {
+			continue
+		}
+		if comma {
+			b = append(b, ',')
+		}
+		comma = true
+		b = appendString(b, fd.JSONName())
+		b = append(b, ':')
+		b = appendValue(b, fd, m.Get(fd))
+	}
+	return b
+}
+
+func appendValue(b []byte, fd protoreflect.FieldDescriptor, v protoreflect.Value) []byte {
+	switch {
+	case fd.IsList():
+		list := v.List()
+		b = append(b, '[')
+		for i := 0; i < list.Len(); i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendScalar(b, fd, list.Get(i))
+		}
+		return append(b, ']')
+	case fd.IsMap():
+		mp := v.Map()
+		keys := make([]protoreflect.MapKey, 0, mp.Len())
+		mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+			keys = append(keys, k)
+			return true
+		})
+		// Sorted keys keep the output deterministic.
+		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int {
+			return cmp.Compare(x.String(), y.String())
+		})
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k.String())
+			b = append(b, ':')
+			b = appendScalar(b, fd.MapValue(), mp.Get(k))
+		}
+		return append(b, '}')
+	}
+	return appendScalar(b, fd, v)
+}
+
+// appendScalar writes one value of fd's kind (for a list, one element).
+func appendScalar(b []byte, fd protoreflect.FieldDescriptor, v protoreflect.Value) []byte {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return appendMessage(b, v.Message())
+	case protoreflect.StringKind:
+		return appendString(b, v.String())
+	case protoreflect.BoolKind:
+		return strconv.AppendBool(b, v.Bool())
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return strconv.AppendInt(b, v.Int(), 10)
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind,
+		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return strconv.AppendUint(b, v.Uint(), 10)
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return appendString(b, string(ev.Name()))
+		}
+		return strconv.AppendInt(b, int64(v.Enum()), 10)
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		f := v.Float()
+		switch {
+		case math.IsNaN(f):
+			return appendString(b, "NaN")
+		case math.IsInf(f, 1):
+			return appendString(b, "Infinity")
+		case math.IsInf(f, -1):
+			return appendString(b, "-Infinity")
+		}
+		bits := 64
+		if fd.Kind() == protoreflect.FloatKind {
+			bits = 32
+		}
+		return strconv.AppendFloat(b, f, 'g', -1, bits)
+	case protoreflect.BytesKind:
+		return appendString(b, base64.StdEncoding.EncodeToString(v.Bytes()))
+	}
+	return append(b, "null"...)
+}
+
+// appendString writes s as a JSON string. Unlike encoding/json it leaves <, >
+// and & alone (the POSP reads the text, not a browser), and it replaces
+// invalid UTF-8 with U+FFFD so that the answer is always valid UTF-8 (SPEC
+// section 2). U+2028 and U+2029 are escaped for JavaScript-based readers.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028':
+			b = append(b, `\u2028`...)
+		case r == '\u2029':
+			b = append(b, `\u2029`...)
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,357 @@
+// Package legacy serves the partner's legacy JSON contract (SPEC section 2)
+// in front of the gRPC OfflineService, through grpc-gateway.
+//
+// The POSP was written against the partner document, not against protojson,
+// so three things differ from a stock grpc-gateway: the JSON itself (field
+// names by json_name, amounts as JSON numbers, every field always present,
+// trailing commas and a BOM tolerated on input), the envelope around every
+// answer ({"errcode","errmsg", payload, "request"} with the raw body echoed),
+// and the errors (always the envelope, HTTP 200 for business outcomes, the
+// errcode taken from the ErrorDetail the server puts in its status).
+// NewHandler puts the three together; main and the tests build the same one.
+package legacy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	mapfrontv1 "mapfront/gen/mapfront/v1"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxBodyBytes bounds a request body: the largest legacy body is
+	// well under 2 KiB, so 64 KiB leaves room without inviting abuse.
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultCallTimeout is the deadline of one gRPC call: a POS waits about
+	// this long before it gives up and reverses.
+	DefaultCallTimeout = 15 * time.Second
+)
+
+// Errcodes the gateway decides by itself (SPEC section 3); every other
+// errcode comes from the server.
+const (
+	codeInternal  = 10000
+	codeMalformed = 10001
+	codeBusy      = 10018
+)
+
+// Messages of the answers the gateway decides by itself.
+const (
+	msgInternal     = "其它错误"
+	msgBusy         = "系统繁忙，请重试"
+	msgNotFound     = "接口路径不存在"
+	msgMethod       = "请求方法必须是POST"
+	msgTooLarge     = "请求报文过长"
+	msgReadFailed   = "读取请求报文失败"
+	msgBadRequest   = "请求报文格式错误"
+	msgFailedAnswer = "交易失败"
+)
+
+// Options tunes the handler; the zero value takes the defaults.
+type Options struct {
+	// MaxBodyBytes bounds a request body (SPEC section 7); over it the answer
+	// is HTTP 413. Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// CallTimeout is the deadline of each gRPC call. When it passes, the
+	// outcome is unknown to the gateway and the answer is 10000. Zero means
+	// DefaultCallTimeout.
+	CallTimeout time.Duration
+	// Logger receives one line per request (never its body: bodies hold PIN
+	// blocks and ID numbers) and the internal errors. Nil discards.
+	Logger *slog.Logger
+}
+
+// NewHandler returns the http.Handler of the legacy paths, calling
+// OfflineService over conn. It answers every path: unknown ones get 404 with
+// the envelope, so it can be mounted at "/".
+func NewHandler(conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
+	h := &handler{
+		maxBody: opts.MaxBodyBytes,
+		timeout: opts.CallTimeout,
+		log:     opts.Logger,
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.timeout <= 0 {
+		h.timeout = DefaultCallTimeout
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	none := func(string) (string, bool) { return "", false }
+	h.mux = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, Marshaler{}),
+		runtime.WithForwardResponseRewriter(h.wrapAnswer),
+		runtime.WithErrorHandler(h.handleError),
+		runtime.WithRoutingErrorHandler(h.handleRoutingError),
+		// The POSP sends no metadata and must get none back: no HTTP header
+		// becomes gRPC metadata, no server header or trailer leaks out.
+		runtime.WithIncomingHeaderMatcher(none),
+		runtime.WithOutgoingHeaderMatcher(none),
+		runtime.WithOutgoingTrailerMatcher(none),
+		// Any Content-Type is accepted, so a form Content-Type must not turn
+		// a POST into something else.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithWriteContentLength(),
+	)
+	client := mapfrontv1.NewOfflineServiceClient(conn)
+	if err := mapfrontv1.RegisterOfflineServiceHandlerClient(context.Background(), h.mux, client); err != nil {
+		return nil, fmt.Errorf("legacy: register OfflineService: %w", err)
+	}
+	return h, nil
+}
+
+// successMessage is the errmsg of errcode 0 for each legacy path, as the
+// partner document writes it; ok is false for a path that is not one of them.
+func successMessage(path string) (msg string, ok bool) {
+	switch path {
+	case "/front/offline/open_card":
+		return "用户开卡成功", true
+	case "/front/offline/repeal_card":
+		return "用户线下开卡撤销成功", true
+	case "/front/offline/pay":
+		return "支付成功", true
+	case "/front/offline/pay_cancel":
+		return "交易撤销成功", true
+	case "/front/offline/pay_undo":
+		return "消费冲正成功", true
+	case "/front/offline/get_account_info":
+		return "查询余额成功", true
+	case "/front/offline/download_product":
+		return "产品下载成功", true
+	}
+	return "", false
+}
+
+// handler bounds and keeps the body, then lets grpc-gateway transcode, with
+// hooks that turn every outcome into the envelope.
+type handler struct {
+	mux     *runtime.ServeMux
+	maxBody int64
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// exchange is what one request's hooks share: the raw body (echoed in every
+// answer), the decoder's error, and what was answered (for the access log).
+type exchange struct {
+	okMsg     string
+	raw       []byte
+	decodeErr error
+	answered  bool
+	status    int
+	errcode   int32
+	reference string
+}
+
+type exchangeKey struct{}
+
+// exchangeFrom returns the request's exchange. A request that did not come
+// through ServeHTTP (which cannot happen with NewHandler) gets an empty one,
+// so the hooks never dereference nil.
+func exchangeFrom(ctx context.Context) *exchange {
+	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
+		return ex
+	}
+	return &exchange{}
+}
+
+// rawBody replaces the request body for grpc-gateway: the bytes already read,
+// plus a way for the decoder to reach the exchange (see Marshaler.NewDecoder).
+type rawBody struct {
+	*bytes.Reader
+	ex *exchange
+}
+
+func (*rawBody) Close() error { return nil }
+
+// ServeHTTP checks the path and method, reads the bounded body, and hands
+// the request to grpc-gateway with the exchange in its context. Whatever
+// happens, the answer is the envelope and one access-log line is written.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ex := &exchange{}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			ex.reference = newReference()
+			h.log.Error("panic serving legacy request",
+				"path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()), "reference", ex.reference)
+			if !ex.answered {
+				h.writeEnvelope(w, ex, http.StatusOK, codeInternal, withReference(msgInternal, ex.reference))
+			}
+		}
+		attrs := []any{
+			"method", r.Method,
+			"path", r.URL.Path,
+			"remote", r.RemoteAddr,
+			"status", ex.status,
+			"errcode", ex.errcode,
+			"duration_ms", time.Since(start).Milliseconds(),
+		}
+		if ex.reference != "" {
+			attrs = append(attrs, "reference", ex.reference)
+		}
+		h.log.Info("legacy request", attrs...)
+	}()
+
+	okMsg, known := successMessage(r.URL.Path)
+	if !known {
+		h.writeEnvelope(w, ex, http.StatusNotFound, codeMalformed, msgNotFound)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.writeEnvelope(w, ex, http.StatusMethodNotAllowed, codeMalformed, msgMethod)
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		// The body was not received whole, so there is nothing exact to
+		// echo: request stays empty.
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.writeEnvelope(w, ex, http.StatusRequestEntityTooLarge, codeMalformed, msgTooLarge)
+			return
+		}
+		h.writeEnvelope(w, ex, http.StatusBadRequest, codeMalformed, msgReadFailed)
+		return
+	}
+	ex.okMsg, ex.raw = okMsg, raw
+
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), exchangeKey{}, ex), h.timeout)
+	defer cancel()
+	req := r.WithContext(ctx)
+	req.Body = &rawBody{Reader: bytes.NewReader(raw), ex: ex}
+	req.ContentLength = int64(len(raw))
+	h.mux.ServeHTTP(w, req)
+}
+
+// wrapAnswer puts a successful response into the envelope; grpc-gateway then
+// marshals it with Marshaler.
+func (h *handler) wrapAnswer(ctx context.Context, resp proto.Message) (any, error) {
+	ex := exchangeFrom(ctx)
+	ex.answered, ex.status, ex.errcode = true, http.StatusOK, 0
+	return &envelope{errmsg: ex.okMsg, payload: resp.ProtoReflect(), request: ex.raw}, nil
+}
+
+// handleError turns every failure of a call into the envelope (SPEC section
+// 3). Business outcomes are HTTP 200: the POSP reads errcode, not the status.
+func (h *handler) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	var de *DecodeError
+	if errors.As(ex.decodeErr, &de) {
+		h.writeEnvelope(w, ex, http.StatusOK, codeMalformed, de.Msg)
+		return
+	}
+	var hse *runtime.HTTPStatusError
+	if errors.As(err, &hse) {
+		h.writeEnvelope(w, ex, hse.HTTPStatus, codeMalformed, msgBadRequest)
+		return
+	}
+	st := status.Convert(err)
+	for _, d := range st.Details() {
+		if ed, ok := d.(*mapfrontv1.ErrorDetail); ok && ed.GetErrcode() != 0 {
+			h.writeEnvelope(w, ex, http.StatusOK, ed.GetErrcode(), detailMessage(ed))
+			ex.reference = ed.GetReference()
+			return
+		}
+	}
+	if st.Code() == codes.Unavailable {
+		// The server could not be reached. With fail-fast calls that means
+		// the request was not delivered; and should it have been, a retry
+		// with the same terminal key gets the stored answer (SPEC section
+		// 5), so "try again" is safe either way.
+		h.log.Warn("OfflineService unavailable", "path", r.URL.Path, "grpc_message", st.Message())
+		h.writeEnvelope(w, ex, http.StatusOK, codeBusy, msgBusy)
+		return
+	}
+	// A deadline, a cancelled call or a status the server should not send:
+	// the outcome is unknown here, so the terminal gets 10000 and a
+	// reference that finds this line in the log.
+	ex.reference = newReference()
+	h.log.Error("OfflineService call failed",
+		"path", r.URL.Path,
+		"grpc_code", st.Code().String(),
+		"grpc_message", st.Message(),
+		"reference", ex.reference,
+	)
+	h.writeEnvelope(w, ex, http.StatusOK, codeInternal, withReference(msgInternal, ex.reference))
+}
+
+// detailMessage is the errmsg of a server's ErrorDetail, with the reference
+// of an internal error quoted if the server did not quote it itself.
+func detailMessage(ed *mapfrontv1.ErrorDetail) string {
+	msg := ed.GetErrmsg()
+	if msg == "" {
+		msg = msgFailedAnswer
+		if ed.GetErrcode() == codeInternal {
+			msg = msgInternal
+		}
+	}
+	if ref := ed.GetReference(); ref != "" && !strings.Contains(msg, ref) {
+		msg = withReference(msg, ref)
+	}
+	return msg
+}
+
+// handleRoutingError answers what grpc-gateway's own router refuses. The
+// path and method checks of ServeHTTP come first, so this is a safety net.
+func (h *handler) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	ex := exchangeFrom(r.Context())
+	msg := msgBadRequest
+	switch httpStatus {
+	case http.StatusNotFound:
+		msg = msgNotFound
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", http.MethodPost)
+		msg = msgMethod
+	}
+	h.writeEnvelope(w, ex, httpStatus, codeMalformed, msg)
+}
+
+// writeEnvelope writes an answer without payload and notes it in ex.
+func (h *handler) writeEnvelope(w http.ResponseWriter, ex *exchange, httpStatus int, errcode int32, errmsg string) {
+	ex.answered, ex.status, ex.errcode = true, httpStatus, errcode
+	body := (&envelope{errcode: errcode, errmsg: errmsg, request: ex.raw}).appendJSON(nil)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(httpStatus)
+	if _, err := w.Write(body); err != nil {
+		h.log.Debug("writing legacy answer", "error", err)
+	}
+}
+
+// newReference returns a short random reference for an internal error: long
+// enough to find one log line, short enough to read off a POS screen.
+func newReference() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+func withReference(msg, ref string) string {
+	return msg + "（参考号" + ref + "）"
+}

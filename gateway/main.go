@@ -1,0 +1,144 @@
+// Command gateway serves the partner's legacy JSON paths (POST
+// /front/offline/*) to the POSP and transcodes them to the gRPC
+// OfflineService of the mapfront server (SPEC sections 1 and 2). It also
+// serves /healthz, /readyz and /openapi.json for operations.
+//
+// Configuration is by flags or environment variables; run with -h for the
+// list. Logs are JSON lines on stderr and never hold a request body.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"mapfront/gateway/internal/legacy"
+	"mapfront/gen/openapi"
+)
+
+// readyTimeout bounds the health check behind /readyz, so that a probe never
+// hangs on an unreachable server.
+const readyTimeout = 2 * time.Second
+
+func main() {
+	cfg, err := loadConfig(os.Args[1:], os.LookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway: configuration:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, stop, cfg, log); err != nil {
+		log.Error("gateway stopped", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done, then shuts down gracefully: in-flight
+// requests (which may be moving money) get ShutdownTimeout to finish.
+// stopSignals is called once shutdown starts, so that a second signal kills.
+func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) error {
+	// The gRPC server is on the internal network beside the gateway; the
+	// link to the POSP is what the partner secures.
+	conn, err := grpc.NewClient(cfg.GRPCAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(cfg.GRPCMaxMsgBytes),
+			grpc.MaxCallSendMsgSize(cfg.GRPCMaxMsgBytes),
+		),
+	)
+	if err != nil {
+		return fmt.Errorf("gRPC client for %s: %w", cfg.GRPCAddr, err)
+	}
+	defer conn.Close()
+
+	api, err := legacy.NewHandler(conn, legacy.Options{
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		CallTimeout:  cfg.CallTimeout,
+		Logger:       log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           routes(api, healthpb.NewHealthClient(conn), log),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// Listening before serving makes a busy or bad address fail start-up.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("gateway listening", "addr", ln.Addr().String(), "grpc_addr", cfg.GRPCAddr)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	stopSignals()
+	log.Info("gateway shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("gateway stopped")
+	return nil
+}
+
+// routes puts the operational endpoints beside the legacy handler, which
+// answers everything else (with the envelope, 404 for unknown paths).
+func routes(api http.Handler, health healthpb.HealthClient, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	// healthz: the process is alive and serving HTTP.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	// readyz: the gRPC server answers its health check, so requests can be
+	// served; a load balancer should send no traffic before that.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			log.Debug("not ready", "error", fmt.Sprint(err), "health", resp.GetStatus().String())
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Spec)
+	})
+	mux.Handle("/", api)
+	return mux
+}

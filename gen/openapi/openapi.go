@@ -1,0 +1,14 @@
+// Package openapi embeds the OpenAPI document of the legacy offline API.
+//
+// This file is hand-written; it only embeds offline.swagger.json, which
+// protoc-gen-openapiv2 generates beside it (buf generate), so that the
+// gateway can serve the document without reading files at run time.
+package openapi
+
+import _ "embed"
+
+// Spec is the generated OpenAPI (Swagger 2.0) document, as JSON. Callers
+// must treat it as read-only.
+//
+//go:embed offline.swagger.json
+var Spec []byte
