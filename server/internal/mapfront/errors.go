@@ -76,10 +76,14 @@ func ErrorCode(err error) Code {
 
 // Stored reports whether an outcome with this code is a complete answer that
 // the terminal key keeps (SPEC section 5): approvals and business declines
-// are; malformed requests, internal errors and busy are not.
+// are. Malformed requests, internal errors and busy are not, and neither are
+// an unregistered terminal (10002) or an undecodable PIN block (10017): both
+// are set-up faults that operations fix (register the terminal, load its
+// key), after which the POS's retry of the same key must be heard, and
+// neither had any effect to protect.
 func (c Code) Stored() bool {
 	switch c {
-	case CodeMalformed, CodeInternal, CodeBusy:
+	case CodeMalformed, CodeInternal, CodeBusy, CodeTerminal, CodePINBlock:
 		return false
 	}
 	return true
