@@ -70,16 +70,18 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 	}
 	defer conn.Close()
 
+	m := newMetrics()
 	api, err := legacy.NewHandler(conn, legacy.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		CallTimeout:  cfg.CallTimeout,
 		Logger:       log,
+		Observe:      m.observe,
 	})
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(api, healthpb.NewHealthClient(conn), log),
+		Handler:           routes(api, healthpb.NewHealthClient(conn), log, m),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -114,8 +116,9 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 
 // routes puts the operational endpoints beside the legacy handler, which
 // answers everything else (with the envelope, 404 for unknown paths).
-func routes(api http.Handler, health healthpb.HealthClient, log *slog.Logger) http.Handler {
+func routes(api http.Handler, health healthpb.HealthClient, log *slog.Logger, m *metrics) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.handler())
 	// healthz: the process is alive and serving HTTP.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

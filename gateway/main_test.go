@@ -103,11 +103,21 @@ func TestRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	api, err := legacy.NewHandler(conn, legacy.Options{})
+	m := newMetrics()
+	api, err := legacy.NewHandler(conn, legacy.Options{Observe: m.observe})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := routes(api, healthpb.NewHealthClient(conn), slog.New(slog.DiscardHandler))
+	h := routes(api, healthpb.NewHealthClient(conn), slog.New(slog.DiscardHandler), m)
+
+	// A request to an unknown legacy path is counted under "other" with
+	// errcode 10001, whatever its path: the label stays bounded.
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/front/offline/nope", strings.NewReader("{}")))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `mapfront_gateway_requests_total{errcode="10001",path="other"} 1`) {
+		t.Errorf("/metrics: %d\n%s", rec.Code, rec.Body.String())
+	}
 
 	get := func(path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
@@ -124,7 +134,7 @@ func TestRoutes(t *testing.T) {
 	if rec := get("/readyz"); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with a server not serving: HTTP %d", rec.Code)
 	}
-	rec := get("/openapi.json")
+	rec = get("/openapi.json")
 	body, _ := io.ReadAll(rec.Body)
 	var doc struct{ Swagger string }
 	if rec.Code != http.StatusOK || json.Unmarshal(body, &doc) != nil || doc.Swagger != "2.0" {

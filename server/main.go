@@ -33,6 +33,7 @@ import (
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/grpcapi"
 	"mapfront/server/internal/mapfront"
+	"mapfront/server/internal/metrics"
 	"mapfront/server/internal/pinblock"
 	"mapfront/server/internal/postgres"
 	"mapfront/server/internal/secret"
@@ -105,7 +106,10 @@ func runServer(cmd string, args []string) error {
 }
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store) error {
+	m := metrics.New(store.Pool())
 	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(m.Unary),
+		grpc.ChainStreamInterceptor(m.Stream),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.ConnectionTimeout(10*time.Second),
@@ -120,7 +124,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: healthHandler(store), ReadHeaderTimeout: 5 * time.Second,
+	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: opsHandler(store, m), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
@@ -152,10 +156,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	return nil
 }
 
-// healthHandler serves /healthz (the process runs) and /readyz (the database
-// answers).
-func healthHandler(store *postgres.Store) http.Handler {
+// opsHandler serves /healthz (the process runs), /readyz (the database
+// answers) and /metrics (Prometheus).
+func opsHandler(store *postgres.Store, m *metrics.Metrics) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

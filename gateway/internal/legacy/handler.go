@@ -77,6 +77,9 @@ type Options struct {
 	// Logger receives one line per request (never its body: bodies hold PIN
 	// blocks and ID numbers) and the internal errors. Nil discards.
 	Logger *slog.Logger
+	// Observe, when set, is told of every answer: its path, errcode and how
+	// long it took (the gateway's metrics).
+	Observe func(path string, errcode int32, d time.Duration)
 }
 
 // NewHandler returns the http.Handler of the legacy paths, calling
@@ -87,6 +90,7 @@ func NewHandler(conn grpc.ClientConnInterface, opts Options) (http.Handler, erro
 		maxBody: opts.MaxBodyBytes,
 		timeout: opts.CallTimeout,
 		log:     opts.Logger,
+		observe: opts.Observe,
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -150,6 +154,7 @@ type handler struct {
 	maxBody int64
 	timeout time.Duration
 	log     *slog.Logger
+	observe func(path string, errcode int32, d time.Duration)
 }
 
 // exchange is what one request's hooks share: the raw body (echoed in every
@@ -215,6 +220,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			attrs = append(attrs, "reference", ex.reference)
 		}
 		h.log.Info("legacy request", attrs...)
+		if h.observe != nil {
+			h.observe(r.URL.Path, ex.errcode, time.Since(start))
+		}
 	}()
 
 	okMsg, known := successMessage(r.URL.Path)

@@ -1,0 +1,115 @@
+// Package metrics exposes the server's Prometheus metrics: gRPC requests and
+// latency by method and errcode, and the database pool's use. The registry is
+// an instance, not the global default, so tests and programs own theirs.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	mapfrontv1 "mapfront/gen/mapfront/v1"
+)
+
+// Metrics holds the server's collectors.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	// Batches counts settlement batches by their final status.
+	Batches *prometheus.CounterVec
+}
+
+// New registers the server's collectors, the Go runtime's and the pool's.
+func New(pool *pgxpool.Pool) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mapfront_grpc_requests_total", Help: "gRPC requests by method and errcode (0 = success).",
+		}, []string{"method", "errcode"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mapfront_grpc_request_seconds", Help: "gRPC request latency by method.",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+		}, []string{"method"}),
+		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mapfront_settlement_batches_total", Help: "Settlement batches by outcome status.",
+		}, []string{"status"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.Batches,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&poolCollector{pool: pool})
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// Unary records every unary RPC's errcode and latency.
+func (m *Metrics) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	m.observe(info.FullMethod, err, time.Since(start))
+	return resp, err
+}
+
+// Stream records every streaming RPC's errcode and latency.
+func (m *Metrics) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	m.observe(info.FullMethod, err, time.Since(start))
+	return err
+}
+
+func (m *Metrics) observe(method string, err error, d time.Duration) {
+	m.requests.WithLabelValues(method, errcode(err)).Inc()
+	m.latency.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// errcode reads the partner errcode from a status's ErrorDetail; a status
+// without one is labelled by its gRPC code name.
+func errcode(err error) string {
+	if err == nil {
+		return "0"
+	}
+	st := status.Convert(err)
+	for _, d := range st.Details() {
+		if e, ok := d.(*mapfrontv1.ErrorDetail); ok {
+			return strconv.Itoa(int(e.Errcode))
+		}
+	}
+	return st.Code().String()
+}
+
+// poolCollector reports the pgx pool's statistics at scrape time.
+type poolCollector struct{ pool *pgxpool.Pool }
+
+var (
+	poolTotal    = prometheus.NewDesc("mapfront_db_pool_connections", "Database pool connections by state.", []string{"state"}, nil)
+	poolMax      = prometheus.NewDesc("mapfront_db_pool_max_connections", "Database pool size limit.", nil, nil)
+	poolWaits    = prometheus.NewDesc("mapfront_db_pool_acquire_waits_total", "Acquires that had to wait for a connection.", nil, nil)
+	poolWaitTime = prometheus.NewDesc("mapfront_db_pool_acquire_wait_seconds_total", "Time spent waiting for a connection.", nil, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolTotal
+	ch <- poolMax
+	ch <- poolWaits
+	ch <- poolWaitTime
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.pool.Stat()
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.AcquiredConns()), "acquired")
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.IdleConns()), "idle")
+	ch <- prometheus.MustNewConstMetric(poolMax, prometheus.GaugeValue, float64(s.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
+	ch <- prometheus.MustNewConstMetric(poolWaitTime, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds())
+}
