@@ -1,0 +1,118 @@
+package calendar
+
+import (
+	"testing"
+	"time"
+)
+
+func shanghai(t *testing.T) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func TestParseDate(t *testing.T) {
+	good := map[string]Date{
+		"20141211": {2014, time.December, 11},
+		"20240229": {2024, time.February, 29},
+		"20251231": {2025, time.December, 31},
+	}
+	for in, want := range good {
+		got, err := ParseDate(in)
+		if err != nil || got != want || got.String() != in {
+			t.Errorf("ParseDate(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "2014121", "201412111", "20230229", "20141301", "20141200", "2014-12-", "２０１４１２１１", "+2014121"} {
+		if _, err := ParseDate(in); err == nil {
+			t.Errorf("ParseDate(%q) accepted", in)
+		}
+	}
+}
+
+func TestAddDaysAndCompare(t *testing.T) {
+	d := Date{2024, time.February, 28}
+	if got := d.AddDays(1).String(); got != "20240229" {
+		t.Errorf("got %s", got)
+	}
+	if got := d.AddDays(2).String(); got != "20240301" {
+		t.Errorf("got %s", got)
+	}
+	if got := (Date{2025, time.January, 1}).AddDays(-1).String(); got != "20241231" {
+		t.Errorf("got %s", got)
+	}
+	if d.Compare(d.AddDays(1)) != -1 || d.AddDays(1).Compare(d) != 1 || d.Compare(d) != 0 {
+		t.Error("Compare")
+	}
+}
+
+func TestBusinessDay(t *testing.T) {
+	sh := shanghai(t)
+	at := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, sh) }
+	cases := []struct {
+		name    string
+		cutover time.Duration
+		now     time.Time
+		date    string // DateOf(now)
+		start   time.Time
+		job     time.Time // JobTime(DateOf(now))
+	}{
+		{"midnight cutover, mid-day", 0, at(2025, 3, 8, 12, 0), "20250308", at(2025, 3, 8, 0, 0), at(2025, 3, 9, 0, 30)},
+		{"midnight cutover, at cutover", 0, at(2025, 3, 8, 0, 0), "20250308", at(2025, 3, 8, 0, 0), at(2025, 3, 9, 0, 30)},
+		{"midnight cutover, just before", 0, at(2025, 3, 7, 23, 59), "20250307", at(2025, 3, 7, 0, 0), at(2025, 3, 8, 0, 30)},
+		{"23:00 cutover, after it", 23 * time.Hour, at(2025, 3, 7, 23, 30), "20250307", at(2025, 3, 7, 23, 0), at(2025, 3, 8, 23, 30)},
+		{"23:00 cutover, before it", 23 * time.Hour, at(2025, 3, 7, 22, 59), "20250306", at(2025, 3, 6, 23, 0), at(2025, 3, 7, 23, 30)},
+		{"02:00 cutover, after midnight", 2 * time.Hour, at(2025, 3, 8, 1, 0), "20250307", at(2025, 3, 7, 2, 0), at(2025, 3, 8, 2, 30)},
+		{"year end", 0, at(2025, 12, 31, 23, 0), "20251231", at(2025, 12, 31, 0, 0), at(2026, 1, 1, 0, 30)},
+		{"leap day", 0, at(2024, 2, 29, 8, 0), "20240229", at(2024, 2, 29, 0, 0), at(2024, 3, 1, 0, 30)},
+		{"UTC instant, Shanghai date", 0, time.Date(2025, 3, 7, 16, 30, 0, 0, time.UTC), "20250308", at(2025, 3, 8, 0, 0), at(2025, 3, 9, 0, 30)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cal := Calendar{Zone: sh, Cutover: c.cutover, Offset: 30 * time.Minute, Deadline: 6 * time.Hour}
+			if err := cal.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			d := cal.DateOf(c.now)
+			if d.String() != c.date {
+				t.Fatalf("DateOf = %s, want %s", d, c.date)
+			}
+			if s := cal.Start(d); !s.Equal(c.start) {
+				t.Errorf("Start = %v, want %v", s, c.start)
+			}
+			if j := cal.JobTime(d); !j.Equal(c.job) {
+				t.Errorf("JobTime = %v, want %v", j, c.job)
+			}
+			if g := cal.GiveUpTime(d); !g.Equal(c.job.Add(-30 * time.Minute).Add(6 * time.Hour)) {
+				t.Errorf("GiveUpTime = %v", g)
+			}
+			// A business day starts at its cutover and ends at the next.
+			if cal.DateOf(cal.Start(d)) != d || cal.DateOf(cal.End(d)) != d.AddDays(1) || cal.DateOf(cal.End(d).Add(-time.Nanosecond)) != d {
+				t.Error("Start/End do not bound DateOf")
+			}
+			if cal.LastEnded(c.now) != d.AddDays(-1) || cal.Ended(d, c.now) || !cal.Ended(d.AddDays(-1), c.now) {
+				t.Error("LastEnded/Ended")
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	sh := shanghai(t)
+	bad := []Calendar{
+		{},
+		{Zone: sh, Cutover: -time.Minute, Deadline: time.Hour},
+		{Zone: sh, Cutover: 24 * time.Hour, Deadline: time.Hour},
+		{Zone: sh, Offset: -time.Minute, Deadline: time.Hour},
+		{Zone: sh, Offset: 2 * time.Hour, Deadline: time.Hour},
+		{Zone: sh, Offset: 30 * time.Minute, Deadline: 25 * time.Hour},
+	}
+	for _, c := range bad {
+		if c.Validate() == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/settlement/internal/calendar"
+	"mapfront/settlement/internal/report"
+)
+
+// resolveActions lists the actions that resolve a queue item (SPEC
+// section 6, 人工处理).
+const resolveActions = "activate, refund_owed, ignore, link_order"
+
+func knownAction(s string) bool {
+	switch s {
+	case "activate", "refund_owed", "ignore", "link_order":
+		return true
+	}
+	return false
+}
+
+// exceptions is the manual-handling queue over AdminService.
+func (a *app) exceptions(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageErr("want list, show ID or resolve ID")
+	}
+	switch args[0] {
+	case "list":
+		return a.exceptionsList(ctx, args[1:])
+	case "show":
+		return a.exceptionsShow(ctx, args[1:])
+	case "resolve":
+		return a.exceptionsResolve(ctx, args[1:])
+	}
+	return usageErr("unknown exceptions command %q: want list, show or resolve", args[0])
+}
+
+func (a *app) admin() (mapfrontv1.AdminServiceClient, error) {
+	if err := a.finishConfig(); err != nil {
+		return nil, err
+	}
+	conn, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	return mapfrontv1.NewAdminServiceClient(conn), nil
+}
+
+func (a *app) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.cfg.CallTimeout)
+}
+
+func (a *app) exceptionsList(ctx context.Context, args []string) error {
+	fs := a.newFlags("exceptions list")
+	state := fs.String("state", "open", "open, resolved, or all")
+	date := fs.String("date", "", "business date yyyyMMdd (default all)")
+	limit := fs.Int("limit", 100, "at most this many")
+	fs.StringVar(&a.cfg.GRPCAddr, "grpc-addr", a.cfg.GRPCAddr, "mapfront gRPC address (MAPFRONT_GRPC_ADDR)")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return usageErr("unexpected argument %q", rest[0])
+	}
+	req := &mapfrontv1.ListExceptionsRequest{Limit: int32(*limit)}
+	switch *state {
+	case "open", "resolved":
+		req.State = *state
+	case "all", "":
+	default:
+		return usageErr("--state %q: want open, resolved or all", *state)
+	}
+	if *limit < 1 || *limit > 10000 {
+		return usageErr("--limit %d: want 1 to 10000", *limit)
+	}
+	if *date != "" {
+		d, err := calendar.ParseDate(*date)
+		if err != nil {
+			return usageErr("--date: %v", err)
+		}
+		req.BusinessDate = d.String()
+	}
+	client, err := a.admin()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	ctx, cancel := a.callCtx(ctx)
+	defer cancel()
+	resp, err := client.ListExceptions(ctx, req)
+	if err != nil {
+		return explain(calendar.Date{}, fmt.Errorf("ListExceptions: %w", err))
+	}
+	return report.Exceptions(a.env.Stdout, resp.GetExceptions())
+}
+
+func parseID(args []string) (int64, error) {
+	if len(args) != 1 {
+		return 0, usageErr("want one exception ID")
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageErr("exception ID %q: want a positive number", args[0])
+	}
+	return id, nil
+}
+
+func (a *app) exceptionsShow(ctx context.Context, args []string) error {
+	fs := a.newFlags("exceptions show")
+	fs.StringVar(&a.cfg.GRPCAddr, "grpc-addr", a.cfg.GRPCAddr, "mapfront gRPC address (MAPFRONT_GRPC_ADDR)")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := parseID(rest)
+	if err != nil {
+		return err
+	}
+	client, err := a.admin()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	ctx, cancel := a.callCtx(ctx)
+	defer cancel()
+	resp, err := client.GetException(ctx, &mapfrontv1.GetExceptionRequest{Id: id})
+	if err != nil {
+		return explain(calendar.Date{}, fmt.Errorf("GetException %d: %w", id, err))
+	}
+	return report.Exception(a.env.Stdout, resp.GetException())
+}
+
+func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
+	fs := a.newFlags("exceptions resolve")
+	action := fs.String("action", "", resolveActions)
+	operator := fs.String("operator", "", "who resolves it (recorded)")
+	note := fs.String("note", "", "why (recorded)")
+	order := fs.String("order", "", "order ID: required for link_order, optional for activate")
+	fs.StringVar(&a.cfg.GRPCAddr, "grpc-addr", a.cfg.GRPCAddr, "mapfront gRPC address (MAPFRONT_GRPC_ADDR)")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := parseID(rest)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !knownAction(*action):
+		return usageErr("--action %q: want one of %s", *action, resolveActions)
+	case strings.TrimSpace(*operator) == "":
+		return usageErr("--operator is required: the queue records who resolved an item")
+	case *action == "link_order" && *order == "":
+		return usageErr("--action link_order needs --order")
+	case *order != "" && *action != "link_order" && *action != "activate":
+		return usageErr("--order goes with --action link_order or activate")
+	}
+	client, err := a.admin()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	ctx, cancel := a.callCtx(ctx)
+	defer cancel()
+	resp, err := client.ResolveException(ctx, &mapfrontv1.ResolveExceptionRequest{
+		Id:       id,
+		Action:   *action,
+		Operator: strings.TrimSpace(*operator),
+		Note:     *note,
+		OrderId:  *order,
+	})
+	if err != nil {
+		return explain(calendar.Date{}, fmt.Errorf("ResolveException %d: %w", id, err))
+	}
+	if resp.GetAlready() {
+		// Resolving twice is once (SPEC section 6): say so rather than
+		// pretend this call did it.
+		fmt.Fprintf(a.env.Stdout, "Exception %d had already been resolved; nothing changed.\n\n", id)
+	} else {
+		fmt.Fprintf(a.env.Stdout, "Exception %d resolved.\n\n", id)
+	}
+	return report.Exception(a.env.Stdout, resp.GetException())
+}

@@ -1,0 +1,184 @@
+// Package fetch brings the POSP's settlement file of one business date to a
+// local file (SPEC section 6): from the POSP's FTP server, or from a local
+// directory for a manual upload, and waits for a file that is not there yet
+// until a deadline.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"mapfront/settlement/internal/calendar"
+)
+
+// The kinds of failure. Poll retries the first two and fails fast on
+// anything else, such as a refused login, since waiting would not fix that.
+var (
+	// ErrNotThere means the file is not there yet (FTP 550), or is still
+	// being written.
+	ErrNotThere = errors.New("settlement file not there")
+	// ErrUnavailable means the source could not be reached or a transfer
+	// broke off: a network or server trouble, not a statement about the file.
+	ErrUnavailable = errors.New("settlement file source unavailable")
+	// ErrAuth means the source refused the credentials.
+	ErrAuth = errors.New("settlement file source refused the login")
+	// ErrFileMissing means the file was still not there at the deadline:
+	// the batch is to be recorded as file-missing (SPEC section 6).
+	ErrFileMissing = errors.New("settlement file missing")
+)
+
+// Source brings the file of one business date to a local file.
+type Source interface {
+	// Fetch returns the path of a local, complete copy of the file of date.
+	// Errors: ErrNotThere when the file is not (yet) there, ErrUnavailable
+	// when the source cannot be reached or the transfer failed (both worth
+	// another try), ErrAuth when the credentials are refused; any other
+	// error is a configuration problem.
+	Fetch(ctx context.Context, date calendar.Date) (string, error)
+	// Name returns the file's name for date, for messages.
+	Name(date calendar.Date) string
+}
+
+// Pattern is a file name with the business date in placeholders:
+// {yyyyMMdd}, {yyyy}, {MM} and {dd}, e.g. "{yyyyMMdd}.txt" or
+// "settle_{yyyy}-{MM}-{dd}.txt".
+type Pattern string
+
+// DefaultPattern is the file name the POSP uses unless configured otherwise.
+const DefaultPattern Pattern = "{yyyyMMdd}.txt"
+
+// ParsePattern checks a file-name pattern, so that a typo in a placeholder
+// stops the start instead of making every day's file "missing".
+func ParsePattern(s string) (Pattern, error) {
+	if strings.TrimSpace(s) == "" {
+		return "", errors.New("file-name pattern is empty")
+	}
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return "", fmt.Errorf("file-name pattern %q has a control character", s)
+	}
+	rest := s
+	for {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			break
+		}
+		if strings.Contains(rest[:open], "}") {
+			return "", fmt.Errorf("file-name pattern %q: } without {", s)
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("file-name pattern %q: unclosed {", s)
+		}
+		switch ph := rest[open : open+end+1]; ph {
+		case "{yyyyMMdd}", "{yyyy}", "{MM}", "{dd}":
+		default:
+			return "", fmt.Errorf("file-name pattern %q: unknown placeholder %s (want {yyyyMMdd}, {yyyy}, {MM} or {dd})", s, ph)
+		}
+		rest = rest[open+end+1:]
+	}
+	if strings.Contains(rest, "}") {
+		return "", fmt.Errorf("file-name pattern %q: } without {", s)
+	}
+	if !strings.Contains(s, "{") {
+		// A fixed name would fetch yesterday's file again tomorrow.
+		return "", fmt.Errorf("file-name pattern %q has no date placeholder", s)
+	}
+	return Pattern(s), nil
+}
+
+// Expand returns the file name for date.
+func (p Pattern) Expand(date calendar.Date) string {
+	d := date.String()
+	return strings.NewReplacer(
+		"{yyyyMMdd}", d,
+		"{yyyy}", d[0:4],
+		"{MM}", d[4:6],
+		"{dd}", d[6:8],
+	).Replace(string(p))
+}
+
+// Poll controls how long Fetch keeps trying for a file that is not there.
+type Poll struct {
+	// Interval is the wait between two tries (default 5m, SPEC section 6).
+	Interval time.Duration
+	// Deadline is when to stop trying: for the daily job, the cutover that
+	// ends the business date plus 6h. At least one try is made even when it
+	// has passed.
+	Deadline time.Time
+	// Now and Sleep are the clock; tests make them instant.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Log receives a line per failed try; nil logs nothing.
+	Log *slog.Logger
+}
+
+// DefaultInterval is the wait between two tries for a missing file.
+const DefaultInterval = 5 * time.Minute
+
+// Sleep waits for d or until ctx is done, with the real clock.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Fetch gets the file of date from src, trying again every Interval while
+// the file is not there or the source is unavailable, until the Deadline.
+//
+// Errors: ErrFileMissing (wrapping the last ErrNotThere) when the file was
+// not there at the deadline; the last error, wrapping ErrUnavailable, when
+// the source could not be reached at the deadline (the file may well be
+// there, so this is not recorded as missing); any other error of src at
+// once; ctx's error when ctx ends first.
+func (p Poll) Fetch(ctx context.Context, src Source, date calendar.Date) (string, error) {
+	interval := p.Interval
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	now, sleep := p.Now, p.Sleep
+	if now == nil {
+		now = time.Now
+	}
+	if sleep == nil {
+		sleep = Sleep
+	}
+	for attempt := 1; ; attempt++ {
+		path, err := src.Fetch(ctx, date)
+		if err == nil {
+			return path, nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return "", fmt.Errorf("fetch %s: %w", src.Name(date), ctxErr)
+		}
+		if !errors.Is(err, ErrNotThere) && !errors.Is(err, ErrUnavailable) {
+			return "", err
+		}
+		// The last try is made at the deadline itself, not an interval
+		// before it.
+		wait := min(interval, p.Deadline.Sub(now()))
+		if wait <= 0 {
+			if errors.Is(err, ErrNotThere) {
+				return "", fmt.Errorf("%w: %s not there after %d tries, the last at the deadline %s: %w",
+					ErrFileMissing, src.Name(date), attempt, p.Deadline.Format(time.DateTime), err)
+			}
+			return "", fmt.Errorf("fetch %s: gave up at the deadline %s after %d tries: %w",
+				src.Name(date), p.Deadline.Format(time.DateTime), attempt, err)
+		}
+		if p.Log != nil {
+			p.Log.Info("settlement file not fetched yet; will try again",
+				"file", src.Name(date), "attempt", attempt, "retry_in", wait, "deadline", p.Deadline, "err", err)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return "", fmt.Errorf("fetch %s: %w", src.Name(date), err)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package parse
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// badText is the text kept for a bad line: the fields joined again, with
+// the card number and the ID number masked wherever the line has the shape
+// of a record, and any run of 16 to 19 digits masked wherever it is, since
+// a line with the wrong field count may hold them anywhere (SPEC section 7:
+// no whole ID number outside the database that needs it).
+func badText(fields []string) string {
+	masked := make([]string, len(fields))
+	copy(masked, fields)
+	if len(masked) == fieldCount || len(masked) == fieldCount-1 {
+		masked[fieldCardNo] = maskValue(masked[fieldCardNo])
+		masked[fieldIDNumber] = maskValue(masked[fieldIDNumber])
+	}
+	return finishText(strings.Join(masked, "|"))
+}
+
+// truncatedText is the text kept for a line too long to read: its first
+// bytes only, with the last field dropped because the cut may have split an
+// ID number whose masking could no longer keep to first 6 and last 4.
+func truncatedText(raw []byte) string {
+	head := string(raw[:min(len(raw), MaxBadTextBytes)])
+	fields := strings.Split(head, "|")
+	if len(fields) > 1 {
+		fields = fields[:len(fields)-1]
+	} else {
+		fields = nil
+	}
+	return finishText(strings.Join(fields, "|") + "|…")
+}
+
+// finishText makes text valid UTF-8, cuts it to MaxBadTextBytes and masks
+// the digit runs last, so that no cut can leave an unmasked run behind.
+func finishText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) > MaxBadTextBytes {
+		i := MaxBadTextBytes
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i] + "…"
+	}
+	return maskDigitRuns(s)
+}
+
+// maskValue keeps the first 6 and last 4 characters of a card or ID number
+// and stars the rest; a value too short to hide anything that way is starred
+// whole.
+func maskValue(v string) string {
+	if v == "" {
+		return v
+	}
+	n := utf8.RuneCountInString(v)
+	if n <= 10 {
+		return strings.Repeat("*", n)
+	}
+	r := []rune(v)
+	return string(r[:6]) + strings.Repeat("*", n-10) + string(r[n-4:])
+}
+
+// maskDigitRuns masks each maximal run of 16 to 19 digits, an X or x
+// allowed as the last one (an 18-character ID number or a card number). A
+// longer run such as the 40-digit 交易id, or a shorter one such as a
+// mobile number or a 15-digit 商户号, is left alone.
+func maskDigitRuns(s string) string {
+	var b strings.Builder
+	i := 0
+	for i < len(s) {
+		if !isDigit(s[i]) {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j < len(s) && (s[j] == 'X' || s[j] == 'x') && j-i == 17 {
+			j++
+		}
+		run := s[i:j]
+		if len(run) >= 16 && len(run) <= 19 {
+			run = maskValue(run)
+		}
+		b.WriteString(run)
+		i = j
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
