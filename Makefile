@@ -13,7 +13,7 @@ run: build .data/master.key
 	@set -euo pipefail; \
 	db=$$(scripts/devdb.sh url mapfront); \
 	export MAPFRONT_DATABASE_URL="$$db"; \
-	export MAPFRONT_MASTER_KEY_FILE="$${MAPFRONT_MASTER_KEY_FILE:-$(CURDIR)/.data/master.key}"; \
+	if [ -z "$${MAPFRONT_MASTER_KEY:-}" ]; then export MAPFRONT_MASTER_KEY_FILE="$${MAPFRONT_MASTER_KEY_FILE:-$(CURDIR)/.data/master.key}"; fi; \
 	$(BIN)/server migrate; \
 	$(BIN)/server demo; \
 	$(BIN)/server serve & srv=$$!; \
@@ -58,3 +58,9 @@ stop-db:
 
 clean:
 	rm -rf $(BIN)
+
+## bench: mapfront's pay throughput through the gateway next to pgbench -N on
+## the same PostgreSQL (bench/README.md). BENCH_ARGS, e.g. "-customers 2000 -d 15".
+.PHONY: bench
+bench:
+	bench/compare.sh $(BENCH_ARGS)

@@ -61,6 +61,9 @@ func main() {
 	default:
 		err = fmt.Errorf("unknown command %q (serve, migrate, demo, verify-ledger, pinblock, keygen)", cmd)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
@@ -117,6 +120,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	)
 	mapfrontv1.RegisterOfflineServiceServer(srv, &grpcapi.OfflineServer{Store: store, Log: log})
 	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: store, Log: log, KCV: kcv})
+	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 
