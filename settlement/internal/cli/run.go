@@ -169,7 +169,7 @@ func (r dayRunner) Settle(ctx context.Context, date calendar.Date) error {
 	if rep != nil {
 		// The report goes to stdout (the journal under systemd) as the
 		// command prints it.
-		fmt.Fprintf(r.app.env.Stdout, "--- settlement %s at %s ---\n", date, r.app.env.Now().Format(time.DateTime))
+		fmt.Fprintf(r.app.env.Stdout, "--- settlement %s at %s ---\n", date, r.app.env.Now().In(r.app.cfg.Calendar.Zone).Format(time.DateTime))
 		report.Batch(r.app.env.Stdout, rep) //nolint:errcheck // the log has the outcome too
 	}
 	if err != nil {

@@ -58,7 +58,9 @@ type Config struct {
 	// RetryInterval is the wait between tries for a missing file, and for a
 	// server that is down.
 	RetryInterval time.Duration // MAPFRONT_SETTLE_RETRY_INTERVAL, default 5m
-	// ChunkSize is the records and bad lines per streamed message.
+	// ChunkSize is the records and bad lines per streamed message. At most
+	// 3000: the longest record or bad line the parser lets through is about
+	// 1.2 KB, and gRPC's default message limit is 4 MB.
 	ChunkSize int // MAPFRONT_SETTLE_CHUNK, default 1000
 	// WorkDir receives downloaded files, kept as the record of what was
 	// settled.
@@ -100,7 +102,7 @@ func Load(getenv func(string) string) (Config, error) {
 			Deadline: l.duration("MAPFRONT_SETTLE_DEADLINE", 6*time.Hour),
 		},
 		RetryInterval: l.duration("MAPFRONT_SETTLE_RETRY_INTERVAL", fetch.DefaultInterval),
-		ChunkSize:     l.integer("MAPFRONT_SETTLE_CHUNK", 1000, 1, 10000),
+		ChunkSize:     l.integer("MAPFRONT_SETTLE_CHUNK", 1000, 1, 3000),
 		WorkDir:       l.str("MAPFRONT_SETTLE_WORKDIR", filepath.Join(os.TempDir(), "mapfront-settlement")),
 		LocalDir:      l.str("MAPFRONT_SETTLE_DIR", ""),
 		FTP: FTP{

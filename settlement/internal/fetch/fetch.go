@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -132,7 +133,8 @@ func Sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Fetch gets the file of date from src, trying again every Interval while
-// the file is not there or the source is unavailable, until the Deadline.
+// the file is not there, is empty, or the source is unavailable, until the
+// Deadline. An empty file at the deadline is returned: a day without sales.
 //
 // Errors: ErrFileMissing (wrapping the last ErrNotThere) when the file was
 // not there at the deadline; the last error, wrapping ErrUnavailable, when
@@ -154,7 +156,16 @@ func (p Poll) Fetch(ctx context.Context, src Source, date calendar.Date) (string
 	for attempt := 1; ; attempt++ {
 		path, err := src.Fetch(ctx, date)
 		if err == nil {
-			return path, nil
+			// An empty file is most likely one the POSP has created and not
+			// yet written: settling it would settle the day as having no
+			// sales and refuse the real file later. It is waited on like a
+			// missing file, and taken as a day without sales only at the
+			// deadline.
+			fi, statErr := os.Stat(path)
+			if statErr != nil || fi.Size() > 0 || !now().Before(p.Deadline) {
+				return path, statErr
+			}
+			err = fmt.Errorf("%s is empty: %w", src.Name(date), ErrNotThere)
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return "", fmt.Errorf("fetch %s: %w", src.Name(date), ctxErr)

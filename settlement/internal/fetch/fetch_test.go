@@ -375,6 +375,37 @@ func TestPollTriesOnceAfterDeadline(t *testing.T) {
 	}
 }
 
+func TestPollWaitsOnEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "20250307.txt")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := Local{Dir: dir, Pattern: DefaultPattern}
+
+	// Written after the first wait: fetched then.
+	clock := &fakeClock{now: testStart}
+	clock.onSleep = func(int) {
+		if err := os.WriteFile(path, []byte("x|y\n"), 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	got, err := clock.poll(time.Hour).Fetch(context.Background(), src, testDate)
+	if err != nil || got != path || len(clock.sleeps) != 1 {
+		t.Errorf("path %s err %v sleeps %v", got, err, clock.sleeps)
+	}
+
+	// Still empty at the deadline: a day without sales, not a missing file.
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock = &fakeClock{now: testStart}
+	got, err = clock.poll(12*time.Minute).Fetch(context.Background(), src, testDate)
+	if err != nil || got != path || len(clock.sleeps) != 3 {
+		t.Errorf("path %s err %v sleeps %v", got, err, clock.sleeps)
+	}
+}
+
 func TestLocalNotRegular(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "20250307.txt"), 0o700); err != nil {

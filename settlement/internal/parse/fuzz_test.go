@@ -67,8 +67,10 @@ func FuzzParse(f *testing.F) {
 				if len(b.Text) > MaxBadTextBytes+8 {
 					t.Errorf("bad-line text of %d bytes", len(b.Text))
 				}
-				if run := longDigitRun(b.Text); run != "" {
-					t.Errorf("bad-line text %q holds the digit run %s", b.Text, run)
+				for _, s := range []string{b.Text, b.Reason()} {
+					if run := longDigitRun(s); run != "" {
+						t.Errorf("bad line %q holds the digit run %s", s, run)
+					}
 				}
 				if b.Kind == "" {
 					t.Errorf("bad line without a kind: %+v", b)

@@ -157,7 +157,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+const utf8BOM = "\uFEFF"
 
 // Parse reads the file from r and calls emit with each chunk of at most
 // Options.ChunkSize records and bad lines, in file order, then returns the
@@ -268,7 +268,9 @@ func (p *parser) bad(kind Kind, detail, text string) {
 	p.chunk.BadLines = append(p.chunk.BadLines, BadLine{
 		LineNo: p.lineNo,
 		Kind:   kind,
-		Detail: strings.ToValidUTF8(detail, "\uFFFD"),
+		// A detail quotes a field, and on a line whose fields are shifted
+		// that field may be an ID number: masked like the text.
+		Detail: maskDigitRuns(strings.ToValidUTF8(detail, "\uFFFD")),
 		Text:   text,
 	})
 	p.sum.BadLines++
@@ -277,7 +279,7 @@ func (p *parser) bad(kind Kind, detail, text string) {
 // line handles one physical line, its terminator included.
 func (p *parser) line(raw []byte) {
 	if p.lineNo == 1 {
-		raw = bytes.TrimPrefix(raw, utf8BOM)
+		raw = bytes.TrimPrefix(raw, []byte(utf8BOM))
 	}
 	raw = bytes.TrimSuffix(raw, []byte("\n"))
 	raw = bytes.TrimSuffix(raw, []byte("\r"))

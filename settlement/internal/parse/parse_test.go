@@ -267,6 +267,13 @@ func TestBadLineMasksIDAndCard(t *testing.T) {
 		}
 	}
 
+	// A shifted line may put the ID number where the amount belongs; the
+	// detail that quotes the amount masks it too.
+	_, bad, _ = parseAll(t, withField(fieldAmount, "123456789123456788"), Options{})
+	if len(bad) != 1 || strings.Contains(bad[0].Reason(), "123456789123456788") || !strings.Contains(bad[0].Reason(), "123456********6788") {
+		t.Errorf("bad %+v", bad)
+	}
+
 	// With the wrong field count the fields have no known place, so ID and
 	// card numbers are found by their shape.
 	_, bad, _ = parseAll(t, "x|11010519491231002X|6225380083477614|307440155410001", Options{})

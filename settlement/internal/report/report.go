@@ -97,7 +97,7 @@ func metrics(r *mapfrontv1.BatchReport) []metric {
 	return []metric{
 		{"records", "Records in file", r.GetRecords()},
 		{"matched", "Matched", r.GetMatched()},
-		{"opened", "Opened (未开通)", r.GetOpened()},
+		{"opened", "Opened from records", r.GetOpened()},
 		{"merged", "Merged", r.GetMerged()},
 		{"activated", "Activated", r.GetActivated()},
 	}
