@@ -90,3 +90,15 @@ func CheckPassword(set, locked bool, failures int, ok bool, maxFailures int) (ne
 	}
 	return failures, false, Errorf(CodeWrongPassword, "支付密码错误，还可尝试%d次", maxFailures-failures)
 }
+
+// CheckAccount applies the pay rules to an account named by its accountId:
+// it must be active (else 10006) and cover the sum (else 10009).
+func CheckAccount(a AccountChoice, sum int64) error {
+	if a.Status != Active {
+		return Errorf(CodeAccountState, "账户%s", a.Status.Chinese())
+	}
+	if a.Balance < sum {
+		return Errorf(CodeInsufficient, "余额不足")
+	}
+	return nil
+}

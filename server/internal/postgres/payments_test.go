@@ -16,7 +16,9 @@ const (
 	demoCard   = "1010123412341234"
 )
 
-func pinFor(t *testing.T, pin, consumer string) string {
+func pinFor(t *testing.T, pin, consumer string) string { return pinForTB(t, pin, consumer) }
+
+func pinForTB(t testing.TB, pin, consumer string) string {
 	t.Helper()
 	key, _ := hex.DecodeString(testTPK)
 	b, err := pinblock.Build(pin, consumer, key, pinblock.DoubleLength)

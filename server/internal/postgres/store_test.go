@@ -27,7 +27,9 @@ type env struct {
 
 const testTPK = "0123456789ABCDEFFEDCBA9876543210"
 
-func newEnv(t *testing.T, mutate ...func(*mapfront.Policy)) *env {
+func newEnv(t *testing.T, mutate ...func(*mapfront.Policy)) *env { return newEnvTB(t, mutate...) }
+
+func newEnvTB(t testing.TB, mutate ...func(*mapfront.Policy)) *env {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
 	keys, err := secret.Parse("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")

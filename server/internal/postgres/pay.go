@@ -1,0 +1,273 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// Pay is the hot path, so it is written for round trips: one database
+// transaction in two pipelined batches. The first claims the terminal key and
+// reads, locked, everything the rules need (terminal, customer, accounts, an
+// order number); the rules then run here, in Go; the second writes the
+// outcome (ledger, order, stored answer) and commits. The SQL is the same
+// that a statement-per-round-trip version would send; only the waiting is
+// gone.
+const (
+	payClaimSQL = `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, fingerprint, state, errcode)
+VALUES ('pay', $1, $2, $3, $4, 'done', -1) ON CONFLICT DO NOTHING`
+	// After the claim waited out a concurrent first request, this sees its
+	// outcome; after a successful claim it sees our own row (errcode -1).
+	payKeySQL = `SELECT fingerprint, state, errcode, errmsg, coalesce(answer::text, '')
+FROM terminal_requests WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
+	payTerminalSQL = `SELECT t.tpk_sealed, t.legacy_des, t.enabled AND st.enabled AND se.enabled
+FROM terminals t
+JOIN stores st ON st.seller_id = t.seller_id AND st.store_id = t.store_id
+JOIN sellers se ON se.seller_id = t.seller_id
+WHERE t.terminal_id = $1 AND t.seller_id = $2 AND t.store_id = $3`
+	// Every pay locks its customer first (the password state and the
+	// accounts' balances must not change under it), then the accounts.
+	payCustomerByMobileSQL = `SELECT ` + customerColumns + ` FROM customers WHERE mobile = $1 FOR NO KEY UPDATE`
+	payCustomerByAccountSQL = `SELECT ` + customerColumns + ` FROM customers
+WHERE customer_id = (SELECT customer_id FROM accounts WHERE account_id = $1 AND kind <> 'system') FOR NO KEY UPDATE`
+	payAccountsByMobileSQL = `SELECT a.account_id, a.kind, a.status, a.balance FROM accounts a
+JOIN customers c USING (customer_id) WHERE c.mobile = $1 AND a.status = 'active'
+ORDER BY a.activated_at, a.account_id FOR NO KEY UPDATE OF a`
+	payAccountByIDSQL = `SELECT account_id, kind, status, balance FROM accounts
+WHERE account_id = $1 AND kind <> 'system' FOR NO KEY UPDATE`
+	payApproveSQL = `
+WITH t AS (INSERT INTO ledger_txns (kind, order_id) VALUES ('pay', $1) RETURNING txn_id),
+     p AS (INSERT INTO postings (txn_id, account_id, amount)
+           SELECT t.txn_id, u.a, u.m FROM t, unnest(ARRAY[$2::text, $3::text], ARRAY[-$4::bigint, $4::bigint]) AS u(a, m)),
+     o AS (INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no, terminal_order_id,
+               operator_id, consumer_id, account_id, amount, balance_after, status, product_name, product_price,
+               product_quantity, remark, business_date, pay_time)
+           VALUES ($1, 'pay', $5, $6, $7, $8, $9, $10, $11, $2, $4, $12, 'success', $13, $14, $15, $16, $17, $18))
+UPDATE terminal_requests SET errcode = 0, answer = $19
+WHERE kind = 'pay' AND terminal_id = $7 AND batch_no = $8 AND terminal_order_id = $9`
+	payDeclineSQL = `UPDATE terminal_requests SET errcode = $4, errmsg = $5
+WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
+	payPasswordSQL = `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`
+)
+
+// Pay spends from one account (SPEC section 5): by accountId that account,
+// by mobile the account the configured rule chooses; a pay never splits. The
+// debit is a posting whose trigger moves the balance under the CHECK that
+// keeps it non-negative, in the same transaction as the order and the
+// terminal key, so a repeat answers the stored outcome and moves nothing.
+// Errors: 10001-10011, 10014, 10015, 10017, 10018.
+func (s *Store) Pay(ctx context.Context, r *mapfront.PayRequest) (*mapfront.PaymentAnswer, error) {
+	if err := r.Validate(s.policy); err != nil {
+		return nil, err
+	}
+	fp := r.Fingerprint()
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		var a *mapfront.PaymentAnswer
+		a, err = s.payOnce(ctx, r, fp)
+		if !retryable(err) {
+			if err != nil {
+				return nil, s.wrap(err)
+			}
+			return a, nil
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	s.log.Warn("pay retries exhausted", "err", err)
+	return nil, mapfront.ErrBusy
+}
+
+// payState is what the first batch read.
+type payState struct {
+	claimed  bool
+	key      keyState
+	term     *terminal
+	cust     *customer
+	accounts []mapfront.AccountChoice
+	orderSeq int64
+}
+
+func (s *Store) payOnce(ctx context.Context, r *mapfront.PayRequest, fp []byte) (*mapfront.PaymentAnswer, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	open := true
+	defer func() {
+		if open { // a transaction left open on a pooled connection would be reused
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	st, err := s.payRead(ctx, conn, r, fp)
+	if err != nil {
+		return nil, err
+	}
+	if !st.claimed {
+		var a mapfront.PaymentAnswer
+		err := (&replay{st.key}).outcome(fp, &a)
+		if err != nil {
+			return nil, err
+		}
+		return &a, nil
+	}
+	a, writes, decline := s.payDecide(r, st)
+	code := mapfront.ErrorCode(decline)
+	if decline != nil && !code.Stored() {
+		return nil, decline // rolled back by the deferred ROLLBACK: nothing happened
+	}
+	k := r.Key()
+	if decline != nil {
+		writes.Queue(payDeclineSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID, int(code), decline.(*mapfront.Error).Msg)
+	}
+	writes.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, writes).Close(); err != nil {
+		if mapfront.ErrorCode(s.wrap(err)) == mapfront.CodeInsufficient {
+			// The CHECK refused an overdraft the locks should have made
+			// impossible; the transaction is aborted, nothing is stored.
+			return nil, s.wrap(err)
+		}
+		return nil, err
+	}
+	open = false
+	if decline != nil {
+		return nil, decline
+	}
+	return a, nil
+}
+
+// payRead sends the first batch: BEGIN, the claim, and the locked reads.
+func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.PayRequest, fp []byte) (*payState, error) {
+	k := r.Key()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(payClaimSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID, fp)
+	b.Queue(payKeySQL, k.TerminalID, k.BatchNo, k.TerminalOrderID)
+	b.Queue(payTerminalSQL, r.TerminalID, r.SellerID, r.StoreID)
+	if r.ByMobile() {
+		b.Queue(payCustomerByMobileSQL, r.ConsumerID)
+		b.Queue(payAccountsByMobileSQL, r.ConsumerID)
+	} else {
+		b.Queue(payCustomerByAccountSQL, r.ConsumerID)
+		b.Queue(payAccountByIDSQL, r.ConsumerID)
+	}
+	b.Queue(`SELECT nextval('order_seq')`)
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+
+	st := &payState{}
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		return nil, err
+	}
+	st.claimed = tag.RowsAffected() == 1
+	var answer string
+	if err := br.QueryRow().Scan(&st.key.fingerprint, &st.key.state, &st.key.errcode, &st.key.errmsg, &answer); err != nil {
+		return nil, err
+	}
+	st.key.answer = []byte(answer)
+	t := &terminal{id: r.TerminalID}
+	var enabled bool
+	switch err := br.QueryRow().Scan(&t.sealedTPK, &t.legacyDES, &enabled); {
+	case err == nil && enabled:
+		st.term = t
+	case err == nil, errors.Is(err, pgx.ErrNoRows):
+	default:
+		return nil, err
+	}
+	c, err := scanCustomer(br.QueryRow())
+	switch {
+	case err == nil:
+		st.cust = c
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	if st.accounts, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (mapfront.AccountChoice, error) {
+		var a mapfront.AccountChoice
+		err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.Balance)
+		return a, err
+	}); err != nil {
+		return nil, err
+	}
+	if err := br.QueryRow().Scan(&st.orderSeq); err != nil {
+		return nil, err
+	}
+	return st, br.Close()
+}
+
+// payDecide applies the rules of SPEC section 5 to what payRead found and
+// returns the answer with the writes that make it so (without COMMIT), or
+// the decline (with the writes a decline keeps: the password failure count).
+func (s *Store) payDecide(r *mapfront.PayRequest, st *payState) (*mapfront.PaymentAnswer, *pgx.Batch, error) {
+	writes := &pgx.Batch{}
+	if st.term == nil {
+		return nil, nil, mapfront.Errorf(mapfront.CodeTerminal, "终端%s未登记、已停用或与商户、门店不符", r.TerminalID)
+	}
+	pin, err := s.openPIN(st.term, r.PINBlock, r.ConsumerID)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := st.cust
+	if c == nil {
+		return nil, writes, mapfront.Errorf(mapfront.CodeNotFound, "消费号码不存在")
+	}
+	ok := false
+	if c.pwHash != nil && !c.locked {
+		if ok, err = s.keys.VerifyPassword(c.pwHash, pin); err != nil {
+			return nil, nil, err
+		}
+	}
+	failures, locked, decline := mapfront.CheckPassword(c.pwHash != nil, c.locked, c.failures, ok, s.policy.MaxPasswordFailures)
+	if failures != c.failures || locked != c.locked {
+		writes.Queue(payPasswordSQL, c.id, failures, locked)
+	}
+	if decline != nil {
+		return nil, writes, decline
+	}
+	var chosen mapfront.AccountChoice
+	if r.ByMobile() {
+		chosen, err = mapfront.ChooseAccount(st.accounts, r.Sum, s.policy.Accounts)
+	} else if len(st.accounts) == 1 {
+		chosen = st.accounts[0]
+		err = mapfront.CheckAccount(chosen, r.Sum)
+	} else {
+		err = mapfront.Errorf(mapfront.CodeNotFound, "消费号码不存在")
+	}
+	if err != nil {
+		return nil, writes, err
+	}
+	now := s.clock.Now()
+	orderID := "ud" + now.In(s.clock.Zone).Format("20060102150405") + fmt.Sprintf("%06d", st.orderSeq%1_000_000)
+	// The account is locked for this transaction, so its balance after the
+	// debit is known here; the CHECK still guards it in the database.
+	balance := chosen.Balance - r.Sum
+	a := &mapfront.PaymentAnswer{
+		OrderID: orderID, ConsumerID: r.ConsumerID, Sum: r.Sum, PayTime: s.clock.FormatTime(now),
+		SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID, OperatorID: r.OperatorID,
+		BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID, ProductName: r.ProductName,
+		ProductPrice: r.ProductPrice, ProductQuantity: r.ProductQuantity, Remark: r.Remark,
+		Status: mapfront.StatusPaid, AccountID: chosen.ID, Balance: &balance,
+	}
+	body, err := json.Marshal(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	writes.Queue(payApproveSQL, orderID, chosen.ID, sysMerchantPayable, r.Sum, r.SellerID, r.StoreID, r.TerminalID,
+		r.BatchNo, r.TerminalOrderID, r.OperatorID, r.ConsumerID, balance, r.ProductName, r.ProductPrice,
+		r.ProductQuantity, r.Remark, s.clock.BusinessDate(now), now, body)
+	return a, writes, nil
+}
