@@ -34,7 +34,7 @@ JOIN sellers se ON se.seller_id = t.seller_id
 WHERE t.terminal_id = $1 AND t.seller_id = $2 AND t.store_id = $3`
 	// Every pay locks its customer first (the password state and the
 	// accounts' balances must not change under it), then the accounts.
-	payCustomerByMobileSQL = `SELECT ` + customerColumns + ` FROM customers WHERE mobile = $1 FOR NO KEY UPDATE`
+	payCustomerByMobileSQL  = `SELECT ` + customerColumns + ` FROM customers WHERE mobile = $1 FOR NO KEY UPDATE`
 	payCustomerByAccountSQL = `SELECT ` + customerColumns + ` FROM customers
 WHERE customer_id = (SELECT customer_id FROM accounts WHERE account_id = $1 AND kind <> 'system') FOR NO KEY UPDATE`
 	payAccountsByMobileSQL = `SELECT a.account_id, a.kind, a.status, a.balance FROM accounts a
