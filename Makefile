@@ -29,7 +29,7 @@ run: build .data/master.key
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./server ./gateway
+	$(GO) build -o $(BIN)/ ./server ./gateway ./settlement
 
 ## test: every test, with the race detector, against a real PostgreSQL: the one
 ## in MAPFRONT_TEST_DATABASE_URL, else a private cluster under .data/.
