@@ -1,0 +1,177 @@
+// Command loadgen measures mapfront's throughput the way the POSP loads it.
+// It only wires flags to bench/internal/load; the work is done there.
+//
+//	loadgen provision -customers N   create the bench customers and terminals (AdminService)
+//	loadgen run -customers N -c 16 -d 30s   send terminal transactions and report
+//
+// Both only ever target loopback addresses: this is a measuring tool for a
+// local deployment, not a client for a shared one. See bench/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"mapfront/bench/internal/load"
+	"mapfront/bench/internal/pinblock"
+	mapfrontv1 "mapfront/gen/mapfront/v1"
+)
+
+// The demo TPK of SPEC section 8 (public test data, not a secret) and the
+// payment password provision gives every bench customer: both are what a
+// bench terminal and its customers are expected to use unless told otherwise.
+const (
+	demoTPK       = "0123456789ABCDEFFEDCBA9876543210"
+	benchPassword = "258036"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	// SIGINT/SIGTERM end a run early but cleanly: no new requests, the report
+	// still printed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "provision":
+		err = provision(ctx, os.Args[2:])
+	case "run":
+		err = run(ctx, os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: loadgen provision|run [flags]   (loadgen provision -h, loadgen run -h)")
+	os.Exit(2)
+}
+
+// common are the flags both subcommands share: they must agree for run to
+// find what provision made.
+type common struct {
+	customers int
+	grpcAddr  string
+	password  string
+	tpk       string
+	terminals int
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.customers, "customers", 1000, "number of bench customers (mobile 150xxxxxxxx by index)")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:9090", "mapfront gRPC server (loopback only)")
+	fs.StringVar(&c.password, "password", benchPassword, "the bench customers' payment password")
+	fs.StringVar(&c.tpk, "tpk", demoTPK, "the bench terminals' PIN key (32 hex digits)")
+	fs.IntVar(&c.terminals, "terminals", 64, "bench terminals BENCH0001.. (workers share them round-robin)")
+}
+
+func provision(ctx context.Context, args []string) error {
+	var c common
+	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
+	c.register(fs)
+	concurrency := fs.Int("concurrency", 16, "customers provisioned at once")
+	topUp := fs.Int64("topup", 100_000_000, "cash credited once per customer, in fen")
+	timeout := fs.Duration("timeout", 30*time.Second, "per admin call")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Check the key before creating anything with it.
+	if _, err := pinblock.NewBuilderHex(c.tpk); err != nil {
+		return err
+	}
+	conn, err := load.Dial(c.grpcAddr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rep, err := load.Provision(ctx, mapfrontv1.NewAdminServiceClient(conn), load.ProvisionConfig{
+		Customers: c.customers, Concurrency: *concurrency, Password: c.password, TopUp: *topUp,
+		TPKHex: c.tpk, Terminals: c.terminals, Timeout: *timeout,
+	}, os.Stderr)
+	if rep != nil {
+		rep.Write(os.Stdout)
+	}
+	return err
+}
+
+func run(ctx context.Context, args []string) error {
+	var c common
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c.register(fs)
+	concurrency := fs.Int("c", 16, "concurrent workers (terminals sending one request at a time)")
+	duration := fs.Duration("d", 30*time.Second, "how long to send")
+	maxReq := fs.Int64("n", 0, "stop after this many requests (0: -d alone)")
+	mixFlag := fs.String("mix", load.DefaultMix.String(), "operation weights, e.g. pay=80,query=10,cancel=5,undo=5")
+	mode := fs.String("mode", "http", "http (legacy JSON through the gateway) or grpc (OfflineService directly)")
+	gateway := fs.String("gateway", "http://127.0.0.1:8080", "gateway base URL (loopback only)")
+	batch := fs.String("batch", time.Now().Format("20060102150405"), "batchNo of this run (new keys for every run)")
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (customers, sums, mix)")
+	maxSum := fs.Int64("max-sum", 9, "pays are 1..max-sum fen")
+	timeout := fs.Duration("timeout", 30*time.Second, "per request")
+	out := fs.String("out", "", "also write the numbers as key=value lines to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	mix, err := load.ParseMix(*mixFlag)
+	if err != nil {
+		return err
+	}
+	pins, err := pinblock.NewBuilderHex(c.tpk)
+	if err != nil {
+		return err
+	}
+	var client load.Client
+	target := *gateway
+	switch *mode {
+	case "http":
+		client, err = load.NewHTTPClient(*gateway, *concurrency)
+	case "grpc":
+		client, err = load.NewGRPCClient(c.grpcAddr)
+		target = c.grpcAddr
+	default:
+		err = fmt.Errorf("mode %q: want http or grpc", *mode)
+	}
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	fmt.Printf("loadgen run: %s %s, %d workers, %v, %d customers, mix %s\n", *mode, target, *concurrency, *duration, c.customers, mix)
+	rep, err := load.Run(ctx, load.RunConfig{
+		Customers: c.customers, Concurrency: *concurrency, Duration: *duration, MaxRequests: *maxReq,
+		Mix: mix, Password: c.password, PINs: pins, Terminals: c.terminals, BatchNo: *batch,
+		Seed: *seed, MaxSum: *maxSum, Timeout: *timeout,
+	}, client)
+	if err != nil {
+		return err
+	}
+	rep.Write(os.Stdout)
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		rep.WriteKV(f)
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if n := rep.Unexpected(); n > 0 {
+		return fmt.Errorf("FAILED: %d unexpected answers (see by errcode)", n)
+	}
+	return nil
+}
