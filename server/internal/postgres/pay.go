@@ -1,8 +1,8 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -21,12 +21,17 @@ import (
 // that a statement-per-round-trip version would send; only the waiting is
 // gone.
 const (
-	payClaimSQL = `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, fingerprint, state, errcode)
-VALUES ('pay', $1, $2, $3, $4, 'done', -1) ON CONFLICT DO NOTHING`
-	// After the claim waited out a concurrent first request, this sees its
-	// outcome; after a successful claim it sees our own row (errcode -1).
-	payKeySQL = `SELECT fingerprint, state, errcode, errmsg, coalesce(answer::text, '')
+	// Every request about a pay's terminal key (the pay, its repeats, its
+	// reversal) takes this transaction lock first, so they run one after
+	// the other and each sees what the one before committed. The unique keys
+	// of pay_orders and terminal_requests remain the hard guarantee.
+	payKeyLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('pay|' || $1 || '|' || $2 || '|' || $3, 0))`
+	// A decline, a tombstone or a reversal of the key.
+	payKeySQL = `SELECT coalesce(fingerprint, ''::bytea), state, errcode, errmsg
 FROM terminal_requests WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
+	// An approved pay of the key.
+	payOrderByKeySQL = `SELECT ` + payOrderColumns + `, coalesce(fingerprint, ''::bytea), balance_after FROM pay_orders
+WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
 	payTerminalSQL = `SELECT t.tpk_sealed, t.legacy_des, t.enabled AND st.enabled AND se.enabled
 FROM terminals t
 JOIN stores st ON st.seller_id = t.seller_id AND st.store_id = t.store_id
@@ -45,15 +50,13 @@ WHERE account_id = $1 AND kind <> 'system' FOR NO KEY UPDATE`
 	payApproveSQL = `
 WITH t AS (INSERT INTO ledger_txns (kind, order_id) VALUES ('pay', $1) RETURNING txn_id),
      p AS (INSERT INTO postings (txn_id, account_id, amount)
-           SELECT t.txn_id, u.a, u.m FROM t, unnest(ARRAY[$2::text, $3::text], ARRAY[-$4::bigint, $4::bigint]) AS u(a, m)),
-     o AS (INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no, terminal_order_id,
-               operator_id, consumer_id, account_id, amount, balance_after, status, product_name, product_price,
-               product_quantity, remark, business_date, pay_time)
-           VALUES ($1, 'pay', $5, $6, $7, $8, $9, $10, $11, $2, $4, $12, 'success', $13, $14, $15, $16, $17, $18))
-UPDATE terminal_requests SET errcode = 0, answer = $19
-WHERE kind = 'pay' AND terminal_id = $7 AND batch_no = $8 AND terminal_order_id = $9`
-	payDeclineSQL = `UPDATE terminal_requests SET errcode = $4, errmsg = $5
-WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
+           SELECT t.txn_id, u.a, u.m FROM t, unnest(ARRAY[$2::text, $3::text], ARRAY[-$4::bigint, $4::bigint]) AS u(a, m))
+INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no, terminal_order_id,
+    operator_id, consumer_id, account_id, amount, balance_after, status, product_name, product_price,
+    product_quantity, remark, business_date, pay_time, fingerprint)
+VALUES ($1, 'pay', $5, $6, $7, $8, $9, $10, $11, $2, $4, $12, 'success', $13, $14, $15, $16, $17, $18, $19)`
+	payDeclineSQL = `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, fingerprint, state, errcode, errmsg)
+VALUES ('pay', $1, $2, $3, $4, 'done', $5, $6)`
 	payPasswordSQL = `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`
 )
 
@@ -86,8 +89,8 @@ func (s *Store) Pay(ctx context.Context, r *mapfront.PayRequest) (*mapfront.Paym
 
 // payState is what the first batch read.
 type payState struct {
-	claimed  bool
-	key      keyState
+	key      *keyState // a stored decline, tombstone or reversal
+	order    *payOrder // an approved pay
 	term     *terminal
 	cust     *customer
 	accounts []mapfront.AccountChoice
@@ -110,22 +113,17 @@ func (s *Store) payOnce(ctx context.Context, r *mapfront.PayRequest, fp []byte) 
 	if err != nil {
 		return nil, err
 	}
-	if !st.claimed {
-		var a mapfront.PaymentAnswer
-		err := (&replay{st.key}).outcome(fp, &a)
-		if err != nil {
-			return nil, err
-		}
-		return &a, nil
+	if st.key != nil || st.order != nil {
+		return s.payReplay(st, fp)
 	}
-	a, writes, decline := s.payDecide(r, st)
+	a, writes, decline := s.payDecide(r, st, fp)
 	code := mapfront.ErrorCode(decline)
 	if decline != nil && !code.Stored() {
 		return nil, decline // rolled back by the deferred ROLLBACK: nothing happened
 	}
 	k := r.Key()
 	if decline != nil {
-		writes.Queue(payDeclineSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID, int(code), decline.(*mapfront.Error).Msg)
+		writes.Queue(payDeclineSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID, fp, int(code), decline.(*mapfront.Error).Msg)
 	}
 	writes.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, writes).Close(); err != nil {
@@ -148,8 +146,9 @@ func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.Pay
 	k := r.Key()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(payClaimSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID, fp)
+	b.Queue(payKeyLockSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID)
 	b.Queue(payKeySQL, k.TerminalID, k.BatchNo, k.TerminalOrderID)
+	b.Queue(payOrderByKeySQL, k.TerminalID, k.BatchNo, k.TerminalOrderID)
 	b.Queue(payTerminalSQL, r.TerminalID, r.SellerID, r.StoreID)
 	if r.ByMobile() {
 		b.Queue(payCustomerByMobileSQL, r.ConsumerID)
@@ -166,16 +165,22 @@ func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.Pay
 	if _, err := br.Exec(); err != nil {
 		return nil, err
 	}
-	tag, err := br.Exec()
-	if err != nil {
+	if _, err := br.Exec(); err != nil {
 		return nil, err
 	}
-	st.claimed = tag.RowsAffected() == 1
-	var answer string
-	if err := br.QueryRow().Scan(&st.key.fingerprint, &st.key.state, &st.key.errcode, &st.key.errmsg, &answer); err != nil {
+	var key keyState
+	switch err := br.QueryRow().Scan(&key.fingerprint, &key.state, &key.errcode, &key.errmsg); {
+	case err == nil:
+		st.key = &key
+	case !errors.Is(err, pgx.ErrNoRows):
 		return nil, err
 	}
-	st.key.answer = []byte(answer)
+	switch o, err := scanPayOrderFull(br.QueryRow()); {
+	case err == nil:
+		st.order = o
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, err
+	}
 	t := &terminal{id: r.TerminalID}
 	var enabled bool
 	switch err := br.QueryRow().Scan(&t.sealedTPK, &t.legacyDES, &enabled); {
@@ -212,7 +217,7 @@ func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.Pay
 // payDecide applies the rules of SPEC section 5 to what payRead found and
 // returns the answer with the writes that make it so (without COMMIT), or
 // the decline (with the writes a decline keeps: the password failure count).
-func (s *Store) payDecide(r *mapfront.PayRequest, st *payState) (*mapfront.PaymentAnswer, *pgx.Batch, error) {
+func (s *Store) payDecide(r *mapfront.PayRequest, st *payState, fp []byte) (*mapfront.PaymentAnswer, *pgx.Batch, error) {
 	writes := &pgx.Batch{}
 	if st.term == nil {
 		return nil, nil, mapfront.Errorf(mapfront.CodeTerminal, "终端%s未登记、已停用或与商户、门店不符", r.TerminalID)
@@ -262,12 +267,48 @@ func (s *Store) payDecide(r *mapfront.PayRequest, st *payState) (*mapfront.Payme
 		ProductPrice: r.ProductPrice, ProductQuantity: r.ProductQuantity, Remark: r.Remark,
 		Status: mapfront.StatusPaid, AccountID: chosen.ID, Balance: &balance,
 	}
-	body, err := json.Marshal(a)
-	if err != nil {
-		return nil, nil, err
-	}
 	writes.Queue(payApproveSQL, orderID, chosen.ID, sysMerchantPayable, r.Sum, r.SellerID, r.StoreID, r.TerminalID,
 		r.BatchNo, r.TerminalOrderID, r.OperatorID, r.ConsumerID, balance, r.ProductName, r.ProductPrice,
-		r.ProductQuantity, r.Remark, s.clock.BusinessDate(now), now, body)
+		r.ProductQuantity, r.Remark, s.clock.BusinessDate(now), now, fp)
 	return a, writes, nil
+}
+
+// payReplay answers a repeat of a terminal key that already has an outcome
+// (SPEC section 5): a reversal tombstone or a reversed pay is 10011, another
+// request under the key is 10003, a stored decline is declined again, an
+// approved pay is answered again from its order. Nothing moves.
+func (s *Store) payReplay(st *payState, fp []byte) (*mapfront.PaymentAnswer, error) {
+	stored := []byte(nil)
+	if st.key != nil {
+		if st.key.state == "tombstone" {
+			return nil, mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
+		}
+		stored = st.key.fingerprint
+	}
+	if st.order != nil {
+		stored = st.order.fingerprint
+	}
+	if !bytes.Equal(stored, fp) {
+		return nil, mapfront.Errorf(mapfront.CodeKeyReused, "终端流水号已用于另一笔交易")
+	}
+	if st.key != nil && st.key.state == "reversed" {
+		return nil, mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
+	}
+	if st.order == nil {
+		return nil, &mapfront.Error{Code: st.key.errcode, Msg: st.key.errmsg}
+	}
+	a := s.payAnswer(st.order)
+	return &a, nil
+}
+
+// payAnswer is the answer of an approved pay, rebuilt from its order.
+func (s *Store) payAnswer(o *payOrder) mapfront.PaymentAnswer {
+	balance := o.balanceAfter
+	return mapfront.PaymentAnswer{
+		OrderID: o.id, ConsumerID: o.consumerID, Sum: o.amount, PayTime: s.clock.FormatTime(o.payTime),
+		SellerID: o.sellerID, StoreID: o.storeID, TerminalID: o.term, OperatorID: o.operatorID,
+		BatchNo: o.batchNo, TerminalOrderID: o.terminalOrderID, ProductName: o.productName,
+		ProductPrice: o.productPrice, ProductQuantity: o.quantity, Remark: o.remark,
+		Status: mapfront.StatusPaid, AccountID: o.accountID, Balance: &balance,
+	}
 }

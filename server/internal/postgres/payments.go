@@ -94,8 +94,10 @@ func (s *Store) authenticate(ctx context.Context, tx pgx.Tx, o mapfront.Origin, 
 	return c, account, s.verifyPassword(ctx, tx, c, pin)
 }
 
-// payOrder is a pay order row as cancel and undo need it.
+// payOrder is a pay order row as cancel, undo and replays need it.
 type payOrder struct {
+	fingerprint              []byte
+	balanceAfter             int64
 	id, status, accountID    string
 	sellerID, storeID, term  string
 	batchNo, terminalOrderID string
@@ -110,6 +112,19 @@ type payOrder struct {
 
 const payOrderColumns = `order_id, status, account_id, seller_id, store_id, terminal_id, batch_no, terminal_order_id,
 operator_id, consumer_id, amount, business_date, pay_time, product_name, product_quantity, product_price, remark`
+
+// scanPayOrderFull scans payOrderColumns followed by fingerprint and
+// balance_after.
+func scanPayOrderFull(row pgx.Row) (*payOrder, error) {
+	var o payOrder
+	err := row.Scan(&o.id, &o.status, &o.accountID, &o.sellerID, &o.storeID, &o.term, &o.batchNo, &o.terminalOrderID,
+		&o.operatorID, &o.consumerID, &o.amount, &o.businessDate, &o.payTime, &o.productName, &o.quantity,
+		&o.productPrice, &o.remark, &o.fingerprint, &o.balanceAfter)
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
 
 func scanPayOrder(row pgx.Row) (*payOrder, error) {
 	var o payOrder
@@ -194,11 +209,11 @@ VALUES ($1, 'cancel', $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 'success', $11, $1
 }
 
 // UndoPay reverses a pay named by its terminal key (消费冲正, SPEC section 5).
-// The reversal and its pay meet on the pay's terminal-key row: whichever
-// inserts it first wins, the other waits for it to commit and then sees it.
-// So they end as approved-then-reversed or tombstoned-then-declined, never
-// both money moved and reversal lost. Every outcome is stored on that row and
-// a repeat answers it again. Errors: 10001, 10002, 10018.
+// It takes the key's transaction lock, as every pay of the key does, so the
+// pay and its reversal run one after the other: they end as
+// approved-then-reversed or tombstoned-then-declined, never money moved and
+// reversal lost. Every outcome is stored on the key's terminal_requests row
+// and a repeat answers it again. Errors: 10001, 10002, 10018.
 func (s *Store) UndoPay(ctx context.Context, r *mapfront.UndoPayRequest) (*mapfront.PaymentAnswer, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -210,63 +225,53 @@ func (s *Store) UndoPay(ctx context.Context, r *mapfront.UndoPayRequest) (*mapfr
 			return err
 		}
 		k := r.Key()
-		now := s.clock.Now()
-		base := mapfront.PaymentAnswer{
-			PayTime: s.clock.FormatTime(now), SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID,
-			OperatorID: r.OperatorID, BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID, Remark: r.Remark,
-			Status: mapfront.StatusReversed,
-		}
-		// Claim the pay's key as a tombstone; if a pay holds it, wait for
-		// that transaction and lock the row instead.
-		id, err := s.newOrderID(ctx, tx)
-		if err != nil {
+		if _, err := tx.Exec(ctx, payKeyLockSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID); err != nil {
 			return err
-		}
-		base.OrderID = "ud" + id
-		tomb, _ := json.Marshal(base)
-		tag, err := tx.Exec(ctx, `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, state, errcode, undo_answer)
-VALUES ('pay', $1, $2, $3, 'tombstone', 0, $4) ON CONFLICT DO NOTHING`, k.TerminalID, k.BatchNo, k.TerminalOrderID, tomb)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 1 {
-			answer = &base
-			return nil
 		}
 		var (
 			state   string
 			errcode int
 			undone  []byte
 		)
-		err = tx.QueryRow(ctx, `SELECT state, errcode, undo_answer FROM terminal_requests
-WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3 FOR UPDATE`,
+		err := tx.QueryRow(ctx, `SELECT state, errcode, undo_answer FROM terminal_requests
+WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`,
 			k.TerminalID, k.BatchNo, k.TerminalOrderID).Scan(&state, &errcode, &undone)
-		if err != nil {
+		found := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		if undone != nil {
 			answer = new(mapfront.PaymentAnswer)
 			return json.Unmarshal(undone, answer)
 		}
-		var o *payOrder
-		orderStatus := ""
-		if errcode == 0 {
-			o, err = scanPayOrder(tx.QueryRow(ctx, `SELECT `+payOrderColumns+` FROM pay_orders
-WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3 FOR UPDATE`,
-				k.TerminalID, k.BatchNo, k.TerminalOrderID))
-			if err != nil {
-				return err
-			}
+		o, err := scanPayOrderFull(tx.QueryRow(ctx, `SELECT `+payOrderColumns+`, coalesce(fingerprint, ''::bytea), balance_after
+FROM pay_orders WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3 FOR UPDATE`,
+			k.TerminalID, k.BatchNo, k.TerminalOrderID))
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		now := s.clock.Now()
+		id, err := s.newOrderID(ctx, tx)
+		if err != nil {
+			return err
+		}
+		a := mapfront.PaymentAnswer{
+			OrderID: "ud" + id, PayTime: s.clock.FormatTime(now), SellerID: r.SellerID, StoreID: r.StoreID,
+			TerminalID: r.TerminalID, OperatorID: r.OperatorID, BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID,
+			Remark: r.Remark, Status: mapfront.StatusReversed,
+		}
+		orderStatus, newState, fp := "", "reversed", []byte(nil)
+		if o != nil {
 			if o.sellerID != r.SellerID || o.storeID != r.StoreID {
 				return mapfront.Errorf(mapfront.CodeTerminal, "冲正的商户、门店与原交易不符")
 			}
-			orderStatus = o.status
-			base.ConsumerID, base.Sum, base.ProductName, base.ProductPrice, base.ProductQuantity =
-				o.consumerID, o.amount, o.productName, o.productPrice, o.quantity
-			base.AccountID = o.accountID
+			orderStatus, fp = o.status, o.fingerprint
+			a.ConsumerID, a.Sum, a.ProductName, a.ProductPrice, a.ProductQuantity, a.AccountID =
+				o.consumerID, o.amount, o.productName, o.productPrice, o.quantity, o.accountID
 		}
-		newState := "reversed"
-		switch mapfront.DecideUndo(true, errcode == 0, orderStatus) {
+		switch mapfront.DecideUndo(found || o != nil, o != nil, orderStatus) {
+		case mapfront.UndoTombstone:
+			newState = "tombstone"
 		case mapfront.UndoRefund:
 			balance, err := refund(ctx, tx, "undo", o.id, o)
 			if err != nil {
@@ -275,28 +280,37 @@ WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id 
 			if _, err := tx.Exec(ctx, `UPDATE pay_orders SET status = 'reversed' WHERE order_id = $1`, o.id); err != nil {
 				return err
 			}
-			base.Balance = &balance
+			a.Balance = &balance
 		case mapfront.UndoNothingCancelled:
-			newState = state
-			base.Status = mapfront.StatusWasCancelled
+			// The pay stands as answered (then cancelled): a repeat of it
+			// still gets its answer, so the key stays 'done'.
+			newState = "done"
+			a.Status = mapfront.StatusWasCancelled
 			var balance int64
 			if err := tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, o.accountID).Scan(&balance); err != nil {
 				return err
 			}
-			base.Balance = &balance
+			a.Balance = &balance
 		case mapfront.UndoNothingDeclined:
-			base.Status = mapfront.StatusNothingToUndo
+			a.Status = mapfront.StatusNothingToUndo
 		}
-		body, err := json.Marshal(base)
+		body, err := json.Marshal(a)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE terminal_requests SET state = $4, undo_answer = $5
+		if found {
+			_, err = tx.Exec(ctx, `UPDATE terminal_requests SET state = $4, undo_answer = $5
 WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`,
-			k.TerminalID, k.BatchNo, k.TerminalOrderID, newState, body); err != nil {
+				k.TerminalID, k.BatchNo, k.TerminalOrderID, newState, body)
+		} else {
+			_, err = tx.Exec(ctx, `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, fingerprint,
+    state, errcode, undo_answer) VALUES ('pay', $1, $2, $3, $4, $5, 0, $6)`,
+				k.TerminalID, k.BatchNo, k.TerminalOrderID, fp, newState, body)
+		}
+		if err != nil {
 			return err
 		}
-		answer = &base
+		answer = &a
 		return nil
 	})
 	if err != nil {
