@@ -1,0 +1,361 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// Step 4 of a run (settle.go) and the day's time-driven work: merge and
+// activate (SPEC section 6), installment releases (SPEC section 4, 分期卡)
+// and orders past the completion window.
+
+// activateOrders takes every order that a 交易id of the date confirmed a
+// payment of, a slice of orders per transaction, in order id order (the
+// settlement_trades_by_date index gives them without a sort). Slices hold
+// disjoint orders and their accounts, and the system accounts they post to
+// are never locked (their balance is computed, not stored), so they run on
+// settleWorkers connections at once.
+func (s *Store) activateOrders(ctx context.Context, r *run) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan []string)
+	errc := make(chan error, settleWorkers)
+	var wg sync.WaitGroup
+	for i := 0; i < settleWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ids := range pages {
+				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids) }); err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	err := s.orderPages(ctx, r, pages)
+	close(pages)
+	wg.Wait()
+	select {
+	case werr := <-errc:
+		return werr
+	default:
+	}
+	return err
+}
+
+// orderPages sends the date's confirmed orders to pages, settleSlice at a
+// time, until there are no more or ctx ends.
+func (s *Store) orderPages(ctx context.Context, r *run, pages chan<- []string) error {
+	after := ""
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT DISTINCT order_id FROM settlement_trades
+WHERE business_date = $1 AND order_id > $2 ORDER BY order_id LIMIT $3`, r.date, after, settleSlice)
+		if err != nil {
+			return s.wrap(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return s.wrap(err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		select {
+		case pages <- ids:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// settledOrder is a card order with the sum and count of its confirmed
+// (settled, not repealed) payments.
+type settledOrder struct {
+	cardOrder
+	confirmed int64
+	payments  int
+}
+
+// settleOrders merges and activates the given orders (SPEC section 6):
+// confirmed payments equal to the price activate the card (or, already
+// credited under the immediate policy, are verified: no second credit);
+// short of it the order waits; over it is an overpaid exception.
+func (s *Store) settleOrders(ctx context.Context, tx pgx.Tx, r *run, ids []string) error {
+	if _, err := tx.Exec(ctx, `SELECT order_id FROM card_orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE`, ids); err != nil {
+		return err
+	}
+	const q = `
+SELECT ` + qualifiedCardOrderColumns + `,
+       coalesce(sum(p.pay_sum) FILTER (WHERE p.status = 'paid' AND p.settled), 0),
+       count(p.payment_id) FILTER (WHERE p.status = 'paid' AND p.settled)
+FROM card_orders o LEFT JOIN card_payments p ON p.order_id = o.order_id
+WHERE o.order_id = ANY($1) GROUP BY o.order_id ORDER BY o.order_id`
+	rows, err := tx.Query(ctx, q, ids)
+	if err != nil {
+		return err
+	}
+	orders, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (settledOrder, error) {
+		var o settledOrder
+		err := row.Scan(&o.id, &o.customerID, &o.productID, &o.accountID, &o.price, &o.faceValue, &o.installments,
+			&o.released, &o.paid, &o.filling, &o.status, &o.credited, &o.activatedAt, &o.confirmed, &o.payments)
+		return o, err
+	})
+	if err != nil {
+		return err
+	}
+	var credit, counted []*settledOrder
+	var overpaid []exceptionRow
+	for i := range orders {
+		o := &orders[i]
+		switch mapfront.DecideOrder(o.price, o.confirmed, o.credited) {
+		case mapfront.OrderActivate:
+			credit = append(credit, o)
+			counted = append(counted, o)
+		case mapfront.OrderVerify:
+			counted = append(counted, o)
+		case mapfront.OrderOverpaid:
+			overpaid = append(overpaid, exceptionRow{typ: mapfront.ExOverpaid, dedupe: "overpaid|order|" + o.id,
+				orderID: o.id, amount: o.confirmed, expected: o.price,
+				detail: fmt.Sprintf("已对账%s元，超过价格%s元", mapfront.FormatYuan(o.confirmed), mapfront.FormatYuan(o.price))})
+		}
+	}
+	now := s.clock.Now()
+	if err := s.creditOrders(ctx, tx, credit, now); err != nil {
+		return err
+	}
+	if err := recordActivations(ctx, tx, r, counted, now); err != nil {
+		return err
+	}
+	return insertExceptions(ctx, tx, r.date, &r.id, now, overpaid)
+}
+
+const qualifiedCardOrderColumns = `o.order_id, o.customer_id, o.product_id, o.account_id, o.price, o.face_value,
+o.installments, o.released, o.paid, o.filling, o.status, o.credited, o.activated_at`
+
+// activationLegs are the postings of an activation, as activate writes them
+// (cardsale.go): the card gets the face value, or the first installment
+// with the rest held in SYS-INSTALLMENT; the price is owed by the POSP
+// (SYS-CARD-SALES) and the discount is an expense (SYS-DISCOUNT).
+func activationLegs(o *cardOrder) []posting {
+	first := mapfront.InstallmentPart(o.faceValue, o.installments, 1)
+	return []posting{
+		{o.accountID, first},
+		{sysInstallment, o.faceValue - first},
+		{sysCardSales, -o.price},
+		{sysDiscount, -(o.faceValue - o.price)},
+	}
+}
+
+// creditOrders activates locked, fully confirmed pending orders: what
+// activate does for one order, for a slice of orders in five statements, so
+// that a day of a million cards does not cost millions of round trips. Each
+// order still gets its own balanced ledger transaction.
+func (s *Store) creditOrders(ctx context.Context, tx pgx.Tx, orders []*settledOrder, now time.Time) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	ids := make([]string, len(orders))
+	accounts := make([]string, len(orders))
+	for i, o := range orders {
+		ids[i], accounts[i] = o.id, o.accountID
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO ledger_txns (kind, order_id) SELECT 'activate', unnest($1::text[])
+RETURNING txn_id, order_id`, ids)
+	if err != nil {
+		return err
+	}
+	txnOf := make(map[string]int64, len(orders))
+	for rows.Next() {
+		var txn int64
+		var order string
+		if err := rows.Scan(&txn, &order); err != nil {
+			rows.Close()
+			return err
+		}
+		txnOf[order] = txn
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var txns []int64
+	var legAccounts []string
+	var legAmounts []int64
+	for _, o := range orders {
+		var sum int64
+		for _, l := range activationLegs(&o.cardOrder) {
+			sum += l.amount
+			if l.amount != 0 {
+				txns, legAccounts, legAmounts = append(txns, txnOf[o.id]), append(legAccounts, l.account), append(legAmounts, l.amount)
+			}
+		}
+		if sum != 0 {
+			return fmt.Errorf("ledger activate %s: postings sum to %d", o.id, sum)
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO postings (txn_id, account_id, amount)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])`, txns, legAccounts, legAmounts); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, `UPDATE card_orders SET status = 'active', credited = true, released = 1, filling = false,
+    activated_at = $2 WHERE order_id = ANY($1) AND status = 'pending' AND NOT credited`, ids, now)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != int64(len(ids)) {
+		return fmt.Errorf("settlement: activated %d orders, expected %d", tag.RowsAffected(), len(ids))
+	}
+	_, err = tx.Exec(ctx, `UPDATE accounts SET status = 'active', activated_at = $2 WHERE account_id = ANY($1)`, accounts, now)
+	return err
+}
+
+// recordActivations counts orders as activated by the date, once per order.
+func recordActivations(ctx context.Context, tx pgx.Tx, r *run, orders []*settledOrder, now time.Time) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	ids := make([]string, len(orders))
+	payments := make([]int32, len(orders))
+	credited := make([]bool, len(orders))
+	for i, o := range orders {
+		// credited here means credited by this settlement: an order that
+		// was credited before (immediate policy) is only verified.
+		ids[i], payments[i], credited[i] = o.id, int32(o.payments), o.status == "pending"
+	}
+	const q = `
+INSERT INTO settlement_activations (order_id, business_date, run_id, payments, credited, activated_at)
+SELECT u.order_id, $1, $2, u.payments, u.credited, $3
+FROM unnest($4::text[], $5::int[], $6::boolean[]) AS u(order_id, payments, credited)
+ON CONFLICT (order_id) DO NOTHING`
+	_, err := tx.Exec(ctx, q, r.date, r.id, now, ids, payments, credited)
+	return err
+}
+
+// RunDaily does the day's time-driven work (SPEC sections 4 and 6): it
+// releases every installment part that has fallen due, each once per card
+// and part, and files the pending orders that have waited longer than
+// window (zero: mapfront.DefaultCompletionWindow) as incomplete_after_window.
+// Running it again, or twice at once, releases and files nothing more.
+// Each card's releases are one transaction with its postings.
+// Errors: 10018.
+func (s *Store) RunDaily(ctx context.Context, window time.Duration) (*mapfront.DailyResult, error) {
+	res := &mapfront.DailyResult{}
+	today := s.clock.Today()
+	after := ""
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT order_id FROM card_orders
+WHERE status = 'active' AND credited AND released < installments AND order_id > $1 ORDER BY order_id LIMIT $2`,
+			after, settleSlice)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		var n int64
+		if err := s.settleTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			n, err = s.releaseDue(ctx, tx, ids, today)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		res.InstallmentsReleased += n
+		after = ids[len(ids)-1]
+	}
+	n, err := s.flagIncomplete(ctx, today, window)
+	if err != nil {
+		return nil, err
+	}
+	res.IncompleteFlagged = n
+	if res.InstallmentsReleased > 0 || res.IncompleteFlagged > 0 {
+		s.log.Info("daily settlement work", "date", mapfront.DateString(today),
+			"installments_released", res.InstallmentsReleased, "incomplete_flagged", res.IncompleteFlagged)
+	}
+	return res, nil
+}
+
+// releaseDue releases the parts due by today of the given orders. The rows
+// are locked and read again, so a concurrent RunDaily that released first
+// is seen; released moves only from n-1 to n and the release row is unique
+// per order and part, so no part is credited twice whatever the timing.
+func (s *Store) releaseDue(ctx context.Context, tx pgx.Tx, ids []string, today time.Time) (int64, error) {
+	rows, err := tx.Query(ctx, `SELECT `+cardOrderColumns+` FROM card_orders
+WHERE order_id = ANY($1) AND status = 'active' AND credited AND released < installments
+ORDER BY order_id FOR UPDATE`, ids)
+	if err != nil {
+		return 0, err
+	}
+	orders, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*cardOrder, error) { return scanCardOrder(row) })
+	if err != nil {
+		return 0, err
+	}
+	now := s.clock.Now()
+	var n int64
+	for _, o := range orders {
+		if o.activatedAt == nil {
+			continue
+		}
+		activated := s.clock.BusinessDate(*o.activatedAt)
+		for _, part := range mapfront.DueParts(activated, o.installments, o.released, today) {
+			amount := mapfront.InstallmentPart(o.faceValue, o.installments, part)
+			var txn *int64
+			if amount > 0 {
+				id, err := post(ctx, tx, "release", o.id, posting{o.accountID, amount}, posting{sysInstallment, -amount})
+				if err != nil {
+					return 0, err
+				}
+				txn = &id
+			}
+			tag, err := tx.Exec(ctx, `UPDATE card_orders SET released = $2 WHERE order_id = $1 AND released = $2 - 1`, o.id, part)
+			if err != nil {
+				return 0, err
+			}
+			if tag.RowsAffected() != 1 {
+				return 0, fmt.Errorf("release %s part %d: order not at part %d", o.id, part, part-1)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO installment_releases (order_id, part, due_date, amount, txn_id, released_at)
+VALUES ($1, $2, $3, $4, $5, $6)`, o.id, part, mapfront.InstallmentDue(activated, part), amount, txn, now); err != nil {
+				return 0, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// flagIncomplete files, once per order, the pending orders whose business
+// date is at least window before today: still short of the price, or paid
+// but not all confirmed (SPEC section 6: "after a configurable window
+// becomes an exception").
+func (s *Store) flagIncomplete(ctx context.Context, today time.Time, window time.Duration) (int64, error) {
+	cutoff := mapfront.WindowCutoff(today, window)
+	var n int64
+	err := s.settleTx(ctx, func(tx pgx.Tx) error {
+		const q = `
+INSERT INTO settlement_exceptions (type, business_date, dedupe, order_id, amount, expected, detail, created_at)
+SELECT 'incomplete_after_window', o.business_date, 'incomplete|' || o.order_id, o.order_id, c.confirmed, o.price,
+       format('超过完成期限仍未生效：已付%s分，已对账%s分，价格%s分', o.paid, c.confirmed, o.price), $2
+FROM card_orders o,
+     LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed FROM card_payments p
+              WHERE p.order_id = o.order_id AND p.status = 'paid' AND p.settled) c
+WHERE o.status = 'pending' AND o.paid > 0 AND o.business_date <= $1
+ON CONFLICT (business_date, dedupe) DO NOTHING`
+		tag, err := tx.Exec(ctx, q, cutoff, s.clock.Now())
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
+}

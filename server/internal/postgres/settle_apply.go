@@ -1,0 +1,408 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// Step 3 of a run (settle.go): the staged records, in line order, a slice
+// per transaction. A slice locks the payments its records name, reads each
+// record with what the store holds for its 交易id and its terminal key
+// (keyed lookups on unique indexes: the "map keyed by the match key", kept
+// by the database), lets mapfront.Classify decide, and writes the outcome:
+// confirmations set-based, openings one by one, exceptions in one insert.
+
+// stagedRecord is a staged record and what the store holds for it.
+type stagedRecord struct {
+	rec       mapfront.SettlementRecord
+	dup       bool
+	prior     mapfront.Prior
+	match     mapfront.Match
+	paymentID int64
+	orderID   string
+}
+
+// exceptionRow is a queue item to file.
+type exceptionRow struct {
+	typ             mapfront.ExceptionType
+	dedupe          string
+	lineNo          int64
+	tradeID         string
+	orderID         string
+	paymentID       *int64
+	terminalID      string
+	batchNo         string
+	terminalOrderID string
+	amount          int64
+	expected        int64
+	detail          string
+}
+
+// recordException files a record's problem. The dedupe key is the 交易id,
+// so a re-run of the date does not file the same problem again; duplicates
+// are keyed by line as well, since their 交易id is by nature not unique.
+func recordException(st *stagedRecord, t mapfront.ExceptionType, expected int64, detail string) exceptionRow {
+	dedupe := string(t) + "|" + st.rec.TradeID
+	if t == mapfront.ExDuplicate {
+		dedupe += fmt.Sprintf("|%d", st.rec.LineNo)
+	}
+	e := exceptionRow{typ: t, dedupe: dedupe, lineNo: st.rec.LineNo, tradeID: st.rec.TradeID, orderID: st.orderID,
+		terminalID: st.rec.TerminalID, batchNo: st.rec.BatchNo, terminalOrderID: st.rec.TerminalOrderID,
+		amount: st.rec.Amount, expected: expected, detail: detail}
+	if st.paymentID != 0 {
+		id := st.paymentID
+		e.paymentID = &id
+	}
+	return e
+}
+
+// applyRecords runs the slices of a run until every staged record is done.
+func (s *Store) applyRecords(ctx context.Context, r *run) error {
+	products, err := s.ListProducts(ctx, false)
+	if err != nil {
+		return err
+	}
+	// Unknown products are not_openable; a product that exists but is off
+	// sale now was on sale when the POSP took the money, so it opens.
+	byID := make(map[string]*mapfront.Product, len(products))
+	for i := range products {
+		byID[products[i].ID] = &products[i]
+	}
+	var after int64
+	for {
+		var upper *int64
+		const bound = `
+SELECT max(line_no) FROM (SELECT line_no FROM settlement_staging
+                          WHERE run_id = $1 AND NOT bad AND line_no > $2 ORDER BY line_no LIMIT $3) s`
+		if err := s.pool.QueryRow(ctx, bound, r.id, after, settleSlice).Scan(&upper); err != nil {
+			return s.wrap(err)
+		}
+		if upper == nil {
+			return nil
+		}
+		if err := s.settleTx(ctx, func(tx pgx.Tx) error {
+			return s.applySlice(ctx, tx, r, after, *upper, byID)
+		}); err != nil {
+			return err
+		}
+		after = *upper
+	}
+}
+
+// applySlice applies the staged records with after < line_no <= upper. It
+// may run more than once (inTx retries a deadlock), so it keeps no state
+// outside the transaction.
+func (s *Store) applySlice(ctx context.Context, tx pgx.Tx, r *run, after, upper int64, products map[string]*mapfront.Product) error {
+	// The payments named are locked first, in id order, so that what is
+	// read below cannot change (a repeal, a concurrent run of another date)
+	// before it is written. Each record finds its payment and its prior
+	// 交易id by a keyed lookup on a unique index (LATERAL … LIMIT 1 keeps
+	// the planner from hashing the whole card_payments table once per
+	// slice): a slice costs what its records cost, however many payments
+	// the years have accumulated.
+	const lock = `
+SELECT payment_id FROM card_payments
+WHERE payment_id = ANY (ARRAY (
+    SELECT p.payment_id FROM settlement_staging s,
+        LATERAL (SELECT payment_id FROM card_payments c WHERE c.terminal_id = s.terminal_id
+                 AND c.batch_no = s.batch_no AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p
+    WHERE s.run_id = $1 AND NOT s.bad AND s.line_no > $2 AND s.line_no <= $3))
+ORDER BY payment_id FOR UPDATE`
+	if _, err := tx.Exec(ctx, lock, r.id, after, upper); err != nil {
+		return err
+	}
+	const q = `
+SELECT s.line_no, s.trade_id, s.amount, s.seller_id, s.terminal_id, s.batch_no, s.terminal_order_id, s.id_number,
+       s.mobile, s.referrer, s.product_id, s.dup,
+       t.business_date, coalesce(t.amount, 0),
+       p.payment_id, coalesce(p.order_id, ''), coalesce(p.seller_id, ''), coalesce(p.pay_sum, 0),
+       coalesce(p.status, ''), coalesce(p.settled, false), coalesce(p.trade_id, '')
+FROM settlement_staging s
+LEFT JOIN LATERAL (SELECT business_date, amount FROM settlement_trades x WHERE x.trade_id = s.trade_id LIMIT 1) t ON true
+LEFT JOIN LATERAL (SELECT payment_id, order_id, seller_id, pay_sum, status, settled, trade_id FROM card_payments c
+                   WHERE c.terminal_id = s.terminal_id AND c.batch_no = s.batch_no
+                     AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p ON true
+WHERE s.run_id = $1 AND NOT s.bad AND s.line_no > $2 AND s.line_no <= $3
+ORDER BY s.line_no`
+	rows, err := tx.Query(ctx, q, r.id, after, upper)
+	if err != nil {
+		return err
+	}
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (stagedRecord, error) {
+		var st stagedRecord
+		var priorDate *time.Time
+		var paymentID *int64
+		var status string
+		err := row.Scan(&st.rec.LineNo, &st.rec.TradeID, &st.rec.Amount, &st.rec.SellerID, &st.rec.TerminalID,
+			&st.rec.BatchNo, &st.rec.TerminalOrderID, &st.rec.IDNumber, &st.rec.Mobile, &st.rec.Referrer,
+			&st.rec.ProductID, &st.dup, &priorDate, &st.prior.Amount, &paymentID, &st.orderID, &st.match.SellerID,
+			&st.match.PaySum, &status, &st.match.Settled, &st.match.TradeID)
+		if priorDate != nil {
+			st.prior.Applied, st.prior.Date, st.prior.SameDate = true, *priorDate, priorDate.Equal(r.date)
+		}
+		if paymentID != nil {
+			st.match.Found, st.paymentID = true, *paymentID
+			st.match.Repealed = status == "repealed"
+		}
+		return st, err
+	})
+	if err != nil {
+		return err
+	}
+	var exceptions []exceptionRow
+	var confirms, opens []*stagedRecord
+	for i := range recs {
+		st := &recs[i]
+		d := mapfront.Classify(&st.rec, st.dup, st.prior, st.match)
+		switch d.Verdict {
+		case mapfront.Confirm:
+			confirms = append(confirms, st)
+		case mapfront.Open:
+			opens = append(opens, st)
+		case mapfront.Queue:
+			exceptions = append(exceptions, recordException(st, d.Type, d.Expected, d.Detail))
+		}
+	}
+	lost, err := s.confirm(ctx, tx, r, confirms)
+	if err != nil {
+		return err
+	}
+	exceptions = append(exceptions, lost...)
+	for _, st := range opens {
+		e, err := s.openFromFile(ctx, tx, r, st, products)
+		if err != nil {
+			return err
+		}
+		if e != nil {
+			exceptions = append(exceptions, *e)
+		}
+	}
+	return insertExceptions(ctx, tx, r.date, &r.id, s.clock.Now(), exceptions)
+}
+
+// confirm applies the records that confirm their payment: each 交易id is
+// recorded once ever (a conflict means another batch applied that 交易id
+// or that payment first) and the payment is marked settled with it. The
+// records that lost are returned as duplicates.
+func (s *Store) confirm(ctx context.Context, tx pgx.Tx, r *run, recs []*stagedRecord) ([]exceptionRow, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	tradeIDs := make([]string, len(recs))
+	lineNos := make([]int64, len(recs))
+	paymentIDs := make([]int64, len(recs))
+	orderIDs := make([]string, len(recs))
+	amounts := make([]int64, len(recs))
+	for i, st := range recs {
+		tradeIDs[i], lineNos[i], paymentIDs[i], orderIDs[i], amounts[i] =
+			st.rec.TradeID, st.rec.LineNo, st.paymentID, st.orderID, st.rec.Amount
+	}
+	const ins = `
+INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome, payment_id, order_id, amount, applied_at)
+SELECT u.trade_id, $1, $2, u.line_no, 'matched', u.payment_id, u.order_id, u.amount, $3
+FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[])
+     AS u(trade_id, line_no, payment_id, order_id, amount)
+ON CONFLICT DO NOTHING
+RETURNING trade_id, payment_id`
+	rows, err := tx.Query(ctx, ins, r.date, r.id, s.clock.Now(), tradeIDs, lineNos, paymentIDs, orderIDs, amounts)
+	if err != nil {
+		return nil, err
+	}
+	applied := make(map[string]bool, len(recs))
+	var appliedTrades []string
+	var appliedPayments []int64
+	for rows.Next() {
+		var t string
+		var p int64
+		if err := rows.Scan(&t, &p); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		applied[t] = true
+		appliedTrades = append(appliedTrades, t)
+		appliedPayments = append(appliedPayments, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	const upd = `
+UPDATE card_payments c SET settled = true, trade_id = u.trade_id
+FROM unnest($1::bigint[], $2::text[]) AS u(payment_id, trade_id)
+WHERE c.payment_id = u.payment_id AND c.status = 'paid' AND NOT c.settled`
+	tag, err := tx.Exec(ctx, upd, appliedPayments, appliedTrades)
+	if err != nil {
+		return nil, err
+	}
+	if tag.RowsAffected() != int64(len(appliedPayments)) {
+		// The payments are locked and were read unsettled: this cannot
+		// happen unless the lock order above is broken.
+		return nil, fmt.Errorf("settlement: confirmed %d payments, expected %d", tag.RowsAffected(), len(appliedPayments))
+	}
+	var lost []exceptionRow
+	for _, st := range recs {
+		if !applied[st.rec.TradeID] {
+			lost = append(lost, recordException(st, mapfront.ExDuplicate, st.match.PaySum, "交易id或该笔开卡付款已被另一条记录对账"))
+		}
+	}
+	return lost, nil
+}
+
+// openFromFile opens the card of a record whose payment we never saw (未开
+// 通, SPEC section 6) as open_card would have: the customer is found or
+// created, the payment joins the customer's filling order for the product
+// or starts one, and it is confirmed at once. It runs in a savepoint: a
+// record that turns out not to be openable, or whose terminal key or 交易id
+// another record took first, leaves nothing behind and is returned as an
+// exception.
+func (s *Store) openFromFile(ctx context.Context, tx pgx.Tx, r *run, st *stagedRecord, products map[string]*mapfront.Product) (*exceptionRow, error) {
+	rec := &st.rec
+	notOpenable := func(why string) *exceptionRow {
+		e := recordException(st, mapfront.ExNotOpenable, 0, fmt.Sprintf("%s（身份证%s，手机%s，产品%s）", why,
+			mapfront.MaskIDNumber(rec.IDNumber), mapfront.MaskMobile(rec.Mobile), rec.ProductID))
+		return &e
+	}
+	p := products[rec.ProductID]
+	if p == nil {
+		return notOpenable(fmt.Sprintf("产品%s不存在", rec.ProductID)), nil
+	}
+	var storeID string
+	err := tx.QueryRow(ctx, `SELECT store_id FROM terminals WHERE terminal_id = $1 AND seller_id = $2`,
+		rec.TerminalID, rec.SellerID).Scan(&storeID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notOpenable(fmt.Sprintf("终端%s未登记或不属于商户%s", rec.TerminalID, rec.SellerID)), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	req := mapfront.OpenRequest(rec, storeID)
+	if err := req.Validate(); err != nil {
+		return domainOr(err, notOpenable)
+	}
+	if req.PaySum > p.Price {
+		return notOpenable(fmt.Sprintf("金额%s元超过产品价格%s元", mapfront.FormatYuan(req.PaySum), mapfront.FormatYuan(p.Price))), nil
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sp.Rollback(ctx) }() // a no-op once committed or rolled back
+	e, err := s.openInSavepoint(ctx, sp, r, st, req, p, notOpenable)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "card_payments_terminal_id_batch_no_terminal_order_id_key" {
+			// Another record of the file opened this terminal key first.
+			if rerr := sp.Rollback(ctx); rerr != nil {
+				return nil, rerr
+			}
+			d := recordException(st, mapfront.ExDuplicate, 0, "终端流水号已由另一条记录开卡")
+			return &d, nil
+		}
+		return nil, err
+	}
+	if e != nil {
+		return e, sp.Rollback(ctx)
+	}
+	return nil, sp.Commit(ctx)
+}
+
+// domainOr turns a business error into the exception mk makes of its
+// message; other errors stay errors.
+func domainOr(err error, mk func(string) *exceptionRow) (*exceptionRow, error) {
+	var de *mapfront.Error
+	if errors.As(err, &de) {
+		return mk(de.Msg), nil
+	}
+	return nil, err
+}
+
+func (s *Store) openInSavepoint(ctx context.Context, tx pgx.Tx, r *run, st *stagedRecord, req *mapfront.OpenCardRequest,
+	p *mapfront.Product, notOpenable func(string) *exceptionRow) (*exceptionRow, error) {
+	c, err := s.findOrCreateCustomer(ctx, tx, req.Mobile, req.IDNumber)
+	if err != nil {
+		return domainOr(err, notOpenable)
+	}
+	o, err := s.fillingOrder(ctx, tx, c.id, p, req.Referrer)
+	if err != nil {
+		return nil, err
+	}
+	d, err := mapfront.DecideCardPayment(o.price, o.paid, req)
+	if err != nil {
+		return domainOr(err, notOpenable)
+	}
+	const insPayment = `
+INSERT INTO card_payments (order_id, seller_id, store_id, terminal_id, batch_no, terminal_order_id, operator_id,
+    pay_sum, status, source, business_date, settled, trade_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'paid', 'file', $9, true, $10)
+RETURNING payment_id`
+	var paymentID int64
+	if err := tx.QueryRow(ctx, insPayment, o.id, req.SellerID, req.StoreID, req.TerminalID, req.BatchNo,
+		req.TerminalOrderID, req.OperatorID, d.PaySum, r.date, st.rec.TradeID).Scan(&paymentID); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE card_orders SET paid = $2, filling = $3 WHERE order_id = $1`,
+		o.id, d.PaidAfter, !d.Complete); err != nil {
+		return nil, err
+	}
+	// The terminal key is now this payment's. Should the POS retransmit
+	// the open_card it never got an answer to, it is told the key is used
+	// (10003) instead of opening a second card.
+	const key = `
+INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, state, errcode, errmsg)
+VALUES ('open_card', $1, $2, $3, 'done', $4, '该笔开卡已由日切文件开通')
+ON CONFLICT DO NOTHING`
+	if _, err := tx.Exec(ctx, key, req.TerminalID, req.BatchNo, req.TerminalOrderID, int(mapfront.CodeKeyReused)); err != nil {
+		return nil, err
+	}
+	const trade = `
+INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome, payment_id, order_id, amount, applied_at)
+VALUES ($1, $2, $3, $4, 'opened', $5, $6, $7, $8)
+ON CONFLICT DO NOTHING`
+	tag, err := tx.Exec(ctx, trade, st.rec.TradeID, r.date, r.id, st.rec.LineNo, paymentID, o.id, st.rec.Amount, s.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	if tag.RowsAffected() == 0 {
+		e := recordException(st, mapfront.ExDuplicate, 0, "交易id已被另一批次入账")
+		return &e, nil
+	}
+	st.orderID = o.id
+	return nil, nil
+}
+
+// insertExceptions files queue items in one statement; an item whose
+// dedupe key the date already holds is the same problem, filed before.
+func insertExceptions(ctx context.Context, tx pgx.Tx, date time.Time, runID *int64, now time.Time, ex []exceptionRow) error {
+	if len(ex) == 0 {
+		return nil
+	}
+	n := len(ex)
+	types, dedupes, tradeIDs, orderIDs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	terms, batches, termOrders, details := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	lineNos, amounts, expected := make([]int64, n), make([]int64, n), make([]int64, n)
+	payments := make([]*int64, n)
+	for i, e := range ex {
+		types[i], dedupes[i], tradeIDs[i], orderIDs[i] = string(e.typ), e.dedupe, e.tradeID, e.orderID
+		terms[i], batches[i], termOrders[i], details[i] = e.terminalID, e.batchNo, e.terminalOrderID, truncateUTF8(e.detail, 1024)
+		lineNos[i], amounts[i], expected[i], payments[i] = e.lineNo, e.amount, e.expected, e.paymentID
+	}
+	const q = `
+INSERT INTO settlement_exceptions (type, business_date, run_id, dedupe, line_no, trade_id, order_id, payment_id,
+    terminal_id, batch_no, terminal_order_id, amount, expected, detail, created_at)
+SELECT u.type, $1, $2, u.dedupe, u.line_no, u.trade_id, u.order_id, u.payment_id, u.terminal_id, u.batch_no,
+       u.terminal_order_id, u.amount, u.expected, u.detail, $3
+FROM unnest($4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[],
+            $12::text[], $13::bigint[], $14::bigint[], $15::text[])
+     AS u(type, dedupe, line_no, trade_id, order_id, payment_id, terminal_id, batch_no, terminal_order_id, amount,
+          expected, detail)
+ON CONFLICT (business_date, dedupe) DO NOTHING`
+	_, err := tx.Exec(ctx, q, date, runID, now, types, dedupes, lineNos, tradeIDs, orderIDs, payments, terms, batches,
+		termOrders, amounts, expected, details)
+	return err
+}

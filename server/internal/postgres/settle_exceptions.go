@@ -1,0 +1,171 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// The manual-handling queue (人工处理, SPEC section 6).
+
+const exceptionColumns = `exception_id, type, business_date, line_no, trade_id, order_id, terminal_id, batch_no,
+terminal_order_id, amount, expected, detail, state, coalesce(action, ''), operator, note, linked_order_id,
+created_at, resolved_at`
+
+func scanException(row pgx.Row) (*mapfront.Exception, error) {
+	var e mapfront.Exception
+	err := row.Scan(&e.ID, &e.Type, &e.BusinessDate, &e.LineNo, &e.TradeID, &e.OrderID, &e.TerminalID, &e.BatchNo,
+		&e.TerminalOrderID, &e.Amount, &e.Expected, &e.Detail, &e.State, &e.Action, &e.Operator, &e.Note,
+		&e.LinkedOrderID, &e.CreatedAt, &e.ResolvedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// ListExceptions returns queue items, newest business date first and in
+// filing order within a date. Errors: 10001.
+func (s *Store) ListExceptions(ctx context.Context, f mapfront.ExceptionFilter) ([]mapfront.Exception, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	var date any
+	if !f.BusinessDate.IsZero() {
+		date = f.BusinessDate
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+exceptionColumns+` FROM settlement_exceptions
+WHERE ($1 = '' OR state = $1) AND ($2::date IS NULL OR business_date = $2)
+ORDER BY business_date DESC, exception_id LIMIT $3`, f.State, date, f.Limit)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (mapfront.Exception, error) {
+		e, err := scanException(row)
+		if err != nil {
+			return mapfront.Exception{}, err
+		}
+		return *e, nil
+	})
+	return out, s.wrap(err)
+}
+
+// GetException returns one queue item. Errors: 10010.
+func (s *Store) GetException(ctx context.Context, id int64) (*mapfront.Exception, error) {
+	e, err := scanException(s.pool.QueryRow(ctx, `SELECT `+exceptionColumns+` FROM settlement_exceptions
+WHERE exception_id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, mapfront.Errorf(mapfront.CodeNoOriginal, "异常记录%d不存在", id)
+	}
+	return e, s.wrap(err)
+}
+
+// ResolveException settles an open queue item, in one transaction with
+// what the action does. Resolving is the conditional transition open →
+// resolved: an item already resolved is returned as it stands with
+// already = true, and nothing changes, whatever this request asked.
+//
+//   - activate: the order (r.OrderID, else the item's) is activated through
+//     the ledger as settlement would have (开卡生效). It must be paid in full
+//     by our records; an order already credited is only verified.
+//   - refund_owed: the customer is owed a refund, paid outside mapfront; the
+//     audited state is the record, no money moves here.
+//   - ignore: nothing to do.
+//   - link_order: the item belongs to r.OrderID, which must exist.
+//
+// Errors: 10001, 10006 (the order is closed), 10010 (no such item or
+// order), 10015 (the order is not paid in full), 10018.
+func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*mapfront.Exception, bool, error) {
+	if err := r.Validate(); err != nil {
+		return nil, false, err
+	}
+	var out *mapfront.Exception
+	var already bool
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		out, already = nil, false
+		e, err := scanException(tx.QueryRow(ctx, `SELECT `+exceptionColumns+` FROM settlement_exceptions
+WHERE exception_id = $1 FOR UPDATE`, r.ID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return mapfront.Errorf(mapfront.CodeNoOriginal, "异常记录%d不存在", r.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if e.State != mapfront.ExceptionOpen {
+			out, already = e, true
+			return nil
+		}
+		linked := r.OrderID
+		switch r.Action {
+		case mapfront.ActionActivate:
+			if linked == "" {
+				linked = e.OrderID
+			}
+			if linked == "" {
+				return mapfront.Missing("order_id")
+			}
+			if err := s.activateManually(ctx, tx, linked, e); err != nil {
+				return err
+			}
+		case mapfront.ActionLinkOrder:
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM card_orders WHERE order_id = $1)
+    OR EXISTS (SELECT 1 FROM pay_orders WHERE order_id = $1)`, linked).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return mapfront.Errorf(mapfront.CodeNoOriginal, "订单%s不存在", linked)
+			}
+		}
+		const q = `
+UPDATE settlement_exceptions SET state = 'resolved', action = $2, operator = $3, note = $4, linked_order_id = $5,
+    resolved_at = $6
+WHERE exception_id = $1 AND state = 'open'
+RETURNING ` + exceptionColumns
+		out, err = scanException(tx.QueryRow(ctx, q, r.ID, string(r.Action), r.Operator, r.Note, linked, s.clock.Now()))
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !already {
+		s.log.Info("settlement exception resolved", "id", out.ID, "type", out.Type, "action", out.Action,
+			"operator", out.Operator, "order", out.LinkedOrderID)
+	}
+	return out, already, nil
+}
+
+// activateManually activates an order an operator vouches for: our records
+// must show it paid in full; its card is credited through activate unless
+// it already is (immediate policy), and it is counted once as activated.
+func (s *Store) activateManually(ctx context.Context, tx pgx.Tx, orderID string, e *mapfront.Exception) error {
+	o, err := scanCardOrder(tx.QueryRow(ctx, `SELECT `+cardOrderColumns+` FROM card_orders WHERE order_id = $1 FOR UPDATE`, orderID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return mapfront.Errorf(mapfront.CodeNoOriginal, "开卡订单%s不存在", orderID)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.status == "closed":
+		return mapfront.Errorf(mapfront.CodeAccountState, "订单%s已关闭", orderID)
+	case o.paid < o.price:
+		return mapfront.Errorf(mapfront.CodeAmount, "订单尚欠%s元，不能生效", mapfront.FormatYuan(o.price-o.paid))
+	}
+	var payments int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM card_payments WHERE order_id = $1 AND status = 'paid'`, orderID).Scan(&payments); err != nil {
+		return err
+	}
+	credited := !o.credited
+	if credited {
+		if err := s.activate(ctx, tx, o); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO settlement_activations (order_id, business_date, exception_id, payments, credited,
+    manual, activated_at) VALUES ($1, $2, $3, $4, $5, true, $6) ON CONFLICT (order_id) DO NOTHING`,
+		orderID, e.BusinessDate, e.ID, payments, credited, s.clock.Now())
+	return err
+}
