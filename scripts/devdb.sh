@@ -8,7 +8,7 @@
 #
 # Order of preference: MAPFRONT_DATABASE_URL / DATABASE_URL (run) or
 # MAPFRONT_TEST_DATABASE_URL (test) as given; else the private cluster under
-# .data/pg on port ${MAPFRONT_DEV_PGPORT:-55432}, created with the system's
+# .data/pg on port ${MAPFRONT_DEV_PGPORT:-55432 or the next free one}, created with the system's
 # PostgreSQL binaries (Debian's postgresql package is installed when missing
 # and we are root). initdb refuses to run as root, so as root the cluster
 # belongs to the unprivileged user "postgres" (created if missing).
@@ -16,7 +16,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 data="$top/.data/pg"
-port="${MAPFRONT_DEV_PGPORT:-55432}"
+# The port: as given, else the one this cluster was started on before, else
+# the first free one from 55432 (another checkout's cluster may hold 55432).
+port_file="$top/.data/pg.port"
+free_port() {
+  local p
+  for p in $(seq 55432 55499); do
+    (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  return 1
+}
+if [ -n "${MAPFRONT_DEV_PGPORT:-}" ]; then port="$MAPFRONT_DEV_PGPORT"
+elif [ -f "$port_file" ]; then port=$(cat "$port_file")
+else port=""
+fi
 log() { printf 'devdb: %s\n' "$*" >&2; }
 
 bindir() {
@@ -59,10 +72,16 @@ ensure_cluster() {
     as_owner "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
   fi
   if ! as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if [ -z "$port" ] || (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      port=$(free_port) || { log "no free port in 55432..55499"; exit 1; }
+    fi
+    echo "$port" > "$port_file"
     as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
       -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on" start >/dev/null
     log "private PostgreSQL running on 127.0.0.1:$port"
   fi
+  # The running cluster says its port itself (line 4 of postmaster.pid).
+  port=$(sed -n 4p "$data/postmaster.pid")
 }
 
 url_for() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
