@@ -25,7 +25,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"mapfront/gateway/internal/legacy"
+	"mapfront/gateway/legacy"
+	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/gen/openapi"
 )
 
@@ -71,7 +72,7 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 	defer conn.Close()
 
 	m := newMetrics()
-	api, err := legacy.NewHandler(conn, legacy.Options{
+	api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		CallTimeout:  cfg.CallTimeout,
 		Logger:       log,

@@ -18,7 +18,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"mapfront/gateway/internal/legacy"
+	"mapfront/gateway/legacy"
+	mapfrontv1 "mapfront/gen/mapfront/v1"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -104,7 +105,7 @@ func TestRoutes(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	m := newMetrics()
-	api, err := legacy.NewHandler(conn, legacy.Options{Observe: m.observe})
+	api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{Observe: m.observe})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,16 +39,13 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startSystem(t *testing.T) *system {
+// startSystem starts the server and, unless inProcess, the gateway program
+// in front of it; inProcess serves the legacy paths from the server itself
+// (the single-binary mode, MAPFRONT_LEGACY_ADDR).
+func startSystem(t *testing.T, inProcess bool) *system {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test builds the gateway")
-	}
-	gw := filepath.Join(t.TempDir(), "gateway")
-	build := exec.Command("go", "build", "-o", gw, "mapfront/gateway")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build gateway: %v", err)
 	}
 	keys, err := secret.Parse(secret.Generate())
 	if err != nil {
@@ -67,24 +64,41 @@ func startSystem(t *testing.T) *system {
 	if err := store.LoadDemo(ctx, postgres.Demo{TPKHex: demoTPK, KCV: func(k []byte) string { return kcv(k, false) }}); err != nil {
 		t.Fatal(err)
 	}
+	httpAddr := freeAddr(t)
+	if inProcess {
+		cfg.LegacyAddr = httpAddr
+	}
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, log, store) }()
-	httpAddr := freeAddr(t)
-	cmd := exec.Command(gw, "-addr", httpAddr, "-grpc-addr", cfg.GRPCAddr)
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
 		cancel()
 		<-done
 		store.Close()
 	})
+	if !inProcess {
+		gw := filepath.Join(t.TempDir(), "gateway")
+		build := exec.Command("go", "build", "-o", gw, "mapfront/gateway")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			t.Fatalf("build gateway: %v", err)
+		}
+		cmd := exec.Command(gw, "-addr", httpAddr, "-grpc-addr", cfg.GRPCAddr)
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
 	base := "http://" + httpAddr
+	ready := base + "/readyz"
+	if inProcess {
+		ready = "http://" + cfg.HTTPAddr + "/readyz"
+	}
 	for i := 0; ; i++ {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get(ready)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -195,10 +209,18 @@ func wantKeys(t *testing.T, what string, got []string, want string) {
 }
 
 // The partner document's examples, verbatim (trailing commas included), are
-// golden cases of the whole system (issue 2, shows 1 and 2; issue 3, show 1).
+// golden cases of the whole system (issue 2, shows 1 and 2; issue 3, show 1):
+// through the gateway program, and through the server's single-binary mode.
 func TestPartnerDocumentExamples(t *testing.T) {
-	s := startSystem(t)
+	for _, mode := range []struct {
+		name      string
+		inProcess bool
+	}{{"gateway", false}, {"single-binary", true}} {
+		t.Run(mode.name, func(t *testing.T) { partnerExamples(t, startSystem(t, mode.inProcess)) })
+	}
+}
 
+func partnerExamples(t *testing.T, s *system) {
 	// download_product, as written in the document.
 	a := s.post(t, "/front/offline/download_product", `{
         "sellerId":"SH01",

@@ -30,6 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/grpcapi"
@@ -119,7 +120,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
 	)
-	mapfrontv1.RegisterOfflineServiceServer(srv, &grpcapi.OfflineServer{Store: store, Log: log})
+	offline := &grpcapi.OfflineServer{Store: store, Log: log}
+	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
 	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: store, Log: log, KCV: kcv})
 	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log})
 	hs := health.NewServer()
@@ -131,14 +133,32 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	}
 	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: opsHandler(store, m), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(lis) }()
 	go func() {
 		if err := httpSrv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
-	log.Info("server listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr,
+	var legacySrv *http.Server
+	if cfg.LegacyAddr != "" {
+		// Single-binary mode: the legacy JSON paths served here, calling
+		// OfflineService in-process (no gRPC hop); the gateway program does
+		// the same over the network.
+		api, err := legacy.NewHandler(grpcapi.LocalOfflineClient{Server: offline}, legacy.Options{
+			Logger: log, Observe: m.ObserveLegacy})
+		if err != nil {
+			return err
+		}
+		legacySrv = &http.Server{Addr: cfg.LegacyAddr, Handler: api, ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		go func() {
+			if err := legacySrv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	log.Info("server listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr, "legacy", cfg.LegacyAddr,
 		"activation", cfg.Policy.Activation, "zone", cfg.Zone.String())
 
 	select {
@@ -150,6 +170,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	hs.Shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if legacySrv != nil {
+		_ = legacySrv.Shutdown(sctx)
+	}
 	_ = httpSrv.Shutdown(sctx)
 	done := make(chan struct{})
 	go func() { srv.GracefulStop(); close(done) }()

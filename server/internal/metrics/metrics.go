@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -66,6 +67,23 @@ func (m *Metrics) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 	err := h(srv, ss)
 	m.observe(info.FullMethod, err, time.Since(start))
 	return err
+}
+
+// ObserveLegacy records a legacy JSON answer served in-process (single
+// binary), under the method "/legacy/<path>"; unknown paths count as "other".
+func (m *Metrics) ObserveLegacy(path string, errcode int32, d time.Duration) {
+	name, ok := strings.CutPrefix(path, "/front/offline/")
+	if !ok || !legacyPaths[name] {
+		name = "other"
+	}
+	method := "/legacy/" + name
+	m.requests.WithLabelValues(method, strconv.Itoa(int(errcode))).Inc()
+	m.latency.WithLabelValues(method).Observe(d.Seconds())
+}
+
+var legacyPaths = map[string]bool{
+	"open_card": true, "repeal_card": true, "pay": true, "pay_cancel": true,
+	"pay_undo": true, "get_account_info": true, "download_product": true,
 }
 
 func (m *Metrics) observe(method string, err error, d time.Duration) {

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -83,9 +82,11 @@ type Options struct {
 }
 
 // NewHandler returns the http.Handler of the legacy paths, calling
-// OfflineService over conn. It answers every path: unknown ones get 404 with
-// the envelope, so it can be mounted at "/".
-func NewHandler(conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
+// OfflineService through client: a gRPC client of a remote server (the
+// gateway program), or the server itself in-process (the server's
+// single-binary mode). It answers every path: unknown ones get 404 with the
+// envelope, so it can be mounted at "/".
+func NewHandler(client mapfrontv1.OfflineServiceClient, opts Options) (http.Handler, error) {
 	h := &handler{
 		maxBody: opts.MaxBodyBytes,
 		timeout: opts.CallTimeout,
@@ -118,7 +119,6 @@ func NewHandler(conn grpc.ClientConnInterface, opts Options) (http.Handler, erro
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithWriteContentLength(),
 	)
-	client := mapfrontv1.NewOfflineServiceClient(conn)
 	if err := mapfrontv1.RegisterOfflineServiceHandlerClient(context.Background(), h.mux, client); err != nil {
 		return nil, fmt.Errorf("legacy: register OfflineService: %w", err)
 	}

@@ -135,7 +135,7 @@ func handlerFor(t *testing.T, addr string, opts Options) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	h, err := NewHandler(conn, opts)
+	h, err := NewHandler(mapfrontv1.NewOfflineServiceClient(conn), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
