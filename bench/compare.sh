@@ -3,7 +3,8 @@
 # same PostgreSQL server does with pgbench's simple-update transaction
 # (pgbench -N), at the same number of clients for the same time.
 #
-#   bench/compare.sh [-c CLIENTS] [-d SECONDS] [-customers N] [-mix MIX] [-keep]
+#   bench/compare.sh [-c CLIENTS] [-d SECONDS] [-customers N] [-mix MIX] [-keep] [-single]
+#   (-single: the server serves the legacy paths in-process, no gateway program)
 #
 # Defaults: -c 16 -d 30 -customers 100000 -mix pay=100. The PostgreSQL server is
 # the private cluster of scripts/devdb.sh (started if needed), or the one whose
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
     -customers) customers=${2:?-customers needs a value}; shift 2 ;;
     -mix) mix=${2:?-mix needs a value}; shift 2 ;;
     -keep) keep=1; shift ;;
+    -single) single=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -145,12 +147,19 @@ MAPFRONT_DATABASE_URL=$(db_url "$mf_db")
 export MAPFRONT_MASTER_KEY_FILE="$top/.data/master.key"
 unset MAPFRONT_MASTER_KEY DATABASE_URL # exactly one master key source; the URL above
 bin/server migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
-bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" >"$work/server.log" 2>&1 &
-server_pid=$!
-await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "$grpc_addr" "$health_addr"
-bin/gateway -addr "$gateway_addr" -grpc-addr "$grpc_addr" >"$work/gateway.log" 2>&1 &
-gateway_pid=$!
-await_own "$gateway_pid" "$work/gateway.log" '"msg":"gateway listening"' "$gateway_addr"
+if [ -n "${single:-}" ]; then
+  # Single-binary mode: the server serves the legacy paths in-process.
+  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" -legacy-addr "$gateway_addr" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "$grpc_addr" "$health_addr" "$gateway_addr"
+else
+  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "$grpc_addr" "$health_addr"
+  bin/gateway -addr "$gateway_addr" -grpc-addr "$grpc_addr" >"$work/gateway.log" 2>&1 &
+  gateway_pid=$!
+  await_own "$gateway_pid" "$work/gateway.log" '"msg":"gateway listening"' "$gateway_addr"
+fi
 say "mapfront up: server $server_pid ($grpc_addr), gateway $gateway_pid ($gateway_addr), database $mf_db"
 
 say "provisioning $customers customers"
@@ -163,7 +172,7 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 sample_rss() {
   local peak=0 s g sum
   while :; do
-    s=$(rss_kb "$server_pid"); g=$(rss_kb "$gateway_pid"); sum=$(( ${s:-0} + ${g:-0} ))
+    s=$(rss_kb "$server_pid"); g=0; [ -z "$gateway_pid" ] || g=$(rss_kb "$gateway_pid"); sum=$(( ${s:-0} + ${g:-0} ))
     if [ "$sum" -gt "$peak" ]; then peak=$sum; echo "$peak $s $g" >"$work/rss"; fi
     sleep 1
   done
@@ -181,7 +190,7 @@ stop_pid "$sampler_pid"; sampler_pid=""
 cat "$work/run.txt"
 alive=""
 kill -0 "$server_pid" 2>/dev/null || alive+=" server DIED during the run (see $work/server.log);"
-kill -0 "$gateway_pid" 2>/dev/null || alive+=" gateway DIED during the run (see $work/gateway.log);"
+[ -z "$gateway_pid" ] || kill -0 "$gateway_pid" 2>/dev/null || alive+=" gateway DIED during the run (see $work/gateway.log);"
 [ -z "$alive" ] || { say "$alive"; run_rc=1; }
 
 # ---- (d) the ledger proof ------------------------------------------------------
@@ -205,7 +214,7 @@ cat <<EOF
 
 ==== mapfront vs pgbench: same PostgreSQL, $clients clients, ${duration} s ====
 pgbench -N TPS               ${pgb_tps} (scale $scale, -M prepared -c $clients -j $threads, excluding connection time; latency avg ${pgb_lat:-?} ms)
-mapfront pay TPS via gateway $pay_tps (approved pays/s; $(kv pay_ok) pays, $(kv total) requests, mix $mix, $customers customers; $run_verdict)
+mapfront pay TPS $( [ -n "${single:-}" ] && echo "single bin  " || echo "via gateway" ) $pay_tps (approved pays/s; $(kv pay_ok) pays, $(kv total) requests, mix $mix, $customers customers; $run_verdict)
 ratio mapfront / pgbench     $ratio
 mapfront latency             p50 $(kv p50_ms) ms, p99 $(kv p99_ms) ms (p95 $(kv p95_ms) ms, max $(kv max_ms) ms)
 peak RSS server+gateway      $(mib "$rss_peak") (server $(mib "${rss_s:-0}"), gateway $(mib "${rss_g:-0}") at that moment)

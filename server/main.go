@@ -150,10 +150,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		if err != nil {
 			return err
 		}
-		legacySrv = &http.Server{Addr: cfg.LegacyAddr, Handler: api, ReadHeaderTimeout: 5 * time.Second,
+		ll, err := net.Listen("tcp", cfg.LegacyAddr)
+		if err != nil {
+			return err
+		}
+		legacySrv = &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout: 10 * time.Second, WriteTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 		go func() {
-			if err := legacySrv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			if err := legacySrv.Serve(ll); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
