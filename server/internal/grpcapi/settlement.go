@@ -19,12 +19,12 @@ import (
 // internal failures.
 type Settlement interface {
 	// SubmitBatch settles a business date's file read chunk by chunk from
-	// next until io.EOF. Errors: 10001 (bad header or stream;
-	// mapfront.ErrSettledDifferentFile), 10018 (mapfront.ErrSettlementRunning
+	// next until io.EOF. Errors: 10001 (bad header or stream, a date not yet
+	// ended; mapfront.ErrSettledDifferentFile), 10018 (mapfront.ErrSettlementRunning
 	// or busy), and what next returns.
 	SubmitBatch(ctx context.Context, h mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (*mapfront.BatchReport, error)
 	// MarkFileMissing records that no file came for a date. Errors: 10001
-	// (already settled), 10018.
+	// (already settled or not yet ended), 10018.
 	MarkFileMissing(ctx context.Context, date time.Time, detail string) (*mapfront.BatchReport, error)
 	// GetBatch returns a date's batch report. Errors: 10010.
 	GetBatch(ctx context.Context, date time.Time) (*mapfront.BatchReport, error)

@@ -44,8 +44,9 @@ const (
 )
 
 // ExceptionTypes lists every type in the order reports show them.
-var ExceptionTypes = [...]ExceptionType{ExAmountMismatch, ExNotOpenable, ExDuplicate, ExMissing, ExOverpaid,
-	ExIncomplete, ExBadLine}
+func ExceptionTypes() []ExceptionType {
+	return []ExceptionType{ExAmountMismatch, ExNotOpenable, ExDuplicate, ExMissing, ExOverpaid, ExIncomplete, ExBadLine}
+}
 
 // FromFile reports whether the item's amount is a file record's amount.
 // Missing and incomplete items have no record: their money at stake is what

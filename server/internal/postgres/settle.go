@@ -71,11 +71,14 @@ type run struct {
 // with Repeated set and changes nothing; a different file for a settled date
 // is refused unless h.Force, and even then no 交易id is applied twice.
 //
-// Errors: 10001 (bad header or record stream, ErrSettledDifferentFile),
-// 10018 (ErrSettlementRunning: another run of the date is in progress, or
+// Errors: 10001 (bad header or record stream, a business date not yet
+// ended, ErrSettledDifferentFile), 10018 (ErrSettlementRunning: another run of the date is in progress, or
 // the database is busy), and whatever next returns.
 func (s *Store) SubmitBatch(ctx context.Context, h mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (*mapfront.BatchReport, error) {
 	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.dayEnded(h.BusinessDate); err != nil {
 		return nil, err
 	}
 	unlock, err := s.lockDate(ctx, h.BusinessDate)
@@ -134,6 +137,15 @@ func (s *Store) runBatch(ctx context.Context, r *run, h *mapfront.BatchHeader, n
 		"stage", t1.Sub(t0).Round(time.Millisecond), "match", t2.Sub(t1).Round(time.Millisecond),
 		"activate", t3.Sub(t2).Round(time.Millisecond), "finish", time.Since(t3).Round(time.Millisecond))
 	return report, nil
+}
+
+// dayEnded refuses a business date that has not ended: its payments are
+// still coming, and those made after the run would never be checked.
+func (s *Store) dayEnded(date time.Time) error {
+	if !date.Before(s.clock.Today()) {
+		return mapfront.Errorf(mapfront.CodeMalformed, "营业日%s尚未结束，不能日切", mapfront.DateString(date))
+	}
+	return nil
 }
 
 // lockDate takes the date's advisory lock on a connection held for the run,
@@ -228,15 +240,14 @@ VALUES ($1, $2, $3, $4, 'staging', $5) RETURNING run_id`
 	return r, earlier, nil
 }
 
-var stagingColumns = []string{"run_id", "line_no", "bad", "trade_id", "amount", "seller_id", "terminal_id", "batch_no",
-	"terminal_order_id", "id_number", "mobile", "referrer", "product_id", "card_no", "reference_no", "trade_date",
-	"trade_time", "reason", "line_text"}
-
 // stage streams the chunks into settlement_staging (step 2), one COPY per
 // chunk, and returns the lines received and the records' total. A record
 // the server cannot use is staged as a bad line. When the header gave the
 // counts, what arrived must match them: a stream cut short never settles.
 func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (int64, int64, error) {
+	columns := []string{"run_id", "line_no", "bad", "trade_id", "amount", "seller_id", "terminal_id", "batch_no",
+		"terminal_order_id", "id_number", "mobile", "referrer", "product_id", "card_no", "reference_no", "trade_date",
+		"trade_time", "reason", "line_text"}
 	var lines, total int64
 	for {
 		c, err := next()
@@ -275,7 +286,7 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 		if len(rows) == 0 {
 			continue
 		}
-		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"settlement_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
+		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"settlement_staging"}, columns, pgx.CopyFromRows(rows)); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "23505" {
 				return 0, 0, mapfront.Invalid("line_no", "行号重复")
@@ -462,8 +473,9 @@ FROM settlement_exceptions WHERE business_date = $1 AND run_id IS NOT NULL AND N
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]mapfront.ExceptionCount, 0, len(mapfront.ExceptionTypes))
-	for _, t := range mapfront.ExceptionTypes {
+	types := mapfront.ExceptionTypes()
+	out := make([]mapfront.ExceptionCount, 0, len(types))
+	for _, t := range types {
 		c := got[t]
 		c.Type = t
 		out = append(out, c)
@@ -533,10 +545,14 @@ func (s *Store) ListBatches(ctx context.Context, limit int) ([]mapfront.BatchRep
 // MarkFileMissing records that no file came for a business date (SPEC
 // section 6, Fetch): the batch is file_missing with the command's detail. A
 // file that arrives later can still be submitted. Errors: 10001 (the date is
-// already settled), 10018 (a run of the date is in progress).
+// already settled or not yet ended), 10018 (a run of the date is in
+// progress).
 func (s *Store) MarkFileMissing(ctx context.Context, date time.Time, detail string) (*mapfront.BatchReport, error) {
 	if date.IsZero() {
 		return nil, mapfront.Missing("business_date")
+	}
+	if err := s.dayEnded(date); err != nil {
+		return nil, err
 	}
 	detail = truncateUTF8(detail, 1024)
 	unlock, err := s.lockDate(ctx, date)

@@ -84,6 +84,17 @@ func (e *env) submit(day, file string, force bool, recs []mapfront.SettlementRec
 	return e.store.SubmitBatch(e.ctx, h, next)
 }
 
+// dayOver moves the clock to 00:30 after business day day, when its
+// settlement runs: a day still going cannot be settled.
+func (e *env) dayOver(t *testing.T, day string) {
+	t.Helper()
+	d, err := mapfront.ParseDate(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.now = time.Date(d.Year(), d.Month(), d.Day()+1, 0, 30, 0, 0, e.clock.now.Location())
+}
+
 // counts is a report's exceptions as type → [count, amount].
 func counts(r *mapfront.BatchReport) map[mapfront.ExceptionType][2]int64 {
 	m := map[mapfront.ExceptionType][2]int64{}
@@ -169,6 +180,7 @@ func TestSettleEveryOutcome(t *testing.T) {
 		stlRec(6, "T1", 150000, "000001", id1, m1, "1012"), // the same 交易id again
 	}
 	bad := []mapfront.BadLine{{LineNo: 7, Reason: "field_count: 12 fields", Text: "a|b|c"}}
+	e.dayOver(t, "20261126")
 	r, err := e.submit("20261126", "f1", false, recs, bad)
 	if err != nil {
 		t.Fatal(err)
@@ -184,8 +196,8 @@ func TestSettleEveryOutcome(t *testing.T) {
 	if got := counts(r); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("exceptions %v, want %v", got, want)
 	}
-	if len(r.Exceptions) != len(mapfront.ExceptionTypes) {
-		t.Errorf("report lists %d types, want all %d", len(r.Exceptions), len(mapfront.ExceptionTypes))
+	if len(r.Exceptions) != len(mapfront.ExceptionTypes()) {
+		t.Errorf("report lists %d types, want all %d", len(r.Exceptions), len(mapfront.ExceptionTypes()))
 	}
 	e.verify(t)
 
@@ -362,6 +374,7 @@ func TestSettleNotOpenable(t *testing.T) {
 	unregistered := stlRec(4, "T4", 150000, "000004", stlID("11010519900101008"), "13800000024", "1012")
 	unregistered.TerminalID = "NOPE"
 	over := stlRec(5, "T5", 150001, "000005", stlID("11010519900101007"), "13800000025", "1012")
+	e.dayOver(t, "20261126")
 	r, err := e.submit("20261126", "sample", false, []mapfront.SettlementRecord{sample, badID, otherCustomer, unregistered, over}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -419,6 +432,7 @@ func TestSettleRepealedAndReopened(t *testing.T) {
 		t.Fatal(err)
 	}
 	id2 := stlID("11010519900101032")
+	e.dayOver(t, "20261126")
 	r, err := e.submit("20261126", "f", false, []mapfront.SettlementRecord{
 		stlRec(1, "T1", 150000, "000001", id, "13800000031", "1012"),
 		stlRec(2, "T2", 150000, "000002", id2, "13800000032", "1012"),
@@ -453,6 +467,7 @@ func TestSettleImmediatePolicyVerifiesOnly(t *testing.T) {
 	if a := e.cardOf(t, "13800000041", "1012"); a.Balance != 200000 || a.Status != mapfront.Active {
 		t.Fatalf("immediate card %+v", a)
 	}
+	e.dayOver(t, "20261126")
 	r, err := e.submit("20261126", "f", false, []mapfront.SettlementRecord{
 		stlRec(1, "T1", 150000, "000001", id, "13800000041", "1012")}, nil)
 	if err != nil {
@@ -480,12 +495,14 @@ func TestSettleInstallments(t *testing.T) {
 		t.Fatal(err)
 	}
 	zone := e.clock.now.Location()
-	e.clock.now = time.Date(2027, 1, 31, 10, 0, 0, 0, zone)
+	e.clock.now = time.Date(2027, 1, 30, 10, 0, 0, 0, zone)
 	id := stlID("11010519900101051")
 	const mobile = "13800000051"
 	stlOpen(t, e, mobile, id, "2020", "000001", 300000)
 	rec := stlRec(1, "T1", 300000, "000001", id, mobile, "2020")
-	if r, err := e.submit("20270131", "jan31", false, []mapfront.SettlementRecord{rec}, nil); err != nil || r.Activated != 1 {
+	// Sold on Jan 30, settled and so activated on Jan 31 at 00:30.
+	e.dayOver(t, "20270130")
+	if r, err := e.submit("20270130", "jan30", false, []mapfront.SettlementRecord{rec}, nil); err != nil || r.Activated != 1 {
 		t.Fatalf("settle: %v %+v", err, r)
 	}
 	card := e.cardOf(t, mobile, "2020")
@@ -557,6 +574,7 @@ func TestSettleIncompleteAfterWindow(t *testing.T) {
 	e := newEnv(t)
 	id := stlID("11010519900101061")
 	stlOpen(t, e, "13800000061", id, "1010", "000001", 225000)
+	e.dayOver(t, "20261126")
 	r, err := e.submit("20261126", "f", false, []mapfront.SettlementRecord{
 		stlRec(1, "T1", 225000, "000001", id, "13800000061", "1010")}, nil)
 	if err != nil || r.Matched != 1 || r.Activated != 0 {
@@ -598,6 +616,7 @@ func TestSettleConcurrentSubmissions(t *testing.T) {
 		stlOpen(t, e, mobile, id, "1012", fmt.Sprintf("%06d", i), 150000)
 		recs = append(recs, stlRec(int64(i), fmt.Sprintf("T%d", i), 150000, fmt.Sprintf("%06d", i), id, mobile, "1012"))
 	}
+	e.dayOver(t, "20261126")
 	var wg sync.WaitGroup
 	results := make([]error, 4)
 	reports := make([]*mapfront.BatchReport, 4)
@@ -635,12 +654,17 @@ func TestSettleConcurrentSubmissions(t *testing.T) {
 func TestSettleTruncatedAndMissingFile(t *testing.T) {
 	e := newEnv(t)
 	d := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	_, err := e.store.MarkFileMissing(e.ctx, d, "too early")
+	wantCode(t, err, mapfront.CodeMalformed)
+	id := stlID("11010519900101071")
+	stlOpen(t, e, "13800000071", id, "1012", "000001", 150000)
+	e.dayOver(t, "20261126")
+	_, err = e.submit("20261127", "today", false, nil, nil)
+	wantCode(t, err, mapfront.CodeMalformed)
 	r, err := e.store.MarkFileMissing(e.ctx, d, "FTP上没有20261126.txt")
 	if err != nil || r.Status != "file_missing" {
 		t.Fatalf("mark missing: %v %+v", err, r)
 	}
-	id := stlID("11010519900101071")
-	stlOpen(t, e, "13800000071", id, "1012", "000001", 150000)
 	rec := stlRec(1, "T1", 150000, "000001", id, "13800000071", "1012")
 	h := mapfront.BatchHeader{BusinessDate: d, FileName: "20261126.txt", SHA256: stlSHA("f"), RecordCount: 2, TotalFen: 300000}
 	sent := false
