@@ -123,7 +123,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	offline := &grpcapi.OfflineServer{Store: store, Log: log}
 	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
 	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: store, Log: log, KCV: kcv})
-	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log})
+	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log, CompletionWindow: cfg.CompletionWindow,
+		OnBatch: func(status string) { m.Batches.WithLabelValues(status).Inc() }})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 

@@ -29,6 +29,9 @@ type Config struct {
 	MaxMessageBytes  int           // MAPFRONT_GRPC_MAX_MESSAGE, default 4 MiB
 	ShutdownTimeout  time.Duration // MAPFRONT_SHUTDOWN_TIMEOUT, default 15s
 	LogLevel         string        // MAPFRONT_LOG_LEVEL: debug, info, warn, error
+	// CompletionWindow: how long a card order may stay short of its price
+	// before settlement files it for manual handling (MAPFRONT_COMPLETION_WINDOW, default 7 days).
+	CompletionWindow time.Duration
 }
 
 // Load reads flags (from args) with environment fallbacks. The master key is
@@ -53,14 +56,12 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", envDuration("MAPFRONT_STATEMENT_TIMEOUT", 5*time.Second), "statement timeout")
 	maxMsg := fs.Int64("grpc-max-message", envInt("MAPFRONT_GRPC_MAX_MESSAGE", 4<<20), "gRPC message size limit in bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("MAPFRONT_SHUTDOWN_TIMEOUT", 15*time.Second), "graceful shutdown limit")
+	fs.DurationVar(&c.CompletionWindow, "completion-window", envDuration("MAPFRONT_COMPLETION_WINDOW", 7*24*time.Hour), "how long a split-paid card may stay incomplete before it becomes an exception")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	var errs []error
-	for _, e := range envErrs(fs) {
-		errs = append(errs, e)
-	}
+	errs := envErrs()
 	var err error
 	if c.Zone, err = time.LoadLocation(zone); err != nil {
 		errs = append(errs, fmt.Errorf("zone %q: %w", zone, err))
@@ -83,6 +84,9 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("grpc-max-message %d out of range", *maxMsg))
 	}
 	c.MaxMessageBytes = int(*maxMsg)
+	if c.CompletionWindow <= 0 {
+		errs = append(errs, errors.New("completion-window must be positive"))
+	}
 	if c.StatementTimeout <= 0 {
 		errs = append(errs, errors.New("statement-timeout must be positive"))
 	}
@@ -135,7 +139,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-func envErrs(fs *flag.FlagSet) []error {
+func envErrs() []error {
 	var errs []error
 	for _, name := range []string{"MAPFRONT_PAY_LIMIT", "MAPFRONT_DB_MAX_CONNS", "MAPFRONT_GRPC_MAX_MESSAGE"} {
 		if v := os.Getenv(name); v != "" {
@@ -144,13 +148,12 @@ func envErrs(fs *flag.FlagSet) []error {
 			}
 		}
 	}
-	for _, name := range []string{"MAPFRONT_STATEMENT_TIMEOUT", "MAPFRONT_SHUTDOWN_TIMEOUT"} {
+	for _, name := range []string{"MAPFRONT_STATEMENT_TIMEOUT", "MAPFRONT_SHUTDOWN_TIMEOUT", "MAPFRONT_COMPLETION_WINDOW"} {
 		if v := os.Getenv(name); v != "" {
 			if _, err := time.ParseDuration(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q is not a duration like 5s", name, v))
 			}
 		}
 	}
-	_ = fs
 	return errs
 }

@@ -43,6 +43,15 @@ type SettlementServer struct {
 	// CompletionWindow is how long a card order may stay short of its
 	// price before RunDaily files it (zero: 7 days, SPEC section 6).
 	CompletionWindow time.Duration
+	// OnBatch, when set, is told each batch outcome's status (metrics).
+	OnBatch func(status string)
+}
+
+func (s *SettlementServer) counted(r *mapfront.BatchReport) *mapfront.BatchReport {
+	if s.OnBatch != nil && !r.Repeated {
+		s.OnBatch(r.Status)
+	}
+	return r
 }
 
 // settlementStatus is errorStatus, except that a different file for a date
@@ -93,7 +102,7 @@ func (s *SettlementServer) SubmitBatch(stream grpc.ClientStreamingServer[mapfron
 	if err != nil {
 		return settlementStatus(ctx, s.Log, "SubmitBatch", err)
 	}
-	return stream.SendAndClose(&mapfrontv1.SubmitBatchResponse{Report: reportOut(report)})
+	return stream.SendAndClose(&mapfrontv1.SubmitBatchResponse{Report: reportOut(s.counted(report))})
 }
 
 func chunkIn(c *mapfrontv1.RecordChunk) *mapfront.BatchChunk {
@@ -140,7 +149,7 @@ func (s *SettlementServer) MarkFileMissing(ctx context.Context, in *mapfrontv1.M
 	if err != nil {
 		return nil, settlementStatus(ctx, s.Log, "MarkFileMissing", err)
 	}
-	return &mapfrontv1.MarkFileMissingResponse{Report: reportOut(r)}, nil
+	return &mapfrontv1.MarkFileMissingResponse{Report: reportOut(s.counted(r))}, nil
 }
 
 // GetBatch implements the RPC of the same name.

@@ -124,13 +124,7 @@ RETURNING `+cardOrderColumns, id, customerID, p.ID, account, p.Price, p.FaceValu
 // discount is an expense (SYS-DISCOUNT).
 func (s *Store) activate(ctx context.Context, tx pgx.Tx, o *cardOrder) error {
 	now := s.clock.Now()
-	first := mapfront.InstallmentPart(o.faceValue, o.installments, 1)
-	if _, err := post(ctx, tx, "activate", o.id,
-		posting{o.accountID, first},
-		posting{sysInstallment, o.faceValue - first},
-		posting{sysCardSales, -o.price},
-		posting{sysDiscount, -(o.faceValue - o.price)},
-	); err != nil {
+	if _, err := post(ctx, tx, "activate", o.id, activationLegs(o)...); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE card_orders SET status = 'active', credited = true, released = 1, filling = false,

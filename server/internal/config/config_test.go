@@ -1,0 +1,62 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, args ...string) (*Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return Load(fs, args)
+}
+
+func TestDefaults(t *testing.T) {
+	for _, v := range []string{"MAPFRONT_ZONE", "MAPFRONT_CUTOVER", "MAPFRONT_ACTIVATION", "MAPFRONT_PAY_LIMIT"} {
+		t.Setenv(v, "")
+	}
+	c, err := load(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPCAddr != "127.0.0.1:9090" || c.Zone.String() != "Asia/Shanghai" || c.Cutover != 0 ||
+		c.Policy.PayLimit != 5_000_000 || c.Policy.Activation != "on_settlement" || c.CompletionWindow != 7*24*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// A bad value stops start-up with a message naming it; nothing falls back
+// silently to a default.
+func TestBadValuesStop(t *testing.T) {
+	cases := []struct {
+		env, val, want string
+	}{
+		{"MAPFRONT_ZONE", "Mars/Olympus", "zone"},
+		{"MAPFRONT_CUTOVER", "25:00", "cutover"},
+		{"MAPFRONT_ACTIVATION", "sometimes", "activation"},
+		{"MAPFRONT_PASSWORD_POLICY", "birthday", "password policy"},
+		{"MAPFRONT_ACCOUNT_RULE", "random", "account rule"},
+		{"MAPFRONT_PAY_LIMIT", "lots", "MAPFRONT_PAY_LIMIT"},
+		{"MAPFRONT_PAY_LIMIT", "0", "pay limit"},
+		{"MAPFRONT_DB_MAX_CONNS", "0", "db-max-conns"},
+		{"MAPFRONT_STATEMENT_TIMEOUT", "soon", "MAPFRONT_STATEMENT_TIMEOUT"},
+		{"MAPFRONT_COMPLETION_WINDOW", "-1h", "completion-window"},
+		{"MAPFRONT_LOG_LEVEL", "loud", "log-level"},
+	}
+	for _, c := range cases {
+		t.Run(c.env+"="+c.val, func(t *testing.T) {
+			t.Setenv(c.env, c.val)
+			_, err := load(t)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want one naming %q", err, c.want)
+			}
+		})
+	}
+	if _, err := load(t, "-cutover", "02:30"); err != nil {
+		t.Fatalf("flag cutover: %v", err)
+	}
+}
