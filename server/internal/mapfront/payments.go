@@ -36,19 +36,18 @@ func (r *PayRequest) ByMobile() bool { return len(r.ConsumerID) == 11 }
 // Validate checks presence, lengths and formats; amounts are checked against
 // the policy's per-transaction limit.
 func (r *PayRequest) Validate(p Policy) error {
-	if err := checkFields(
-		field{"consumerId", r.ConsumerID, MaxIDLen, true},
-		field{"paymentCodeDES", r.PINBlock, MaxIDLen, true},
-		field{"sellerId", r.SellerID, MaxIDLen, true},
-		field{"storeId", r.StoreID, MaxIDLen, true},
-		field{"terminalId", r.TerminalID, MaxIDLen, true},
-		field{"operatorId", r.OperatorID, MaxIDLen, true},
-		field{"batchNo", r.BatchNo, MaxIDLen, true},
-		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
-		field{"productName", r.ProductName, MaxProductNameLen, false},
-		field{"productQuantity", r.ProductQuantity, MaxIDLen, false},
-		field{"remark", r.Remark, MaxRemarkLen, false},
-	); err != nil {
+	if err := checkFields(join(
+		[]field{
+			{"consumerId", r.ConsumerID, MaxIDLen, true},
+			{"paymentCodeDES", r.PINBlock, MaxIDLen, true},
+		},
+		terminalFields(r.Origin, r.BatchNo, r.TerminalOrderID, true),
+		[]field{
+			{"productName", r.ProductName, MaxProductNameLen, false},
+			{"productQuantity", r.ProductQuantity, MaxIDLen, false},
+			{"remark", r.Remark, MaxRemarkLen, false},
+		},
+	)...); err != nil {
 		return err
 	}
 	if err := checkConsumer(r.ConsumerID); err != nil {
@@ -120,16 +119,15 @@ func (r *CancelPayRequest) Key() TerminalKey {
 
 // Validate checks presence and lengths.
 func (r *CancelPayRequest) Validate() error {
-	return checkFields(
-		field{"orderId", r.OrderID, MaxIDLen, true},
-		field{"sellerId", r.SellerID, MaxIDLen, true},
-		field{"storeId", r.StoreID, MaxIDLen, true},
-		field{"terminalId", r.TerminalID, MaxIDLen, true},
-		field{"operatorId", r.OperatorID, MaxIDLen, true},
-		field{"batchNo", r.BatchNo, MaxIDLen, true},
-		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
-		field{"remark", r.Remark, MaxRemarkLen, false},
-	)
+	return checkFields(join(
+		[]field{
+			{"orderId", r.OrderID, MaxIDLen, true},
+		},
+		terminalFields(r.Origin, r.BatchNo, r.TerminalOrderID, true),
+		[]field{
+			{"remark", r.Remark, MaxRemarkLen, false},
+		},
+	)...)
 }
 
 // Fingerprint digests the fields a retransmission carries unchanged.
@@ -168,15 +166,12 @@ func (r *UndoPayRequest) Key() TerminalKey {
 
 // Validate checks presence and lengths.
 func (r *UndoPayRequest) Validate() error {
-	return checkFields(
-		field{"sellerId", r.SellerID, MaxIDLen, true},
-		field{"storeId", r.StoreID, MaxIDLen, true},
-		field{"terminalId", r.TerminalID, MaxIDLen, true},
-		field{"operatorId", r.OperatorID, MaxIDLen, true},
-		field{"batchNo", r.BatchNo, MaxIDLen, true},
-		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
-		field{"remark", r.Remark, MaxRemarkLen, false},
-	)
+	return checkFields(join(
+		terminalFields(r.Origin, r.BatchNo, r.TerminalOrderID, true),
+		[]field{
+			{"remark", r.Remark, MaxRemarkLen, false},
+		},
+	)...)
 }
 
 // AccountQuery is a get_account_info call.
@@ -191,17 +186,16 @@ type AccountQuery struct {
 
 // Validate checks presence, lengths and formats.
 func (r *AccountQuery) Validate() error {
-	if err := checkFields(
-		field{"consumerId", r.ConsumerID, MaxIDLen, true},
-		field{"paymentCodeDES", r.PINBlock, MaxIDLen, true},
-		field{"sellerId", r.SellerID, MaxIDLen, true},
-		field{"storeId", r.StoreID, MaxIDLen, true},
-		field{"terminalId", r.TerminalID, MaxIDLen, true},
-		field{"operatorId", r.OperatorID, MaxIDLen, true},
-		field{"batchNo", r.BatchNo, MaxIDLen, true},
-		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
-		field{"remark", r.Remark, MaxRemarkLen, false},
-	); err != nil {
+	if err := checkFields(join(
+		[]field{
+			{"consumerId", r.ConsumerID, MaxIDLen, true},
+			{"paymentCodeDES", r.PINBlock, MaxIDLen, true},
+		},
+		terminalFields(r.Origin, r.BatchNo, r.TerminalOrderID, true),
+		[]field{
+			{"remark", r.Remark, MaxRemarkLen, false},
+		},
+	)...); err != nil {
 		return err
 	}
 	return checkConsumer(r.ConsumerID)

@@ -52,18 +52,17 @@ func (r *OpenCardRequest) Key() TerminalKey {
 // Validate checks presence, lengths and formats; it normalizes the ID number.
 func (r *OpenCardRequest) Validate() error {
 	r.IDNumber = NormalizeIDNumber(r.IDNumber)
-	if err := checkFields(
-		field{"ID", r.IDNumber, MaxIDLen, true},
-		field{"mobileNum", r.Mobile, MaxIDLen, true},
-		field{"referrer", r.Referrer, MaxIDLen, false},
-		field{"sellerId", r.SellerID, MaxIDLen, true},
-		field{"storeId", r.StoreID, MaxIDLen, true},
-		field{"terminalId", r.TerminalID, MaxIDLen, true},
-		field{"operatorId", r.OperatorID, MaxIDLen, true},
-		field{"batchNo", r.BatchNo, MaxIDLen, true},
-		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
-		field{"productId", r.ProductID, MaxIDLen, true},
-	); err != nil {
+	if err := checkFields(join(
+		[]field{
+			{"ID", r.IDNumber, MaxIDLen, true},
+			{"mobileNum", r.Mobile, MaxIDLen, true},
+			{"referrer", r.Referrer, MaxIDLen, false},
+		},
+		terminalFields(r.Origin, r.BatchNo, r.TerminalOrderID, true),
+		[]field{
+			{"productId", r.ProductID, MaxIDLen, true},
+		},
+	)...); err != nil {
 		return err
 	}
 	if !ValidIDNumber(r.IDNumber) {
@@ -103,14 +102,7 @@ func (r *RepealCardRequest) Key() TerminalKey {
 
 // Validate checks presence and lengths.
 func (r *RepealCardRequest) Validate() error {
-	return checkFields(
-		field{"sellerId", r.SellerID, MaxIDLen, true},
-		field{"storeId", r.StoreID, MaxIDLen, true},
-		field{"terminalId", r.TerminalID, MaxIDLen, true},
-		field{"operatorId", r.OperatorID, MaxIDLen, true},
-		field{"batchNo", r.BatchNo, MaxIDLen, true},
-		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
-	)
+	return checkFields(terminalFields(r.Origin, r.BatchNo, r.TerminalOrderID, true)...)
 }
 
 // CardOrderAnswer is the `order` of open_card and repeal_card answers.
@@ -136,14 +128,7 @@ type DownloadProductRequest struct {
 // Validate checks presence and lengths; operatorId is optional here, as the
 // document lists none for this path.
 func (r *DownloadProductRequest) Validate() error {
-	return checkFields(
-		field{"sellerId", r.SellerID, MaxIDLen, true},
-		field{"storeId", r.StoreID, MaxIDLen, true},
-		field{"terminalId", r.TerminalID, MaxIDLen, true},
-		field{"operatorId", r.OperatorID, MaxIDLen, false},
-		field{"batchNo", r.BatchNo, MaxIDLen, true},
-		field{"terminalOrderId", r.TerminalOrderID, MaxIDLen, true},
-	)
+	return checkFields(terminalFields(r.Origin, r.BatchNo, r.TerminalOrderID, false)...)
 }
 
 type field struct {
@@ -151,6 +136,28 @@ type field struct {
 	value    string
 	max      int
 	required bool
+}
+
+// terminalFields are the fields every legacy request carries: where it comes
+// from and its terminal key. operatorId is required except where the
+// document lists none (download_product).
+func terminalFields(o Origin, batchNo, terminalOrderID string, operatorRequired bool) []field {
+	return []field{
+		{"sellerId", o.SellerID, MaxIDLen, true},
+		{"storeId", o.StoreID, MaxIDLen, true},
+		{"terminalId", o.TerminalID, MaxIDLen, true},
+		{"operatorId", o.OperatorID, MaxIDLen, operatorRequired},
+		{"batchNo", batchNo, MaxIDLen, true},
+		{"terminalOrderId", terminalOrderID, MaxIDLen, true},
+	}
+}
+
+func join(groups ...[]field) []field {
+	var out []field
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
 }
 
 // checkFields returns the first missing or over-long field as a 10001 naming it.
