@@ -289,6 +289,10 @@ func partnerExamples(t *testing.T, s *system) {
 	if a = s.post(t, "/front/offline/pay", payDoc); a.errcode(t) != 10017 {
 		t.Fatalf("pay example: %s", a.raw)
 	}
+	// Without sum the pay is malformed (10001 naming it), not an amount of 0.
+	if a = s.post(t, "/front/offline/pay", strings.Replace(payDoc, `"sum":5000,`, "", 1)); a.errcode(t) != 10001 || !strings.Contains(a.errmsg(), "sum") {
+		t.Fatalf("pay without sum: %s", a.raw)
+	}
 	block := func(consumer string) string {
 		var out bytes.Buffer
 		cmd := exec.Command("go", "run", ".", "pinblock", "-pin", "123456", "-consumer", consumer)

@@ -113,7 +113,7 @@ func runServer(cmd string, args []string) error {
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store) error {
 	m := metrics.New(store.Pool())
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(m.Unary),
+		grpc.ChainUnaryInterceptor(m.Unary, grpcapi.Recover(log)),
 		grpc.ChainStreamInterceptor(m.Stream),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),

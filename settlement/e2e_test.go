@@ -677,7 +677,7 @@ func (s *e2eServer) openCard(t *testing.T, ctx context.Context, id, mobile, prod
 func (s *e2eServer) pay(t *testing.T, ctx context.Context, block, account, serial string, sum int64) (*mapfrontv1.PaymentOrder, error) {
 	t.Helper()
 	resp, err := s.offline.Pay(ctx, &mapfrontv1.PayRequest{Order: &mapfrontv1.PayOrderInput{
-		ConsumerId: account, PaymentCodeDes: block, Sum: sum, SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01",
+		ConsumerId: account, PaymentCodeDes: block, Sum: &sum, SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01",
 		OperatorId: "op1", BatchNo: "000002", TerminalOrderId: serial,
 	}})
 	return resp.GetOrder(), err

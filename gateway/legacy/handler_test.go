@@ -270,7 +270,7 @@ func TestDocumentExamples(t *testing.T) {
 	}, {
 		name: "pay",
 		want: &mapfrontv1.PayRequest{Order: &mapfrontv1.PayOrderInput{
-			ConsumerId: "13912345678", PaymentCodeDes: "231EEREWQR", Sum: 5000,
+			ConsumerId: "13912345678", PaymentCodeDes: "231EEREWQR", Sum: proto.Int64(5000),
 			SellerId: "SH12345", StoreId: "ST12345", TerminalId: "ZJ000001", OperatorId: "zhangsan",
 			BatchNo: "123123123122132", TerminalOrderId: "1234567890123456789",
 			ProductName: "0号柴油", ProductPrice: 500, ProductQuantity: "1.55",
@@ -458,7 +458,7 @@ func TestLiberalInput(t *testing.T) {
 	h, b := newGateway(t, Options{})
 	b.set(&mapfrontv1.PayResponse{}, nil)
 	want := &mapfrontv1.PayRequest{Order: &mapfrontv1.PayOrderInput{
-		ConsumerId: "13912345678", Sum: 5000, BatchNo: "123123", Remark: "",
+		ConsumerId: "13912345678", Sum: proto.Int64(5000), BatchNo: "123123", Remark: "",
 	}}
 	tests := []struct {
 		name    string

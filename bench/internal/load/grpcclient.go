@@ -49,7 +49,7 @@ func (c *GRPCClient) Do(ctx context.Context, t *Txn) Outcome {
 	case OpPay:
 		var r *mapfrontv1.PayResponse
 		r, err = c.svc.Pay(ctx, &mapfrontv1.PayRequest{Order: &mapfrontv1.PayOrderInput{
-			ConsumerId: t.ConsumerID, PaymentCodeDes: t.PINBlock, Sum: t.Sum,
+			ConsumerId: t.ConsumerID, PaymentCodeDes: t.PINBlock, Sum: &t.Sum,
 			SellerId: t.SellerID, StoreId: t.StoreID, TerminalId: t.TerminalID, OperatorId: t.OperatorID,
 			BatchNo: t.BatchNo, TerminalOrderId: t.TerminalOrderID,
 			ProductName: benchProductName, ProductPrice: t.Sum, ProductQuantity: benchQuantity}})

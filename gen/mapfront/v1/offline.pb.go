@@ -515,8 +515,9 @@ type PayOrderInput struct {
 	ConsumerId string `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
 	// paymentCodeDES: hex of the ISO 9564-1 format-0 PIN block under the terminal's TPK.
 	PaymentCodeDes string `protobuf:"bytes,2,opt,name=payment_code_des,json=paymentCodeDES,proto3" json:"payment_code_des,omitempty"`
-	// sum: the amount in fen.
-	Sum             int64  `protobuf:"varint,3,opt,name=sum,proto3" json:"sum,omitempty"`
+	// sum: the amount in fen; required (optional here only so that an absent
+	// sum is told from 0: absent is 10001, 0 is 10015).
+	Sum             *int64 `protobuf:"varint,3,opt,name=sum,proto3,oneof" json:"sum,omitempty"`
 	SellerId        string `protobuf:"bytes,4,opt,name=seller_id,json=sellerId,proto3" json:"seller_id,omitempty"`
 	StoreId         string `protobuf:"bytes,5,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	TerminalId      string `protobuf:"bytes,6,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
@@ -577,8 +578,8 @@ func (x *PayOrderInput) GetPaymentCodeDes() string {
 }
 
 func (x *PayOrderInput) GetSum() int64 {
-	if x != nil {
-		return x.Sum
+	if x != nil && x.Sum != nil {
+		return *x.Sum
 	}
 	return 0
 }
@@ -1966,12 +1967,12 @@ const file_mapfront_v1_offline_proto_rawDesc = "" +
 	"operatorId\x12*\n" +
 	"\x11terminal_order_id\x18\x06 \x01(\tR\x0fterminalOrderId\"B\n" +
 	"\x12RepealCardResponse\x12,\n" +
-	"\x05order\x18\x01 \x01(\v2\x16.mapfront.v1.CardOrderR\x05order\"\xb8\x03\n" +
+	"\x05order\x18\x01 \x01(\v2\x16.mapfront.v1.CardOrderR\x05order\"\xc5\x03\n" +
 	"\rPayOrderInput\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
 	"consumerId\x12(\n" +
-	"\x10payment_code_des\x18\x02 \x01(\tR\x0epaymentCodeDES\x12\x10\n" +
-	"\x03sum\x18\x03 \x01(\x03R\x03sum\x12\x1b\n" +
+	"\x10payment_code_des\x18\x02 \x01(\tR\x0epaymentCodeDES\x12\x15\n" +
+	"\x03sum\x18\x03 \x01(\x03H\x00R\x03sum\x88\x01\x01\x12\x1b\n" +
 	"\tseller_id\x18\x04 \x01(\tR\bsellerId\x12\x19\n" +
 	"\bstore_id\x18\x05 \x01(\tR\astoreId\x12\x1f\n" +
 	"\vterminal_id\x18\x06 \x01(\tR\n" +
@@ -1984,7 +1985,8 @@ const file_mapfront_v1_offline_proto_rawDesc = "" +
 	" \x01(\tR\vproductName\x12#\n" +
 	"\rproduct_price\x18\v \x01(\x03R\fproductPrice\x12)\n" +
 	"\x10product_quantity\x18\f \x01(\tR\x0fproductQuantity\x12\x16\n" +
-	"\x06remark\x18\r \x01(\tR\x06remark\">\n" +
+	"\x06remark\x18\r \x01(\tR\x06remarkB\x06\n" +
+	"\x04_sum\">\n" +
 	"\n" +
 	"PayRequest\x120\n" +
 	"\x05order\x18\x01 \x01(\v2\x1a.mapfront.v1.PayOrderInputR\x05order\"\xb9\x04\n" +
@@ -2194,6 +2196,7 @@ func file_mapfront_v1_offline_proto_init() {
 		return
 	}
 	file_mapfront_v1_offline_proto_msgTypes[1].OneofWrappers = []any{}
+	file_mapfront_v1_offline_proto_msgTypes[6].OneofWrappers = []any{}
 	file_mapfront_v1_offline_proto_msgTypes[8].OneofWrappers = []any{}
 	file_mapfront_v1_offline_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}

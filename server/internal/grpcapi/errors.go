@@ -8,8 +8,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -77,4 +80,17 @@ func reference() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Recover turns a panic in a unary handler into 10000 with a logged
+// reference, so that one bad request cannot stop the server.
+func Recover(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = errorStatus(ctx, log, info.FullMethod, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
+			}
+		}()
+		return h(ctx, req)
+	}
 }

@@ -70,10 +70,13 @@ func (s *OfflineServer) Pay(ctx context.Context, in *mapfrontv1.PayRequest) (*ma
 	if o == nil {
 		return nil, errorStatus(ctx, s.Log, "Pay", mapfront.Missing("order"))
 	}
+	if o.Sum == nil {
+		return nil, errorStatus(ctx, s.Log, "Pay", mapfront.Missing("sum"))
+	}
 	r := &mapfront.PayRequest{
 		Origin:  mapfront.Origin{SellerID: o.SellerId, StoreID: o.StoreId, TerminalID: o.TerminalId, OperatorID: o.OperatorId},
 		BatchNo: o.BatchNo, TerminalOrderID: o.TerminalOrderId,
-		ConsumerID: o.ConsumerId, PINBlock: o.PaymentCodeDes, Sum: o.Sum,
+		ConsumerID: o.ConsumerId, PINBlock: o.PaymentCodeDes, Sum: o.GetSum(),
 		ProductName: o.ProductName, ProductPrice: o.ProductPrice, ProductQuantity: o.ProductQuantity, Remark: o.Remark,
 	}
 	a, err := s.Store.Pay(ctx, r)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,5 +173,20 @@ func TestSubmitBatchErrors(t *testing.T) {
 	r, err := c.RunDaily(ctx, &mapfrontv1.RunDailyRequest{})
 	if err != nil || r.InstallmentsReleased != 2 {
 		t.Errorf("run daily: %v %+v", err, r)
+	}
+}
+
+func TestRecoverAnswers10000(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	_, err := Recover(log)(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/x"},
+		func(context.Context, any) (any, error) { panic("boom") })
+	st := status.Convert(err)
+	if st.Code() != codes.Internal || len(st.Details()) != 1 {
+		t.Fatalf("status %v", st)
+	}
+	d := st.Details()[0].(*mapfrontv1.ErrorDetail)
+	if d.Errcode != 10000 || !strings.Contains(logged.String(), d.Reference) || strings.Contains(d.Errmsg, "boom") {
+		t.Fatalf("detail %+v, log %s", d, logged.String())
 	}
 }

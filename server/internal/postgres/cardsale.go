@@ -57,15 +57,7 @@ func (s *Store) OpenCard(ctx context.Context, r *mapfront.OpenCardRequest) (*map
 		if err != nil {
 			return nil, err
 		}
-		c, err := s.findOrCreateCustomer(ctx, tx, r.Mobile, r.IDNumber)
-		if err != nil {
-			return nil, err
-		}
-		o, err := s.fillingOrder(ctx, tx, c.id, p, r.Referrer)
-		if err != nil {
-			return nil, err
-		}
-		d, err := mapfront.DecideCardPayment(o.price, o.paid, r)
+		c, o, d, err := s.prepareCardPayment(ctx, tx, r, p)
 		if err != nil {
 			return nil, err
 		}
@@ -95,14 +87,52 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'paid', $9)`
 	})
 }
 
-// fillingOrder returns, locked, the customer's order for the product that
-// still takes payments, or starts one with a pending card account.
-func (s *Store) fillingOrder(ctx context.Context, tx pgx.Tx, customerID int64, p *mapfront.Product, referrer string) (*cardOrder, error) {
-	o, err := scanCardOrder(tx.QueryRow(ctx, `SELECT `+cardOrderColumns+` FROM card_orders
-WHERE customer_id = $1 AND product_id = $2 AND filling FOR UPDATE`, customerID, p.ID))
-	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
-		return o, err
+// prepareCardPayment decides an open_card payment before it writes anything,
+// so that a declined payment leaves no customer, account or order behind
+// (SPEC section 5); then it finds or creates the customer and the filling
+// order the payment joins. Errors: 10015, 10016.
+func (s *Store) prepareCardPayment(ctx context.Context, tx pgx.Tx, r *mapfront.OpenCardRequest, p *mapfront.Product) (*customer, *cardOrder, mapfront.CardPayment, error) {
+	var none mapfront.CardPayment
+	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1`, r.Mobile))
+	newCustomer := errors.Is(err, pgx.ErrNoRows)
+	switch {
+	case err != nil && !newCustomer:
+		return nil, nil, none, err
+	case !newCustomer && c.idNumber != r.IDNumber:
+		return nil, nil, none, mapfront.Errorf(mapfront.CodeIdentity, "身份证号与手机号不属于同一客户")
 	}
+	var o *cardOrder
+	if !newCustomer {
+		o, err = scanCardOrder(tx.QueryRow(ctx, `SELECT `+cardOrderColumns+` FROM card_orders
+WHERE customer_id = $1 AND product_id = $2 AND filling FOR UPDATE`, c.id, p.ID))
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, nil, none, err
+		}
+	}
+	price, paid := p.Price, int64(0)
+	if o != nil {
+		price, paid = o.price, o.paid
+	}
+	d, err := mapfront.DecideCardPayment(price, paid, r)
+	if err != nil {
+		return nil, nil, none, err
+	}
+	if newCustomer {
+		if c, err = s.findOrCreateCustomer(ctx, tx, r.Mobile, r.IDNumber); err != nil {
+			return nil, nil, none, err
+		}
+	}
+	if o == nil {
+		if o, err = s.startOrder(ctx, tx, c.id, p, r.Referrer); err != nil {
+			return nil, nil, none, err
+		}
+	}
+	return c, o, d, nil
+}
+
+// startOrder starts a card order for the customer and product, with a
+// pending card account; it takes payments (filling) until the price is paid.
+func (s *Store) startOrder(ctx context.Context, tx pgx.Tx, customerID int64, p *mapfront.Product, referrer string) (*cardOrder, error) {
 	account, err := s.createAccount(ctx, tx, customerID, "card", p.ID, p.ID, mapfront.Pending)
 	if err != nil {
 		return nil, err
@@ -230,6 +260,11 @@ FROM accounts a WHERE a.account_id = $1 FOR UPDATE`, o.accountID).Scan(&balance,
 	}
 	if spent || balance != credited {
 		return mapfront.Errorf(mapfront.CodeRepealDenied, "卡已使用，不能撤销")
+	}
+	if o.released > 1 {
+		// Later installments were released into the ledger: the card has
+		// lived past its first month and its releases stay on record.
+		return mapfront.Errorf(mapfront.CodeRepealDenied, "分期卡已发放后续分期，不能撤销")
 	}
 	if _, err := post(ctx, tx, "repeal", o.id,
 		posting{o.accountID, -credited},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"mapfront/server/internal/mapfront"
 )
@@ -268,4 +269,45 @@ func TestOpenCardNewCustomerConcurrently(t *testing.T) {
 	if paid, _ := paidSum(t, e, ids[0]); paid != 400000 {
 		t.Fatalf("paid %d, want 400000", paid)
 	}
+}
+
+// A declined open_card leaves nothing behind: no customer, account or order
+// for a request the POS was told failed.
+func TestDeclinedOpenCardWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	count := func() (n int) {
+		if err := e.store.pool.QueryRow(e.ctx, `SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM accounts)
+ + (SELECT count(*) FROM card_orders)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	_, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, "too-much", 450001))
+	wantCode(t, err, mapfront.CodeAmount)
+	if after := count(); after != before {
+		t.Fatalf("declined open_card left %d rows", after-before)
+	}
+}
+
+// An installment card whose later parts were released cannot be repealed:
+// its releases stay on record (and its release periods are never reused).
+func TestRepealAfterInstallmentRelease(t *testing.T) {
+	e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
+	if _, err := e.store.UpsertProduct(e.ctx, mapfront.Product{ID: "2020", Name: "分期卡", ShortName: "分期卡",
+		Price: 300000, FaceValue: 360000, Kind: mapfront.Installment, Installments: 3, OnSale: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := openReq(newMobile, newID, "inst", 0)
+	r.ProductID = "2020"
+	if _, err := e.store.OpenCard(e.ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.now = e.clock.now.AddDate(0, 1, 0)
+	if _, err := e.store.RunDaily(e.ctx, 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.store.RepealCard(e.ctx, &mapfront.RepealCardRequest{Origin: r.Origin, BatchNo: r.BatchNo, TerminalOrderID: "inst"})
+	wantCode(t, err, mapfront.CodeRepealDenied)
+	e.verify(t)
 }

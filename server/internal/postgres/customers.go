@@ -235,10 +235,11 @@ WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account,
 			return err
 		}
 		var prior string
-		err = tx.QueryRow(ctx, `SELECT account_id FROM topups WHERE reference = $1`, reference).Scan(&prior)
+		var priorAmount int64
+		err = tx.QueryRow(ctx, `SELECT account_id, amount FROM topups WHERE reference = $1`, reference).Scan(&prior, &priorAmount)
 		if err == nil {
-			if prior != account {
-				return mapfront.Errorf(mapfront.CodeKeyReused, "充值流水号已用于另一账户")
+			if prior != account || priorAmount != amount {
+				return mapfront.Errorf(mapfront.CodeKeyReused, "充值流水号已用于另一笔充值")
 			}
 			return tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, account).Scan(&balance)
 		}

@@ -251,12 +251,8 @@ FROM pay_orders WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND te
 			return err
 		}
 		now := s.clock.Now()
-		id, err := s.newOrderID(ctx, tx)
-		if err != nil {
-			return err
-		}
 		a := mapfront.PaymentAnswer{
-			OrderID: "ud" + id, PayTime: s.clock.FormatTime(now), SellerID: r.SellerID, StoreID: r.StoreID,
+			PayTime: s.clock.FormatTime(now), SellerID: r.SellerID, StoreID: r.StoreID,
 			TerminalID: r.TerminalID, OperatorID: r.OperatorID, BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID,
 			Remark: r.Remark, Status: mapfront.StatusReversed,
 		}
@@ -265,9 +261,19 @@ FROM pay_orders WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND te
 			if o.sellerID != r.SellerID || o.storeID != r.StoreID {
 				return mapfront.Errorf(mapfront.CodeTerminal, "冲正的商户、门店与原交易不符")
 			}
-			orderStatus, fp = o.status, o.fingerprint
+			// The reversal answers with the pay's own orderId: the order
+			// whose status now says reversed, where the back office looks.
+			orderStatus, fp, a.OrderID = o.status, o.fingerprint, o.id
 			a.ConsumerID, a.Sum, a.ProductName, a.ProductPrice, a.ProductQuantity, a.AccountID =
 				o.consumerID, o.amount, o.productName, o.productPrice, o.quantity, o.accountID
+		}
+		if o == nil {
+			// No approved pay: the reversal gets an order number of its own.
+			id, err := s.newOrderID(ctx, tx)
+			if err != nil {
+				return err
+			}
+			a.OrderID = "ud" + id
 		}
 		switch mapfront.DecideUndo(found || o != nil, o != nil, orderStatus) {
 		case mapfront.UndoTombstone:
@@ -292,6 +298,9 @@ FROM pay_orders WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND te
 			}
 			a.Balance = &balance
 		case mapfront.UndoNothingDeclined:
+			// The declined pay keeps its stored answer: a repeat of it is
+			// declined as before (SPEC section 5).
+			newState = "done"
 			a.Status = mapfront.StatusNothingToUndo
 		}
 		body, err := json.Marshal(a)

@@ -354,3 +354,56 @@ func TestPayAccountRules(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// A reversal of a declined pay moves nothing and leaves the pay's stored
+// answer as it was: a repeat of the pay is declined as before.
+func TestUndoOfDeclinedKeepsTheDecline(t *testing.T) {
+	e := newEnv(t)
+	p := payReq(t, demoMobile, "123456", "poor", 4_000_000)
+	_, err := e.store.Pay(e.ctx, p)
+	wantCode(t, err, mapfront.CodeInsufficient)
+	if _, err := e.store.UndoPay(e.ctx, undoReq(p)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.store.Pay(e.ctx, p)
+	wantCode(t, err, mapfront.CodeInsufficient)
+}
+
+// The reversal of an approved pay answers with the pay's own orderId, which
+// the back office finds with status reversed.
+func TestUndoAnswersThePaysOrder(t *testing.T) {
+	e := newEnv(t)
+	p := payReq(t, demoMobile, "123456", "u1", 300)
+	a, err := e.store.Pay(e.ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.store.UndoPay(e.ctx, undoReq(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.OrderID != a.OrderID {
+		t.Fatalf("undo orderId %s, pay %s", u.OrderID, a.OrderID)
+	}
+	o, err := e.store.GetOrder(e.ctx, a.OrderID)
+	if err != nil || o.Status != "reversed" {
+		t.Fatalf("order %+v %v", o, err)
+	}
+}
+
+// A top-up reference is used once: the same reference with another amount is
+// 10003, not a silent success.
+func TestTopUpReference(t *testing.T) {
+	e := newEnv(t)
+	_, b1, err := e.store.TopUpCash(e.ctx, demoMobile, 1000, "ref-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b2, err := e.store.TopUpCash(e.ctx, demoMobile, 1000, "ref-1")
+	if err != nil || b2 != b1 {
+		t.Fatalf("repeat: %d %v, want %d", b2, err, b1)
+	}
+	_, _, err = e.store.TopUpCash(e.ctx, demoMobile, 500000, "ref-1")
+	wantCode(t, err, mapfront.CodeKeyReused)
+	e.verify(t)
+}

@@ -324,15 +324,7 @@ func domainOr(err error, mk func(string) *exceptionRow) (*exceptionRow, error) {
 
 func (s *Store) openInSavepoint(ctx context.Context, tx pgx.Tx, r *run, st *stagedRecord, req *mapfront.OpenCardRequest,
 	p *mapfront.Product, notOpenable func(string) *exceptionRow) (*exceptionRow, error) {
-	c, err := s.findOrCreateCustomer(ctx, tx, req.Mobile, req.IDNumber)
-	if err != nil {
-		return domainOr(err, notOpenable)
-	}
-	o, err := s.fillingOrder(ctx, tx, c.id, p, req.Referrer)
-	if err != nil {
-		return nil, err
-	}
-	d, err := mapfront.DecideCardPayment(o.price, o.paid, req)
+	_, o, d, err := s.prepareCardPayment(ctx, tx, req, p)
 	if err != nil {
 		return domainOr(err, notOpenable)
 	}
