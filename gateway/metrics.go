@@ -3,12 +3,13 @@ package main
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"mapfront/gateway/legacy"
 )
 
 // metrics are the gateway's Prometheus collectors: legacy requests and their
@@ -35,18 +36,8 @@ func newMetrics() *metrics {
 	return m
 }
 
-// legacyPaths bounds the path label: anything else is "other", so that
-// scanners cannot grow the series without limit.
-var legacyPaths = map[string]bool{
-	"open_card": true, "repeal_card": true, "pay": true, "pay_cancel": true,
-	"pay_undo": true, "get_account_info": true, "download_product": true,
-}
-
 func (m *metrics) observe(path string, errcode int32, d time.Duration) {
-	name, ok := strings.CutPrefix(path, "/front/offline/")
-	if !ok || !legacyPaths[name] {
-		name = "other"
-	}
+	name := legacy.PathName(path)
 	m.requests.WithLabelValues(name, strconv.Itoa(int(errcode))).Inc()
 	m.latency.WithLabelValues(name).Observe(d.Seconds())
 }

@@ -125,6 +125,16 @@ func NewHandler(client mapfrontv1.OfflineServiceClient, opts Options) (http.Hand
 	return h, nil
 }
 
+// PathName names a request path for metrics labels: the legacy path's last
+// part (pay, open_card, ...) or "other", so that scanners sending arbitrary
+// paths cannot grow the label set.
+func PathName(path string) string {
+	if _, ok := successMessage(path); ok {
+		return path[len("/front/offline/"):]
+	}
+	return "other"
+}
+
 // successMessage is the errmsg of errcode 0 for each legacy path, as the
 // partner document writes it; ok is false for a path that is not one of them.
 func successMessage(path string) (msg string, ok bool) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 )
 
@@ -72,18 +72,9 @@ func (m *Metrics) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 // ObserveLegacy records a legacy JSON answer served in-process (single
 // binary), under the method "/legacy/<path>"; unknown paths count as "other".
 func (m *Metrics) ObserveLegacy(path string, errcode int32, d time.Duration) {
-	name, ok := strings.CutPrefix(path, "/front/offline/")
-	if !ok || !legacyPaths[name] {
-		name = "other"
-	}
-	method := "/legacy/" + name
+	method := "/legacy/" + legacy.PathName(path)
 	m.requests.WithLabelValues(method, strconv.Itoa(int(errcode))).Inc()
 	m.latency.WithLabelValues(method).Observe(d.Seconds())
-}
-
-var legacyPaths = map[string]bool{
-	"open_card": true, "repeal_card": true, "pay": true, "pay_cancel": true,
-	"pay_undo": true, "get_account_info": true, "download_product": true,
 }
 
 func (m *Metrics) observe(method string, err error, d time.Duration) {
