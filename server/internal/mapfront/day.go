@@ -6,9 +6,14 @@ import (
 )
 
 // Clock gives the business calendar: the zone and the daily cutover (日切时间)
-// of SPEC section 4. Business day D starts at D's cutover: the business day
-// of an instant t is the calendar date, in Zone, of t minus Cutover. With the
-// default cutover 00:00 it is simply the local date.
+// of SPEC section 4. A business day runs from one cutover to the next and is
+// named after the calendar day it mostly covers: under a cutover before noon
+// (00:00, 02:00) business day D starts on day D at the cutover, so 01:00
+// still belongs to the day before a 02:00 cutover; under a cutover from noon
+// on (23:00, as at card schemes) it starts on the evening of D-1, so 23:30
+// already belongs to the next day. With the default 00:00 it is the local
+// date. The settlement command (settlement/internal/calendar) uses the same
+// rule.
 type Clock struct {
 	Zone    *time.Location
 	Cutover time.Duration // time of day, 0 ≤ Cutover < 24h
@@ -18,7 +23,11 @@ type Clock struct {
 // BusinessDate returns the business date of t as a midnight UTC time, the
 // form a PostgreSQL date column takes.
 func (c Clock) BusinessDate(t time.Time) time.Time {
-	l := t.In(c.Zone).Add(-c.Cutover)
+	shift := c.Cutover
+	if shift >= 12*time.Hour {
+		shift -= 24 * time.Hour
+	}
+	l := t.In(c.Zone).Add(-shift)
 	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, time.UTC)
 }
 

@@ -3,10 +3,13 @@
 // cutover (日切), and when its settlement job runs and stops waiting for the
 // file (SPEC section 6).
 //
-// The rule, shared with the server: the business date of an instant t is the
-// calendar date, in the configured zone, of t minus the cutover time of day.
-// A business day therefore starts at its cutover, and the job for business
-// date D runs at the cutover that starts D+1, plus an offset.
+// The rule, shared with the server (mapfront.Clock): a business day runs from
+// one cutover to the next and is named after the calendar day it mostly
+// covers. A cutover before noon (00:00, 02:00) starts business day D on day
+// D, so 01:00 belongs to the day before under a 02:00 cutover; a cutover
+// from noon on (23:00, as at card schemes) starts business day D on the
+// evening of D-1, so 23:30 already belongs to the next day. The job for
+// business date D runs at the cutover that ends D, plus an offset.
 package calendar
 
 import (
@@ -119,14 +122,24 @@ func (c Calendar) Validate() error {
 
 // DateOf returns the business date that contains instant t.
 func (c Calendar) DateOf(t time.Time) Date {
-	return DateOfTime(t.Add(-c.Cutover).In(c.Zone))
+	return DateOfTime(t.Add(-c.shift()).In(c.Zone))
 }
 
-// Start returns the instant business date d starts: its local midnight plus
-// the cutover, the exact inverse of DateOf. (Asia/Shanghai has no daylight
+// shift is where business day D starts relative to D's midnight: the cutover,
+// or, for a cutover from noon on, that time on the evening before.
+func (c Calendar) shift() time.Duration {
+	if c.Cutover >= 12*time.Hour {
+		return c.Cutover - 24*time.Hour
+	}
+	return c.Cutover
+}
+
+// Start returns the instant business date d starts: its local midnight
+// shifted to the cutover (the evening before for a cutover from noon on),
+// the exact inverse of DateOf. (Asia/Shanghai has no daylight
 // saving time; in a zone that has, a day is still one cutover to the next.)
 func (c Calendar) Start(d Date) time.Time {
-	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, c.Zone).Add(c.Cutover)
+	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, c.Zone).Add(c.shift())
 }
 
 // End returns the instant business date d ends, the cutover that starts d+1.
