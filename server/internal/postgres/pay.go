@@ -123,7 +123,9 @@ func (s *Store) payOnce(ctx context.Context, r *mapfront.PayRequest, fp []byte) 
 	}
 	k := r.Key()
 	if decline != nil {
-		writes.Queue(payDeclineSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID, fp, int(code), decline.(*mapfront.Error).Msg)
+		var de *mapfront.Error
+		errors.As(decline, &de) // Stored() codes are domain errors
+		writes.Queue(payDeclineSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID, fp, int(code), de.Msg)
 	}
 	writes.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, writes).Close(); err != nil {
