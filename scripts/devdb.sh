@@ -16,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 data="$top/.data/pg"
+# Where the cluster goes when the postgres user cannot reach the checkout.
+alt="/var/tmp/mapfront-devdb-$(printf '%s' "$top" | md5sum | cut -c1-12)/pg"
+[ ! -f "$data/PG_VERSION" ] && [ -f "$alt/PG_VERSION" ] && data="$alt"
 # The port: as given, else the one this cluster was started on before, else
 # the first free one from 55432 (another checkout's cluster may hold 55432).
 port_file="$top/.data/pg.port"
@@ -64,6 +67,13 @@ ensure_cluster() {
     useradd --system --home-dir "$top/.data" --shell /usr/sbin/nologin postgres
   fi
   mkdir -p "$top/.data"
+  if [ "$(id -u)" = 0 ] && [ ! -f "$data/PG_VERSION" ] && ! (cd / && runuser -u postgres -- test -x "$top/.data"); then
+    # The checkout lies where the postgres user cannot reach (a home directory
+    # closed to others): keep this checkout's cluster under /var/tmp instead.
+    data="$alt"
+    mkdir -p "$(dirname "$data")"; chown postgres "$(dirname "$data")"
+    log "checkout not reachable by user postgres; cluster in $data"
+  fi
   if [ ! -f "$data/PG_VERSION" ]; then
     log "creating a private PostgreSQL cluster in $data"
     mkdir -p "$data"
@@ -72,6 +82,7 @@ ensure_cluster() {
     as_owner "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
   fi
   if ! as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    cd /  # runuser keeps the working directory, which postgres may not reach
     if [ -z "$port" ] || (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       port=$(free_port) || { log "no free port in 55432..55499"; exit 1; }
     fi
