@@ -58,9 +58,6 @@ func Errorf(c Code, format string, args ...any) *Error {
 	return &Error{Code: c, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Kind returns an *Error usable as an errors.Is target for code c.
-func Kind(c Code) *Error { return &Error{Code: c} }
-
 // ErrorCode returns the errcode of err: OK for nil, the code of a wrapped
 // *Error, CodeInternal for anything else.
 func ErrorCode(err error) Code {

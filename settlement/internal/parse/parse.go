@@ -76,16 +76,6 @@ type Record struct {
 	ProductID       string // 产品编号
 }
 
-// TradedAt returns the record's trade date and time as an instant in loc.
-func (r Record) TradedAt(loc *time.Location) time.Time {
-	t, err := time.ParseInLocation("20060102150405", r.TradeDate+r.TradeTime, loc)
-	if err != nil {
-		// Parse checked both fields, so this is a Record built by hand.
-		return time.Time{}
-	}
-	return t
-}
-
 // Kind classifies why a line is bad; the server files every bad line as an
 // exception and the kind tells an operator where to look.
 type Kind string
