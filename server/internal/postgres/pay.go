@@ -30,17 +30,10 @@ const (
 	payKeySQL = `SELECT coalesce(fingerprint, ''::bytea), state, errcode, errmsg
 FROM terminal_requests WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
 	// An approved pay of the key.
-	payOrderByKeySQL = `SELECT ` + payOrderColumns + `, coalesce(fingerprint, ''::bytea), balance_after FROM pay_orders
+	payOrderByKeySQL = `SELECT ` + payOrderColumns + ` FROM pay_orders
 WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
-	payTerminalSQL = `SELECT t.tpk_sealed, t.legacy_des, t.enabled AND st.enabled AND se.enabled
-FROM terminals t
-JOIN stores st ON st.seller_id = t.seller_id AND st.store_id = t.store_id
-JOIN sellers se ON se.seller_id = t.seller_id
-WHERE t.terminal_id = $1 AND t.seller_id = $2 AND t.store_id = $3`
-	// Every pay locks its customer first (the password state and the
-	// accounts' balances must not change under it), then the accounts.
-	payCustomerByMobileSQL  = `SELECT ` + customerColumns + ` FROM customers WHERE mobile = $1 FOR NO KEY UPDATE`
-	payCustomerByAccountSQL = `SELECT ` + customerColumns + ` FROM customers
+	customerByMobileSQL  = `SELECT ` + customerColumns + ` FROM customers WHERE mobile = $1 FOR NO KEY UPDATE`
+	customerByAccountSQL = `SELECT ` + customerColumns + ` FROM customers
 WHERE customer_id = (SELECT customer_id FROM accounts WHERE account_id = $1 AND kind <> 'system') FOR NO KEY UPDATE`
 	payAccountsByMobileSQL = `SELECT a.account_id, a.kind, a.status, a.balance FROM accounts a
 JOIN customers c USING (customer_id) WHERE c.mobile = $1 AND a.status = 'active'
@@ -57,7 +50,7 @@ INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_
 VALUES ($1, 'pay', $5, $6, $7, $8, $9, $10, $11, $2, $4, $12, 'success', $13, $14, $15, $16, $17, $18, $19)`
 	payDeclineSQL = `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, fingerprint, state, errcode, errmsg)
 VALUES ('pay', $1, $2, $3, $4, 'done', $5, $6)`
-	payPasswordSQL = `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`
+	customerPasswordSQL = `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`
 )
 
 // Pay spends from one account (SPEC section 5): by accountId that account,
@@ -92,6 +85,7 @@ type payState struct {
 	key      *keyState // a stored decline, tombstone or reversal
 	order    *payOrder // an approved pay
 	term     *terminal
+	termErr  error // 10002 when the terminal is not usable
 	cust     *customer
 	accounts []mapfront.AccountChoice
 	orderSeq int64
@@ -151,12 +145,12 @@ func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.Pay
 	b.Queue(payKeyLockSQL, k.TerminalID, k.BatchNo, k.TerminalOrderID)
 	b.Queue(payKeySQL, k.TerminalID, k.BatchNo, k.TerminalOrderID)
 	b.Queue(payOrderByKeySQL, k.TerminalID, k.BatchNo, k.TerminalOrderID)
-	b.Queue(payTerminalSQL, r.TerminalID, r.SellerID, r.StoreID)
+	b.Queue(terminalSQL, r.TerminalID, r.SellerID, r.StoreID)
 	if r.ByMobile() {
-		b.Queue(payCustomerByMobileSQL, r.ConsumerID)
+		b.Queue(customerByMobileSQL, r.ConsumerID)
 		b.Queue(payAccountsByMobileSQL, r.ConsumerID)
 	} else {
-		b.Queue(payCustomerByAccountSQL, r.ConsumerID)
+		b.Queue(customerByAccountSQL, r.ConsumerID)
 		b.Queue(payAccountByIDSQL, r.ConsumerID)
 	}
 	b.Queue(`SELECT nextval('order_seq')`)
@@ -177,20 +171,14 @@ func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.Pay
 	case !errors.Is(err, pgx.ErrNoRows):
 		return nil, err
 	}
-	switch o, err := scanPayOrderFull(br.QueryRow()); {
+	switch o, err := scanPayOrder(br.QueryRow()); {
 	case err == nil:
 		st.order = o
 	case !errors.Is(err, pgx.ErrNoRows):
 		return nil, err
 	}
-	t := &terminal{id: r.TerminalID}
-	var enabled bool
-	switch err := br.QueryRow().Scan(&t.sealedTPK, &t.legacyDES, &enabled); {
-	case err == nil && enabled:
-		st.term = t
-	case err == nil, errors.Is(err, pgx.ErrNoRows):
-	default:
-		return nil, err
+	if st.term, st.termErr = scanTerminal(br.QueryRow(), r.Origin); mapfront.ErrorCode(st.termErr) == mapfront.CodeInternal {
+		return nil, st.termErr
 	}
 	c, err := scanCustomer(br.QueryRow())
 	switch {
@@ -221,8 +209,8 @@ func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.Pay
 // the decline (with the writes a decline keeps: the password failure count).
 func (s *Store) payDecide(r *mapfront.PayRequest, st *payState, fp []byte) (*mapfront.PaymentAnswer, *pgx.Batch, error) {
 	writes := &pgx.Batch{}
-	if st.term == nil {
-		return nil, nil, mapfront.Errorf(mapfront.CodeTerminal, "终端%s未登记、已停用或与商户、门店不符", r.TerminalID)
+	if st.termErr != nil {
+		return nil, nil, st.termErr
 	}
 	pin, err := s.openPIN(st.term, r.PINBlock, r.ConsumerID)
 	if err != nil {
@@ -232,15 +220,9 @@ func (s *Store) payDecide(r *mapfront.PayRequest, st *payState, fp []byte) (*map
 	if c == nil {
 		return nil, writes, mapfront.Errorf(mapfront.CodeNotFound, "消费号码不存在")
 	}
-	ok := false
-	if c.pwHash != nil && !c.locked {
-		if ok, err = s.keys.VerifyPassword(c.pwHash, pin); err != nil {
-			return nil, nil, err
-		}
-	}
-	failures, locked, decline := mapfront.CheckPassword(c.pwHash != nil, c.locked, c.failures, ok, s.policy.MaxPasswordFailures)
-	if failures != c.failures || locked != c.locked {
-		writes.Queue(payPasswordSQL, c.id, failures, locked)
+	store, failures, locked, decline := s.checkPIN(c, pin)
+	if store {
+		writes.Queue(customerPasswordSQL, c.id, failures, locked)
 	}
 	if decline != nil {
 		return nil, writes, decline

@@ -41,13 +41,9 @@ func (s *Store) openPIN(t *terminal, block, consumerID string) (string, error) {
 // locked against concurrent password checks and pays of the same customer,
 // and, for an accountId, the account. Errors: 10005.
 func consumer(ctx context.Context, tx pgx.Tx, consumerID string) (*customer, string, error) {
-	var q, account string
+	q, account := customerByAccountSQL, consumerID
 	if mapfront.ValidMobile(consumerID) {
-		q = `SELECT ` + customerColumns + ` FROM customers WHERE mobile = $1 FOR NO KEY UPDATE`
-	} else {
-		account = consumerID
-		q = `SELECT ` + customerColumns + ` FROM customers WHERE customer_id =
-(SELECT customer_id FROM accounts WHERE account_id = $1 AND kind <> 'system') FOR NO KEY UPDATE`
+		q, account = customerByMobileSQL, ""
 	}
 	c, err := scanCustomer(tx.QueryRow(ctx, q, consumerID))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -56,20 +52,25 @@ func consumer(ctx context.Context, tx pgx.Tx, consumerID string) (*customer, str
 	return c, account, err
 }
 
-// verifyPassword checks the PIN against the customer's payment password and
-// stores the failure count and lock (SPEC section 5).
-func (s *Store) verifyPassword(ctx context.Context, tx pgx.Tx, c *customer, pin string) error {
+// checkPIN applies the payment password rules of SPEC section 5 to the
+// customer: err is the decline (or an unusable stored hash), and when store
+// is true the new failure count and lock must be written, decline or not.
+func (s *Store) checkPIN(c *customer, pin string) (store bool, failures int, locked bool, err error) {
 	ok := false
 	if c.pwHash != nil && !c.locked {
-		var err error
 		if ok, err = s.keys.VerifyPassword(c.pwHash, pin); err != nil {
-			return err
+			return false, 0, false, err
 		}
 	}
-	failures, locked, decline := mapfront.CheckPassword(c.pwHash != nil, c.locked, c.failures, ok, s.policy.MaxPasswordFailures)
-	if failures != c.failures || locked != c.locked {
-		if _, err := tx.Exec(ctx, `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`,
-			c.id, failures, locked); err != nil {
+	failures, locked, err = mapfront.CheckPassword(c.pwHash != nil, c.locked, c.failures, ok, s.policy.MaxPasswordFailures)
+	return failures != c.failures || locked != c.locked, failures, locked, err
+}
+
+// verifyPassword is checkPIN with the count written at once.
+func (s *Store) verifyPassword(ctx context.Context, tx pgx.Tx, c *customer, pin string) error {
+	store, failures, locked, decline := s.checkPIN(c, pin)
+	if store {
+		if _, err := tx.Exec(ctx, customerPasswordSQL, c.id, failures, locked); err != nil {
 			return err
 		}
 	}
@@ -111,26 +112,14 @@ type payOrder struct {
 }
 
 const payOrderColumns = `order_id, status, account_id, seller_id, store_id, terminal_id, batch_no, terminal_order_id,
-operator_id, consumer_id, amount, business_date, pay_time, product_name, product_quantity, product_price, remark`
-
-// scanPayOrderFull scans payOrderColumns followed by fingerprint and
-// balance_after.
-func scanPayOrderFull(row pgx.Row) (*payOrder, error) {
-	var o payOrder
-	err := row.Scan(&o.id, &o.status, &o.accountID, &o.sellerID, &o.storeID, &o.term, &o.batchNo, &o.terminalOrderID,
-		&o.operatorID, &o.consumerID, &o.amount, &o.businessDate, &o.payTime, &o.productName, &o.quantity,
-		&o.productPrice, &o.remark, &o.fingerprint, &o.balanceAfter)
-	if err != nil {
-		return nil, err
-	}
-	return &o, nil
-}
+operator_id, consumer_id, amount, business_date, pay_time, product_name, product_quantity, product_price, remark,
+coalesce(fingerprint, ''::bytea), balance_after`
 
 func scanPayOrder(row pgx.Row) (*payOrder, error) {
 	var o payOrder
 	err := row.Scan(&o.id, &o.status, &o.accountID, &o.sellerID, &o.storeID, &o.term, &o.batchNo, &o.terminalOrderID,
 		&o.operatorID, &o.consumerID, &o.amount, &o.businessDate, &o.payTime, &o.productName, &o.quantity,
-		&o.productPrice, &o.remark)
+		&o.productPrice, &o.remark, &o.fingerprint, &o.balanceAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -244,9 +233,7 @@ WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id 
 			answer = new(mapfront.PaymentAnswer)
 			return json.Unmarshal(undone, answer)
 		}
-		o, err := scanPayOrderFull(tx.QueryRow(ctx, `SELECT `+payOrderColumns+`, coalesce(fingerprint, ''::bytea), balance_after
-FROM pay_orders WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3 FOR UPDATE`,
-			k.TerminalID, k.BatchNo, k.TerminalOrderID))
+		o, err := scanPayOrder(tx.QueryRow(ctx, payOrderByKeySQL+` FOR UPDATE`, k.TerminalID, k.BatchNo, k.TerminalOrderID))
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}

@@ -19,18 +19,21 @@ type terminal struct {
 	legacyDES bool
 }
 
-// checkOrigin verifies that seller, store and terminal exist, are enabled and
-// belong together (SPEC section 4), else 10002.
-func checkOrigin(ctx context.Context, q querier, o mapfront.Origin) (*terminal, error) {
-	const sql = `
+// terminalSQL reads a terminal with whether it, its store and its seller
+// are all enabled; $1 terminal, $2 seller, $3 store.
+const terminalSQL = `
 SELECT t.tpk_sealed, t.legacy_des, t.enabled AND st.enabled AND se.enabled
 FROM terminals t
 JOIN stores st ON st.seller_id = t.seller_id AND st.store_id = t.store_id
 JOIN sellers se ON se.seller_id = t.seller_id
 WHERE t.terminal_id = $1 AND t.seller_id = $2 AND t.store_id = $3`
+
+// scanTerminal reads a row of terminalSQL: the terminal, or 10002 when it is
+// unknown, disabled or not of that seller and store (SPEC section 4).
+func scanTerminal(row pgx.Row, o mapfront.Origin) (*terminal, error) {
 	t := terminal{id: o.TerminalID}
 	var enabled bool
-	err := q.QueryRow(ctx, sql, o.TerminalID, o.SellerID, o.StoreID).Scan(&t.sealedTPK, &t.legacyDES, &enabled)
+	err := row.Scan(&t.sealedTPK, &t.legacyDES, &enabled)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, mapfront.Errorf(mapfront.CodeTerminal, "终端%s未登记或与商户、门店不符", o.TerminalID)
 	}
@@ -41,6 +44,12 @@ WHERE t.terminal_id = $1 AND t.seller_id = $2 AND t.store_id = $3`
 		return nil, mapfront.Errorf(mapfront.CodeTerminal, "终端%s已停用", o.TerminalID)
 	}
 	return &t, nil
+}
+
+// checkOrigin verifies that seller, store and terminal exist, are enabled and
+// belong together (SPEC section 4), else 10002.
+func checkOrigin(ctx context.Context, q querier, o mapfront.Origin) (*terminal, error) {
+	return scanTerminal(q.QueryRow(ctx, terminalSQL, o.TerminalID, o.SellerID, o.StoreID), o)
 }
 
 // querier is what pool and transaction have in common.
