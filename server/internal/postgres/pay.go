@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -262,24 +261,15 @@ func (s *Store) payDecide(r *mapfront.PayRequest, st *payState, fp []byte) (*map
 // request under the key is 10003, a stored decline is declined again, an
 // approved pay is answered again from its order. Nothing moves.
 func (s *Store) payReplay(st *payState, fp []byte) (*mapfront.PaymentAnswer, error) {
-	stored := []byte(nil)
-	if st.key != nil {
-		if st.key.state == "tombstone" {
-			return nil, mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
-		}
-		stored = st.key.fingerprint
+	k := st.key
+	if k == nil { // an approval keeps its outcome in its order
+		k = &keyState{fingerprint: st.order.fingerprint, state: "done"}
 	}
-	if st.order != nil {
-		stored = st.order.fingerprint
-	}
-	if !bytes.Equal(stored, fp) {
-		return nil, mapfront.Errorf(mapfront.CodeKeyReused, "终端流水号已用于另一笔交易")
-	}
-	if st.key != nil && st.key.state == "reversed" {
-		return nil, mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
+	if err := k.verdict(fp); err != nil {
+		return nil, err
 	}
 	if st.order == nil {
-		return nil, &mapfront.Error{Code: st.key.errcode, Msg: st.key.errmsg}
+		return nil, errors.New("pay key holds an approval without its order")
 	}
 	a := s.payAnswer(st.order)
 	return &a, nil

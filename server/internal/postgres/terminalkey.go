@@ -29,27 +29,30 @@ type keyState struct {
 	answer      []byte
 }
 
-// replay is what a claim found when the key was already used.
-type replay struct {
-	keyState
+// verdict is what a repeat of the key gets, short of the approved answer
+// itself (SPEC section 5): 10011 for a key a reversal holds or that was
+// reversed, 10003 for another request under the key, the stored decline
+// again; nil means the key holds an approval to answer again.
+func (k *keyState) verdict(fp []byte) error {
+	switch {
+	case k.state == "tombstone":
+		return mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
+	case !bytes.Equal(k.fingerprint, fp):
+		return mapfront.Errorf(mapfront.CodeKeyReused, "终端流水号已用于另一笔交易")
+	case k.state == "reversed":
+		return mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
+	case k.errcode != mapfront.OK:
+		return &mapfront.Error{Code: k.errcode, Msg: k.errmsg}
+	}
+	return nil
 }
 
-// outcome returns the stored answer (decoded into answer) or the stored
-// decline, checking that the request is the same one (else 10003).
-func (r *replay) outcome(fp []byte, answer any) error {
-	if r.state == "tombstone" {
-		return mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
+// outcome returns the stored answer (decoded into answer) or the verdict.
+func (k *keyState) outcome(fp []byte, answer any) error {
+	if err := k.verdict(fp); err != nil {
+		return err
 	}
-	if !bytes.Equal(r.fingerprint, fp) {
-		return mapfront.Errorf(mapfront.CodeKeyReused, "终端流水号已用于另一笔交易")
-	}
-	if r.state == "reversed" {
-		return mapfront.Errorf(mapfront.CodeAlreadyUndone, "该交易已冲正")
-	}
-	if r.errcode != mapfront.OK {
-		return &mapfront.Error{Code: r.errcode, Msg: r.errmsg}
-	}
-	if err := json.Unmarshal(r.answer, answer); err != nil {
+	if err := json.Unmarshal(k.answer, answer); err != nil {
 		return fmt.Errorf("stored answer: %w", err)
 	}
 	return nil
@@ -59,7 +62,7 @@ func (r *replay) outcome(fp []byte, answer any) error {
 // returns nil and the row is this transaction's until commit; a concurrent
 // request with the same key waits on the row and then sees the outcome. If
 // the key was used it returns the stored state to replay.
-func claimKey(ctx context.Context, tx pgx.Tx, kind string, k mapfront.TerminalKey, fp []byte) (*replay, error) {
+func claimKey(ctx context.Context, tx pgx.Tx, kind string, k mapfront.TerminalKey, fp []byte) (*keyState, error) {
 	const ins = `
 INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, fingerprint, state, errcode)
 VALUES ($1, $2, $3, $4, $5, 'done', -1)
@@ -75,7 +78,7 @@ ON CONFLICT DO NOTHING`
 	if err != nil {
 		return nil, err
 	}
-	return &replay{*st}, nil
+	return st, nil
 }
 
 // loadKey reads a terminal key's stored state; forUpdate locks the row.
