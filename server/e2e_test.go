@@ -303,6 +303,16 @@ func partnerExamples(t *testing.T, s *system) {
 		return strings.TrimSpace(out.String())
 	}
 	pb := block("13912345678")
+	// The decline is the key's stored outcome: the same packet gets it again,
+	// and the key with another PIN block is 10003.
+	if a = s.post(t, "/front/offline/pay", payDoc); a.errcode(t) != 10017 {
+		t.Fatalf("pay example again: %s", a.raw)
+	}
+	if a = s.post(t, "/front/offline/pay", strings.Replace(payDoc, "231EEREWQR", pb, 1)); a.errcode(t) != 10003 {
+		t.Fatalf("pay example's key with a good block: %s", a.raw)
+	}
+	// A new terminal key with a real PIN block pays.
+	payDoc = strings.Replace(payDoc, `"terminalOrderId":"1234567890123456789"`, `"terminalOrderId":"1234567890123456790"`, 1)
 	a = s.post(t, "/front/offline/pay", strings.Replace(payDoc, "231EEREWQR", pb, 1))
 	if a.errcode(t) != 0 || a.errmsg() != "支付成功" {
 		t.Fatalf("pay: %s", a.raw)

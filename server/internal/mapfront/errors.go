@@ -72,15 +72,13 @@ func ErrorCode(err error) Code {
 }
 
 // Stored reports whether an outcome with this code is a complete answer that
-// the terminal key keeps (SPEC section 5): approvals and business declines
-// are. Malformed requests, internal errors and busy are not, and neither are
-// an unregistered terminal (10002) or an undecodable PIN block (10017): both
-// are set-up faults that operations fix (register the terminal, load its
-// key), after which the POS's retry of the same key must be heard, and
-// neither had any effect to protect.
+// the terminal key keeps (SPEC section 5): approvals and every business
+// decline are, so a retransmission gets the same answer. Malformed requests
+// (10001: there may be no key to keep it under), internal errors and busy
+// (the request had no effect, or none that can be told) are not.
 func (c Code) Stored() bool {
 	switch c {
-	case CodeMalformed, CodeInternal, CodeBusy, CodeTerminal, CodePINBlock:
+	case CodeMalformed, CodeInternal, CodeBusy:
 		return false
 	}
 	return true

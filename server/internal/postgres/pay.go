@@ -209,11 +209,11 @@ func (s *Store) payRead(ctx context.Context, conn *pgxpool.Conn, r *mapfront.Pay
 func (s *Store) payDecide(r *mapfront.PayRequest, st *payState, fp []byte) (*mapfront.PaymentAnswer, *pgx.Batch, error) {
 	writes := &pgx.Batch{}
 	if st.termErr != nil {
-		return nil, nil, st.termErr
+		return nil, writes, st.termErr
 	}
 	pin, err := s.openPIN(st.term, r.PINBlock, r.ConsumerID)
 	if err != nil {
-		return nil, nil, err
+		return nil, writes, err
 	}
 	c := st.cust
 	if c == nil {
