@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -29,9 +28,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jlaffaye/ftp"
-	ftpserver "goftp.io/server/v2"
-	ftpfile "goftp.io/server/v2/driver/file"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -41,6 +37,7 @@ import (
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/cli"
 	"mapfront/settlement/internal/fetch"
+	"mapfront/settlement/internal/ftptest"
 )
 
 // TestE2ESettlement settles one business date that has every outcome of
@@ -148,9 +145,9 @@ func TestE2ESettlement(t *testing.T) {
 		wantRecords = 9 // data lines: records and the bad line
 		wantTotal   = 450000 + 200000 + 250000 + 349900 + 150000 + 450000 + 1 + 150000
 	)
-	ft := newE2EFTP(t)
+	ft := ftptest.Start(t).Subdir(t)
 	t.Logf("FTP server %s, directory %s", ft.Addr, ft.Dir)
-	ft.upload(t, date+".txt", file)
+	ft.Upload(t, date+".txt", file)
 
 	vars := map[string]string{
 		"MAPFRONT_GRPC_ADDR":        srv.grpcAddr,
@@ -730,114 +727,4 @@ func (s *e2eServer) verifyLedger(t *testing.T, ctx context.Context) *mapfrontv1.
 		t.Errorf("ledger does not prove: %v", v)
 	}
 	return v
-}
-
-// e2eFTP is the POSP's FTP server, a real one over TCP on the loopback:
-// goftp.io's server in-process, or, when MAPFRONT_TEST_FTP_ADDR is set,
-// an external daemon such as CI's vsftpd (with MAPFRONT_TEST_FTP_USER,
-// _PASSWORD and _DIR). Dir is a directory of this test's own, so that runs
-// sharing a server do not meet while the file keeps the name {yyyyMMdd}.txt.
-type e2eFTP struct {
-	Addr, User, Password, Dir string
-}
-
-func newE2EFTP(t *testing.T) e2eFTP {
-	t.Helper()
-	var ft e2eFTP
-	if addr := os.Getenv("MAPFRONT_TEST_FTP_ADDR"); addr != "" {
-		ft = e2eFTP{Addr: addr, User: os.Getenv("MAPFRONT_TEST_FTP_USER"),
-			Password: os.Getenv("MAPFRONT_TEST_FTP_PASSWORD"), Dir: os.Getenv("MAPFRONT_TEST_FTP_DIR")}
-	} else {
-		root := t.TempDir()
-		if err := os.Mkdir(filepath.Join(root, "outbox"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		driver, err := ftpfile.NewDriver(root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := ftpserver.NewServer(&ftpserver.Options{
-			Driver:   driver,
-			Auth:     &ftpserver.SimpleAuth{Name: "posp", Password: "s3cret"},
-			Perm:     ftpserver.NewSimplePerm("posp", "posp"),
-			Hostname: "127.0.0.1",
-			Logger:   quietFTPLogger{},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Serve(l) //nolint:errcheck // ends when the listener is closed
-		}()
-		t.Cleanup(func() {
-			l.Close()
-			<-done
-		})
-		ft = e2eFTP{Addr: l.Addr().String(), User: "posp", Password: "s3cret", Dir: "/outbox"}
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	sub := "e2e-" + hex.EncodeToString(b[:])
-	parent := ft
-	c := parent.client(t)
-	defer c.Quit() //nolint:errcheck // best effort
-	if err := c.MakeDir(sub); err != nil {
-		t.Fatalf("ftp mkdir %s: %v", sub, err)
-	}
-	t.Cleanup(func() {
-		c := parent.client(t)
-		defer c.Quit()   //nolint:errcheck // best effort
-		c.RemoveDir(sub) //nolint:errcheck // best effort on a shared server
-	})
-	if ft.Dir == "" {
-		ft.Dir = sub
-	} else {
-		ft.Dir = path.Join(ft.Dir, sub)
-	}
-	return ft
-}
-
-type quietFTPLogger struct{}
-
-func (quietFTPLogger) Print(string, interface{})             {}
-func (quietFTPLogger) Printf(string, string, ...interface{}) {}
-func (quietFTPLogger) PrintCommand(string, string, string)   {}
-func (quietFTPLogger) PrintResponse(string, int, string)     {}
-
-func (ft e2eFTP) client(t *testing.T) *ftp.ServerConn {
-	t.Helper()
-	c, err := ftp.Dial(ft.Addr, ftp.DialWithTimeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("ftp dial %s: %v", ft.Addr, err)
-	}
-	if err := c.Login(ft.User, ft.Password); err != nil {
-		t.Fatalf("ftp login: %v", err)
-	}
-	if ft.Dir != "" {
-		if err := c.ChangeDir(ft.Dir); err != nil {
-			t.Fatalf("ftp cd %s: %v", ft.Dir, err)
-		}
-	}
-	return c
-}
-
-// upload puts a file in Dir as the POSP does, and removes it at the end.
-func (ft e2eFTP) upload(t *testing.T, name string, data []byte) {
-	t.Helper()
-	c := ft.client(t)
-	defer c.Quit() //nolint:errcheck // best effort
-	if err := c.Stor(name, bytes.NewReader(data)); err != nil {
-		t.Fatalf("ftp upload %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c := ft.client(t)
-		defer c.Quit() //nolint:errcheck // best effort
-		c.Delete(name) //nolint:errcheck // best effort on a shared server
-	})
 }

@@ -16,11 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jlaffaye/ftp"
-	ftpserver "goftp.io/server/v2"
-	ftpfile "goftp.io/server/v2/driver/file"
-
 	"mapfront/settlement/internal/calendar"
+	"mapfront/settlement/internal/ftptest"
 )
 
 func TestMain(m *testing.M) {
@@ -29,99 +26,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// ftpTarget is a real FTP server over TCP on the loopback: goftp.io's
-// server in-process, or, when MAPFRONT_TEST_FTP_ADDR is set, an external
-// daemon such as the vsftpd that CI starts on 127.0.0.1 (with
-// MAPFRONT_TEST_FTP_USER, _PASSWORD and _DIR).
-type ftpTarget struct {
-	Addr, User, Password, Dir string
-}
+// ftpTarget is the test FTP server (package ftptest) seen from fetch.
+type ftpTarget struct{ ftptest.Server }
 
-func newFTPTarget(t *testing.T) ftpTarget {
-	t.Helper()
-	if addr := os.Getenv("MAPFRONT_TEST_FTP_ADDR"); addr != "" {
-		return ftpTarget{
-			Addr:     addr,
-			User:     os.Getenv("MAPFRONT_TEST_FTP_USER"),
-			Password: os.Getenv("MAPFRONT_TEST_FTP_PASSWORD"),
-			Dir:      os.Getenv("MAPFRONT_TEST_FTP_DIR"),
-		}
-	}
-	root := t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, "outbox"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	driver, err := ftpfile.NewDriver(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ftpserver.NewServer(&ftpserver.Options{
-		Driver:   driver,
-		Auth:     &ftpserver.SimpleAuth{Name: "posp", Password: "s3cret"},
-		Perm:     ftpserver.NewSimplePerm("posp", "posp"),
-		Hostname: "127.0.0.1",
-		Logger:   quietLogger{},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(l) //nolint:errcheck // ends when the listener is closed
-	}()
-	t.Cleanup(func() {
-		// Closing the listener ends Serve; Shutdown would race with Serve's
-		// own start-up writes.
-		l.Close()
-		<-done
-	})
-	return ftpTarget{Addr: l.Addr().String(), User: "posp", Password: "s3cret", Dir: "/outbox"}
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Print(string, interface{})                                {}
-func (quietLogger) Printf(string, string, ...interface{})                    {}
-func (quietLogger) PrintCommand(string, string, string)                      {}
-func (quietLogger) PrintResponse(sessionID string, code int, message string) {}
-
-// upload puts a file on the server through an FTP client, as the POSP
-// does, and removes it when the test ends.
-func (ft ftpTarget) upload(t *testing.T, name string, data []byte) {
-	t.Helper()
-	c := ft.client(t)
-	defer c.Quit()
-	if err := c.Stor(name, bytes.NewReader(data)); err != nil {
-		t.Fatalf("upload %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		c := ft.client(t)
-		defer c.Quit()
-		c.Delete(name) //nolint:errcheck // best effort on a shared server
-	})
-}
-
-func (ft ftpTarget) client(t *testing.T) *ftp.ServerConn {
-	t.Helper()
-	c, err := ftp.Dial(ft.Addr, ftp.DialWithTimeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("dial %s: %v", ft.Addr, err)
-	}
-	if err := c.Login(ft.User, ft.Password); err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	if ft.Dir != "" {
-		if err := c.ChangeDir(ft.Dir); err != nil {
-			t.Fatalf("cd %s: %v", ft.Dir, err)
-		}
-	}
-	return c
-}
+func newFTPTarget(t *testing.T) ftpTarget { return ftpTarget{ftptest.Start(t)} }
 
 // source returns an FTP source for the target with a file-name pattern of
 // its own, so that tests sharing an external server do not meet.
@@ -197,7 +105,7 @@ func TestFTPFilePresent(t *testing.T) {
 	ft := newFTPTarget(t)
 	src := ft.source(t)
 	body := fileBody()
-	ft.upload(t, src.Pattern.Expand(testDate), body)
+	ft.Upload(t, src.Pattern.Expand(testDate), body)
 
 	clock := &fakeClock{now: testStart}
 	path, err := clock.poll(6*time.Hour).Fetch(context.Background(), src, testDate)
@@ -235,7 +143,7 @@ func TestFTPFileAppearsAfterTwoRetries(t *testing.T) {
 	clock := &fakeClock{now: testStart}
 	clock.onSleep = func(n int) {
 		if n == 2 {
-			ft.upload(t, src.Pattern.Expand(testDate), body)
+			ft.Upload(t, src.Pattern.Expand(testDate), body)
 		}
 	}
 	path, err := clock.poll(6*time.Hour).Fetch(context.Background(), src, testDate)
