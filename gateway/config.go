@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"mapfront/gateway/legacy"
+	"mapfront/internal/legacy"
 )
 
 // config is everything the gateway reads at start-up (STYLE 9). Each field

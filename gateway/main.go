@@ -25,9 +25,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/gen/openapi"
+	"mapfront/internal/legacy"
 )
 
 // readyTimeout bounds the health check behind /readyz, so that a probe never

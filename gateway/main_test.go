@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/legacy"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {

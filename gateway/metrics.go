@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"mapfront/gateway/legacy"
+	"mapfront/internal/legacy"
 )
 
 // metrics are the gateway's Prometheus collectors: legacy requests and their

@@ -30,8 +30,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
-	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/legacy"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/grpcapi"
 	"mapfront/server/internal/mapfront"

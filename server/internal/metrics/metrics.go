@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
-	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/legacy"
 )
 
 // Metrics holds the server's collectors.
