@@ -27,6 +27,7 @@ import (
 // gateway binary in front of it: the POSP's view, over HTTP.
 type system struct {
 	base string
+	ops  string // the server's health and metrics listener
 }
 
 func freeAddr(t *testing.T) string {
@@ -110,7 +111,7 @@ func startSystem(t *testing.T, inProcess bool) *system {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &system{base: base}
+	return &system{base: base, ops: "http://" + cfg.HTTPAddr}
 }
 
 // answer is a decoded envelope with its top-level keys in order.

@@ -28,7 +28,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/legacy"
@@ -112,16 +111,8 @@ func runServer(cmd string, args []string) error {
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store) error {
 	m := metrics.New(store.Pool())
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(m.Unary, grpcapi.Recover(log)),
-		grpc.ChainStreamInterceptor(m.Stream),
-		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
-		grpc.ConnectionTimeout(10*time.Second),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
-	)
-	offline := &grpcapi.OfflineServer{Store: store, Log: log}
-	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
+	srv := grpc.NewServer(serverOptions(cfg, log, m)...)
+	mapfrontv1.RegisterOfflineServiceServer(srv, &grpcapi.OfflineServer{Store: store, Log: log})
 	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: store, Log: log, KCV: kcv})
 	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log, CompletionWindow: cfg.CompletionWindow,
 		OnBatch: func(status string) { m.Batches.WithLabelValues(status).Inc() }})
@@ -134,7 +125,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	}
 	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: opsHandler(store, m), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- srv.Serve(lis) }()
 	go func() {
 		if err := httpSrv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
@@ -144,9 +135,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	var legacySrv *http.Server
 	if cfg.LegacyAddr != "" {
 		// Single-binary mode: the legacy JSON paths served here, calling
-		// OfflineService in-process (no gRPC hop); the gateway program does
-		// the same over the network.
-		api, err := legacy.NewHandler(grpcapi.LocalOfflineClient{Server: offline}, legacy.Options{
+		// OfflineService over an in-memory gRPC connection to srv, so that
+		// the interceptors of serverOptions run as they do for the gateway
+		// program, which makes the same calls over the network.
+		conn, err := serveInProcess(srv, cfg.MaxMessageBytes, errc)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{
 			Logger: log, Observe: m.ObserveLegacy})
 		if err != nil {
 			return err

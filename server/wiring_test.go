@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bufio"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// requestCount scrapes the server's /metrics and returns the gRPC request
+// counter of method and errcode (0 when the series does not exist yet).
+func (s *system) requestCount(t *testing.T, method, errcode string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.ops + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	series := `mapfront_grpc_requests_total{errcode="` + errcode + `",method="` + method + `"} `
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", sc.Text(), err)
+			}
+			return n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// In single-binary mode a legacy request reaches OfflineService through the
+// gRPC server's interceptor chain (issue 8, show 3): the chain's metrics
+// interceptor counts it under the gRPC method with the errcode the handler
+// returned, as it does for the gateway program's calls. The former in-process
+// client called the service directly and left this counter at zero.
+func TestSingleBinaryRunsInterceptors(t *testing.T) {
+	s := startSystem(t, true)
+	const method = "/mapfront.v1.OfflineService/DownloadProduct"
+	ok := `{"sellerId":"SH01","storeId":"ST01","terminalId":"POS01","batchNo":"000001","terminalOrderId":"000001"}`
+	unknown := `{"sellerId":"SH01","storeId":"ST01","terminalId":"NOSUCH","batchNo":"000001","terminalOrderId":"000001"}`
+
+	okBefore, declinedBefore := s.requestCount(t, method, "0"), s.requestCount(t, method, "10002")
+	for range 2 {
+		if a := s.post(t, "/front/offline/download_product", ok); a.errcode(t) != 0 {
+			t.Fatalf("download_product: %s", a.raw)
+		}
+	}
+	if a := s.post(t, "/front/offline/download_product", unknown); a.errcode(t) != 10002 {
+		t.Fatalf("download_product from an unknown terminal: %s", a.raw)
+	}
+	if got := s.requestCount(t, method, "0") - okBefore; got != 2 {
+		t.Errorf("gRPC counter of %s errcode 0 grew by %v, want 2", method, got)
+	}
+	if got := s.requestCount(t, method, "10002") - declinedBefore; got != 1 {
+		t.Errorf("gRPC counter of %s errcode 10002 grew by %v, want 1", method, got)
+	}
+}
+
+// The server program does not import the gateway program (issue 8, show 3):
+// what both need of the legacy contract lives in mapfront/internal/legacy.
+func TestServerDoesNotImportGateway(t *testing.T) {
+	for _, dep := range goListDeps(t, ".") {
+		if dep == "mapfront/gateway" || strings.HasPrefix(dep, "mapfront/gateway/") {
+			t.Errorf("the server imports %s", dep)
+		}
+	}
+}
+
+// goListDeps returns the import paths pkg depends on, itself included.
+func goListDeps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) == 0 {
+		t.Fatalf("go list -deps %s listed nothing", pkg)
+	}
+	return deps
+}
