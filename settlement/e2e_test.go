@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/enumtext"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/cli"
 	"mapfront/settlement/internal/fetch"
@@ -94,7 +95,7 @@ func TestE2ESettlement(t *testing.T) {
 			t.Fatalf("GetOrder %s: %v", id, err)
 		}
 		for _, p := range o.GetOrder().GetPayments() {
-			if p.Settled || p.Status != "paid" {
+			if p.Settled || enumtext.Word(p.Status) != "paid" {
 				t.Errorf("payment %s before settlement: status %s settled %v", p.TerminalOrderId, p.Status, p.Settled)
 			}
 			if date == "" {
@@ -223,8 +224,8 @@ func TestE2ESettlement(t *testing.T) {
 			t.Errorf("pay %d from %s: errcode %d (%v)", p.sum, p.account, code, err)
 			continue
 		}
-		if order.Status != "支付成功" || order.GetAccountId() != p.account || order.GetBalance() != p.face-p.sum {
-			t.Errorf("pay %d from %s: status %q account %s balance %d, want 支付成功, %s, %d",
+		if order.Status != mapfrontv1.PaymentStatus_PAYMENT_STATUS_PAID || order.GetAccountId() != p.account || order.GetBalance() != p.face-p.sum {
+			t.Errorf("pay %d from %s: status %v account %s balance %d, want PAYMENT_STATUS_PAID, %s, %d",
 				p.sum, p.account, order.Status, order.GetAccountId(), order.GetBalance(), p.account, p.face-p.sum)
 		}
 		srv.card(t, ctx, p.mobile, p.product, "active", p.face-p.sum)
@@ -241,8 +242,8 @@ func TestE2ESettlement(t *testing.T) {
 	}
 	byType := map[string][]*mapfrontv1.Exception{}
 	for _, e := range list.Exceptions {
-		byType[e.Type] = append(byType[e.Type], e)
-		if e.State != "open" || e.BusinessDate != date {
+		byType[enumtext.Word(e.Type)] = append(byType[enumtext.Word(e.Type)], e)
+		if e.State != mapfrontv1.ExceptionState_EXCEPTION_STATE_OPEN || e.BusinessDate != date {
 			t.Errorf("exception %d: state %s date %s", e.Id, e.State, e.BusinessDate)
 		}
 	}
@@ -290,7 +291,7 @@ func TestE2ESettlement(t *testing.T) {
 		t.Fatalf("exceptions list: exit %d: %s", r.code, r.stderr)
 	}
 	for _, e := range list.Exceptions {
-		if !regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+%s\s+%s\s+open\s`, e.Id, e.Type, date)).MatchString(r.stdout) {
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+%s\s+%s\s+open\s`, e.Id, enumtext.Word(e.Type), date)).MatchString(r.stdout) {
 			t.Errorf("exceptions list lacks item %d (%s):\n%s", e.Id, e.Type, r.stdout)
 		}
 	}
@@ -302,7 +303,7 @@ func TestE2ESettlement(t *testing.T) {
 		t.Fatalf("resolve: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	resolved := srv.getException(t, ctx, mismatch.GetId())
-	if resolved.State != "resolved" || resolved.Action != "ignore" || resolved.Operator != "t" || resolved.Note != "first" ||
+	if resolved.State != mapfrontv1.ExceptionState_EXCEPTION_STATE_RESOLVED || resolved.Action != mapfrontv1.ExceptionAction_EXCEPTION_ACTION_IGNORE || resolved.Operator != "t" || resolved.Note != "first" ||
 		resolved.ResolvedAt == "" {
 		t.Errorf("after resolve: %v", resolved)
 	}
@@ -314,7 +315,7 @@ func TestE2ESettlement(t *testing.T) {
 		t.Errorf("second resolve changed the item:\n%v\nwas\n%v", again, resolved)
 	}
 	srv.card(t, ctx, mC, "1011", "pending", 0)
-	if open, err := srv.admin.ListExceptions(ctx, &mapfrontv1.ListExceptionsRequest{State: "open", BusinessDate: date}); err != nil || len(open.Exceptions) != 5 {
+	if open, err := srv.admin.ListExceptions(ctx, &mapfrontv1.ListExceptionsRequest{State: mapfrontv1.ExceptionState_EXCEPTION_STATE_OPEN, BusinessDate: date}); err != nil || len(open.Exceptions) != 5 {
 		t.Errorf("open items after resolving one: %d, %v", len(open.GetExceptions()), err)
 	}
 
@@ -356,7 +357,7 @@ func TestE2ESettlement(t *testing.T) {
 	if tries := strings.Count(r.stderr, "will try again"); tries < 3 || waited < 1500*time.Millisecond || waited > 15*time.Second {
 		t.Errorf("gave up after %v and %d retries, want about 2s and 5", waited, tries)
 	}
-	if b := srv.getBatch(t, ctx, missing.String()); b.Status != "file_missing" {
+	if b := srv.getBatch(t, ctx, missing.String()); b.Status != mapfrontv1.BatchState_BATCH_STATE_FILE_MISSING {
 		t.Errorf("batch of %s: status %s, want file_missing", missing, b.Status)
 	}
 	if !regexp.MustCompile(`Status\s+file_missing`).MatchString(r.stdout) {
@@ -374,7 +375,7 @@ func TestE2ESettlement(t *testing.T) {
 // checkReport compares a batch report with what the file must give.
 func checkReport(t *testing.T, b *mapfrontv1.BatchReport, date, sha string, records, total int64, exceptions map[string][2]int64) {
 	t.Helper()
-	if b.BusinessDate != date || b.Status != "settled" || b.FileName != date+".txt" || b.Sha256 != sha ||
+	if b.BusinessDate != date || b.Status != mapfrontv1.BatchState_BATCH_STATE_SETTLED || b.FileName != date+".txt" || b.Sha256 != sha ||
 		b.Records != records || b.TotalFen != total || b.Matched != 3 || b.Opened != 1 || b.Merged != 1 ||
 		b.Activated != 3 || b.SettledAt == "" {
 		t.Errorf("report %v\nwant date %s settled file %s.txt sha %s records %d total %d matched 3 opened 1 merged 1 activated 3",
@@ -383,7 +384,7 @@ func checkReport(t *testing.T, b *mapfrontv1.BatchReport, date, sha string, reco
 	got := map[string][2]int64{}
 	for _, e := range b.Exceptions {
 		if e.Count != 0 || e.Amount != 0 {
-			got[e.Type] = [2]int64{e.Count, e.Amount}
+			got[enumtext.Word(e.Type)] = [2]int64{e.Count, e.Amount}
 		}
 	}
 	if fmt.Sprint(got) != fmt.Sprint(exceptions) {
@@ -689,7 +690,7 @@ func (s *e2eServer) card(t *testing.T, ctx context.Context, mobile, product, wan
 	}
 	for _, a := range resp.GetCustomer().GetAccounts() {
 		if a.Kind == "card" && a.ProductId == product {
-			if a.Status != wantStatus || a.Balance != wantBalance {
+			if enumtext.Word(a.Status) != wantStatus || a.Balance != wantBalance {
 				t.Errorf("card %s of %s: %s, balance %d; want %s, %d", a.AccountId, mobile, a.Status, a.Balance, wantStatus, wantBalance)
 			}
 			return a.AccountId

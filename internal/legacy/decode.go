@@ -285,8 +285,20 @@ func scalar(fd protoreflect.FieldDescriptor, v any) (protoreflect.Value, error) 
 			return protoreflect.ValueOfBool(b), nil
 		}
 		return protoreflect.Value{}, fieldError(name, "应为true或false")
+	case protoreflect.EnumKind:
+		// Enums travel as the partner's words (LegacyText) and are read
+		// back the same way, so that the codec is one mapping both ways.
+		if s, ok := v.(string); ok {
+			values := fd.Enum().Values()
+			for i := range values.Len() {
+				if LegacyText(values.Get(i)) == s {
+					return protoreflect.ValueOfEnum(values.Get(i).Number()), nil
+				}
+			}
+		}
+		return protoreflect.Value{}, fieldError(name, "取值无效")
 	}
-	// Enums, floats and bytes do not occur in the legacy contract.
+	// Floats and bytes do not occur in the legacy contract.
 	return protoreflect.Value{}, fieldError(name, "不支持该字段")
 }
 

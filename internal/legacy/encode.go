@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	mapfrontv1 "mapfront/gen/mapfront/v1"
 )
 
 // envelope is every answer of the legacy contract (SPEC section 2):
@@ -128,10 +131,7 @@ func appendScalar(b []byte, fd protoreflect.FieldDescriptor, v protoreflect.Valu
 		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		return strconv.AppendUint(b, v.Uint(), 10)
 	case protoreflect.EnumKind:
-		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
-			return appendString(b, string(ev.Name()))
-		}
-		return strconv.AppendInt(b, int64(v.Enum()), 10)
+		return appendString(b, LegacyText(fd.Enum().Values().ByNumber(v.Enum())))
 	case protoreflect.FloatKind, protoreflect.DoubleKind:
 		f := v.Float()
 		switch {
@@ -151,6 +151,19 @@ func appendScalar(b []byte, fd protoreflect.FieldDescriptor, v protoreflect.Valu
 		return appendString(b, base64.StdEncoding.EncodeToString(v.Bytes()))
 	}
 	return append(b, "null"...)
+}
+
+// LegacyText is an enum value as the legacy contract writes it: the
+// partner's Chinese of its legacy_text option (proto/mapfront/v1/states.proto:
+// 支付成功, 正常, ...), never the proto name, which the POSP cannot read. A
+// value without the option (the zero value, or nil for a number this build
+// does not know) is "", so that the field keeps its documented shape.
+func LegacyText(ev protoreflect.EnumValueDescriptor) string {
+	if ev == nil {
+		return ""
+	}
+	text, _ := proto.GetExtension(ev.Options(), mapfrontv1.E_LegacyText).(string)
+	return text
 }
 
 // appendString writes s as a JSON string. Unlike encoding/json it leaves <, >

@@ -225,7 +225,7 @@ func readExample(t *testing.T, name string) string {
 // checks the proto the server receives and the exact answer it produces.
 func TestDocumentExamples(t *testing.T) {
 	h, b := newGateway(t, Options{})
-	paymentOrder := func(status string) *mapfrontv1.PaymentOrder {
+	paymentOrder := func(status mapfrontv1.PaymentStatus) *mapfrontv1.PaymentOrder {
 		return &mapfrontv1.PaymentOrder{
 			OrderId: "ud12345678901234567890", ConsumerId: "13912345678", Sum: 5000,
 			PayTime: "2015-01-02 12:12:00", SellerId: "SH12345", StoreId: "ST12345",
@@ -234,7 +234,7 @@ func TestDocumentExamples(t *testing.T) {
 			ProductQuantity: "1.55", Status: status,
 		}
 	}
-	paid := paymentOrder("支付成功")
+	paid := paymentOrder(mapfrontv1.PaymentStatus_PAYMENT_STATUS_PAID)
 	paid.AccountId, paid.Balance = proto.String("1010123412341234"), proto.Int64(295000)
 	cardOrder := &mapfrontv1.CardOrder{
 		OrderId: "12345678901234567890", MobileNum: "13912345678", SellerId: "SH01", StoreId: "ST01",
@@ -288,7 +288,7 @@ func TestDocumentExamples(t *testing.T) {
 		resp: &mapfrontv1.CancelPayResponse{Order: &mapfrontv1.CancelOrder{
 			OrderId: "ud12345678901234567891", PayTime: "2015-01-02 12:12:00", SellerId: "SH12345",
 			StoreId: "ST12345", TerminalId: "ZJ000001", OperatorId: "zhangsan",
-			BatchNo: "123123123122132", TerminalOrderId: "1234567890123456789", Status: "消费撤销成功",
+			BatchNo: "123123123122132", TerminalOrderId: "1234567890123456789", Status: mapfrontv1.PaymentStatus_PAYMENT_STATUS_CANCELLED,
 		}},
 		// accountId and balance unset: left out, not written as "" and 0.
 		wantAnswer: `{"errcode":0,"errmsg":"交易撤销成功","order":{"orderId":"ud12345678901234567891","payTime":"2015-01-02 12:12:00","sellerId":"SH12345","storeId":"ST12345","terminalId":"ZJ000001","operatorId":"zhangsan","batchNo":"123123123122132","terminalOrderId":"1234567890123456789","remark":"","status":"消费撤销成功"}`,
@@ -298,7 +298,7 @@ func TestDocumentExamples(t *testing.T) {
 			SellerId: "GM01", StoreId: "ST01", TerminalId: "POS12345", OperatorId: "zhangsan",
 			TerminalOrderId: "1234567890", BatchNo: "123123123122132",
 		}},
-		resp:       &mapfrontv1.UndoPayResponse{Order: paymentOrder("支付失败，冲正成功")},
+		resp:       &mapfrontv1.UndoPayResponse{Order: paymentOrder(mapfrontv1.PaymentStatus_PAYMENT_STATUS_REVERSED)},
 		wantAnswer: `{"errcode":0,"errmsg":"消费冲正成功","order":{` + paymentOrderJSON + `"status":"支付失败，冲正成功"}`,
 	}, {
 		name: "get_account_info",
@@ -308,7 +308,7 @@ func TestDocumentExamples(t *testing.T) {
 			BatchNo: "123123123122132",
 		}},
 		resp: &mapfrontv1.GetAccountInfoResponse{Card: &mapfrontv1.Card{
-			AccountId: "1010123412341234", Balance: 300000, Status: "正常",
+			AccountId: "1010123412341234", Balance: 300000, Status: mapfrontv1.AccountStatus_ACCOUNT_STATUS_ACTIVE,
 		}},
 		wantAnswer: `{"errcode":0,"errmsg":"查询余额成功","card":{"accountId":"1010123412341234","balance":300000,"status":"正常","remark":""}`,
 	}, {

@@ -692,11 +692,10 @@ type Account struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// kind: cash or card.
-	Kind      string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	ProductId string `protobuf:"bytes,3,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
-	// status: pending, active, frozen or closed.
-	Status  string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	Balance int64  `protobuf:"varint,5,opt,name=balance,proto3" json:"balance,omitempty"`
+	Kind      string        `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	ProductId string        `protobuf:"bytes,3,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	Status    AccountStatus `protobuf:"varint,4,opt,name=status,proto3,enum=mapfront.v1.AccountStatus" json:"status,omitempty"`
+	Balance   int64         `protobuf:"varint,5,opt,name=balance,proto3" json:"balance,omitempty"`
 	// activated_at: RFC 3339, empty while pending.
 	ActivatedAt   string `protobuf:"bytes,6,opt,name=activated_at,json=activatedAt,proto3" json:"activated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -754,11 +753,11 @@ func (x *Account) GetProductId() string {
 	return ""
 }
 
-func (x *Account) GetStatus() string {
+func (x *Account) GetStatus() AccountStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return AccountStatus_ACCOUNT_STATUS_UNSPECIFIED
 }
 
 func (x *Account) GetBalance() int64 {
@@ -1627,12 +1626,11 @@ type Payment struct {
 	BatchNo         string                 `protobuf:"bytes,2,opt,name=batch_no,json=batchNo,proto3" json:"batch_no,omitempty"`
 	TerminalOrderId string                 `protobuf:"bytes,3,opt,name=terminal_order_id,json=terminalOrderId,proto3" json:"terminal_order_id,omitempty"`
 	PaySum          int64                  `protobuf:"varint,4,opt,name=pay_sum,json=paySum,proto3" json:"pay_sum,omitempty"`
-	// status: paid, repealed.
-	Status        string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
-	BusinessDate  string `protobuf:"bytes,6,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
-	Settled       bool   `protobuf:"varint,7,opt,name=settled,proto3" json:"settled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status          CardPaymentStatus      `protobuf:"varint,5,opt,name=status,proto3,enum=mapfront.v1.CardPaymentStatus" json:"status,omitempty"`
+	BusinessDate    string                 `protobuf:"bytes,6,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
+	Settled         bool                   `protobuf:"varint,7,opt,name=settled,proto3" json:"settled,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Payment) Reset() {
@@ -1693,11 +1691,11 @@ func (x *Payment) GetPaySum() int64 {
 	return 0
 }
 
-func (x *Payment) GetStatus() string {
+func (x *Payment) GetStatus() CardPaymentStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return CardPaymentStatus_CARD_PAYMENT_STATUS_UNSPECIFIED
 }
 
 func (x *Payment) GetBusinessDate() string {
@@ -1720,11 +1718,12 @@ type Order struct {
 	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	// kind: card, pay or cancel.
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	// status: card orders pending, active, closed; payments success, cancelled, reversed.
-	Status    string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	AccountId string `protobuf:"bytes,4,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	MobileNum string `protobuf:"bytes,5,opt,name=mobile_num,json=mobileNum,proto3" json:"mobile_num,omitempty"`
-	ProductId string `protobuf:"bytes,6,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// status: card orders pending, active, closed; pay and cancel orders
+	// success, cancelled, reversed.
+	Status    OrderStatus `protobuf:"varint,3,opt,name=status,proto3,enum=mapfront.v1.OrderStatus" json:"status,omitempty"`
+	AccountId string      `protobuf:"bytes,4,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	MobileNum string      `protobuf:"bytes,5,opt,name=mobile_num,json=mobileNum,proto3" json:"mobile_num,omitempty"`
+	ProductId string      `protobuf:"bytes,6,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	// amount: a card's price or a payment's sum, in fen.
 	Amount int64 `protobuf:"varint,7,opt,name=amount,proto3" json:"amount,omitempty"`
 	// paid: what open_card payments have paid so far (card orders).
@@ -1787,11 +1786,11 @@ func (x *Order) GetKind() string {
 	return ""
 }
 
-func (x *Order) GetStatus() string {
+func (x *Order) GetStatus() OrderStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return OrderStatus_ORDER_STATUS_UNSPECIFIED
 }
 
 func (x *Order) GetAccountId() string {
@@ -2251,32 +2250,29 @@ func (x *VerifyLedgerResponse) GetNegative() []string {
 
 // Exception is an item of the manual-handling queue (SPEC section 6).
 type Exception struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	// type: amount_mismatch, not_openable, duplicate, missing_from_file,
-	// overpaid, incomplete_after_window, bad_line.
-	Type            string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	BusinessDate    string `protobuf:"bytes,3,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
-	LineNo          int64  `protobuf:"varint,4,opt,name=line_no,json=lineNo,proto3" json:"line_no,omitempty"`
-	TradeId         string `protobuf:"bytes,5,opt,name=trade_id,json=tradeId,proto3" json:"trade_id,omitempty"`
-	OrderId         string `protobuf:"bytes,6,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	TerminalId      string `protobuf:"bytes,7,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
-	BatchNo         string `protobuf:"bytes,8,opt,name=batch_no,json=batchNo,proto3" json:"batch_no,omitempty"`
-	TerminalOrderId string `protobuf:"bytes,9,opt,name=terminal_order_id,json=terminalOrderId,proto3" json:"terminal_order_id,omitempty"`
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Type            ExceptionType          `protobuf:"varint,2,opt,name=type,proto3,enum=mapfront.v1.ExceptionType" json:"type,omitempty"`
+	BusinessDate    string                 `protobuf:"bytes,3,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
+	LineNo          int64                  `protobuf:"varint,4,opt,name=line_no,json=lineNo,proto3" json:"line_no,omitempty"`
+	TradeId         string                 `protobuf:"bytes,5,opt,name=trade_id,json=tradeId,proto3" json:"trade_id,omitempty"`
+	OrderId         string                 `protobuf:"bytes,6,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	TerminalId      string                 `protobuf:"bytes,7,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
+	BatchNo         string                 `protobuf:"bytes,8,opt,name=batch_no,json=batchNo,proto3" json:"batch_no,omitempty"`
+	TerminalOrderId string                 `protobuf:"bytes,9,opt,name=terminal_order_id,json=terminalOrderId,proto3" json:"terminal_order_id,omitempty"`
 	// amount: the file's amount in fen.
 	Amount int64 `protobuf:"varint,10,opt,name=amount,proto3" json:"amount,omitempty"`
 	// expected: what our records say, in fen.
-	Expected int64  `protobuf:"varint,11,opt,name=expected,proto3" json:"expected,omitempty"`
-	Detail   string `protobuf:"bytes,12,opt,name=detail,proto3" json:"detail,omitempty"`
-	// state: open or resolved.
-	State string `protobuf:"bytes,13,opt,name=state,proto3" json:"state,omitempty"`
-	// action: activate, refund_owed, ignore, link_order.
-	Action        string `protobuf:"bytes,14,opt,name=action,proto3" json:"action,omitempty"`
-	Operator      string `protobuf:"bytes,15,opt,name=operator,proto3" json:"operator,omitempty"`
-	Note          string `protobuf:"bytes,16,opt,name=note,proto3" json:"note,omitempty"`
-	ResolvedAt    string `protobuf:"bytes,17,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
-	CreatedAt     string `protobuf:"bytes,18,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	LinkedOrderId string `protobuf:"bytes,19,opt,name=linked_order_id,json=linkedOrderId,proto3" json:"linked_order_id,omitempty"`
+	Expected int64          `protobuf:"varint,11,opt,name=expected,proto3" json:"expected,omitempty"`
+	Detail   string         `protobuf:"bytes,12,opt,name=detail,proto3" json:"detail,omitempty"`
+	State    ExceptionState `protobuf:"varint,13,opt,name=state,proto3,enum=mapfront.v1.ExceptionState" json:"state,omitempty"`
+	// action: how it was resolved; unspecified while open.
+	Action        ExceptionAction `protobuf:"varint,14,opt,name=action,proto3,enum=mapfront.v1.ExceptionAction" json:"action,omitempty"`
+	Operator      string          `protobuf:"bytes,15,opt,name=operator,proto3" json:"operator,omitempty"`
+	Note          string          `protobuf:"bytes,16,opt,name=note,proto3" json:"note,omitempty"`
+	ResolvedAt    string          `protobuf:"bytes,17,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	CreatedAt     string          `protobuf:"bytes,18,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LinkedOrderId string          `protobuf:"bytes,19,opt,name=linked_order_id,json=linkedOrderId,proto3" json:"linked_order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2318,11 +2314,11 @@ func (x *Exception) GetId() int64 {
 	return 0
 }
 
-func (x *Exception) GetType() string {
+func (x *Exception) GetType() ExceptionType {
 	if x != nil {
 		return x.Type
 	}
-	return ""
+	return ExceptionType_EXCEPTION_TYPE_UNSPECIFIED
 }
 
 func (x *Exception) GetBusinessDate() string {
@@ -2395,18 +2391,18 @@ func (x *Exception) GetDetail() string {
 	return ""
 }
 
-func (x *Exception) GetState() string {
+func (x *Exception) GetState() ExceptionState {
 	if x != nil {
 		return x.State
 	}
-	return ""
+	return ExceptionState_EXCEPTION_STATE_UNSPECIFIED
 }
 
-func (x *Exception) GetAction() string {
+func (x *Exception) GetAction() ExceptionAction {
 	if x != nil {
 		return x.Action
 	}
-	return ""
+	return ExceptionAction_EXCEPTION_ACTION_UNSPECIFIED
 }
 
 func (x *Exception) GetOperator() string {
@@ -2446,8 +2442,8 @@ func (x *Exception) GetLinkedOrderId() string {
 
 type ListExceptionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// state: open, resolved or empty for all.
-	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// state: open, resolved, or unspecified for all.
+	State ExceptionState `protobuf:"varint,1,opt,name=state,proto3,enum=mapfront.v1.ExceptionState" json:"state,omitempty"`
 	// business_date: yyyyMMdd or empty for all.
 	BusinessDate  string `protobuf:"bytes,2,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
 	Limit         int32  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
@@ -2485,11 +2481,11 @@ func (*ListExceptionsRequest) Descriptor() ([]byte, []int) {
 	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
-func (x *ListExceptionsRequest) GetState() string {
+func (x *ListExceptionsRequest) GetState() ExceptionState {
 	if x != nil {
 		return x.State
 	}
-	return ""
+	return ExceptionState_EXCEPTION_STATE_UNSPECIFIED
 }
 
 func (x *ListExceptionsRequest) GetBusinessDate() string {
@@ -2639,12 +2635,11 @@ func (x *GetExceptionResponse) GetException() *Exception {
 }
 
 type ResolveExceptionRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	// action: activate, refund_owed, ignore or link_order.
-	Action   string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
-	Operator string `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
-	Note     string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Action   ExceptionAction        `protobuf:"varint,2,opt,name=action,proto3,enum=mapfront.v1.ExceptionAction" json:"action,omitempty"`
+	Operator string                 `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
+	Note     string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
 	// order_id: the order to link to (link_order) or activate (activate).
 	OrderId       string `protobuf:"bytes,5,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2688,11 +2683,11 @@ func (x *ResolveExceptionRequest) GetId() int64 {
 	return 0
 }
 
-func (x *ResolveExceptionRequest) GetAction() string {
+func (x *ResolveExceptionRequest) GetAction() ExceptionAction {
 	if x != nil {
 		return x.Action
 	}
-	return ""
+	return ExceptionAction_EXCEPTION_ACTION_UNSPECIFIED
 }
 
 func (x *ResolveExceptionRequest) GetOperator() string {
@@ -2773,7 +2768,7 @@ var File_mapfront_v1_admin_proto protoreflect.FileDescriptor
 
 const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17mapfront/v1/admin.proto\x12\vmapfront.v1\"\x93\x02\n" +
+	"\x17mapfront/v1/admin.proto\x12\vmapfront.v1\x1a\x18mapfront/v1/states.proto\"\x93\x02\n" +
 	"\aProduct\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x12\n" +
@@ -2815,14 +2810,14 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"legacy_des\x18\x06 \x01(\bR\tlegacyDes\"*\n" +
 	"\x16UpsertTerminalResponse\x12\x10\n" +
-	"\x03kcv\x18\x01 \x01(\tR\x03kcv\"\xb0\x01\n" +
+	"\x03kcv\x18\x01 \x01(\tR\x03kcv\"\xcc\x01\n" +
 	"\aAccount\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1d\n" +
 	"\n" +
-	"product_id\x18\x03 \x01(\tR\tproductId\x12\x16\n" +
-	"\x06status\x18\x04 \x01(\tR\x06status\x12\x18\n" +
+	"product_id\x18\x03 \x01(\tR\tproductId\x122\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x1a.mapfront.v1.AccountStatusR\x06status\x12\x18\n" +
 	"\abalance\x18\x05 \x01(\x03R\abalance\x12!\n" +
 	"\factivated_at\x18\x06 \x01(\tR\vactivatedAt\"\xfe\x01\n" +
 	"\bCustomer\x12\x1d\n" +
@@ -2876,20 +2871,20 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\"\x19\n" +
 	"\x17UnfreezeAccountResponse\",\n" +
 	"\x0fGetOrderRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"\xe1\x01\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"\x81\x02\n" +
 	"\aPayment\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12\x19\n" +
 	"\bbatch_no\x18\x02 \x01(\tR\abatchNo\x12*\n" +
 	"\x11terminal_order_id\x18\x03 \x01(\tR\x0fterminalOrderId\x12\x17\n" +
-	"\apay_sum\x18\x04 \x01(\x03R\x06paySum\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status\x12#\n" +
+	"\apay_sum\x18\x04 \x01(\x03R\x06paySum\x126\n" +
+	"\x06status\x18\x05 \x01(\x0e2\x1e.mapfront.v1.CardPaymentStatusR\x06status\x12#\n" +
 	"\rbusiness_date\x18\x06 \x01(\tR\fbusinessDate\x12\x18\n" +
-	"\asettled\x18\a \x01(\bR\asettled\"\x99\x04\n" +
+	"\asettled\x18\a \x01(\bR\asettled\"\xb3\x04\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x12\n" +
-	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1d\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x120\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x18.mapfront.v1.OrderStatusR\x06status\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x04 \x01(\tR\taccountId\x12\x1d\n" +
 	"\n" +
@@ -2938,10 +2933,10 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"mismatched\x18\x06 \x03(\tR\n" +
 	"mismatched\x12\x1a\n" +
-	"\bnegative\x18\a \x03(\tR\bnegative\"\x9d\x04\n" +
+	"\bnegative\x18\a \x03(\tR\bnegative\"\xf4\x04\n" +
 	"\tException\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
-	"\x04type\x18\x02 \x01(\tR\x04type\x12#\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.mapfront.v1.ExceptionTypeR\x04type\x12#\n" +
 	"\rbusiness_date\x18\x03 \x01(\tR\fbusinessDate\x12\x17\n" +
 	"\aline_no\x18\x04 \x01(\x03R\x06lineNo\x12\x19\n" +
 	"\btrade_id\x18\x05 \x01(\tR\atradeId\x12\x19\n" +
@@ -2953,18 +2948,18 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\x06amount\x18\n" +
 	" \x01(\x03R\x06amount\x12\x1a\n" +
 	"\bexpected\x18\v \x01(\x03R\bexpected\x12\x16\n" +
-	"\x06detail\x18\f \x01(\tR\x06detail\x12\x14\n" +
-	"\x05state\x18\r \x01(\tR\x05state\x12\x16\n" +
-	"\x06action\x18\x0e \x01(\tR\x06action\x12\x1a\n" +
+	"\x06detail\x18\f \x01(\tR\x06detail\x121\n" +
+	"\x05state\x18\r \x01(\x0e2\x1b.mapfront.v1.ExceptionStateR\x05state\x124\n" +
+	"\x06action\x18\x0e \x01(\x0e2\x1c.mapfront.v1.ExceptionActionR\x06action\x12\x1a\n" +
 	"\boperator\x18\x0f \x01(\tR\boperator\x12\x12\n" +
 	"\x04note\x18\x10 \x01(\tR\x04note\x12\x1f\n" +
 	"\vresolved_at\x18\x11 \x01(\tR\n" +
 	"resolvedAt\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x12 \x01(\tR\tcreatedAt\x12&\n" +
-	"\x0flinked_order_id\x18\x13 \x01(\tR\rlinkedOrderId\"h\n" +
-	"\x15ListExceptionsRequest\x12\x14\n" +
-	"\x05state\x18\x01 \x01(\tR\x05state\x12#\n" +
+	"\x0flinked_order_id\x18\x13 \x01(\tR\rlinkedOrderId\"\x85\x01\n" +
+	"\x15ListExceptionsRequest\x121\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1b.mapfront.v1.ExceptionStateR\x05state\x12#\n" +
 	"\rbusiness_date\x18\x02 \x01(\tR\fbusinessDate\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\"P\n" +
 	"\x16ListExceptionsResponse\x126\n" +
@@ -2974,10 +2969,10 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\x13GetExceptionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"L\n" +
 	"\x14GetExceptionResponse\x124\n" +
-	"\texception\x18\x01 \x01(\v2\x16.mapfront.v1.ExceptionR\texception\"\x8c\x01\n" +
+	"\texception\x18\x01 \x01(\v2\x16.mapfront.v1.ExceptionR\texception\"\xaa\x01\n" +
 	"\x17ResolveExceptionRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x16\n" +
-	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x124\n" +
+	"\x06action\x18\x02 \x01(\x0e2\x1c.mapfront.v1.ExceptionActionR\x06action\x12\x1a\n" +
 	"\boperator\x18\x03 \x01(\tR\boperator\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\x12\x19\n" +
 	"\border_id\x18\x05 \x01(\tR\aorderId\"j\n" +
@@ -3070,64 +3065,78 @@ var file_mapfront_v1_admin_proto_goTypes = []any{
 	(*GetExceptionResponse)(nil),          // 43: mapfront.v1.GetExceptionResponse
 	(*ResolveExceptionRequest)(nil),       // 44: mapfront.v1.ResolveExceptionRequest
 	(*ResolveExceptionResponse)(nil),      // 45: mapfront.v1.ResolveExceptionResponse
+	(AccountStatus)(0),                    // 46: mapfront.v1.AccountStatus
+	(CardPaymentStatus)(0),                // 47: mapfront.v1.CardPaymentStatus
+	(OrderStatus)(0),                      // 48: mapfront.v1.OrderStatus
+	(ExceptionType)(0),                    // 49: mapfront.v1.ExceptionType
+	(ExceptionState)(0),                   // 50: mapfront.v1.ExceptionState
+	(ExceptionAction)(0),                  // 51: mapfront.v1.ExceptionAction
 }
 var file_mapfront_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: mapfront.v1.Product.kind:type_name -> mapfront.v1.ProductKind
 	1,  // 1: mapfront.v1.UpsertProductRequest.product:type_name -> mapfront.v1.Product
 	1,  // 2: mapfront.v1.UpsertProductResponse.product:type_name -> mapfront.v1.Product
 	1,  // 3: mapfront.v1.ListProductsResponse.products:type_name -> mapfront.v1.Product
-	12, // 4: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
-	13, // 5: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	13, // 6: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	31, // 7: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
-	32, // 8: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
-	35, // 9: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
-	39, // 10: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
-	39, // 11: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	39, // 12: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	2,  // 13: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
-	4,  // 14: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
-	6,  // 15: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
-	8,  // 16: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
-	10, // 17: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
-	14, // 18: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
-	16, // 19: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
-	18, // 20: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
-	20, // 21: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
-	22, // 22: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
-	24, // 23: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
-	26, // 24: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
-	28, // 25: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
-	30, // 26: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
-	34, // 27: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
-	37, // 28: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
-	40, // 29: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
-	42, // 30: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
-	44, // 31: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
-	3,  // 32: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
-	5,  // 33: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
-	7,  // 34: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
-	9,  // 35: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
-	11, // 36: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
-	15, // 37: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
-	17, // 38: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
-	19, // 39: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
-	21, // 40: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
-	23, // 41: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
-	25, // 42: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
-	27, // 43: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
-	29, // 44: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
-	33, // 45: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
-	36, // 46: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
-	38, // 47: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
-	41, // 48: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
-	43, // 49: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
-	45, // 50: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
-	32, // [32:51] is the sub-list for method output_type
-	13, // [13:32] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	46, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
+	12, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
+	13, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
+	13, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
+	47, // 8: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
+	48, // 9: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
+	31, // 10: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
+	32, // 11: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
+	35, // 12: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
+	49, // 13: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
+	50, // 14: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
+	51, // 15: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
+	50, // 16: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
+	39, // 17: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
+	39, // 18: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	51, // 19: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
+	39, // 20: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	2,  // 21: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
+	4,  // 22: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
+	6,  // 23: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
+	8,  // 24: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
+	10, // 25: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
+	14, // 26: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
+	16, // 27: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
+	18, // 28: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
+	20, // 29: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
+	22, // 30: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
+	24, // 31: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
+	26, // 32: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
+	28, // 33: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
+	30, // 34: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
+	34, // 35: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
+	37, // 36: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
+	40, // 37: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
+	42, // 38: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
+	44, // 39: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
+	3,  // 40: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
+	5,  // 41: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
+	7,  // 42: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
+	9,  // 43: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
+	11, // 44: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
+	15, // 45: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
+	17, // 46: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
+	19, // 47: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
+	21, // 48: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
+	23, // 49: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
+	25, // 50: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
+	27, // 51: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
+	29, // 52: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
+	33, // 53: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
+	36, // 54: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
+	38, // 55: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
+	41, // 56: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
+	43, // 57: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
+	45, // 58: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
+	40, // [40:59] is the sub-list for method output_type
+	21, // [21:40] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_mapfront_v1_admin_proto_init() }
@@ -3135,6 +3144,7 @@ func file_mapfront_v1_admin_proto_init() {
 	if File_mapfront_v1_admin_proto != nil {
 		return
 	}
+	file_mapfront_v1_states_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -717,8 +717,8 @@ type PaymentOrder struct {
 	ProductPrice    int64  `protobuf:"varint,12,opt,name=product_price,json=productPrice,proto3" json:"product_price,omitempty"`
 	ProductQuantity string `protobuf:"bytes,13,opt,name=product_quantity,json=productQuantity,proto3" json:"product_quantity,omitempty"`
 	Remark          string `protobuf:"bytes,14,opt,name=remark,proto3" json:"remark,omitempty"`
-	// status, in Chinese: 支付成功, 支付失败，冲正成功, ...
-	Status string `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
+	// status: the legacy JSON writes its legacy_text (支付成功, 支付失败，冲正成功, ...).
+	Status PaymentStatus `protobuf:"varint,15,opt,name=status,proto3,enum=mapfront.v1.PaymentStatus" json:"status,omitempty"`
 	// accountId: the account charged (for receipts); absent when none was.
 	AccountId *string `protobuf:"bytes,16,opt,name=account_id,json=accountId,proto3,oneof" json:"account_id,omitempty"`
 	// balance: that account's balance after the transaction, in fen.
@@ -855,11 +855,11 @@ func (x *PaymentOrder) GetRemark() string {
 	return ""
 }
 
-func (x *PaymentOrder) GetStatus() string {
+func (x *PaymentOrder) GetStatus() PaymentStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return PaymentStatus_PAYMENT_STATUS_UNSPECIFIED
 }
 
 func (x *PaymentOrder) GetAccountId() string {
@@ -1082,7 +1082,8 @@ type CancelOrder struct {
 	BatchNo         string `protobuf:"bytes,7,opt,name=batch_no,json=batchNo,proto3" json:"batch_no,omitempty"`
 	TerminalOrderId string `protobuf:"bytes,8,opt,name=terminal_order_id,json=terminalOrderId,proto3" json:"terminal_order_id,omitempty"`
 	Remark          string `protobuf:"bytes,9,opt,name=remark,proto3" json:"remark,omitempty"`
-	Status          string `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	// status: the legacy JSON writes its legacy_text (消费撤销成功).
+	Status PaymentStatus `protobuf:"varint,10,opt,name=status,proto3,enum=mapfront.v1.PaymentStatus" json:"status,omitempty"`
 	// accountId: the account refunded.
 	AccountId *string `protobuf:"bytes,11,opt,name=account_id,json=accountId,proto3,oneof" json:"account_id,omitempty"`
 	// balance: its balance after the refund, in fen.
@@ -1184,11 +1185,11 @@ func (x *CancelOrder) GetRemark() string {
 	return ""
 }
 
-func (x *CancelOrder) GetStatus() string {
+func (x *CancelOrder) GetStatus() PaymentStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return PaymentStatus_PAYMENT_STATUS_UNSPECIFIED
 }
 
 func (x *CancelOrder) GetAccountId() string {
@@ -1595,9 +1596,9 @@ type Card struct {
 	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// balance: available amount in fen.
 	Balance int64 `protobuf:"varint,2,opt,name=balance,proto3" json:"balance,omitempty"`
-	// status in Chinese: 待生效, 正常, 冻结, 已注销.
-	Status        string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	Remark        string `protobuf:"bytes,4,opt,name=remark,proto3" json:"remark,omitempty"`
+	// status: the legacy JSON writes its legacy_text (待生效, 正常, 冻结, 已注销).
+	Status        AccountStatus `protobuf:"varint,3,opt,name=status,proto3,enum=mapfront.v1.AccountStatus" json:"status,omitempty"`
+	Remark        string        `protobuf:"bytes,4,opt,name=remark,proto3" json:"remark,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1646,11 +1647,11 @@ func (x *Card) GetBalance() int64 {
 	return 0
 }
 
-func (x *Card) GetStatus() string {
+func (x *Card) GetStatus() AccountStatus {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return AccountStatus_ACCOUNT_STATUS_UNSPECIFIED
 }
 
 func (x *Card) GetRemark() string {
@@ -1918,7 +1919,7 @@ var File_mapfront_v1_offline_proto protoreflect.FileDescriptor
 
 const file_mapfront_v1_offline_proto_rawDesc = "" +
 	"\n" +
-	"\x19mapfront/v1/offline.proto\x12\vmapfront.v1\"]\n" +
+	"\x19mapfront/v1/offline.proto\x12\vmapfront.v1\x1a\x18mapfront/v1/states.proto\"]\n" +
 	"\vErrorDetail\x12\x18\n" +
 	"\aerrcode\x18\x01 \x01(\x05R\aerrcode\x12\x16\n" +
 	"\x06errmsg\x18\x02 \x01(\tR\x06errmsg\x12\x1c\n" +
@@ -1989,7 +1990,7 @@ const file_mapfront_v1_offline_proto_rawDesc = "" +
 	"\x04_sum\">\n" +
 	"\n" +
 	"PayRequest\x120\n" +
-	"\x05order\x18\x01 \x01(\v2\x1a.mapfront.v1.PayOrderInputR\x05order\"\xb9\x04\n" +
+	"\x05order\x18\x01 \x01(\v2\x1a.mapfront.v1.PayOrderInputR\x05order\"\xd5\x04\n" +
 	"\fPaymentOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1f\n" +
 	"\vconsumer_id\x18\x02 \x01(\tR\n" +
@@ -2008,8 +2009,8 @@ const file_mapfront_v1_offline_proto_rawDesc = "" +
 	"\fproduct_name\x18\v \x01(\tR\vproductName\x12#\n" +
 	"\rproduct_price\x18\f \x01(\x03R\fproductPrice\x12)\n" +
 	"\x10product_quantity\x18\r \x01(\tR\x0fproductQuantity\x12\x16\n" +
-	"\x06remark\x18\x0e \x01(\tR\x06remark\x12\x16\n" +
-	"\x06status\x18\x0f \x01(\tR\x06status\x12\"\n" +
+	"\x06remark\x18\x0e \x01(\tR\x06remark\x122\n" +
+	"\x06status\x18\x0f \x01(\x0e2\x1a.mapfront.v1.PaymentStatusR\x06status\x12\"\n" +
 	"\n" +
 	"account_id\x18\x10 \x01(\tH\x00R\taccountId\x88\x01\x01\x12\x1d\n" +
 	"\abalance\x18\x11 \x01(\x03H\x01R\abalance\x88\x01\x01B\r\n" +
@@ -2030,7 +2031,7 @@ const file_mapfront_v1_offline_proto_rawDesc = "" +
 	"\x11terminal_order_id\x18\a \x01(\tR\x0fterminalOrderId\x12\x16\n" +
 	"\x06remark\x18\b \x01(\tR\x06remark\"G\n" +
 	"\x10CancelPayRequest\x123\n" +
-	"\x05order\x18\x01 \x01(\v2\x1d.mapfront.v1.CancelOrderInputR\x05order\"\x92\x03\n" +
+	"\x05order\x18\x01 \x01(\v2\x1d.mapfront.v1.CancelOrderInputR\x05order\"\xae\x03\n" +
 	"\vCancelOrder\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x19\n" +
 	"\bpay_time\x18\x02 \x01(\tR\apayTime\x12\x1b\n" +
@@ -2042,9 +2043,9 @@ const file_mapfront_v1_offline_proto_rawDesc = "" +
 	"operatorId\x12\x19\n" +
 	"\bbatch_no\x18\a \x01(\tR\abatchNo\x12*\n" +
 	"\x11terminal_order_id\x18\b \x01(\tR\x0fterminalOrderId\x12\x16\n" +
-	"\x06remark\x18\t \x01(\tR\x06remark\x12\x16\n" +
+	"\x06remark\x18\t \x01(\tR\x06remark\x122\n" +
 	"\x06status\x18\n" +
-	" \x01(\tR\x06status\x12\"\n" +
+	" \x01(\x0e2\x1a.mapfront.v1.PaymentStatusR\x06status\x12\"\n" +
 	"\n" +
 	"account_id\x18\v \x01(\tH\x00R\taccountId\x88\x01\x01\x12\x1d\n" +
 	"\abalance\x18\f \x01(\x03H\x01R\abalance\x88\x01\x01B\r\n" +
@@ -2081,12 +2082,12 @@ const file_mapfront_v1_offline_proto_rawDesc = "" +
 	"\bbatch_no\x18\b \x01(\tR\abatchNo\x12\x16\n" +
 	"\x06remark\x18\t \x01(\tR\x06remark\"H\n" +
 	"\x15GetAccountInfoRequest\x12/\n" +
-	"\x05query\x18\x01 \x01(\v2\x19.mapfront.v1.AccountQueryR\x05query\"o\n" +
+	"\x05query\x18\x01 \x01(\v2\x19.mapfront.v1.AccountQueryR\x05query\"\x8b\x01\n" +
 	"\x04Card\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x18\n" +
-	"\abalance\x18\x02 \x01(\x03R\abalance\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
+	"\abalance\x18\x02 \x01(\x03R\abalance\x122\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1a.mapfront.v1.AccountStatusR\x06status\x12\x16\n" +
 	"\x06remark\x18\x04 \x01(\tR\x06remark\"?\n" +
 	"\x16GetAccountInfoResponse\x12%\n" +
 	"\x04card\x18\x01 \x01(\v2\x11.mapfront.v1.CardR\x04card\"\xd9\x01\n" +
@@ -2156,38 +2157,43 @@ var file_mapfront_v1_offline_proto_goTypes = []any{
 	(*DownloadProductRequest)(nil),  // 21: mapfront.v1.DownloadProductRequest
 	(*ProductItem)(nil),             // 22: mapfront.v1.ProductItem
 	(*DownloadProductResponse)(nil), // 23: mapfront.v1.DownloadProductResponse
+	(PaymentStatus)(0),              // 24: mapfront.v1.PaymentStatus
+	(AccountStatus)(0),              // 25: mapfront.v1.AccountStatus
 }
 var file_mapfront_v1_offline_proto_depIdxs = []int32{
 	2,  // 0: mapfront.v1.OpenCardResponse.order:type_name -> mapfront.v1.CardOrder
 	2,  // 1: mapfront.v1.RepealCardResponse.order:type_name -> mapfront.v1.CardOrder
 	6,  // 2: mapfront.v1.PayRequest.order:type_name -> mapfront.v1.PayOrderInput
-	8,  // 3: mapfront.v1.PayResponse.order:type_name -> mapfront.v1.PaymentOrder
-	10, // 4: mapfront.v1.CancelPayRequest.order:type_name -> mapfront.v1.CancelOrderInput
-	12, // 5: mapfront.v1.CancelPayResponse.order:type_name -> mapfront.v1.CancelOrder
-	14, // 6: mapfront.v1.UndoPayRequest.order:type_name -> mapfront.v1.UndoOrderInput
-	8,  // 7: mapfront.v1.UndoPayResponse.order:type_name -> mapfront.v1.PaymentOrder
-	17, // 8: mapfront.v1.GetAccountInfoRequest.query:type_name -> mapfront.v1.AccountQuery
-	19, // 9: mapfront.v1.GetAccountInfoResponse.card:type_name -> mapfront.v1.Card
-	22, // 10: mapfront.v1.DownloadProductResponse.product:type_name -> mapfront.v1.ProductItem
-	1,  // 11: mapfront.v1.OfflineService.OpenCard:input_type -> mapfront.v1.OpenCardRequest
-	4,  // 12: mapfront.v1.OfflineService.RepealCard:input_type -> mapfront.v1.RepealCardRequest
-	7,  // 13: mapfront.v1.OfflineService.Pay:input_type -> mapfront.v1.PayRequest
-	11, // 14: mapfront.v1.OfflineService.CancelPay:input_type -> mapfront.v1.CancelPayRequest
-	15, // 15: mapfront.v1.OfflineService.UndoPay:input_type -> mapfront.v1.UndoPayRequest
-	18, // 16: mapfront.v1.OfflineService.GetAccountInfo:input_type -> mapfront.v1.GetAccountInfoRequest
-	21, // 17: mapfront.v1.OfflineService.DownloadProduct:input_type -> mapfront.v1.DownloadProductRequest
-	3,  // 18: mapfront.v1.OfflineService.OpenCard:output_type -> mapfront.v1.OpenCardResponse
-	5,  // 19: mapfront.v1.OfflineService.RepealCard:output_type -> mapfront.v1.RepealCardResponse
-	9,  // 20: mapfront.v1.OfflineService.Pay:output_type -> mapfront.v1.PayResponse
-	13, // 21: mapfront.v1.OfflineService.CancelPay:output_type -> mapfront.v1.CancelPayResponse
-	16, // 22: mapfront.v1.OfflineService.UndoPay:output_type -> mapfront.v1.UndoPayResponse
-	20, // 23: mapfront.v1.OfflineService.GetAccountInfo:output_type -> mapfront.v1.GetAccountInfoResponse
-	23, // 24: mapfront.v1.OfflineService.DownloadProduct:output_type -> mapfront.v1.DownloadProductResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	24, // 3: mapfront.v1.PaymentOrder.status:type_name -> mapfront.v1.PaymentStatus
+	8,  // 4: mapfront.v1.PayResponse.order:type_name -> mapfront.v1.PaymentOrder
+	10, // 5: mapfront.v1.CancelPayRequest.order:type_name -> mapfront.v1.CancelOrderInput
+	24, // 6: mapfront.v1.CancelOrder.status:type_name -> mapfront.v1.PaymentStatus
+	12, // 7: mapfront.v1.CancelPayResponse.order:type_name -> mapfront.v1.CancelOrder
+	14, // 8: mapfront.v1.UndoPayRequest.order:type_name -> mapfront.v1.UndoOrderInput
+	8,  // 9: mapfront.v1.UndoPayResponse.order:type_name -> mapfront.v1.PaymentOrder
+	17, // 10: mapfront.v1.GetAccountInfoRequest.query:type_name -> mapfront.v1.AccountQuery
+	25, // 11: mapfront.v1.Card.status:type_name -> mapfront.v1.AccountStatus
+	19, // 12: mapfront.v1.GetAccountInfoResponse.card:type_name -> mapfront.v1.Card
+	22, // 13: mapfront.v1.DownloadProductResponse.product:type_name -> mapfront.v1.ProductItem
+	1,  // 14: mapfront.v1.OfflineService.OpenCard:input_type -> mapfront.v1.OpenCardRequest
+	4,  // 15: mapfront.v1.OfflineService.RepealCard:input_type -> mapfront.v1.RepealCardRequest
+	7,  // 16: mapfront.v1.OfflineService.Pay:input_type -> mapfront.v1.PayRequest
+	11, // 17: mapfront.v1.OfflineService.CancelPay:input_type -> mapfront.v1.CancelPayRequest
+	15, // 18: mapfront.v1.OfflineService.UndoPay:input_type -> mapfront.v1.UndoPayRequest
+	18, // 19: mapfront.v1.OfflineService.GetAccountInfo:input_type -> mapfront.v1.GetAccountInfoRequest
+	21, // 20: mapfront.v1.OfflineService.DownloadProduct:input_type -> mapfront.v1.DownloadProductRequest
+	3,  // 21: mapfront.v1.OfflineService.OpenCard:output_type -> mapfront.v1.OpenCardResponse
+	5,  // 22: mapfront.v1.OfflineService.RepealCard:output_type -> mapfront.v1.RepealCardResponse
+	9,  // 23: mapfront.v1.OfflineService.Pay:output_type -> mapfront.v1.PayResponse
+	13, // 24: mapfront.v1.OfflineService.CancelPay:output_type -> mapfront.v1.CancelPayResponse
+	16, // 25: mapfront.v1.OfflineService.UndoPay:output_type -> mapfront.v1.UndoPayResponse
+	20, // 26: mapfront.v1.OfflineService.GetAccountInfo:output_type -> mapfront.v1.GetAccountInfoResponse
+	23, // 27: mapfront.v1.OfflineService.DownloadProduct:output_type -> mapfront.v1.DownloadProductResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_mapfront_v1_offline_proto_init() }
@@ -2195,6 +2201,7 @@ func file_mapfront_v1_offline_proto_init() {
 	if File_mapfront_v1_offline_proto != nil {
 		return
 	}
+	file_mapfront_v1_states_proto_init()
 	file_mapfront_v1_offline_proto_msgTypes[1].OneofWrappers = []any{}
 	file_mapfront_v1_offline_proto_msgTypes[6].OneofWrappers = []any{}
 	file_mapfront_v1_offline_proto_msgTypes[8].OneofWrappers = []any{}

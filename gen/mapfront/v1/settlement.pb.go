@@ -471,7 +471,7 @@ func (*SubmitBatchRequest_Chunk) isSubmitBatchRequest_Part() {}
 // ExceptionCount is the count and amount of one exception type.
 type ExceptionCount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Type          ExceptionType          `protobuf:"varint,1,opt,name=type,proto3,enum=mapfront.v1.ExceptionType" json:"type,omitempty"`
 	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	Amount        int64                  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -508,11 +508,11 @@ func (*ExceptionCount) Descriptor() ([]byte, []int) {
 	return file_mapfront_v1_settlement_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *ExceptionCount) GetType() string {
+func (x *ExceptionCount) GetType() ExceptionType {
 	if x != nil {
 		return x.Type
 	}
-	return ""
+	return ExceptionType_EXCEPTION_TYPE_UNSPECIFIED
 }
 
 func (x *ExceptionCount) GetCount() int64 {
@@ -533,18 +533,17 @@ func (x *ExceptionCount) GetAmount() int64 {
 type BatchReport struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	BusinessDate string                 `protobuf:"bytes,1,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
-	// status: settled, file_missing, running.
-	Status     string            `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
-	FileName   string            `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
-	Sha256     string            `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	Records    int64             `protobuf:"varint,5,opt,name=records,proto3" json:"records,omitempty"`
-	TotalFen   int64             `protobuf:"varint,6,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
-	Matched    int64             `protobuf:"varint,7,opt,name=matched,proto3" json:"matched,omitempty"`
-	Opened     int64             `protobuf:"varint,8,opt,name=opened,proto3" json:"opened,omitempty"`
-	Merged     int64             `protobuf:"varint,9,opt,name=merged,proto3" json:"merged,omitempty"`
-	Activated  int64             `protobuf:"varint,10,opt,name=activated,proto3" json:"activated,omitempty"`
-	Exceptions []*ExceptionCount `protobuf:"bytes,11,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
-	SettledAt  string            `protobuf:"bytes,12,opt,name=settled_at,json=settledAt,proto3" json:"settled_at,omitempty"`
+	Status       BatchState             `protobuf:"varint,2,opt,name=status,proto3,enum=mapfront.v1.BatchState" json:"status,omitempty"`
+	FileName     string                 `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	Sha256       string                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Records      int64                  `protobuf:"varint,5,opt,name=records,proto3" json:"records,omitempty"`
+	TotalFen     int64                  `protobuf:"varint,6,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
+	Matched      int64                  `protobuf:"varint,7,opt,name=matched,proto3" json:"matched,omitempty"`
+	Opened       int64                  `protobuf:"varint,8,opt,name=opened,proto3" json:"opened,omitempty"`
+	Merged       int64                  `protobuf:"varint,9,opt,name=merged,proto3" json:"merged,omitempty"`
+	Activated    int64                  `protobuf:"varint,10,opt,name=activated,proto3" json:"activated,omitempty"`
+	Exceptions   []*ExceptionCount      `protobuf:"bytes,11,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
+	SettledAt    string                 `protobuf:"bytes,12,opt,name=settled_at,json=settledAt,proto3" json:"settled_at,omitempty"`
 	// repeated_submission: this answer is the earlier report of the same file.
 	RepeatedSubmission bool `protobuf:"varint,13,opt,name=repeated_submission,json=repeatedSubmission,proto3" json:"repeated_submission,omitempty"`
 	unknownFields      protoimpl.UnknownFields
@@ -588,11 +587,11 @@ func (x *BatchReport) GetBusinessDate() string {
 	return ""
 }
 
-func (x *BatchReport) GetStatus() string {
+func (x *BatchReport) GetStatus() BatchState {
 	if x != nil {
 		return x.Status
 	}
-	return ""
+	return BatchState_BATCH_STATE_UNSPECIFIED
 }
 
 func (x *BatchReport) GetFileName() string {
@@ -1080,7 +1079,7 @@ var File_mapfront_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_mapfront_v1_settlement_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmapfront/v1/settlement.proto\x12\vmapfront.v1\"\xbd\x01\n" +
+	"\x1cmapfront/v1/settlement.proto\x12\vmapfront.v1\x1a\x18mapfront/v1/states.proto\"\xbd\x01\n" +
 	"\vBatchHeader\x12#\n" +
 	"\rbusiness_date\x18\x01 \x01(\tR\fbusinessDate\x12\x1b\n" +
 	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12\x16\n" +
@@ -1120,14 +1119,14 @@ const file_mapfront_v1_settlement_proto_rawDesc = "" +
 	"\x12SubmitBatchRequest\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.mapfront.v1.BatchHeaderH\x00R\x06header\x120\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x18.mapfront.v1.RecordChunkH\x00R\x05chunkB\x06\n" +
-	"\x04part\"R\n" +
-	"\x0eExceptionCount\x12\x12\n" +
-	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
+	"\x04part\"n\n" +
+	"\x0eExceptionCount\x12.\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1a.mapfront.v1.ExceptionTypeR\x04type\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x16\n" +
-	"\x06amount\x18\x03 \x01(\x03R\x06amount\"\xab\x03\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\"\xc4\x03\n" +
 	"\vBatchReport\x12#\n" +
-	"\rbusiness_date\x18\x01 \x01(\tR\fbusinessDate\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1b\n" +
+	"\rbusiness_date\x18\x01 \x01(\tR\fbusinessDate\x12/\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x17.mapfront.v1.BatchStateR\x06status\x12\x1b\n" +
 	"\tfile_name\x18\x03 \x01(\tR\bfileName\x12\x16\n" +
 	"\x06sha256\x18\x04 \x01(\tR\x06sha256\x12\x18\n" +
 	"\arecords\x18\x05 \x01(\x03R\arecords\x12\x1b\n" +
@@ -1199,32 +1198,36 @@ var file_mapfront_v1_settlement_proto_goTypes = []any{
 	(*ListBatchesResponse)(nil),     // 13: mapfront.v1.ListBatchesResponse
 	(*RunDailyRequest)(nil),         // 14: mapfront.v1.RunDailyRequest
 	(*RunDailyResponse)(nil),        // 15: mapfront.v1.RunDailyResponse
+	(ExceptionType)(0),              // 16: mapfront.v1.ExceptionType
+	(BatchState)(0),                 // 17: mapfront.v1.BatchState
 }
 var file_mapfront_v1_settlement_proto_depIdxs = []int32{
 	1,  // 0: mapfront.v1.RecordChunk.records:type_name -> mapfront.v1.SettlementRecord
 	2,  // 1: mapfront.v1.RecordChunk.bad_lines:type_name -> mapfront.v1.BadLine
 	0,  // 2: mapfront.v1.SubmitBatchRequest.header:type_name -> mapfront.v1.BatchHeader
 	3,  // 3: mapfront.v1.SubmitBatchRequest.chunk:type_name -> mapfront.v1.RecordChunk
-	5,  // 4: mapfront.v1.BatchReport.exceptions:type_name -> mapfront.v1.ExceptionCount
-	6,  // 5: mapfront.v1.SubmitBatchResponse.report:type_name -> mapfront.v1.BatchReport
-	6,  // 6: mapfront.v1.MarkFileMissingResponse.report:type_name -> mapfront.v1.BatchReport
-	6,  // 7: mapfront.v1.GetBatchResponse.report:type_name -> mapfront.v1.BatchReport
-	6,  // 8: mapfront.v1.ListBatchesResponse.reports:type_name -> mapfront.v1.BatchReport
-	4,  // 9: mapfront.v1.SettlementService.SubmitBatch:input_type -> mapfront.v1.SubmitBatchRequest
-	8,  // 10: mapfront.v1.SettlementService.MarkFileMissing:input_type -> mapfront.v1.MarkFileMissingRequest
-	10, // 11: mapfront.v1.SettlementService.GetBatch:input_type -> mapfront.v1.GetBatchRequest
-	12, // 12: mapfront.v1.SettlementService.ListBatches:input_type -> mapfront.v1.ListBatchesRequest
-	14, // 13: mapfront.v1.SettlementService.RunDaily:input_type -> mapfront.v1.RunDailyRequest
-	7,  // 14: mapfront.v1.SettlementService.SubmitBatch:output_type -> mapfront.v1.SubmitBatchResponse
-	9,  // 15: mapfront.v1.SettlementService.MarkFileMissing:output_type -> mapfront.v1.MarkFileMissingResponse
-	11, // 16: mapfront.v1.SettlementService.GetBatch:output_type -> mapfront.v1.GetBatchResponse
-	13, // 17: mapfront.v1.SettlementService.ListBatches:output_type -> mapfront.v1.ListBatchesResponse
-	15, // 18: mapfront.v1.SettlementService.RunDaily:output_type -> mapfront.v1.RunDailyResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	16, // 4: mapfront.v1.ExceptionCount.type:type_name -> mapfront.v1.ExceptionType
+	17, // 5: mapfront.v1.BatchReport.status:type_name -> mapfront.v1.BatchState
+	5,  // 6: mapfront.v1.BatchReport.exceptions:type_name -> mapfront.v1.ExceptionCount
+	6,  // 7: mapfront.v1.SubmitBatchResponse.report:type_name -> mapfront.v1.BatchReport
+	6,  // 8: mapfront.v1.MarkFileMissingResponse.report:type_name -> mapfront.v1.BatchReport
+	6,  // 9: mapfront.v1.GetBatchResponse.report:type_name -> mapfront.v1.BatchReport
+	6,  // 10: mapfront.v1.ListBatchesResponse.reports:type_name -> mapfront.v1.BatchReport
+	4,  // 11: mapfront.v1.SettlementService.SubmitBatch:input_type -> mapfront.v1.SubmitBatchRequest
+	8,  // 12: mapfront.v1.SettlementService.MarkFileMissing:input_type -> mapfront.v1.MarkFileMissingRequest
+	10, // 13: mapfront.v1.SettlementService.GetBatch:input_type -> mapfront.v1.GetBatchRequest
+	12, // 14: mapfront.v1.SettlementService.ListBatches:input_type -> mapfront.v1.ListBatchesRequest
+	14, // 15: mapfront.v1.SettlementService.RunDaily:input_type -> mapfront.v1.RunDailyRequest
+	7,  // 16: mapfront.v1.SettlementService.SubmitBatch:output_type -> mapfront.v1.SubmitBatchResponse
+	9,  // 17: mapfront.v1.SettlementService.MarkFileMissing:output_type -> mapfront.v1.MarkFileMissingResponse
+	11, // 18: mapfront.v1.SettlementService.GetBatch:output_type -> mapfront.v1.GetBatchResponse
+	13, // 19: mapfront.v1.SettlementService.ListBatches:output_type -> mapfront.v1.ListBatchesResponse
+	15, // 20: mapfront.v1.SettlementService.RunDaily:output_type -> mapfront.v1.RunDailyResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_mapfront_v1_settlement_proto_init() }
@@ -1232,6 +1235,7 @@ func file_mapfront_v1_settlement_proto_init() {
 	if File_mapfront_v1_settlement_proto != nil {
 		return
 	}
+	file_mapfront_v1_states_proto_init()
 	file_mapfront_v1_settlement_proto_msgTypes[4].OneofWrappers = []any{
 		(*SubmitBatchRequest_Header)(nil),
 		(*SubmitBatchRequest_Chunk)(nil),

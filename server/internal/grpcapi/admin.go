@@ -97,7 +97,7 @@ func customerOut(c *postgres.CustomerView) *mapfrontv1.Customer {
 	out := &mapfrontv1.Customer{MobileNum: c.Mobile, IdNumberMasked: c.IDNumberMasked, PasswordSet: c.PasswordSet,
 		PasswordLocked: c.Locked, PasswordFailures: int32(c.Failures)}
 	for _, a := range c.Accounts {
-		v := &mapfrontv1.Account{AccountId: a.ID, Kind: a.Kind, ProductId: a.ProductID, Status: string(a.Status), Balance: a.Balance}
+		v := &mapfrontv1.Account{AccountId: a.ID, Kind: a.Kind, ProductId: a.ProductID, Status: accountStatus(a.Status), Balance: a.Balance}
 		if a.ActivatedAt != nil {
 			v.ActivatedAt = a.ActivatedAt.Format(time.RFC3339)
 		}
@@ -180,13 +180,13 @@ func (s *AdminServer) GetOrder(ctx context.Context, in *mapfrontv1.GetOrderReque
 	if err != nil {
 		return nil, s.fail(ctx, "GetOrder", err)
 	}
-	o := &mapfrontv1.Order{OrderId: v.OrderID, Kind: v.Kind, Status: v.Status, AccountId: v.AccountID, MobileNum: v.Mobile,
+	o := &mapfrontv1.Order{OrderId: v.OrderID, Kind: v.Kind, Status: word[mapfrontv1.OrderStatus](v.Status), AccountId: v.AccountID, MobileNum: v.Mobile,
 		ProductId: v.ProductID, Amount: v.Amount, Paid: v.Paid, SellerId: v.SellerID, StoreId: v.StoreID,
 		TerminalId: v.TerminalID, BatchNo: v.BatchNo, TerminalOrderId: v.TermOrderID,
 		BusinessDate: mapfront.DateString(v.BusinessDate), CreatedAt: v.CreatedAt.Format(time.RFC3339), OriginalOrderId: v.OriginalOrderID}
 	for _, p := range v.Payments {
 		o.Payments = append(o.Payments, &mapfrontv1.Payment{TerminalId: p.TerminalID, BatchNo: p.BatchNo,
-			TerminalOrderId: p.TerminalOrderID, PaySum: p.PaySum, Status: p.Status,
+			TerminalOrderId: p.TerminalOrderID, PaySum: p.PaySum, Status: word[mapfrontv1.CardPaymentStatus](p.Status),
 			BusinessDate: mapfront.DateString(p.BusinessDate), Settled: p.Settled})
 	}
 	return &mapfrontv1.GetOrderResponse{Order: o}, nil

@@ -103,7 +103,7 @@ func (s *OfflineServer) CancelPay(ctx context.Context, in *mapfrontv1.CancelPayR
 	return &mapfrontv1.CancelPayResponse{Order: &mapfrontv1.CancelOrder{
 		OrderId: a.OrderID, PayTime: a.PayTime, SellerId: a.SellerID, StoreId: a.StoreID,
 		TerminalId: a.TerminalID, OperatorId: a.OperatorID, BatchNo: a.BatchNo,
-		TerminalOrderId: a.TerminalOrderID, Remark: a.Remark, Status: a.Status,
+		TerminalOrderId: a.TerminalOrderID, Remark: a.Remark, Status: paymentStatus(a.Status),
 		AccountId: optString(a.AccountID), Balance: a.Balance,
 	}}, nil
 }
@@ -130,7 +130,7 @@ func paymentOrder(a *mapfront.PaymentAnswer) *mapfrontv1.PaymentOrder {
 		OrderId: a.OrderID, ConsumerId: a.ConsumerID, Sum: a.Sum, PayTime: a.PayTime,
 		SellerId: a.SellerID, StoreId: a.StoreID, TerminalId: a.TerminalID, OperatorId: a.OperatorID,
 		BatchNo: a.BatchNo, TerminalOrderId: a.TerminalOrderID, ProductName: a.ProductName,
-		ProductPrice: a.ProductPrice, ProductQuantity: a.ProductQuantity, Remark: a.Remark, Status: a.Status,
+		ProductPrice: a.ProductPrice, ProductQuantity: a.ProductQuantity, Remark: a.Remark, Status: paymentStatus(a.Status),
 		AccountId: optString(a.AccountID), Balance: a.Balance,
 	}
 }
@@ -157,7 +157,7 @@ func (s *OfflineServer) GetAccountInfo(ctx context.Context, in *mapfrontv1.GetAc
 		return nil, errorStatus(ctx, s.Log, "GetAccountInfo", err)
 	}
 	return &mapfrontv1.GetAccountInfoResponse{Card: &mapfrontv1.Card{
-		AccountId: a.AccountID, Balance: a.Balance, Status: a.Status.Chinese(), Remark: a.Remark}}, nil
+		AccountId: a.AccountID, Balance: a.Balance, Status: accountStatus(a.Status), Remark: a.Remark}}, nil
 }
 
 // DownloadProduct implements the RPC of the same name.

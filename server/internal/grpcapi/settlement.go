@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/enumtext"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -126,12 +127,12 @@ func chunkIn(c *mapfrontv1.RecordChunk) *mapfront.BatchChunk {
 
 func reportOut(r *mapfront.BatchReport) *mapfrontv1.BatchReport {
 	out := &mapfrontv1.BatchReport{
-		BusinessDate: mapfront.DateString(r.BusinessDate), Status: r.Status, FileName: r.FileName, Sha256: r.SHA256,
+		BusinessDate: mapfront.DateString(r.BusinessDate), Status: word[mapfrontv1.BatchState](r.Status), FileName: r.FileName, Sha256: r.SHA256,
 		Records: r.Records, TotalFen: r.TotalFen, Matched: r.Matched, Opened: r.Opened, Merged: r.Merged,
 		Activated: r.Activated, RepeatedSubmission: r.Repeated,
 	}
 	for _, e := range r.Exceptions {
-		out.Exceptions = append(out.Exceptions, &mapfrontv1.ExceptionCount{Type: string(e.Type), Count: e.Count, Amount: e.Amount})
+		out.Exceptions = append(out.Exceptions, &mapfrontv1.ExceptionCount{Type: exceptionType(e.Type), Count: e.Count, Amount: e.Amount})
 	}
 	if r.SettledAt != nil {
 		out.SettledAt = r.SettledAt.Format(time.RFC3339)
@@ -192,10 +193,10 @@ func (s *SettlementServer) RunDaily(ctx context.Context, _ *mapfrontv1.RunDailyR
 
 func exceptionOut(e *mapfront.Exception) *mapfrontv1.Exception {
 	out := &mapfrontv1.Exception{
-		Id: e.ID, Type: string(e.Type), BusinessDate: mapfront.DateString(e.BusinessDate), LineNo: e.LineNo,
+		Id: e.ID, Type: exceptionType(e.Type), BusinessDate: mapfront.DateString(e.BusinessDate), LineNo: e.LineNo,
 		TradeId: e.TradeID, OrderId: e.OrderID, TerminalId: e.TerminalID, BatchNo: e.BatchNo,
 		TerminalOrderId: e.TerminalOrderID, Amount: e.Amount, Expected: e.Expected, Detail: e.Detail,
-		State: e.State, Action: string(e.Action), Operator: e.Operator, Note: e.Note,
+		State: word[mapfrontv1.ExceptionState](e.State), Action: word[mapfrontv1.ExceptionAction](string(e.Action)), Operator: e.Operator, Note: e.Note,
 		CreatedAt: e.CreatedAt.Format(time.RFC3339), LinkedOrderId: e.LinkedOrderID,
 	}
 	if e.ResolvedAt != nil {
@@ -206,7 +207,7 @@ func exceptionOut(e *mapfront.Exception) *mapfrontv1.Exception {
 
 // ListExceptions implements the RPC of the same name.
 func (s *AdminServer) ListExceptions(ctx context.Context, in *mapfrontv1.ListExceptionsRequest) (*mapfrontv1.ListExceptionsResponse, error) {
-	f := mapfront.ExceptionFilter{State: in.State, Limit: int(in.Limit)}
+	f := mapfront.ExceptionFilter{State: enumtext.Word(in.State), Limit: int(in.Limit)}
 	if in.BusinessDate != "" {
 		d, err := mapfront.ParseDate(in.BusinessDate)
 		if err != nil {
@@ -237,7 +238,7 @@ func (s *AdminServer) GetException(ctx context.Context, in *mapfrontv1.GetExcept
 // ResolveException implements the RPC of the same name; resolving twice is
 // once, the second answer says already.
 func (s *AdminServer) ResolveException(ctx context.Context, in *mapfrontv1.ResolveExceptionRequest) (*mapfrontv1.ResolveExceptionResponse, error) {
-	e, already, err := s.Store.ResolveException(ctx, mapfront.Resolution{ID: in.Id, Action: mapfront.ResolveAction(in.Action),
+	e, already, err := s.Store.ResolveException(ctx, mapfront.Resolution{ID: in.Id, Action: mapfront.ResolveAction(enumtext.Word(in.Action)),
 		Operator: in.Operator, Note: in.Note, OrderID: in.OrderId})
 	if err != nil {
 		return nil, s.fail(ctx, "ResolveException", err)

@@ -115,7 +115,7 @@ func TestSubmitBatchStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Report.BusinessDate != "20261126" || resp.Report.Records != 3 || resp.Report.Exceptions[0].Type != "bad_line" {
+	if resp.Report.BusinessDate != "20261126" || resp.Report.Records != 3 || resp.Report.Exceptions[0].Type != mapfrontv1.ExceptionType_EXCEPTION_TYPE_BAD_LINE {
 		t.Fatalf("report %+v", resp.Report)
 	}
 	h := f.header

@@ -28,8 +28,8 @@ type fakeServer struct {
 	header     *mapfrontv1.BatchHeader
 	records    int
 	badLines   int
-	status     string // the status SubmitBatch answers
-	refuse     error  // SubmitBatch's error, if set
+	status     mapfrontv1.BatchState // the status SubmitBatch answers
+	refuse     error                 // SubmitBatch's error, if set
 	missing    []string
 	dailies    int
 	batches    map[string]*mapfrontv1.BatchReport
@@ -75,14 +75,14 @@ func (f fakeSettlement) SubmitBatch(stream grpc.ClientStreamingServer[mapfrontv1
 		return f.refuse
 	}
 	st := f.status
-	if st == "" {
-		st = "settled"
+	if st == mapfrontv1.BatchState_BATCH_STATE_UNSPECIFIED {
+		st = mapfrontv1.BatchState_BATCH_STATE_SETTLED
 	}
 	h := f.header
 	return stream.SendAndClose(&mapfrontv1.SubmitBatchResponse{Report: &mapfrontv1.BatchReport{
 		BusinessDate: h.BusinessDate, Status: st, FileName: h.FileName, Sha256: h.Sha256,
 		Records: h.RecordCount, TotalFen: h.TotalFen, Matched: int64(f.records),
-		Exceptions: []*mapfrontv1.ExceptionCount{{Type: "bad_line", Count: int64(f.badLines)}},
+		Exceptions: []*mapfrontv1.ExceptionCount{{Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_BAD_LINE, Count: int64(f.badLines)}},
 	}})
 }
 
@@ -90,7 +90,7 @@ func (f fakeSettlement) MarkFileMissing(_ context.Context, req *mapfrontv1.MarkF
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.missing = append(f.missing, req.BusinessDate)
-	return &mapfrontv1.MarkFileMissingResponse{Report: &mapfrontv1.BatchReport{BusinessDate: req.BusinessDate, Status: "file_missing"}}, nil
+	return &mapfrontv1.MarkFileMissingResponse{Report: &mapfrontv1.BatchReport{BusinessDate: req.BusinessDate, Status: mapfrontv1.BatchState_BATCH_STATE_FILE_MISSING}}, nil
 }
 
 func (f fakeSettlement) GetBatch(_ context.Context, req *mapfrontv1.GetBatchRequest) (*mapfrontv1.GetBatchResponse, error) {
@@ -110,8 +110,8 @@ func (f fakeSettlement) RunDaily(context.Context, *mapfrontv1.RunDailyRequest) (
 }
 
 var sampleException = &mapfrontv1.Exception{
-	Id: 42, Type: "amount_mismatch", BusinessDate: "20141211", LineNo: 3, TradeId: "T1",
-	TerminalId: "POS01", BatchNo: "000001", TerminalOrderId: "000540", Amount: 450000, Expected: 350000, State: "open",
+	Id: 42, Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_AMOUNT_MISMATCH, BusinessDate: "20141211", LineNo: 3, TradeId: "T1",
+	TerminalId: "POS01", BatchNo: "000001", TerminalOrderId: "000540", Amount: 450000, Expected: 350000, State: mapfrontv1.ExceptionState_EXCEPTION_STATE_OPEN,
 }
 
 func (f fakeAdmin) ListExceptions(_ context.Context, req *mapfrontv1.ListExceptionsRequest) (*mapfrontv1.ListExceptionsResponse, error) {
@@ -132,7 +132,7 @@ func (f fakeAdmin) ResolveException(_ context.Context, req *mapfrontv1.ResolveEx
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.resolveReq = req
-	e := &mapfrontv1.Exception{Id: req.Id, Type: "amount_mismatch", State: "resolved", Action: req.Action, Operator: req.Operator, Note: req.Note, LinkedOrderId: req.OrderId}
+	e := &mapfrontv1.Exception{Id: req.Id, Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_AMOUNT_MISMATCH, State: mapfrontv1.ExceptionState_EXCEPTION_STATE_RESOLVED, Action: req.Action, Operator: req.Operator, Note: req.Note, LinkedOrderId: req.OrderId}
 	return &mapfrontv1.ResolveExceptionResponse{Exception: e, Already: f.already}, nil
 }
 
@@ -208,7 +208,7 @@ func TestRunFile(t *testing.T) {
 }
 
 func TestRunNotSettled(t *testing.T) {
-	f := &fakeServer{status: "running"}
+	f := &fakeServer{status: mapfrontv1.BatchState_BATCH_STATE_RUNNING}
 	r := runCmd(t, map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f)}, "run", "--file", "testdata/20141211.txt")
 	if r.code != ExitFailed || !strings.Contains(r.stderr, `status "running"`) || !strings.Contains(r.stdout, "running") {
 		t.Errorf("exit %d stdout %s stderr %s", r.code, r.stdout, r.stderr)
@@ -342,11 +342,11 @@ func TestExceptions(t *testing.T) {
 	if r.code != ExitOK || !strings.Contains(r.stdout, "amount_mismatch") || !strings.Contains(r.stdout, "POS01/000001/000540") {
 		t.Errorf("list: exit %d stdout %s stderr %s", r.code, r.stdout, r.stderr)
 	}
-	if f.listReq.State != "open" || f.listReq.BusinessDate != "20141211" || f.listReq.Limit != 100 {
+	if f.listReq.State != mapfrontv1.ExceptionState_EXCEPTION_STATE_OPEN || f.listReq.BusinessDate != "20141211" || f.listReq.Limit != 100 {
 		t.Errorf("list request %+v", f.listReq)
 	}
 	r = runCmd(t, vars, "exceptions", "list", "--state", "all")
-	if r.code != ExitOK || f.listReq.State != "" {
+	if r.code != ExitOK || f.listReq.State != mapfrontv1.ExceptionState_EXCEPTION_STATE_UNSPECIFIED {
 		t.Errorf("list all: exit %d request %+v", r.code, f.listReq)
 	}
 
@@ -365,7 +365,7 @@ func TestExceptions(t *testing.T) {
 		t.Errorf("resolve: exit %d stdout %s stderr %s", r.code, r.stdout, r.stderr)
 	}
 	q := f.resolveReq
-	if q.Id != 42 || q.Action != "link_order" || q.Operator != "alice" || q.Note != "paid twice" || q.OrderId != "ud20141211000000000001" {
+	if q.Id != 42 || q.Action != mapfrontv1.ExceptionAction_EXCEPTION_ACTION_LINK_ORDER || q.Operator != "alice" || q.Note != "paid twice" || q.OrderId != "ud20141211000000000001" {
 		t.Errorf("resolve request %+v", q)
 	}
 	f.already = true
@@ -377,8 +377,8 @@ func TestExceptions(t *testing.T) {
 
 func TestReport(t *testing.T) {
 	f := &fakeServer{batches: map[string]*mapfrontv1.BatchReport{"20141211": {
-		BusinessDate: "20141211", Status: "settled", Records: 3, TotalFen: 450001, Matched: 1, Opened: 1, Activated: 2,
-		Exceptions: []*mapfrontv1.ExceptionCount{{Type: "bad_line", Count: 1}, {Type: "amount_mismatch", Count: 1, Amount: 100}},
+		BusinessDate: "20141211", Status: mapfrontv1.BatchState_BATCH_STATE_SETTLED, Records: 3, TotalFen: 450001, Matched: 1, Opened: 1, Activated: 2,
+		Exceptions: []*mapfrontv1.ExceptionCount{{Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_BAD_LINE, Count: 1}, {Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_AMOUNT_MISMATCH, Count: 1, Amount: 100}},
 	}}}
 	vars := map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f)}
 	r := runCmd(t, vars, "report", "--date", "20141211")

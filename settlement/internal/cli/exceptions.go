@@ -7,20 +7,15 @@ import (
 	"strings"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/enumtext"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/report"
 )
 
 // resolveActions lists the actions that resolve a queue item (SPEC
-// section 6, 人工处理).
-const resolveActions = "activate, refund_owed, ignore, link_order"
-
-func knownAction(s string) bool {
-	switch s {
-	case "activate", "refund_owed", "ignore", "link_order":
-		return true
-	}
-	return false
+// section 6, 人工处理): the words of the API's ExceptionAction.
+func resolveActions() string {
+	return strings.Join(enumtext.Words[mapfrontv1.ExceptionAction](), ", ")
 }
 
 // exceptions is the manual-handling queue over AdminService.
@@ -66,12 +61,10 @@ func (a *app) exceptionsList(ctx context.Context, args []string) error {
 		return usageErr("unexpected argument %q", rest[0])
 	}
 	req := &mapfrontv1.ListExceptionsRequest{Limit: int32(*limit)}
-	switch *state {
-	case "open", "resolved":
-		req.State = *state
-	case "all", "":
-	default:
-		return usageErr("--state %q: want open, resolved or all", *state)
+	if s, ok := enumtext.Parse[mapfrontv1.ExceptionState](*state); ok {
+		req.State = s
+	} else if *state != "all" && *state != "" {
+		return usageErr("--state %q: want %s or all", *state, strings.Join(enumtext.Words[mapfrontv1.ExceptionState](), ", "))
 	}
 	if *limit < 1 || *limit > 10000 {
 		return usageErr("--limit %d: want 1 to 10000", *limit)
@@ -135,7 +128,7 @@ func (a *app) exceptionsShow(ctx context.Context, args []string) error {
 
 func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
 	fs := a.newFlags("exceptions resolve")
-	action := fs.String("action", "", resolveActions)
+	action := fs.String("action", "", resolveActions())
 	operator := fs.String("operator", "", "who resolves it (recorded)")
 	note := fs.String("note", "", "why (recorded)")
 	order := fs.String("order", "", "order ID: required for link_order, optional for activate")
@@ -148,9 +141,10 @@ func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	actionValue, known := enumtext.Parse[mapfrontv1.ExceptionAction](*action)
 	switch {
-	case !knownAction(*action):
-		return usageErr("--action %q: want one of %s", *action, resolveActions)
+	case !known:
+		return usageErr("--action %q: want one of %s", *action, resolveActions())
 	case strings.TrimSpace(*operator) == "":
 		return usageErr("--operator is required: the queue records who resolved an item")
 	case *action == "link_order" && *order == "":
@@ -167,7 +161,7 @@ func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
 	defer cancel()
 	resp, err := client.ResolveException(ctx, &mapfrontv1.ResolveExceptionRequest{
 		Id:       id,
-		Action:   *action,
+		Action:   actionValue,
 		Operator: strings.TrimSpace(*operator),
 		Note:     *note,
 		OrderId:  *order,

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/enumtext"
 )
 
 // Yuan formats fen as yuan with two decimals and thousands separators,
@@ -50,7 +51,7 @@ func Batch(w io.Writer, r *mapfrontv1.BatchReport) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("Business date", r.GetBusinessDate())
-	row("Status", r.GetStatus())
+	row("Status", enumtext.Word(r.GetStatus()))
 	if r.GetFileName() != "" {
 		row("File", r.GetFileName())
 	}
@@ -72,7 +73,7 @@ func Batch(w io.Writer, r *mapfrontv1.BatchReport) error {
 	} else {
 		var n, amount int64
 		for _, e := range r.GetExceptions() {
-			fmt.Fprintf(tw, "Exception %s\t%d\t%s\n", e.GetType(), e.GetCount(), Yuan(e.GetAmount()))
+			fmt.Fprintf(tw, "Exception %s\t%d\t%s\n", enumtext.Word(e.GetType()), e.GetCount(), Yuan(e.GetAmount()))
 			n += e.GetCount()
 			amount += e.GetAmount()
 		}
@@ -118,7 +119,7 @@ func BatchCSV(w io.Writer, r *mapfrontv1.BatchReport) error {
 		rows = append(rows, []string{date, "metric", m.name, strconv.FormatInt(m.count, 10), fen, yuan})
 	}
 	for _, e := range r.GetExceptions() {
-		rows = append(rows, []string{date, "exception", e.GetType(), strconv.FormatInt(e.GetCount(), 10),
+		rows = append(rows, []string{date, "exception", enumtext.Word(e.GetType()), strconv.FormatInt(e.GetCount(), 10),
 			strconv.FormatInt(e.GetAmount(), 10), plainYuan(e.GetAmount())})
 	}
 	if err := cw.WriteAll(rows); err != nil {
@@ -137,7 +138,7 @@ func Exceptions(w io.Writer, list []*mapfrontv1.Exception) error {
 	fmt.Fprintln(tw, "ID\tTYPE\tDATE\tSTATE\tLINE\tTRADE ID\tORDER\tTERMINAL/BATCH/SERIAL\tAMOUNT\tEXPECTED\tDETAIL")
 	for _, e := range list {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			e.GetId(), e.GetType(), e.GetBusinessDate(), e.GetState(), lineNo(e.GetLineNo()),
+			e.GetId(), enumtext.Word(e.GetType()), e.GetBusinessDate(), enumtext.Word(e.GetState()), lineNo(e.GetLineNo()),
 			dash(e.GetTradeId()), dash(e.GetOrderId()), terminalKey(e), Yuan(e.GetAmount()), Yuan(e.GetExpected()),
 			dash(shorten(e.GetDetail(), 40)))
 	}
@@ -153,9 +154,9 @@ func Exception(w io.Writer, e *mapfrontv1.Exception) error {
 		}
 	}
 	row("ID", strconv.FormatInt(e.GetId(), 10))
-	row("Type", e.GetType())
+	row("Type", enumtext.Word(e.GetType()))
 	row("Business date", e.GetBusinessDate())
-	row("State", e.GetState())
+	row("State", enumtext.Word(e.GetState()))
 	row("Line", lineNo(e.GetLineNo()))
 	row("Trade ID", e.GetTradeId())
 	row("Order", e.GetOrderId())
@@ -164,7 +165,7 @@ func Exception(w io.Writer, e *mapfrontv1.Exception) error {
 	row("Expected", Yuan(e.GetExpected()))
 	row("Detail", e.GetDetail())
 	row("Created at", e.GetCreatedAt())
-	row("Action", e.GetAction())
+	row("Action", enumtext.Word(e.GetAction()))
 	row("Operator", e.GetOperator())
 	row("Note", e.GetNote())
 	row("Linked order", e.GetLinkedOrderId())

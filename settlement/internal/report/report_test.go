@@ -33,11 +33,11 @@ func TestYuan(t *testing.T) {
 
 func sampleReport() *mapfrontv1.BatchReport {
 	return &mapfrontv1.BatchReport{
-		BusinessDate: "20250307", Status: "settled", FileName: "20250307.txt", Sha256: strings.Repeat("ab", 32),
+		BusinessDate: "20250307", Status: mapfrontv1.BatchState_BATCH_STATE_SETTLED, FileName: "20250307.txt", Sha256: strings.Repeat("ab", 32),
 		Records: 120, TotalFen: 54000000, Matched: 100, Opened: 15, Merged: 4, Activated: 110,
 		Exceptions: []*mapfrontv1.ExceptionCount{
-			{Type: "amount_mismatch", Count: 2, Amount: 900000},
-			{Type: "bad_line", Count: 3, Amount: 0},
+			{Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_AMOUNT_MISMATCH, Count: 2, Amount: 900000},
+			{Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_BAD_LINE, Count: 3, Amount: 0},
 		},
 		SettledAt: "2025-03-08 00:31:02",
 	}
@@ -98,9 +98,9 @@ func TestBatchCSV(t *testing.T) {
 
 func TestExceptions(t *testing.T) {
 	e := &mapfrontv1.Exception{
-		Id: 42, Type: "amount_mismatch", BusinessDate: "20250307", LineNo: 17, TradeId: "T1", OrderId: "20250307101010000001",
+		Id: 42, Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_AMOUNT_MISMATCH, BusinessDate: "20250307", LineNo: 17, TradeId: "T1", OrderId: "20250307101010000001",
 		TerminalId: "POS01", BatchNo: "000001", TerminalOrderId: "000539", Amount: 450000, Expected: 350000,
-		Detail: "file says 4500.00,\tour order says 3500.00 and this detail goes on for a while", State: "open",
+		Detail: "file says 4500.00,\tour order says 3500.00 and this detail goes on for a while", State: mapfrontv1.ExceptionState_EXCEPTION_STATE_OPEN,
 		CreatedAt: "2025-03-08 00:31:02",
 	}
 	var b bytes.Buffer

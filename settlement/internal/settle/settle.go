@@ -19,12 +19,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/enumtext"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/fetch"
 	"mapfront/settlement/internal/parse"
 )
 
-// Batch statuses the server reports (BatchReport.status).
+// Batch statuses the server reports (BatchReport.status), as words
+// (enumtext): what the daemon and the logs use.
 const (
 	StatusSettled     = "settled"
 	StatusFileMissing = "file_missing"
@@ -141,7 +143,7 @@ func (j *Job) Status(ctx context.Context, date calendar.Date) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return report.GetStatus(), nil
+	return enumtext.Word(report.GetStatus()), nil
 }
 
 // GetBatch returns the report of date's batch.
@@ -251,7 +253,7 @@ func (j *Job) Submit(ctx context.Context, date calendar.Date, path, fileName str
 		return nil, fmt.Errorf("SubmitBatch %s: %w", date, err)
 	}
 	report := resp.GetReport()
-	j.log().Info("batch report", "business_date", report.GetBusinessDate(), "status", report.GetStatus(),
+	j.log().Info("batch report", "business_date", report.GetBusinessDate(), "status", enumtext.Word(report.GetStatus()),
 		"records", report.GetRecords(), "matched", report.GetMatched(), "opened", report.GetOpened(),
 		"activated", report.GetActivated(), "repeated_submission", report.GetRepeatedSubmission(),
 		"elapsed", time.Since(start).Round(time.Millisecond))
@@ -304,7 +306,7 @@ func toProto(c parse.Chunk) *mapfrontv1.RecordChunk {
 // CheckReport returns nil when report says settled, and otherwise an error
 // wrapping ErrNotSettled that says what the status is.
 func CheckReport(report *mapfrontv1.BatchReport) error {
-	switch s := report.GetStatus(); s {
+	switch s := enumtext.Word(report.GetStatus()); s {
 	case StatusSettled:
 		return nil
 	case StatusFileMissing:

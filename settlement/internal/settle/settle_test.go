@@ -52,7 +52,7 @@ func (f *fakeSettlement) SubmitBatch(stream grpc.ClientStreamingServer[mapfrontv
 	f.header = h
 	early := f.answerEarly
 	f.mu.Unlock()
-	report := &mapfrontv1.BatchReport{BusinessDate: h.BusinessDate, Status: StatusSettled, FileName: h.FileName, Sha256: h.Sha256, Records: h.RecordCount, TotalFen: h.TotalFen}
+	report := &mapfrontv1.BatchReport{BusinessDate: h.BusinessDate, Status: mapfrontv1.BatchState_BATCH_STATE_SETTLED, FileName: h.FileName, Sha256: h.Sha256, Records: h.RecordCount, TotalFen: h.TotalFen}
 	if early {
 		report.RepeatedSubmission = true
 		return stream.SendAndClose(&mapfrontv1.SubmitBatchResponse{Report: report})
@@ -80,7 +80,7 @@ func (f *fakeSettlement) MarkFileMissing(_ context.Context, req *mapfrontv1.Mark
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.missing = append(f.missing, req)
-	return &mapfrontv1.MarkFileMissingResponse{Report: &mapfrontv1.BatchReport{BusinessDate: req.BusinessDate, Status: StatusFileMissing}}, nil
+	return &mapfrontv1.MarkFileMissingResponse{Report: &mapfrontv1.BatchReport{BusinessDate: req.BusinessDate, Status: mapfrontv1.BatchState_BATCH_STATE_FILE_MISSING}}, nil
 }
 
 func (f *fakeSettlement) GetBatch(_ context.Context, req *mapfrontv1.GetBatchRequest) (*mapfrontv1.GetBatchResponse, error) {
@@ -181,7 +181,7 @@ func TestSubmitServerAnswersAfterHeader(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Submit: %v", err)
 	}
-	if !report.RepeatedSubmission || report.Status != StatusSettled {
+	if !report.RepeatedSubmission || report.Status != mapfrontv1.BatchState_BATCH_STATE_SETTLED {
 		t.Errorf("report %+v", report)
 	}
 }
@@ -224,7 +224,7 @@ func TestRunFileMissing(t *testing.T) {
 	if !errors.Is(err, fetch.ErrFileMissing) {
 		t.Fatalf("err = %v", err)
 	}
-	if report.GetStatus() != StatusFileMissing || len(fake.missing) != 1 || fake.missing[0].BusinessDate != "20250307" ||
+	if report.GetStatus() != mapfrontv1.BatchState_BATCH_STATE_FILE_MISSING || len(fake.missing) != 1 || fake.missing[0].BusinessDate != "20250307" ||
 		!strings.Contains(fake.missing[0].Detail, "20250307.txt") {
 		t.Errorf("report %+v, MarkFileMissing calls %+v", report, fake.missing)
 	}
@@ -242,7 +242,7 @@ func TestRunFetchesAndSubmits(t *testing.T) {
 		Calendar:   calendar.Calendar{Zone: time.UTC, Offset: 30 * time.Minute, Deadline: 6 * time.Hour},
 	}
 	report, err := job.Run(context.Background(), date, false)
-	if err != nil || report.Status != StatusSettled || len(fake.records) != 5 {
+	if err != nil || report.Status != mapfrontv1.BatchState_BATCH_STATE_SETTLED || len(fake.records) != 5 {
 		t.Errorf("report %+v err %v records %d", report, err, len(fake.records))
 	}
 	if fake.header.FileName != "20250307.txt" {
@@ -258,7 +258,7 @@ func TestRunWithoutSource(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
-	fake := &fakeSettlement{batches: map[string]*mapfrontv1.BatchReport{"20250306": {Status: StatusSettled}}}
+	fake := &fakeSettlement{batches: map[string]*mapfrontv1.BatchReport{"20250306": {Status: mapfrontv1.BatchState_BATCH_STATE_SETTLED}}}
 	job := &Job{Settlement: startFake(t, fake)}
 	if s, err := job.Status(context.Background(), date.AddDays(-1)); s != StatusSettled || err != nil {
 		t.Errorf("Status = %q, %v", s, err)
