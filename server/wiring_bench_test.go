@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/legacy"
+	"mapfront/server/internal/config"
+	"mapfront/server/internal/metrics"
+)
+
+// payEcho answers every Pay at once, without a database: what is left to
+// measure is the legacy edge and the path to the service.
+type payEcho struct {
+	mapfrontv1.UnimplementedOfflineServiceServer
+}
+
+func (payEcho) Pay(_ context.Context, in *mapfrontv1.PayRequest) (*mapfrontv1.PayResponse, error) {
+	o := in.GetOrder()
+	balance := int64(295000)
+	return &mapfrontv1.PayResponse{Order: &mapfrontv1.PaymentOrder{
+		OrderId: "ud20261126181354000003", ConsumerId: o.ConsumerId, Sum: o.GetSum(), PayTime: "2026-11-26 18:13:54",
+		SellerId: o.SellerId, StoreId: o.StoreId, TerminalId: o.TerminalId, OperatorId: o.OperatorId,
+		BatchNo: o.BatchNo, TerminalOrderId: o.TerminalOrderId, Status: mapfrontv1.PaymentStatus_PAYMENT_STATUS_PAID,
+		AccountId: &o.ConsumerId, Balance: &balance,
+	}}, nil
+}
+
+// directPay calls the service as a function, skipping gRPC and its
+// interceptors: the former single-binary path, kept here as the baseline.
+type directPay struct {
+	mapfrontv1.OfflineServiceClient
+	srv mapfrontv1.OfflineServiceServer
+}
+
+func (c directPay) Pay(ctx context.Context, in *mapfrontv1.PayRequest, _ ...grpc.CallOption) (*mapfrontv1.PayResponse, error) {
+	return c.srv.Pay(ctx, in)
+}
+
+// BenchmarkSingleBinaryPay measures what the in-memory gRPC connection adds
+// to one legacy pay over calling the service directly (issue 8): protobuf
+// encoding both ways, HTTP/2 framing and the interceptor chain. The database
+// work of a real pay (several milliseconds) is not in either figure.
+func BenchmarkSingleBinaryPay(b *testing.B) {
+	body := `{"order":{"consumerId":"13912345678","paymentCodeDES":"B5BA8AF886E80014","sum":5000,"sellerId":"SH12345","storeId":"ST12345","terminalId":"ZJ000001","operatorId":"op01","batchNo":"000001","terminalOrderId":"000001","productName":"0号柴油","productPrice":500,"productQuantity":"10"}}`
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	run := func(b *testing.B, client mapfrontv1.OfflineServiceClient) {
+		h, err := legacy.NewHandler(client, legacy.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("POST", "/front/offline/pay", strings.NewReader(body)))
+			if !strings.Contains(rec.Body.String(), `"status":"支付成功"`) {
+				b.Fatalf("answer %s", rec.Body)
+			}
+		}
+	}
+	b.Run("direct", func(b *testing.B) { run(b, directPay{srv: payEcho{}}) })
+	b.Run("bufconn", func(b *testing.B) {
+		cfg := &config.Config{MaxMessageBytes: 4 << 20}
+		srv := grpc.NewServer(serverOptions(cfg, log, metrics.New(nil))...)
+		mapfrontv1.RegisterOfflineServiceServer(srv, payEcho{})
+		errc := make(chan error, 1)
+		conn, err := serveInProcess(srv, cfg.MaxMessageBytes, errc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			conn.Close()
+			srv.Stop()
+			<-errc
+		}()
+		run(b, mapfrontv1.NewOfflineServiceClient(conn))
+	})
+}
