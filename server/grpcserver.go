@@ -56,19 +56,24 @@ const inProcessBuffer = 1 << 20
 // that costs a protobuf encoding each way, which the split deployment pays
 // too. Serve's result is sent on errc. Closing the connection and stopping
 // srv (which closes the listener) are the caller's.
-func serveInProcess(srv *grpc.Server, maxMessageBytes int, errc chan<- error) (*grpc.ClientConn, error) {
+//
+// The connection is plaintext unless opts say otherwise: opts come after the
+// defaults and win, so that when the server requires TLS with client
+// certificates (issue 9) the caller passes the credentials of the identity
+// the in-process legacy handler calls as.
+func serveInProcess(srv *grpc.Server, maxMessageBytes int, errc chan<- error, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	lis := bufconn.Listen(inProcessBuffer)
 	go func() { errc <- srv.Serve(lis) }()
 	// "passthrough" hands the target to the dialer unresolved; the name is
 	// only what logs and errors show.
-	conn, err := grpc.NewClient("passthrough:///in-process",
+	conn, err := grpc.NewClient("passthrough:///in-process", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMessageBytes),
 			grpc.MaxCallSendMsgSize(maxMessageBytes),
 		),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
 	}

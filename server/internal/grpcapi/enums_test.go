@@ -1,8 +1,11 @@
 package grpcapi
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
@@ -73,5 +76,21 @@ func TestDomainWordsHaveEnumValues(t *testing.T) {
 	}
 	if e := word[mapfrontv1.BatchState]("no_such_state"); e != mapfrontv1.BatchState_BATCH_STATE_UNSPECIFIED {
 		t.Errorf("an unknown word became %v", e)
+	}
+}
+
+// A state number this build does not know is refused (10001), not read as
+// "every state"; the store is never reached.
+func TestListExceptionsRefusesUnknownState(t *testing.T) {
+	s := &AdminServer{Log: slog.New(slog.DiscardHandler)}
+	_, err := s.ListExceptions(context.Background(), &mapfrontv1.ListExceptionsRequest{State: 99})
+	var code int32
+	for _, d := range status.Convert(err).Details() {
+		if ed, ok := d.(*mapfrontv1.ErrorDetail); ok {
+			code = ed.Errcode
+		}
+	}
+	if code != 10001 {
+		t.Errorf("ListExceptions with state 99: %v (errcode %d), want 10001", err, code)
 	}
 }

@@ -208,6 +208,10 @@ func exceptionOut(e *mapfront.Exception) *mapfrontv1.Exception {
 // ListExceptions implements the RPC of the same name.
 func (s *AdminServer) ListExceptions(ctx context.Context, in *mapfrontv1.ListExceptionsRequest) (*mapfrontv1.ListExceptionsResponse, error) {
 	f := mapfront.ExceptionFilter{State: enumtext.Word(in.State), Limit: int(in.Limit)}
+	if f.State == "" && in.State != mapfrontv1.ExceptionState_EXCEPTION_STATE_UNSPECIFIED {
+		// A state this build does not know must not widen the filter to all.
+		return nil, s.fail(ctx, "ListExceptions", mapfront.Invalid("state", "须为open或resolved"))
+	}
 	if in.BusinessDate != "" {
 		d, err := mapfront.ParseDate(in.BusinessDate)
 		if err != nil {
