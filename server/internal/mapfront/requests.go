@@ -107,15 +107,15 @@ func (r *RepealCardRequest) Validate() error {
 
 // CardOrderAnswer is the `order` of open_card and repeal_card answers.
 type CardOrderAnswer struct {
-	OrderID         string `json:"orderId"`
-	Mobile          string `json:"mobileNum"`
-	SellerID        string `json:"sellerId"`
-	StoreID         string `json:"storeId"`
-	TerminalID      string `json:"terminalId"`
-	OperatorID      string `json:"operatorId"`
-	BatchNo         string `json:"batchNo"`
-	TerminalOrderID string `json:"terminalOrderId"`
-	Remark          string `json:"remark"`
+	OrderID         string
+	Mobile          string
+	SellerID        string
+	StoreID         string
+	TerminalID      string
+	OperatorID      string
+	BatchNo         string
+	TerminalOrderID string
+	Remark          string
 }
 
 // DownloadProductRequest is a download_product call.
