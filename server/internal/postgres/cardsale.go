@@ -125,4 +125,3 @@ func (s *Store) activate(ctx context.Context, tx pgx.Tx, o *cardOrder) error {
 	o.status, o.credited, o.released, o.activatedAt = "active", true, 1, &now
 	return err
 }
-

@@ -100,8 +100,8 @@ ORDER BY a.activated_at, a.account_id FOR NO KEY UPDATE OF a`
 WHERE account_id = $1 AND kind <> 'system' FOR NO KEY UPDATE`
 	payOrderByKeySQL = `SELECT ` + payOrderColumns + ` FROM pay_orders
 WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
-	accountBalanceSQL  = `SELECT balance FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE`
-	orderSeqSQL        = `SELECT nextval('order_seq')`
+	accountBalanceSQL   = `SELECT balance FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE`
+	orderSeqSQL         = `SELECT nextval('order_seq')`
 	customerPasswordSQL = `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`
 )
 

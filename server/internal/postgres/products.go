@@ -71,4 +71,3 @@ func productForSale(ctx context.Context, q querier, id string) (*mapfront.Produc
 	}
 	return p, err
 }
-

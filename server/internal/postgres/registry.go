@@ -67,4 +67,3 @@ RETURNING tpk_kcv`
 	})
 	return check, err
 }
-
