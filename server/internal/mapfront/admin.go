@@ -313,7 +313,7 @@ func checkRegistryID(name, id string) error {
 	if id == "" {
 		return Missing(name)
 	}
-	if len(id) > MaxIDLen || strings.TrimSpace(id) != id {
+	if len(id) > MaxIDLen || strings.TrimSpace(id) != id || HasControl(id) {
 		return Invalid(name, "最多32个字符，首尾不能有空格")
 	}
 	return nil
