@@ -237,9 +237,9 @@ func TestAccountID(t *testing.T) {
 		seq    int64
 		want   string
 	}{
-		{CashPrefix, 1, "9999000000000012"}, // README: the demo cash account on a fresh database
-		{"1010", 3, "1010000000000030"},     // README: the split-paid card
-		{"1010", 12341234123, "101012341234123"},   // check digit verified below
+		{CashPrefix, 1, "9999000000000012"},          // README: the demo cash account on a fresh database
+		{"1010", 3, "1010000000000030"},              // README: the split-paid card
+		{"1010", 12341234123, "101012341234123"},     // check digit verified below
 		{"1012", 100_000_000_003, "101200000000003"}, // the sequence wraps at 11 digits
 	} {
 		got := AccountID(r.prefix, r.seq)
