@@ -53,9 +53,10 @@ func classify(what string, err error, commitSent bool) error {
 		switch {
 		case pe.Code == "40001", pe.Code == "40P01", pe.Code == "0A000":
 			return &mapfront.Transient{Err: wrapped}
-		case pe.Code == "23505" && (pe.ConstraintName == "customers_mobile_key" || pe.ConstraintName == "card_orders_one_filling"):
-			// Two first requests raced to create the same customer or the
-			// same filling card order; the retry finds the winner's row.
+		case pe.Code == "23505" && raceKey(pe.ConstraintName):
+			// Two first requests raced to create the same row (a customer,
+			// a filling card order, an open_card payment that the settlement
+			// file opened meanwhile); the retry finds the winner's row.
 			return &mapfront.Transient{Err: wrapped}
 		case pe.Code == "23514" && pe.ConstraintName == "balance_non_negative":
 			return fmt.Errorf("%w: %v", mapfront.Errorf(mapfront.CodeInsufficient, "余额不足"), wrapped)
@@ -72,6 +73,16 @@ func classify(what string, err error, commitSent bool) error {
 		return &mapfront.Transient{Err: wrapped}
 	}
 	return wrapped
+}
+
+// raceKey reports whether a unique key is one on which two first requests
+// may race; the loser's retry reads the winner's row.
+func raceKey(constraint string) bool {
+	switch constraint {
+	case "customers_mobile_key", "card_orders_one_filling", "card_payments_terminal_id_batch_no_terminal_order_id_key":
+		return true
+	}
+	return false
 }
 
 // connectionLost reports whether err is the connection failing (refused,

@@ -23,8 +23,7 @@ ALTER TABLE terminal_requests
         CHECK (state IN ('approved', 'declined', 'tombstone', 'reversed')),
     ADD CONSTRAINT terminal_requests_declined_has_errcode
         CHECK ((state = 'declined') = (errcode <> 0)),
-    ADD CONSTRAINT terminal_requests_errcode_check
-        CHECK (errcode = 0 OR errcode BETWEEN 10002 AND 10017),
+    ADD CONSTRAINT terminal_requests_errcode_check CHECK (errcode >= 0),
     ALTER COLUMN errcode SET DEFAULT 0;
 
 ALTER TABLE terminal_requests RENAME COLUMN undo_answer TO reversal;
