@@ -30,11 +30,16 @@ type posting struct {
 // customer balances in the same statement, so an overdraft fails here with
 // balance_non_negative; the deferred trigger refuses an unbalanced
 // transaction at commit. $1 kind, $2 order id, $3 accounts, $4 amounts.
-const ledgerSQL = `
+const ledgerSQL = ledgerCTE + `SELECT txn_id FROM t`
+
+// ledgerCTE is ledgerSQL's writing part, for a statement that writes the
+// order of the movement with it (queuePostWith): parameters from $5 on are
+// the tail's.
+const ledgerCTE = `
 WITH t AS (INSERT INTO ledger_txns (kind, order_id) VALUES ($1, $2) RETURNING txn_id),
      p AS (INSERT INTO postings (txn_id, account_id, amount)
            SELECT t.txn_id, a, m FROM t, unnest($3::text[], $4::bigint[]) AS u(a, m))
-SELECT txn_id FROM t`
+`
 
 // ledgerArgs checks and merges legs (mapfront.MergeLegs) into the arguments
 // of ledgerSQL.
@@ -58,6 +63,18 @@ func queuePost(b *pgx.Batch, kind, orderID string, legs ...mapfront.Leg) error {
 		return err
 	}
 	b.Queue(ledgerSQL, args...)
+	return nil
+}
+
+// queuePostWith queues one ledger transaction and tail, a statement whose
+// parameters start at $5, as one statement: the movement and its order in
+// one execution, as the hot path wants.
+func queuePostWith(b *pgx.Batch, kind, orderID string, legs []mapfront.Leg, tail string, tailArgs ...any) error {
+	args, err := ledgerArgs(kind, orderID, legs)
+	if err != nil {
+		return err
+	}
+	b.Queue(ledgerCTE+tail, append(args, tailArgs...)...)
 	return nil
 }
 

@@ -182,28 +182,28 @@ func writePay(b *pgx.Batch, o *mapfront.PayOutcome) error {
 		queueKeyRecord(b, mapfront.KindPay, o.Key, o.Declined)
 	}
 	if p := o.Approved; p != nil {
-		if err := queuePost(b, "pay", p.ID, mapfront.PayLegs(p)...); err != nil {
-			return err
-		}
-		queuePayOrder(b, "pay", p)
+		return queuePayOrder(b, "pay", p, mapfront.PayLegs(p))
 	}
 	return nil
 }
 
-const insertPayOrderSQL = `INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no,
+// insertPayOrderTail inserts a pay or cancel order after ledgerCTE.
+const insertPayOrderTail = `INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no,
     terminal_order_id, operator_id, consumer_id, account_id, amount, balance_after, status, original_order_id,
     product_name, product_price, product_quantity, remark, business_date, pay_time, fingerprint)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`
+VALUES ($5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`
 
-// queuePayOrder queues the insert of a pay or cancel order.
-func queuePayOrder(b *pgx.Batch, kind string, o *mapfront.PayOrder) {
+// queuePayOrder queues a pay or cancel order with its ledger transaction,
+// in one statement.
+func queuePayOrder(b *pgx.Batch, kind string, o *mapfront.PayOrder, legs []mapfront.Leg) error {
 	var original any
 	if o.OriginalOrderID != "" {
 		original = o.OriginalOrderID
 	}
-	b.Queue(insertPayOrderSQL, o.ID, kind, o.SellerID, o.StoreID, o.TerminalID, o.BatchNo, o.TerminalOrderID,
-		o.OperatorID, o.ConsumerID, o.AccountID, o.Amount, o.BalanceAfter, string(o.Status), original, o.ProductName,
-		o.ProductPrice, o.ProductQuantity, o.Remark, o.BusinessDate, o.PayTime, o.Fingerprint)
+	return queuePostWith(b, kind, o.ID, legs, insertPayOrderTail, o.ID, kind, o.SellerID, o.StoreID, o.TerminalID,
+		o.BatchNo, o.TerminalOrderID, o.OperatorID, o.ConsumerID, o.AccountID, o.Amount, o.BalanceAfter,
+		string(o.Status), original, o.ProductName, o.ProductPrice, o.ProductQuantity, o.Remark, o.BusinessDate,
+		o.PayTime, o.Fingerprint)
 }
 
 // LoadCancel implements mapfront.OfflineStore.
@@ -232,8 +232,7 @@ WHERE order_id = $1 AND kind = 'pay') FOR NO KEY UPDATE`, r.OrderID).QueryRow(fu
 
 func writeCancel(b *pgx.Batch, o *mapfront.CancelOutcome) error {
 	if c := o.Cancel; c != nil {
-		queuePayOrder(b, "cancel", c)
-		if err := queuePost(b, "cancel", c.ID, mapfront.RefundLegs(c)...); err != nil {
+		if err := queuePayOrder(b, "cancel", c, mapfront.RefundLegs(c)); err != nil {
 			return err
 		}
 		b.Queue(`UPDATE pay_orders SET status = 'cancelled' WHERE order_id = $1`, c.OriginalOrderID)
