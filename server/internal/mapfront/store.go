@@ -191,12 +191,11 @@ type UndoState struct {
 }
 
 // UndoOutcome is what a pay_undo writes: the refund of the pay if any and
-// the pay key's new record (inserted when the key had none).
+// the pay key's new record.
 type UndoOutcome struct {
 	Key    TerminalKey
 	Refund *PayOrder // the pay to mark reversed and refund
 	Record *KeyRecord
-	Insert bool
 }
 
 // CardOrder is a card order: the open_card payments of one customer and

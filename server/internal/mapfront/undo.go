@@ -72,7 +72,7 @@ func DecideUndo(r *UndoPayRequest, st *UndoState, c Clock, now time.Time) (*Undo
 		OperatorID: r.OperatorID, BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID, Remark: r.Remark,
 		Status: StatusReversed,
 	}
-	out := &UndoOutcome{Key: r.Key(), Insert: st.Key == nil}
+	out := &UndoOutcome{Key: r.Key()}
 	rec := KeyRecord{}
 	if st.Key != nil {
 		rec = *st.Key
