@@ -58,11 +58,12 @@ func startSystem(t *testing.T, inProcess bool) *system {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.Options{
-		Clock: mapfront.Clock{Zone: zone, Now: time.Now}, Policy: cfg.Policy, Keys: keys, Log: log, MaxConns: 8})
+		Clock: mapfront.Clock{Zone: zone, Now: time.Now}, Policy: cfg.Policy,
+		NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), Log: log, MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.LoadDemo(ctx, postgres.Demo{TPKHex: demoTPK, KCV: func(k []byte) string { return kcv(k, false) }}); err != nil {
+	if err := mapfront.NewAdminService(store, keys, cfg.Policy).LoadDemo(ctx, demoTPK); err != nil {
 		t.Fatal(err)
 	}
 	httpAddr := freeAddr(t)
@@ -70,7 +71,7 @@ func startSystem(t *testing.T, inProcess bool) *system {
 		cfg.LegacyAddr = httpAddr
 	}
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, store) }()
+	go func() { done <- serve(ctx, cfg, log, store, keys) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done

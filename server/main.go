@@ -88,7 +88,7 @@ func runServer(cmd string, args []string) error {
 	defer stop()
 	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
 		Clock:  mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now},
-		Policy: cfg.Policy, Keys: keys, Log: log,
+		Policy: cfg.Policy, NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), Log: log,
 		MaxConns: cfg.MaxConns, StatementTimeout: cfg.StatementTimeout,
 	})
 	if err != nil {
@@ -100,20 +100,22 @@ func runServer(cmd string, args []string) error {
 		log.Info("migrations applied")
 		return nil
 	case "demo":
-		if err := store.LoadDemo(ctx, postgres.Demo{TPKHex: demoTPK, KCV: func(k []byte) string { return kcv(k, false) }}); err != nil {
+		if err := mapfront.NewAdminService(store, keys, cfg.Policy).LoadDemo(ctx, demoTPK); err != nil {
 			return err
 		}
 		log.Info("demo data loaded")
 		return nil
 	}
-	return serve(ctx, cfg, log, store)
+	return serve(ctx, cfg, log, store, keys)
 }
 
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store, keys mapfront.Keys) error {
 	m := metrics.New(store.Pool())
 	srv := grpc.NewServer(serverOptions(cfg, log, m)...)
-	mapfrontv1.RegisterOfflineServiceServer(srv, &grpcapi.OfflineServer{Store: store, Log: log})
-	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: store, Log: log, KCV: kcv})
+	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now}
+	offline := &grpcapi.OfflineServer{Store: mapfront.NewService(store, keys, clock, cfg.Policy, log), Log: log}
+	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
+	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: mapfront.NewAdminService(store, keys, cfg.Policy), Log: log})
 	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log, CompletionWindow: cfg.CompletionWindow,
 		OnBatch: func(status string) { m.Batches.WithLabelValues(status).Inc() }})
 	hs := health.NewServer()
@@ -206,18 +208,6 @@ func opsHandler(store *postgres.Store, m *metrics.Metrics) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	return mux
-}
-
-func kcv(key []byte, legacy bool) string {
-	keying := pinblock.DoubleLength
-	if legacy {
-		keying = pinblock.LegacySingle
-	}
-	v, err := pinblock.KCV(key, keying)
-	if err != nil {
-		return ""
-	}
-	return v
 }
 
 func newLogger(level string) *slog.Logger {

@@ -7,17 +7,59 @@ import (
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/server/internal/mapfront"
-	"mapfront/server/internal/postgres"
 )
 
-// AdminServer implements mapfrontv1.AdminServiceServer over the store.
+// Admin is what the AdminService needs of the back office's application
+// service (mapfront.AdminService). Each method returns *mapfront.Error for
+// business outcomes (errcodes of SPEC section 3, named on each method) and
+// other errors only for internal failures; 10018 when the database is busy.
+type Admin interface {
+	// UpsertProduct: 10001 invalid product.
+	UpsertProduct(ctx context.Context, p mapfront.Product) (*mapfront.Product, error)
+	ListProducts(ctx context.Context, onSaleOnly bool) ([]mapfront.Product, error)
+	// UpsertSeller: 10001 bad id.
+	UpsertSeller(ctx context.Context, id, name string, enabled bool) error
+	// UpsertStore: 10001 bad id, 10002 unknown seller.
+	UpsertStore(ctx context.Context, sellerID, storeID, name string, enabled bool) error
+	// UpsertTerminal returns the key check value: 10001 bad id or key, 10002
+	// unknown seller/store.
+	UpsertTerminal(ctx context.Context, t mapfront.TerminalSpec) (string, error)
+	// CreateCustomer: 10001, 10016.
+	CreateCustomer(ctx context.Context, mobile, idNumber string) (*mapfront.CustomerView, error)
+	// GetCustomer: 10005.
+	GetCustomer(ctx context.Context, mobile string) (*mapfront.CustomerView, error)
+	// SetPaymentPassword: 10001, 10005.
+	SetPaymentPassword(ctx context.Context, mobile, password string) error
+	// ResetPaymentPassword: 10005.
+	ResetPaymentPassword(ctx context.Context, mobile string) error
+	// UnlockPaymentPassword: 10005.
+	UnlockPaymentPassword(ctx context.Context, mobile string) error
+	// TopUpCash returns the cash account and its balance: 10001, 10003,
+	// 10005, 10006, 10015.
+	TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error)
+	// SetAccountFrozen: 10005, 10006.
+	SetAccountFrozen(ctx context.Context, accountID string, frozen bool) error
+	// GetOrder: 10010.
+	GetOrder(ctx context.Context, orderID string) (*mapfront.OrderView, error)
+	// ListStatement returns the balance and the newest postings: 10005.
+	ListStatement(ctx context.Context, accountID string, limit int) (int64, []mapfront.StatementLine, error)
+	VerifyLedger(ctx context.Context) (*mapfront.LedgerReport, error)
+	// ListExceptions returns manual-handling queue items (SPEC section 6):
+	// 10001.
+	ListExceptions(ctx context.Context, f mapfront.ExceptionFilter) ([]mapfront.Exception, error)
+	// GetException: 10010.
+	GetException(ctx context.Context, id int64) (*mapfront.Exception, error)
+	// ResolveException settles a queue item once; already says it was:
+	// 10001, 10006, 10010, 10015, 10018.
+	ResolveException(ctx context.Context, r mapfront.Resolution) (*mapfront.Exception, bool, error)
+}
+
+// AdminServer implements mapfrontv1.AdminServiceServer over Admin.
 // The manual-handling queue RPCs are served by the settlement side.
 type AdminServer struct {
 	mapfrontv1.UnimplementedAdminServiceServer
-	Store *postgres.Store
+	Store Admin
 	Log   *slog.Logger
-	// KCV computes a terminal key's check value.
-	KCV func(key []byte, legacy bool) string
 }
 
 func (s *AdminServer) fail(ctx context.Context, method string, err error) error {
@@ -84,16 +126,15 @@ func (s *AdminServer) UpsertStore(ctx context.Context, in *mapfrontv1.UpsertStor
 
 // UpsertTerminal implements the RPC of the same name.
 func (s *AdminServer) UpsertTerminal(ctx context.Context, in *mapfrontv1.UpsertTerminalRequest) (*mapfrontv1.UpsertTerminalResponse, error) {
-	kcv, err := s.Store.UpsertTerminal(ctx, postgres.TerminalSpec{TerminalID: in.TerminalId, SellerID: in.SellerId,
-		StoreID: in.StoreId, Enabled: in.Enabled, TPKHex: in.TpkHex, LegacyDES: in.LegacyDes},
-		func(key []byte) string { return s.KCV(key, in.LegacyDes) })
+	kcv, err := s.Store.UpsertTerminal(ctx, mapfront.TerminalSpec{TerminalID: in.TerminalId, SellerID: in.SellerId,
+		StoreID: in.StoreId, Enabled: in.Enabled, TPKHex: in.TpkHex, LegacyDES: in.LegacyDes})
 	if err != nil {
 		return nil, s.fail(ctx, "UpsertTerminal", err)
 	}
 	return &mapfrontv1.UpsertTerminalResponse{Kcv: kcv}, nil
 }
 
-func customerOut(c *postgres.CustomerView) *mapfrontv1.Customer {
+func customerOut(c *mapfront.CustomerView) *mapfrontv1.Customer {
 	out := &mapfrontv1.Customer{MobileNum: c.Mobile, IdNumberMasked: c.IDNumberMasked, PasswordSet: c.PasswordSet,
 		PasswordLocked: c.Locked, PasswordFailures: int32(c.Failures)}
 	for _, a := range c.Accounts {

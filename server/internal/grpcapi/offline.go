@@ -8,9 +8,10 @@ import (
 	"mapfront/server/internal/mapfront"
 )
 
-// Offline is what the OfflineService needs of the store. Each method returns
-// *mapfront.Error for business outcomes (errcodes of SPEC section 3) and other
-// errors only for internal failures.
+// Offline is what the OfflineService needs of the application service
+// (mapfront.Service). Each method returns *mapfront.Error for business
+// outcomes (errcodes of SPEC section 3; each method's are listed on
+// mapfront.Service) and other errors only for internal failures.
 type Offline interface {
 	OpenCard(ctx context.Context, r *mapfront.OpenCardRequest) (*mapfront.CardOrderAnswer, error)
 	RepealCard(ctx context.Context, r *mapfront.RepealCardRequest) (*mapfront.CardOrderAnswer, error)

@@ -1,9 +1,12 @@
 // Package mapfront holds the domain of the offline front: the error kinds of
-// the partner contract, money, identities, the business day, and the rules
-// that decide what a card sale, a pay, a void or a reversal means (SPEC
-// sections 3 to 5). It imports no SQL, no HTTP and no generated protobuf
-// types; the postgres package stores what these rules decide and the grpcapi
-// package translates at the edge.
+// the partner contract, money, identities, the business day, the rules that
+// decide what a card sale, a pay, a void or a reversal means (SPEC sections
+// 3 to 5) as pure functions, and the application services (Service,
+// AdminService) that run each request: validate, load the state from the
+// store, decide, persist. It imports no SQL, no HTTP and no generated
+// protobuf types; it owns the store interfaces (OfflineStore, AdminStore)
+// that the postgres package implements with SQL only, and the grpcapi
+// package translates at the edge. docs/architecture.md draws the layers.
 package mapfront
 
 import (

@@ -84,23 +84,23 @@ func checkSum(sum, limit int64) error {
 
 // PaymentAnswer is the `order` of pay and pay_undo answers.
 type PaymentAnswer struct {
-	OrderID         string `json:"orderId"`
-	ConsumerID      string `json:"consumerId"`
-	Sum             int64  `json:"sum"`
-	PayTime         string `json:"payTime"`
-	SellerID        string `json:"sellerId"`
-	StoreID         string `json:"storeId"`
-	TerminalID      string `json:"terminalId"`
-	OperatorID      string `json:"operatorId"`
-	BatchNo         string `json:"batchNo"`
-	TerminalOrderID string `json:"terminalOrderId"`
-	ProductName     string `json:"productName"`
-	ProductPrice    int64  `json:"productPrice"`
-	ProductQuantity string `json:"productQuantity"`
-	Remark          string `json:"remark"`
-	Status          string `json:"status"`
-	AccountID       string `json:"accountId,omitempty"`
-	Balance         *int64 `json:"balance,omitempty"`
+	OrderID         string
+	ConsumerID      string
+	Sum             int64
+	PayTime         string
+	SellerID        string
+	StoreID         string
+	TerminalID      string
+	OperatorID      string
+	BatchNo         string
+	TerminalOrderID string
+	ProductName     string
+	ProductPrice    int64
+	ProductQuantity string
+	Remark          string
+	Status          string
+	AccountID       string
+	Balance         *int64
 }
 
 // CancelPayRequest is a pay_cancel call (消费撤销).
@@ -137,18 +137,18 @@ func (r *CancelPayRequest) Fingerprint() []byte {
 
 // CancelAnswer is the `order` of a pay_cancel answer.
 type CancelAnswer struct {
-	OrderID         string `json:"orderId"`
-	PayTime         string `json:"payTime"`
-	SellerID        string `json:"sellerId"`
-	StoreID         string `json:"storeId"`
-	TerminalID      string `json:"terminalId"`
-	OperatorID      string `json:"operatorId"`
-	BatchNo         string `json:"batchNo"`
-	TerminalOrderID string `json:"terminalOrderId"`
-	Remark          string `json:"remark"`
-	Status          string `json:"status"`
-	AccountID       string `json:"accountId,omitempty"`
-	Balance         *int64 `json:"balance,omitempty"`
+	OrderID         string
+	PayTime         string
+	SellerID        string
+	StoreID         string
+	TerminalID      string
+	OperatorID      string
+	BatchNo         string
+	TerminalOrderID string
+	Remark          string
+	Status          string
+	AccountID       string
+	Balance         *int64
 }
 
 // UndoPayRequest is a pay_undo call (消费冲正): the pay's own terminal key.

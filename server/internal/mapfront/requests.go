@@ -107,15 +107,15 @@ func (r *RepealCardRequest) Validate() error {
 
 // CardOrderAnswer is the `order` of open_card and repeal_card answers.
 type CardOrderAnswer struct {
-	OrderID         string `json:"orderId"`
-	Mobile          string `json:"mobileNum"`
-	SellerID        string `json:"sellerId"`
-	StoreID         string `json:"storeId"`
-	TerminalID      string `json:"terminalId"`
-	OperatorID      string `json:"operatorId"`
-	BatchNo         string `json:"batchNo"`
-	TerminalOrderID string `json:"terminalOrderId"`
-	Remark          string `json:"remark"`
+	OrderID         string
+	Mobile          string
+	SellerID        string
+	StoreID         string
+	TerminalID      string
+	OperatorID      string
+	BatchNo         string
+	TerminalOrderID string
+	Remark          string
 }
 
 // DownloadProductRequest is a download_product call.
@@ -160,7 +160,21 @@ func join(groups ...[]field) []field {
 	return out
 }
 
-// checkFields returns the first missing or over-long field as a 10001 naming it.
+// HasControl reports whether s holds a control character: NUL or another C0
+// code (U+0000-U+001F) or DEL. No field of the partner contract carries one;
+// refused at the edge of the domain, they are the client's mistake (10001),
+// never a database error (10000).
+func HasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFields returns the first missing, malformed or over-long field as a
+// 10001 naming it.
 func checkFields(fs ...field) error {
 	for _, f := range fs {
 		if f.value == "" {
@@ -171,6 +185,9 @@ func checkFields(fs ...field) error {
 		}
 		if !utf8.ValidString(f.value) {
 			return Invalid(f.name, "不是合法的UTF-8")
+		}
+		if HasControl(f.value) {
+			return Invalid(f.name, "含有控制字符")
 		}
 		if n := utf8.RuneCountInString(f.value); n > f.max {
 			return Errorf(CodeMalformed, "字段%s超长（最多%d个字符）", f.name, f.max)

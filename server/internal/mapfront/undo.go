@@ -1,5 +1,10 @@
 package mapfront
 
+import (
+	"errors"
+	"time"
+)
+
 // UndoAction is what a reversal (消费冲正) does, decided from what its pay's
 // terminal key holds (SPEC section 5).
 type UndoAction int
@@ -15,90 +20,99 @@ const (
 	UndoNothingDeclined
 	// UndoNothingCancelled: the pay was cancelled already; nothing moves.
 	UndoNothingCancelled
+	// UndoReplay: the key was reversed before; its reversal answers again.
+	UndoReplay
 )
 
-// DecideUndo chooses the action for a pay key: whether a pay came, whether
-// it was approved, and its order's status (success, cancelled, reversed).
-func DecideUndo(payCame, approved bool, orderStatus string) UndoAction {
+var errStoredAnswerMissing = errors.New("terminal key holds an approval without its answer")
+
+// UndoActionFor chooses the action for a pay key from its record and its
+// approved order.
+func UndoActionFor(k *KeyRecord, paid *PayOrder) (UndoAction, error) {
 	switch {
-	case !payCame:
-		return UndoTombstone
-	case !approved:
-		return UndoNothingDeclined
-	case orderStatus == "cancelled":
-		return UndoNothingCancelled
-	default:
-		return UndoRefund
+	case k != nil && k.Reversal != nil:
+		return UndoReplay, nil
+	case paid == nil && k == nil:
+		return UndoTombstone, nil
+	case paid == nil && k.State == KeyDeclined:
+		return UndoNothingDeclined, nil
+	case paid == nil:
+		return 0, errors.New("pay key in state " + string(k.State) + " without an order or a reversal")
+	case paid.Status == PayCancelled:
+		return UndoNothingCancelled, nil
+	case paid.Status == PaySuccess:
+		return UndoRefund, nil
 	}
+	return 0, errors.New("reversed pay without its reversal's answer")
 }
 
-// AccountChoice is an account a pay may use.
-type AccountChoice struct {
-	ID      string
-	Kind    string // cash or card
-	Status  AccountStatus
-	Balance int64
-}
-
-// ChooseAccount picks the account a pay by mobile number uses (SPEC section
-// 5): under card-first the earliest-activated active card whose balance covers
-// the sum (cards must come in activation order), else the cash account if it
-// covers the sum; cash-first the other way round. A pay never splits across
-// accounts; nothing covering the sum is 10009.
-func ChooseAccount(accounts []AccountChoice, sum int64, rule AccountRule) (AccountChoice, error) {
-	var card, cash *AccountChoice
-	for i := range accounts {
-		a := &accounts[i]
-		if a.Status != Active || a.Balance < sum {
-			continue
+// DecideUndo decides a pay_undo (SPEC section 5). The POS retries a reversal
+// until it gets errcode 0, so every case but a foreign terminal is a
+// success: the approved pay is refunded and marked reversed; a declined or
+// cancelled pay moves nothing; an unknown key gets a tombstone that declines
+// a later pay; a repeat gets the first reversal's answer. The reversal of an
+// approved pay answers with the pay's own orderId.
+func DecideUndo(r *UndoPayRequest, st *UndoState, c Clock, now time.Time) (*UndoOutcome, *PaymentAnswer, error) {
+	if err := CheckTerminal(st.Terminal, r.Origin); err != nil {
+		return nil, nil, err
+	}
+	action, err := UndoActionFor(st.Key, st.Paid)
+	if err != nil {
+		return nil, nil, err
+	}
+	if action == UndoReplay {
+		var a PaymentAnswer
+		if err := DecodeAnswer(st.Key.Reversal, &a); err != nil {
+			return nil, nil, err
 		}
-		switch {
-		case a.Kind == "card" && card == nil:
-			card = a
-		case a.Kind == "cash":
-			cash = a
+		return nil, &a, nil
+	}
+	a := &PaymentAnswer{
+		PayTime: c.FormatTime(now), SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID,
+		OperatorID: r.OperatorID, BatchNo: r.BatchNo, TerminalOrderID: r.TerminalOrderID, Remark: r.Remark,
+		Status: StatusReversed,
+	}
+	out := &UndoOutcome{Key: r.Key()}
+	rec := KeyRecord{}
+	if st.Key != nil {
+		rec = *st.Key
+	}
+	if o := st.Paid; o != nil {
+		if o.SellerID != r.SellerID || o.StoreID != r.StoreID {
+			return nil, nil, Errorf(CodeTerminal, "冲正的商户、门店与原交易不符")
 		}
+		a.OrderID, a.ConsumerID, a.Sum, a.AccountID = o.ID, o.ConsumerID, o.Amount, o.AccountID
+		a.ProductName, a.ProductPrice, a.ProductQuantity = o.ProductName, o.ProductPrice, o.ProductQuantity
+		if st.Key == nil {
+			rec = KeyRecord{Fingerprint: o.Fingerprint, State: KeyApproved}
+		}
+	} else {
+		// No approved pay: the reversal gets an order number of its own.
+		a.OrderID = PayOrderID(c, now, st.OrderSeq)
 	}
-	first, second := card, cash
-	if rule == CashFirst {
-		first, second = cash, card
+	switch action {
+	case UndoTombstone:
+		rec.State = KeyTombstone
+	case UndoRefund:
+		balance := st.PaidBalance + st.Paid.Amount
+		a.Balance = &balance
+		rec.State = KeyReversed
+		out.Refund = st.Paid
+	case UndoNothingCancelled:
+		// The pay stands as answered (then cancelled): a repeat of it
+		// still gets its answer, so the key stays approved.
+		balance := st.PaidBalance
+		a.Balance, a.Status = &balance, StatusWasCancelled
+	case UndoNothingDeclined:
+		// The declined pay keeps its record: a repeat of it is declined as
+		// before (SPEC section 5).
+		a.Status = StatusNothingToUndo
 	}
-	if first != nil {
-		return *first, nil
+	body, err := EncodeAnswer(a)
+	if err != nil {
+		return nil, nil, err
 	}
-	if second != nil {
-		return *second, nil
-	}
-	return AccountChoice{}, Errorf(CodeInsufficient, "余额不足")
-}
-
-// CheckPassword applies the payment password rules of SPEC section 5 to a
-// customer's state and the verification result, returning the failure count
-// and lock to store and the decline, if any. maxFailures wrong in a row lock.
-func CheckPassword(set, locked bool, failures int, ok bool, maxFailures int) (newFailures int, newLocked bool, err error) {
-	switch {
-	case locked:
-		return failures, true, Errorf(CodePasswordLocked, "支付密码已锁定，请联系客服解锁")
-	case !set:
-		return failures, false, Errorf(CodeNoPassword, "未设置支付密码")
-	case ok:
-		return 0, false, nil
-	}
-	failures++
-	if failures >= maxFailures {
-		return failures, true, Errorf(CodeWrongPassword, "支付密码错误，已连续%d次，密码已锁定", failures)
-	}
-	return failures, false, Errorf(CodeWrongPassword, "支付密码错误，还可尝试%d次", maxFailures-failures)
-}
-
-// CheckAccount applies the pay rules to an account named by its accountId:
-// it must be active (else 10006) and cover the sum (else 10009).
-func CheckAccount(a AccountChoice, sum int64) error {
-	if a.Status != Active {
-		return Errorf(CodeAccountState, "账户%s", a.Status.Chinese())
-	}
-	if a.Balance < sum {
-		return Errorf(CodeInsufficient, "余额不足")
-	}
-	return nil
+	rec.Reversal = body
+	out.Record = &rec
+	return out, a, nil
 }

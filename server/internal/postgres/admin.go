@@ -4,30 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"mapfront/server/internal/mapfront"
 )
 
-// LedgerReport is the outcome of VerifyLedger.
-type LedgerReport struct {
-	OK           bool
-	Transactions int64
-	Postings     int64
-	Accounts     int64
-	Unbalanced   []string // "txn 12: sum 5"
-	Mismatched   []string // "1010…: balance 10, postings 5"
-	Negative     []string // "1010…: balance -5"
-}
-
 // VerifyLedger proves the ledger invariants of SPEC section 4 on one
 // consistent snapshot: every transaction's postings sum to zero, every
 // customer account's balance equals the sum of its postings, and no customer
 // balance is negative. It lists the first offending rows when not.
-func (s *Store) VerifyLedger(ctx context.Context) (*LedgerReport, error) {
-	r := &LedgerReport{}
+func (s *Store) VerifyLedger(ctx context.Context) (*mapfront.LedgerReport, error) {
+	r := &mapfront.LedgerReport{}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger_txns), (SELECT count(*) FROM postings),
 (SELECT count(*) FROM accounts WHERE kind <> 'system')`).Scan(&r.Transactions, &r.Postings, &r.Accounts); err != nil {
@@ -64,18 +52,9 @@ WHERE kind <> 'system' AND balance < 0 ORDER BY account_id LIMIT 20`, &r.Negativ
 	return r, nil
 }
 
-// StatementLine is one posting on an account.
-type StatementLine struct {
-	TxnID     int64
-	Kind      string
-	OrderID   string
-	Amount    int64
-	CreatedAt time.Time
-}
-
 // ListStatement returns an account's balance and its newest postings.
 // Errors: 10005.
-func (s *Store) ListStatement(ctx context.Context, accountID string, limit int) (int64, []StatementLine, error) {
+func (s *Store) ListStatement(ctx context.Context, accountID string, limit int) (int64, []mapfront.StatementLine, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
@@ -92,36 +71,17 @@ FROM postings p JOIN ledger_txns t USING (txn_id) WHERE p.account_id = $1 ORDER 
 	if err != nil {
 		return 0, nil, s.wrap(err)
 	}
-	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StatementLine, error) {
-		var l StatementLine
+	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (mapfront.StatementLine, error) {
+		var l mapfront.StatementLine
 		err := row.Scan(&l.TxnID, &l.Kind, &l.OrderID, &l.Amount, &l.CreatedAt)
 		return l, err
 	})
 	return balance, lines, s.wrap(err)
 }
 
-// OrderView is a card or payment order as the back office sees it.
-type OrderView struct {
-	OrderID, Kind, Status, AccountID, Mobile, ProductID string
-	Amount, Paid                                        int64
-	SellerID, StoreID, TerminalID, BatchNo, TermOrderID string
-	BusinessDate                                        time.Time
-	CreatedAt                                           time.Time
-	OriginalOrderID                                     string
-	Payments                                            []PaymentView
-}
-
-// PaymentView is one open_card payment of a card order.
-type PaymentView struct {
-	TerminalID, BatchNo, TerminalOrderID, Status string
-	PaySum                                       int64
-	BusinessDate                                 time.Time
-	Settled                                      bool
-}
-
 // GetOrder looks up a card order or a payment order. Errors: 10010.
-func (s *Store) GetOrder(ctx context.Context, orderID string) (*OrderView, error) {
-	var v OrderView
+func (s *Store) GetOrder(ctx context.Context, orderID string) (*mapfront.OrderView, error) {
+	var v mapfront.OrderView
 	err := s.pool.QueryRow(ctx, `SELECT o.order_id, 'card', o.status, o.account_id, c.mobile, o.product_id, o.price, o.paid,
     o.business_date, o.created_at
 FROM card_orders o JOIN customers c USING (customer_id) WHERE o.order_id = $1`, orderID).Scan(
@@ -132,8 +92,8 @@ FROM card_payments WHERE order_id = $1 ORDER BY payment_id`, orderID)
 		if err != nil {
 			return nil, s.wrap(err)
 		}
-		v.Payments, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (PaymentView, error) {
-			var p PaymentView
+		v.Payments, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (mapfront.PaymentView, error) {
+			var p mapfront.PaymentView
 			err := row.Scan(&p.TerminalID, &p.BatchNo, &p.TerminalOrderID, &p.Status, &p.PaySum, &p.BusinessDate, &p.Settled)
 			return p, err
 		})
@@ -152,46 +112,10 @@ FROM pay_orders WHERE order_id = $1`, orderID).Scan(&v.OrderID, &v.Kind, &v.Stat
 	return &v, s.wrap(err)
 }
 
-// Demo is the demo data of SPEC section 8.
-type Demo struct {
-	TPKHex string
-	KCV    func([]byte) string
-}
-
-// LoadDemo loads the demo data of SPEC section 8; loading it again changes
-// nothing. The demo card 1010123412341234 gets its fixed id and 300000 fen
-// through an activation posting, like any card.
-func (s *Store) LoadDemo(ctx context.Context, d Demo) error {
-	for _, t := range [][3]string{{"SH01", "ST01", "POS01"}, {"SH12345", "ST12345", "ZJ000001"}, {"GM01", "ST01", "POS12345"}} {
-		if err := s.UpsertSeller(ctx, t[0], "演示商户"+t[0], true); err != nil {
-			return err
-		}
-		if err := s.UpsertStore(ctx, t[0], t[1], "演示门店"+t[1], true); err != nil {
-			return err
-		}
-		if _, err := s.UpsertTerminal(ctx, TerminalSpec{TerminalID: t[2], SellerID: t[0], StoreID: t[1], Enabled: true, TPKHex: d.TPKHex}, d.KCV); err != nil {
-			return err
-		}
-	}
-	for _, p := range []mapfront.Product{
-		{ID: "1010", Name: "乐驾包5000", ShortName: "乐驾包5000", Price: 450000, FaceValue: 500000, OnSale: true},
-		{ID: "1011", Name: "乐驾包4000", ShortName: "乐驾包4000", Price: 350000, FaceValue: 400000, OnSale: true},
-		{ID: "1012", Name: "乐驾包2000", ShortName: "乐驾包2000", Price: 150000, FaceValue: 200000, OnSale: true},
-	} {
-		if _, err := s.UpsertProduct(ctx, p); err != nil {
-			return err
-		}
-	}
-	const mobile, idNumber, card = "13912345678", "11010519491231002X", "1010123412341234"
-	if _, err := s.CreateCustomer(ctx, mobile, idNumber); err != nil {
-		return err
-	}
-	if err := s.SetPaymentPassword(ctx, mobile, "123456"); err != nil {
-		return err
-	}
-	if _, _, err := s.TopUpCash(ctx, mobile, 1_000_000, "demo-cash-13912345678"); err != nil {
-		return err
-	}
+// LoadDemoCard adds the demo card of SPEC section 8 to the customer of
+// mobile, once: a fixed id and 300000 fen through an activation posting, like
+// any card.
+func (s *Store) LoadDemoCard(ctx context.Context, mobile, card string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = $1)`, card).Scan(&exists); err != nil || exists {

@@ -18,10 +18,10 @@ func BenchmarkPay(b *testing.B) {
 	blocks := make([]string, customers)
 	for i := 0; i < customers; i++ {
 		mobile := fmt.Sprintf("1500000%04d", i)
-		if _, err := e.store.CreateCustomer(e.ctx, mobile, newID); err != nil {
+		if _, err := e.admin.CreateCustomer(e.ctx, mobile, newID); err != nil {
 			b.Fatal(err)
 		}
-		if err := e.store.SetPaymentPassword(e.ctx, mobile, "123456"); err != nil {
+		if err := e.admin.SetPaymentPassword(e.ctx, mobile, "123456"); err != nil {
 			b.Fatal(err)
 		}
 		if _, _, err := e.store.TopUpCash(e.ctx, mobile, 1_000_000_000, "bench-"+mobile); err != nil {
@@ -39,7 +39,7 @@ func BenchmarkPay(b *testing.B) {
 				Origin:  mapfront.Origin{SellerID: "SH12345", StoreID: "ST12345", TerminalID: "ZJ000001", OperatorID: "bench"},
 				BatchNo: "1", TerminalOrderID: fmt.Sprint(i), ConsumerID: fmt.Sprintf("1500000%04d", c), PINBlock: blocks[c], Sum: 1,
 			}
-			if _, err := e.store.Pay(e.ctx, r); err != nil {
+			if _, err := e.svc.Pay(e.ctx, r); err != nil {
 				b.Error(err)
 				return
 			}

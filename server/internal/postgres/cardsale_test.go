@@ -41,14 +41,14 @@ func paidSum(t *testing.T, e *env, orderID string) (int64, string) {
 // 10003; a payment over what is still due is 10015.
 func TestOpenCardSplitPayments(t *testing.T) {
 	e := newEnv(t)
-	first, err := e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k1", 200000))
+	first, err := e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k1", 200000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.Remark != "已付2000.00元，尚欠2500.00元" {
 		t.Errorf("remark %q", first.Remark)
 	}
-	second, err := e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k2", 250000))
+	second, err := e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k2", 250000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestOpenCardSplitPayments(t *testing.T) {
 	if paid, status := paidSum(t, e, first.OrderID); paid != 450000 || status != "pending" {
 		t.Fatalf("paid %d status %s, want 450000 pending (on_settlement)", paid, status)
 	}
-	again, err := e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k1", 200000))
+	again, err := e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k1", 200000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,24 +68,24 @@ func TestOpenCardSplitPayments(t *testing.T) {
 	if paid, _ := paidSum(t, e, first.OrderID); paid != 450000 {
 		t.Fatalf("repeat moved money: paid %d", paid)
 	}
-	_, err = e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k1", 100000))
+	_, err = e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k1", 100000))
 	wantCode(t, err, mapfront.CodeKeyReused)
 
 	// The order is full: a new payment starts a second card order; one over
 	// the price is 10015 and is stored as the key's outcome.
-	_, err = e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k3", 450001))
+	_, err = e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k3", 450001))
 	wantCode(t, err, mapfront.CodeAmount)
-	_, err = e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k3", 450001))
+	_, err = e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k3", 450001))
 	wantCode(t, err, mapfront.CodeAmount)
 
-	third, err := e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k4", 300000))
+	third, err := e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k4", 300000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if third.OrderID == first.OrderID {
 		t.Fatal("a payment after the price was reached joined the full order")
 	}
-	_, err = e.store.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k5", 150001))
+	_, err = e.svc.OpenCard(e.ctx, openReq(newMobile, "110105194912310038", "k5", 150001))
 	wantCode(t, err, mapfront.CodeAmount)
 	e.verify(t)
 }
@@ -112,7 +112,7 @@ func TestOpenCardDeclines(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := openReq(newMobile, newID, fmt.Sprintf("d%d", i), 0)
 			c.mod(r)
-			_, err := e.store.OpenCard(e.ctx, r)
+			_, err := e.svc.OpenCard(e.ctx, r)
 			wantCode(t, err, c.want)
 		})
 	}
@@ -123,23 +123,23 @@ func TestOpenCardDeclines(t *testing.T) {
 // afterwards does not answer success.
 func TestRepealCard(t *testing.T) {
 	e := newEnv(t)
-	a, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, "p1", 200000))
+	a, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "p1", 200000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, "p2", 250000)); err != nil {
+	if _, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "p2", 250000)); err != nil {
 		t.Fatal(err)
 	}
 	rep := &mapfront.RepealCardRequest{Origin: mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op"},
 		BatchNo: "1234567", TerminalOrderID: "p2"}
-	r1, err := e.store.RepealCard(e.ctx, rep)
+	r1, err := e.svc.RepealCard(e.ctx, rep)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if paid, status := paidSum(t, e, a.OrderID); paid != 200000 || status != "pending" {
 		t.Fatalf("after repeal paid %d %s, want 200000 pending", paid, status)
 	}
-	r2, err := e.store.RepealCard(e.ctx, rep)
+	r2, err := e.svc.RepealCard(e.ctx, rep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,22 +149,22 @@ func TestRepealCard(t *testing.T) {
 	if paid, _ := paidSum(t, e, a.OrderID); paid != 200000 {
 		t.Fatalf("second repeal changed paid to %d", paid)
 	}
-	_, err = e.store.OpenCard(e.ctx, openReq(newMobile, newID, "p2", 250000))
+	_, err = e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "p2", 250000))
 	wantCode(t, err, mapfront.CodeAlreadyUndone)
 
 	// The order takes payments again.
-	if _, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, "p3", 250000)); err != nil {
+	if _, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "p3", 250000)); err != nil {
 		t.Fatal(err)
 	}
 	if paid, _ := paidSum(t, e, a.OrderID); paid != 450000 {
 		t.Fatalf("paid %d after new partial, want 450000", paid)
 	}
 	rep.TerminalOrderID = "nope"
-	_, err = e.store.RepealCard(e.ctx, rep)
+	_, err = e.svc.RepealCard(e.ctx, rep)
 	wantCode(t, err, mapfront.CodeNoOriginal)
 	rep.TerminalOrderID = "p1"
 	rep.SellerID, rep.StoreID, rep.TerminalID = "GM01", "ST01", "POS12345"
-	_, err = e.store.RepealCard(e.ctx, rep)
+	_, err = e.svc.RepealCard(e.ctx, rep)
 	wantCode(t, err, mapfront.CodeNoOriginal) // the key names another terminal's payment space
 	e.verify(t)
 }
@@ -174,7 +174,7 @@ func TestRepealCard(t *testing.T) {
 // paid is closed.
 func TestImmediateActivationAndRepeal(t *testing.T) {
 	e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
-	a, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, "i1", 0))
+	a, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "i1", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestImmediateActivationAndRepeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var card AccountView
+	var card mapfront.AccountView
 	for _, acc := range c.Accounts {
 		if acc.Kind == "card" {
 			card = acc
@@ -192,7 +192,7 @@ func TestImmediateActivationAndRepeal(t *testing.T) {
 		t.Fatalf("card %+v, want active with face value 500000", card)
 	}
 	e.verify(t)
-	_, err = e.store.RepealCard(e.ctx, &mapfront.RepealCardRequest{Origin: mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op"},
+	_, err = e.svc.RepealCard(e.ctx, &mapfront.RepealCardRequest{Origin: mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op"},
 		BatchNo: "1234567", TerminalOrderID: "i1"})
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +218,7 @@ func TestOpenCardSameKeyConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			answers[i], errs[i] = e.store.OpenCard(e.ctx, openReq(newMobile, newID, "same", 100000))
+			answers[i], errs[i] = e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "same", 100000))
 		}(i)
 	}
 	wg.Wait()
@@ -252,7 +252,7 @@ func TestOpenCardNewCustomerConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			a, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, fmt.Sprintf("c%d", i), 100000))
+			a, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, fmt.Sprintf("c%d", i), 100000))
 			if err != nil {
 				t.Error(err)
 				return
@@ -283,7 +283,7 @@ func TestDeclinedOpenCardWritesNothing(t *testing.T) {
 		return n
 	}
 	before := count()
-	_, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, "too-much", 450001))
+	_, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "too-much", 450001))
 	wantCode(t, err, mapfront.CodeAmount)
 	if after := count(); after != before {
 		t.Fatalf("declined open_card left %d rows", after-before)
@@ -294,20 +294,20 @@ func TestDeclinedOpenCardWritesNothing(t *testing.T) {
 // its releases stay on record (and its release periods are never reused).
 func TestRepealAfterInstallmentRelease(t *testing.T) {
 	e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
-	if _, err := e.store.UpsertProduct(e.ctx, mapfront.Product{ID: "2020", Name: "分期卡", ShortName: "分期卡",
+	if _, err := e.admin.UpsertProduct(e.ctx, mapfront.Product{ID: "2020", Name: "分期卡", ShortName: "分期卡",
 		Price: 300000, FaceValue: 360000, Kind: mapfront.Installment, Installments: 3, OnSale: true}); err != nil {
 		t.Fatal(err)
 	}
 	r := openReq(newMobile, newID, "inst", 0)
 	r.ProductID = "2020"
-	if _, err := e.store.OpenCard(e.ctx, r); err != nil {
+	if _, err := e.svc.OpenCard(e.ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.now = e.clock.now.AddDate(0, 1, 0)
 	if _, err := e.store.RunDaily(e.ctx, 7*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.store.RepealCard(e.ctx, &mapfront.RepealCardRequest{Origin: r.Origin, BatchNo: r.BatchNo, TerminalOrderID: "inst"})
+	_, err := e.svc.RepealCard(e.ctx, &mapfront.RepealCardRequest{Origin: r.Origin, BatchNo: r.BatchNo, TerminalOrderID: "inst"})
 	wantCode(t, err, mapfront.CodeRepealDenied)
 	e.verify(t)
 }

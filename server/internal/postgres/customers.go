@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,33 +10,24 @@ import (
 	"mapfront/server/internal/mapfront"
 )
 
-// customer is a customer row as the rules need it.
-type customer struct {
-	id       int64
-	mobile   string
-	idNumber string
-	pwHash   []byte
-	failures int
-	locked   bool
-}
-
 const customerColumns = `customer_id, mobile, id_number, pw_hash, pw_failures, pw_locked`
 
-func scanCustomer(row pgx.Row) (*customer, error) {
-	var c customer
-	if err := row.Scan(&c.id, &c.mobile, &c.idNumber, &c.pwHash, &c.failures, &c.locked); err != nil {
+func scanCustomer(row pgx.Row) (*mapfront.Customer, error) {
+	var c mapfront.Customer
+	if err := row.Scan(&c.ID, &c.Mobile, &c.IDNumber, &c.PwHash, &c.Failures, &c.Locked); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
 // findOrCreateCustomer returns the customer of mobile, creating them with a
-// cash account and the policy's initial password when new. An existing mobile
-// with another ID number is 10016 (SPEC section 5).
-func (s *Store) findOrCreateCustomer(ctx context.Context, tx pgx.Tx, mobile, idNumber string) (*customer, error) {
+// cash account and the password hash newHash gives when new. An existing
+// mobile with another ID number is 10016 (SPEC section 5).
+func (s *Store) findOrCreateCustomer(ctx context.Context, tx pgx.Tx, mobile, idNumber string,
+	newHash func(idNumber string) ([]byte, error)) (*mapfront.Customer, error) {
 	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1`, mobile))
 	if err == nil {
-		if c.idNumber != idNumber {
+		if c.IDNumber != idNumber {
 			return nil, mapfront.Errorf(mapfront.CodeIdentity, "身份证号与手机号不属于同一客户")
 		}
 		return c, nil
@@ -45,11 +35,9 @@ func (s *Store) findOrCreateCustomer(ctx context.Context, tx pgx.Tx, mobile, idN
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}
-	var hash []byte
-	if pw := s.policy.InitialPassword(idNumber); pw != "" {
-		if hash, err = s.keys.HashPassword(pw); err != nil {
-			return nil, err
-		}
+	hash, err := newHash(idNumber)
+	if err != nil {
+		return nil, err
 	}
 	// A concurrent creation of the same mobile makes this insert wait and
 	// then fail on the unique key; inTx retries the whole transaction, which
@@ -59,7 +47,7 @@ RETURNING `+customerColumns, mobile, idNumber, hash))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.createAccount(ctx, tx, c.id, "cash", mapfront.CashPrefix, "", mapfront.Active); err != nil {
+	if _, err := s.createAccount(ctx, tx, c.ID, "cash", mapfront.CashPrefix, "", mapfront.Active); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -83,48 +71,8 @@ VALUES ($1, $2, $3, $4, $5, $6)`, id, kind, customerID, product, string(status),
 	return id, err
 }
 
-// CustomerView is a customer as AdminService shows them.
-type CustomerView struct {
-	Mobile         string
-	IDNumberMasked string
-	PasswordSet    bool
-	Locked         bool
-	Failures       int
-	Accounts       []AccountView
-}
-
-// AccountView is an account as AdminService shows it.
-type AccountView struct {
-	ID          string
-	Kind        string
-	ProductID   string
-	Status      mapfront.AccountStatus
-	Balance     int64
-	ActivatedAt *time.Time
-}
-
-// CreateCustomer registers a customer with a cash account; an existing
-// customer with the same mobile and ID is returned. Errors: 10001, 10016.
-func (s *Store) CreateCustomer(ctx context.Context, mobile, idNumber string) (*CustomerView, error) {
-	idNumber = mapfront.NormalizeIDNumber(idNumber)
-	if !mapfront.ValidMobile(mobile) {
-		return nil, mapfront.Invalid("mobileNum", "须为1开头的11位数字")
-	}
-	if !mapfront.ValidIDNumber(idNumber) {
-		return nil, mapfront.Invalid("ID", "须为18位身份证号且校验位正确")
-	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		_, err := s.findOrCreateCustomer(ctx, tx, mobile, idNumber)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.GetCustomer(ctx, mobile)
-}
-
 // GetCustomer returns a customer and their accounts. Errors: 10005.
-func (s *Store) GetCustomer(ctx context.Context, mobile string) (*CustomerView, error) {
+func (s *Store) GetCustomer(ctx context.Context, mobile string) (*mapfront.CustomerView, error) {
 	c, err := scanCustomer(s.pool.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1`, mobile))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
@@ -132,16 +80,16 @@ func (s *Store) GetCustomer(ctx context.Context, mobile string) (*CustomerView, 
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	v := &CustomerView{Mobile: c.mobile, IDNumberMasked: mapfront.MaskIDNumber(c.idNumber),
-		PasswordSet: c.pwHash != nil, Locked: c.locked, Failures: c.failures}
+	v := &mapfront.CustomerView{Mobile: c.Mobile, IDNumberMasked: mapfront.MaskIDNumber(c.IDNumber),
+		PasswordSet: c.PwHash != nil, Locked: c.Locked, Failures: c.Failures}
 	rows, err := s.pool.Query(ctx, `SELECT account_id, kind, coalesce(product_id, ''), status, balance, activated_at
-FROM accounts WHERE customer_id = $1 ORDER BY kind DESC, created_at`, c.id)
+FROM accounts WHERE customer_id = $1 ORDER BY kind DESC, created_at`, c.ID)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var a AccountView
+		var a mapfront.AccountView
 		if err := rows.Scan(&a.ID, &a.Kind, &a.ProductID, &a.Status, &a.Balance, &a.ActivatedAt); err != nil {
 			return nil, err
 		}
@@ -150,39 +98,29 @@ FROM accounts WHERE customer_id = $1 ORDER BY kind DESC, created_at`, c.id)
 	return v, s.wrap(rows.Err())
 }
 
-// SetPaymentPassword sets a customer's password (6 digits) and unlocks it.
-// Errors: 10001, 10005.
-func (s *Store) SetPaymentPassword(ctx context.Context, mobile, password string) error {
-	if !validPassword(password) {
-		return mapfront.Invalid("password", "须为6位数字")
-	}
-	hash, err := s.keys.HashPassword(password)
-	if err != nil {
-		return err
-	}
-	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE mobile = $1`, hash)
-}
-
-// ResetPaymentPassword puts the policy's initial password back (none under
-// policy none) and unlocks. Errors: 10005.
-func (s *Store) ResetPaymentPassword(ctx context.Context, mobile string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1 FOR UPDATE`, mobile))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
-		}
-		if err != nil {
-			return err
-		}
-		var hash []byte
-		if pw := s.policy.InitialPassword(c.idNumber); pw != "" {
-			if hash, err = s.keys.HashPassword(pw); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(ctx, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE customer_id = $1`, c.id, hash)
+// CreateCustomer implements mapfront.AdminStore: the customer of mobile,
+// created with a cash account and pwHash when new. Errors: 10016.
+func (s *Store) CreateCustomer(ctx context.Context, mobile, idNumber string, pwHash []byte) error {
+	return s.transact(ctx, "create customer", func(tx pgx.Tx) error {
+		_, err := s.findOrCreateCustomer(ctx, tx, mobile, idNumber, func(string) ([]byte, error) { return pwHash, nil })
 		return err
 	})
+}
+
+// CustomerIDNumber returns a customer's ID number. Errors: 10005.
+func (s *Store) CustomerIDNumber(ctx context.Context, mobile string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id_number FROM customers WHERE mobile = $1`, mobile).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
+	}
+	return id, classify("customer id number", err, false)
+}
+
+// SetPasswordHash sets a customer's password hash (nil: none), clears the
+// failure count and unlocks. Errors: 10005.
+func (s *Store) SetPasswordHash(ctx context.Context, mobile string, hash []byte) error {
+	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE mobile = $1`, hash)
 }
 
 // UnlockPaymentPassword clears the failure count and the lock. Errors: 10005.
@@ -200,28 +138,11 @@ func (s *Store) updateCustomer(ctx context.Context, mobile, q string, args ...an
 	})
 }
 
-func validPassword(p string) bool {
-	if len(p) != 6 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // TopUpCash credits a customer's cash account from SYS-TOPUP. reference
 // makes it idempotent: a repeat answers the current balance and moves
-// nothing. Errors: 10001, 10005, 10006 (cash account not active), 10015.
+// nothing. Errors: 10003 (reference used for another top-up), 10005, 10006
+// (cash account not active).
 func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error) {
-	if amount <= 0 || amount > mapfront.MaxAmount {
-		return "", 0, mapfront.Errorf(mapfront.CodeAmount, "充值金额须大于0")
-	}
-	if reference == "" || len(reference) > 64 {
-		return "", 0, mapfront.Invalid("reference", "不能为空且最多64个字符")
-	}
 	var account string
 	var balance int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {

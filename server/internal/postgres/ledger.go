@@ -5,68 +5,92 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"mapfront/server/internal/mapfront"
 )
 
-// System accounts of migration 0001: the other side of every movement.
+// System accounts of migration 0001 (mapfront.Sys*).
 const (
-	sysCardSales       = "SYS-CARD-SALES"
-	sysDiscount        = "SYS-DISCOUNT"
-	sysInstallment     = "SYS-INSTALLMENT"
-	sysMerchantPayable = "SYS-MERCHANT-PAYABLE"
-	sysTopUp           = "SYS-TOPUP"
+	sysCardSales       = mapfront.SysCardSales
+	sysDiscount        = mapfront.SysDiscount
+	sysInstallment     = mapfront.SysInstallment
+	sysMerchantPayable = mapfront.SysMerchantPayable
+	sysTopUp           = mapfront.SysTopUp
 )
 
-// posting is one leg of a ledger transaction: amount in fen, positive credits
-// the account's balance, negative debits it.
+// posting is one leg as the settlement side writes it: amount in fen,
+// positive credits the account's balance, negative debits it.
 type posting struct {
 	account string
 	amount  int64
 }
 
-// post writes one balanced ledger transaction and returns its id. The postings
-// trigger moves customer balances in the same statement, so an overdraft
-// fails here with balance_non_negative; the deferred trigger refuses an
-// unbalanced transaction at commit. Zero legs are dropped; legs on the same
-// account are merged.
-func post(ctx context.Context, tx pgx.Tx, kind, orderID string, legs ...posting) (int64, error) {
-	merged := make([]posting, 0, len(legs))
-	var sum int64
-	for _, l := range legs {
-		sum += l.amount
-		if l.amount == 0 {
-			continue
-		}
-		found := false
-		for i := range merged {
-			if merged[i].account == l.account {
-				merged[i].amount += l.amount
-				found = true
-			}
-		}
-		if !found {
-			merged = append(merged, l)
-		}
-	}
-	if sum != 0 {
-		return 0, fmt.Errorf("ledger %s %s: postings sum to %d", kind, orderID, sum)
-	}
-	accounts := make([]string, 0, len(merged))
-	amounts := make([]int64, 0, len(merged))
-	for _, l := range merged {
-		if l.amount != 0 {
-			accounts = append(accounts, l.account)
-			amounts = append(amounts, l.amount)
-		}
-	}
-	// One round trip: the transaction row and its postings together.
-	const q = `
+// ledgerSQL is the one ledger writer: one balanced transaction row and its
+// postings in one statement (one round trip). The postings trigger moves
+// customer balances in the same statement, so an overdraft fails here with
+// balance_non_negative; the deferred trigger refuses an unbalanced
+// transaction at commit. $1 kind, $2 order id, $3 accounts, $4 amounts.
+const ledgerSQL = ledgerCTE + `SELECT txn_id FROM t`
+
+// ledgerCTE is ledgerSQL's writing part, for a statement that writes the
+// order of the movement with it (queuePostWith): parameters from $5 on are
+// the tail's.
+const ledgerCTE = `
 WITH t AS (INSERT INTO ledger_txns (kind, order_id) VALUES ($1, $2) RETURNING txn_id),
      p AS (INSERT INTO postings (txn_id, account_id, amount)
            SELECT t.txn_id, a, m FROM t, unnest($3::text[], $4::bigint[]) AS u(a, m))
-SELECT txn_id FROM t`
-	var id int64
-	if err := tx.QueryRow(ctx, q, kind, orderID, accounts, amounts).Scan(&id); err != nil {
+`
+
+// ledgerArgs checks and merges legs (mapfront.MergeLegs) into the arguments
+// of ledgerSQL.
+func ledgerArgs(kind, orderID string, legs []mapfront.Leg) ([]any, error) {
+	if !mapfront.Balanced(legs) {
+		return nil, fmt.Errorf("ledger %s %s: postings do not balance", kind, orderID)
+	}
+	merged := mapfront.MergeLegs(legs)
+	accounts := make([]string, len(merged))
+	amounts := make([]int64, len(merged))
+	for i, l := range merged {
+		accounts[i], amounts[i] = l.Account, l.Amount
+	}
+	return []any{kind, orderID, accounts, amounts}, nil
+}
+
+// queuePost queues one ledger transaction into a batch.
+func queuePost(b *pgx.Batch, kind, orderID string, legs ...mapfront.Leg) error {
+	args, err := ledgerArgs(kind, orderID, legs)
+	if err != nil {
+		return err
+	}
+	b.Queue(ledgerSQL, args...)
+	return nil
+}
+
+// queuePostWith queues one ledger transaction and tail, a statement whose
+// parameters start at $5, as one statement: the movement and its order in
+// one execution, as the hot path wants.
+func queuePostWith(b *pgx.Batch, kind, orderID string, legs []mapfront.Leg, tail string, tailArgs ...any) error {
+	args, err := ledgerArgs(kind, orderID, legs)
+	if err != nil {
+		return err
+	}
+	b.Queue(ledgerCTE+tail, append(args, tailArgs...)...)
+	return nil
+}
+
+// post writes one ledger transaction in tx and returns its id.
+func post(ctx context.Context, tx pgx.Tx, kind, orderID string, legs ...posting) (int64, error) {
+	ls := make([]mapfront.Leg, len(legs))
+	for i, l := range legs {
+		ls[i] = mapfront.Leg{Account: l.account, Amount: l.amount}
+	}
+	args, err := ledgerArgs(kind, orderID, ls)
+	if err != nil {
 		return 0, err
+	}
+	var id int64
+	if err := tx.QueryRow(ctx, ledgerSQL, args...).Scan(&id); err != nil {
+		return 0, fmt.Errorf("ledger %s %s: %w", kind, orderID, err)
 	}
 	return id, nil
 }

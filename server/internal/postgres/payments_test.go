@@ -52,7 +52,7 @@ func queryReq(t *testing.T, consumer, pin string) *mapfront.AccountQuery {
 func TestPayCardFirstRepeatUndo(t *testing.T) {
 	e := newEnv(t)
 	p := payReq(t, demoMobile, "123456", "1234567890123456789", 5000)
-	a, err := e.store.Pay(e.ctx, p)
+	a, err := e.svc.Pay(e.ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,14 +62,14 @@ func TestPayCardFirstRepeatUndo(t *testing.T) {
 	if a.PayTime != "2026-11-26 10:00:00" {
 		t.Fatalf("payTime %q", a.PayTime)
 	}
-	info, err := e.store.GetAccountInfo(e.ctx, queryReq(t, demoCard, "123456"))
+	info, err := e.svc.GetAccountInfo(e.ctx, queryReq(t, demoCard, "123456"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Balance != 295000 || info.Status != mapfront.Active {
 		t.Fatalf("account info %+v", info)
 	}
-	again, err := e.store.Pay(e.ctx, p)
+	again, err := e.svc.Pay(e.ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestPayCardFirstRepeatUndo(t *testing.T) {
 		t.Fatalf("repeat moved money: %d", b)
 	}
 	for i := 0; i < 3; i++ {
-		u, err := e.store.UndoPay(e.ctx, undoReq(p))
+		u, err := e.svc.UndoPay(e.ctx, undoReq(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,16 +92,16 @@ func TestPayCardFirstRepeatUndo(t *testing.T) {
 		}
 	}
 	// The reversed pay sent again is declined and moves nothing.
-	_, err = e.store.Pay(e.ctx, p)
+	_, err = e.svc.Pay(e.ctx, p)
 	wantCode(t, err, mapfront.CodeAlreadyUndone)
 
 	// pay_cancel of a pay from another terminal: 10012.
 	p2 := payReq(t, demoMobile, "123456", "p2", 1000)
-	a2, err := e.store.Pay(e.ctx, p2)
+	a2, err := e.svc.Pay(e.ctx, p2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.store.CancelPay(e.ctx, &mapfront.CancelPayRequest{
+	_, err = e.svc.CancelPay(e.ctx, &mapfront.CancelPayRequest{
 		Origin:  mapfront.Origin{SellerID: "GM01", StoreID: "ST01", TerminalID: "POS12345", OperatorID: "x"},
 		BatchNo: "1", TerminalOrderID: "c1", OrderID: a2.OrderID})
 	wantCode(t, err, mapfront.CodeCancelDenied)
@@ -113,28 +113,28 @@ func TestPayCardFirstRepeatUndo(t *testing.T) {
 func TestCancelPay(t *testing.T) {
 	e := newEnv(t)
 	p := payReq(t, demoCard, "123456", "t1", 7000)
-	a, err := e.store.Pay(e.ctx, p)
+	a, err := e.svc.Pay(e.ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &mapfront.CancelPayRequest{Origin: p.Origin, BatchNo: p.BatchNo, TerminalOrderID: "t1-cancel", OrderID: a.OrderID}
-	ca, err := e.store.CancelPay(e.ctx, c)
+	ca, err := e.svc.CancelPay(e.ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ca.Status != mapfront.StatusCancelled || ca.OrderID == a.OrderID || *ca.Balance != 300000 {
 		t.Fatalf("cancel answer %+v", ca)
 	}
-	again, err := e.store.CancelPay(e.ctx, c)
+	again, err := e.svc.CancelPay(e.ctx, c)
 	if err != nil || again.OrderID != ca.OrderID {
 		t.Fatalf("repeat cancel: %+v %v", again, err)
 	}
 	c2 := *c
 	c2.TerminalOrderID = "t1-cancel-2"
-	_, err = e.store.CancelPay(e.ctx, &c2)
+	_, err = e.svc.CancelPay(e.ctx, &c2)
 	wantCode(t, err, mapfront.CodeAlreadyUndone)
 	// Reversing a cancelled pay moves nothing and says so.
-	u, err := e.store.UndoPay(e.ctx, undoReq(p))
+	u, err := e.svc.UndoPay(e.ctx, undoReq(p))
 	if err != nil || u.Status != mapfront.StatusWasCancelled {
 		t.Fatalf("undo of cancelled: %+v %v", u, err)
 	}
@@ -143,17 +143,17 @@ func TestCancelPay(t *testing.T) {
 	}
 	c3 := *c
 	c3.TerminalOrderID, c3.OrderID = "t1-cancel-3", "ud00000000000000000000"
-	_, err = e.store.CancelPay(e.ctx, &c3)
+	_, err = e.svc.CancelPay(e.ctx, &c3)
 	wantCode(t, err, mapfront.CodeNoOriginal)
 
 	// A pay of yesterday's business day cannot be cancelled.
 	p2 := payReq(t, demoCard, "123456", "t2", 100)
-	a2, err := e.store.Pay(e.ctx, p2)
+	a2, err := e.svc.Pay(e.ctx, p2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.clock.now = e.clock.now.Add(14 * time.Hour) // 2026-11-27 00:00 Shanghai
-	_, err = e.store.CancelPay(e.ctx, &mapfront.CancelPayRequest{Origin: p2.Origin, BatchNo: p2.BatchNo, TerminalOrderID: "t2-c", OrderID: a2.OrderID})
+	_, err = e.svc.CancelPay(e.ctx, &mapfront.CancelPayRequest{Origin: p2.Origin, BatchNo: p2.BatchNo, TerminalOrderID: "t2-c", OrderID: a2.OrderID})
 	wantCode(t, err, mapfront.CodeCancelDenied)
 	e.verify(t)
 }
@@ -163,30 +163,30 @@ func TestCancelPay(t *testing.T) {
 func TestUndoTombstone(t *testing.T) {
 	e := newEnv(t)
 	p := payReq(t, demoMobile, "123456", "ghost", 5000)
-	u, err := e.store.UndoPay(e.ctx, undoReq(p))
+	u, err := e.svc.UndoPay(e.ctx, undoReq(p))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.Status != mapfront.StatusReversed || u.AccountID != "" {
 		t.Fatalf("tombstone answer %+v", u)
 	}
-	u2, err := e.store.UndoPay(e.ctx, undoReq(p))
+	u2, err := e.svc.UndoPay(e.ctx, undoReq(p))
 	if err != nil || u2.OrderID != u.OrderID {
 		t.Fatalf("repeat tombstone: %+v %v", u2, err)
 	}
-	_, err = e.store.Pay(e.ctx, p)
+	_, err = e.svc.Pay(e.ctx, p)
 	wantCode(t, err, mapfront.CodeAlreadyUndone)
 	if b := e.balance(t, demoCard); b != 300000 {
 		t.Fatalf("balance %d", b)
 	}
 	// A declined pay reversed: nothing to refund, success.
 	bad := payReq(t, demoMobile, "123456", "declined", 99_000_000)
-	_, err = e.store.Pay(e.ctx, bad)
+	_, err = e.svc.Pay(e.ctx, bad)
 	wantCode(t, err, mapfront.CodeAmount) // over the limit: malformed-class, not stored
 	bad.Sum = 4_000_000                   // more than any account holds
-	_, err = e.store.Pay(e.ctx, bad)
+	_, err = e.svc.Pay(e.ctx, bad)
 	wantCode(t, err, mapfront.CodeInsufficient)
-	u3, err := e.store.UndoPay(e.ctx, undoReq(bad))
+	u3, err := e.svc.UndoPay(e.ctx, undoReq(bad))
 	if err != nil || u3.Status != mapfront.StatusNothingToUndo {
 		t.Fatalf("undo of declined: %+v %v", u3, err)
 	}
@@ -196,7 +196,7 @@ func TestUndoTombstone(t *testing.T) {
 // Issue 3, show 4: 50 concurrent pays of 100 at an account holding 1000.
 func TestConcurrentPaysNeverOverdraw(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.store.OpenCard(e.ctx, openReq(newMobile, newID, "fund", 0)); err != nil {
+	if _, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "fund", 0)); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := e.store.GetCustomer(e.ctx, newMobile)
@@ -210,7 +210,7 @@ func TestConcurrentPaysNeverOverdraw(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := e.store.Pay(e.ctx, payReq(t, cash, "31002X"[0:5]+"0", fmt.Sprintf("cc%d", i), 100))
+			_, err := e.svc.Pay(e.ctx, payReq(t, cash, "31002X"[0:5]+"0", fmt.Sprintf("cc%d", i), 100))
 			codes[i] = mapfront.ErrorCode(err)
 		}(i)
 	}
@@ -246,10 +246,10 @@ func TestPayUndoRace(t *testing.T) {
 	for i := 0; i < n; i++ {
 		p := payReq(t, demoMobile, "123456", fmt.Sprintf("race%d", i), 100)
 		wg.Add(2)
-		go func(i int) { defer wg.Done(); _, payErr[i] = e.store.Pay(e.ctx, p) }(i)
+		go func(i int) { defer wg.Done(); _, payErr[i] = e.svc.Pay(e.ctx, p) }(i)
 		go func() {
 			defer wg.Done()
-			if _, err := e.store.UndoPay(e.ctx, undoReq(p)); err != nil {
+			if _, err := e.svc.UndoPay(e.ctx, undoReq(p)); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -288,31 +288,31 @@ func TestPasswordLock(t *testing.T) {
 	e := newEnv(t)
 	bad := payReq(t, demoMobile, "123456", "m0", 100)
 	bad.PINBlock = "ZZ" + bad.PINBlock[2:]
-	_, err := e.store.Pay(e.ctx, bad)
+	_, err := e.svc.Pay(e.ctx, bad)
 	wantCode(t, err, mapfront.CodePINBlock)
 	bad.TerminalOrderID, bad.PINBlock = "m1", "0123456789ABCDEF" // decrypts to garbage
-	_, err = e.store.Pay(e.ctx, bad)
+	_, err = e.svc.Pay(e.ctx, bad)
 	wantCode(t, err, mapfront.CodePINBlock)
 	for i := 1; i <= 5; i++ {
-		_, err := e.store.Pay(e.ctx, payReq(t, demoMobile, "654321", fmt.Sprintf("w%d", i), 100))
+		_, err := e.svc.Pay(e.ctx, payReq(t, demoMobile, "654321", fmt.Sprintf("w%d", i), 100))
 		wantCode(t, err, mapfront.CodeWrongPassword)
 	}
-	_, err = e.store.Pay(e.ctx, payReq(t, demoMobile, "123456", "w6", 100))
+	_, err = e.svc.Pay(e.ctx, payReq(t, demoMobile, "123456", "w6", 100))
 	wantCode(t, err, mapfront.CodePasswordLocked)
-	_, err = e.store.GetAccountInfo(e.ctx, queryReq(t, demoMobile, "123456"))
+	_, err = e.svc.GetAccountInfo(e.ctx, queryReq(t, demoMobile, "123456"))
 	wantCode(t, err, mapfront.CodePasswordLocked)
 	if err := e.store.UnlockPaymentPassword(e.ctx, demoMobile); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Pay(e.ctx, payReq(t, demoMobile, "123456", "w7", 100)); err != nil {
+	if _, err := e.svc.Pay(e.ctx, payReq(t, demoMobile, "123456", "w7", 100)); err != nil {
 		t.Fatal(err)
 	}
 	// Four wrong, one right: the count resets.
 	for i := 0; i < 4; i++ {
-		_, err := e.store.GetAccountInfo(e.ctx, queryReq(t, demoMobile, "000000"))
+		_, err := e.svc.GetAccountInfo(e.ctx, queryReq(t, demoMobile, "000000"))
 		wantCode(t, err, mapfront.CodeWrongPassword)
 	}
-	if _, err := e.store.GetAccountInfo(e.ctx, queryReq(t, demoMobile, "123456")); err != nil {
+	if _, err := e.svc.GetAccountInfo(e.ctx, queryReq(t, demoMobile, "123456")); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := e.store.GetCustomer(e.ctx, demoMobile)
@@ -324,31 +324,31 @@ func TestPasswordLock(t *testing.T) {
 func TestPayAccountRules(t *testing.T) {
 	e := newEnv(t)
 	// More than the card holds: cash pays, never split.
-	a, err := e.store.Pay(e.ctx, payReq(t, demoMobile, "123456", "big", 400000))
+	a, err := e.svc.Pay(e.ctx, payReq(t, demoMobile, "123456", "big", 400000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.AccountID[:4] != mapfront.CashPrefix || *a.Balance != 600000 {
 		t.Fatalf("big pay took %s leaving %d", a.AccountID, *a.Balance)
 	}
-	_, err = e.store.Pay(e.ctx, payReq(t, demoMobile, "123456", "huge", 700000))
+	_, err = e.svc.Pay(e.ctx, payReq(t, demoMobile, "123456", "huge", 700000))
 	wantCode(t, err, mapfront.CodeInsufficient)
 	if err := e.store.SetAccountFrozen(e.ctx, demoCard, true); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.store.Pay(e.ctx, payReq(t, demoCard, "123456", "frozen", 100))
+	_, err = e.svc.Pay(e.ctx, payReq(t, demoCard, "123456", "frozen", 100))
 	wantCode(t, err, mapfront.CodeAccountState)
-	a, err = e.store.Pay(e.ctx, payReq(t, demoMobile, "123456", "skip-frozen", 100))
+	a, err = e.svc.Pay(e.ctx, payReq(t, demoMobile, "123456", "skip-frozen", 100))
 	if err != nil || a.AccountID[:4] != mapfront.CashPrefix {
 		t.Fatalf("pay with frozen card: %+v %v", a, err)
 	}
-	_, err = e.store.Pay(e.ctx, payReq(t, "13700000000", "123456", "nobody", 100))
+	_, err = e.svc.Pay(e.ctx, payReq(t, "13700000000", "123456", "nobody", 100))
 	wantCode(t, err, mapfront.CodeNotFound)
-	_, err = e.store.Pay(e.ctx, payReq(t, "1234", "123456", "badid", 100))
+	_, err = e.svc.Pay(e.ctx, payReq(t, "1234", "123456", "badid", 100))
 	wantCode(t, err, mapfront.CodeMalformed)
 
 	cf := newEnv(t, func(p *mapfront.Policy) { p.Accounts = mapfront.CashFirst })
-	a, err = cf.store.Pay(cf.ctx, payReq(t, demoMobile, "123456", "cf", 100))
+	a, err = cf.svc.Pay(cf.ctx, payReq(t, demoMobile, "123456", "cf", 100))
 	if err != nil || a.AccountID[:4] != mapfront.CashPrefix {
 		t.Fatalf("cash-first took %+v %v", a, err)
 	}
@@ -360,12 +360,12 @@ func TestPayAccountRules(t *testing.T) {
 func TestUndoOfDeclinedKeepsTheDecline(t *testing.T) {
 	e := newEnv(t)
 	p := payReq(t, demoMobile, "123456", "poor", 4_000_000)
-	_, err := e.store.Pay(e.ctx, p)
+	_, err := e.svc.Pay(e.ctx, p)
 	wantCode(t, err, mapfront.CodeInsufficient)
-	if _, err := e.store.UndoPay(e.ctx, undoReq(p)); err != nil {
+	if _, err := e.svc.UndoPay(e.ctx, undoReq(p)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.store.Pay(e.ctx, p)
+	_, err = e.svc.Pay(e.ctx, p)
 	wantCode(t, err, mapfront.CodeInsufficient)
 }
 
@@ -374,11 +374,11 @@ func TestUndoOfDeclinedKeepsTheDecline(t *testing.T) {
 func TestUndoAnswersThePaysOrder(t *testing.T) {
 	e := newEnv(t)
 	p := payReq(t, demoMobile, "123456", "u1", 300)
-	a, err := e.store.Pay(e.ctx, p)
+	a, err := e.svc.Pay(e.ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := e.store.UndoPay(e.ctx, undoReq(p))
+	u, err := e.svc.UndoPay(e.ctx, undoReq(p))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,15 +71,3 @@ func productForSale(ctx context.Context, q querier, id string) (*mapfront.Produc
 	}
 	return p, err
 }
-
-// DownloadProduct answers download_product: the products on sale, for a
-// registered terminal. Errors: 10001, 10002.
-func (s *Store) DownloadProduct(ctx context.Context, r *mapfront.DownloadProductRequest) ([]mapfront.Product, error) {
-	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	if _, err := checkOrigin(ctx, s.pool, r.Origin); err != nil {
-		return nil, s.wrap(err)
-	}
-	return s.ListProducts(ctx, true)
-}

@@ -345,11 +345,9 @@ RETURNING payment_id`
 	// The terminal key is now this payment's. Should the POS retransmit
 	// the open_card it never got an answer to, it is told the key is used
 	// (10003) instead of opening a second card.
-	const key = `
-INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, state, errcode, errmsg)
-VALUES ('open_card', $1, $2, $3, 'done', $4, '该笔开卡已由日切文件开通')
-ON CONFLICT DO NOTHING`
-	if _, err := tx.Exec(ctx, key, req.TerminalID, req.BatchNo, req.TerminalOrderID, int(mapfront.CodeKeyReused)); err != nil {
+	opened := &mapfront.KeyRecord{State: mapfront.KeyDeclined,
+		Decline: &mapfront.Error{Code: mapfront.CodeKeyReused, Msg: "该笔开卡已由日切文件开通"}}
+	if _, err := tx.Exec(ctx, keyRecordFirstSQL, keyRecordArgs(mapfront.KindOpenCard, req.Key(), opened)...); err != nil {
 		return nil, err
 	}
 	const trade = `

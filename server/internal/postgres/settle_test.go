@@ -41,7 +41,7 @@ func stlRec(line int64, trade string, amount int64, termOrder, id, mobile, produ
 // stlOpen is an open_card on SH01/ST01/POS01, batch 000001.
 func stlOpen(t *testing.T, e *env, mobile, id, product, termOrder string, paySum int64) *mapfront.CardOrderAnswer {
 	t.Helper()
-	a, err := e.store.OpenCard(e.ctx, &mapfront.OpenCardRequest{
+	a, err := e.svc.OpenCard(e.ctx, &mapfront.OpenCardRequest{
 		Origin:  mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op1"},
 		BatchNo: "000001", TerminalOrderID: termOrder, IDNumber: id, Mobile: mobile, ProductID: product,
 		PaySum: paySum, HasPaySum: true,
@@ -116,7 +116,7 @@ func (e *env) scalar(t *testing.T, q string, args ...any) int64 {
 }
 
 // cardOf returns the customer's card account of a product.
-func (e *env) cardOf(t *testing.T, mobile, product string) AccountView {
+func (e *env) cardOf(t *testing.T, mobile, product string) mapfront.AccountView {
 	t.Helper()
 	c, err := e.store.GetCustomer(e.ctx, mobile)
 	if err != nil {
@@ -128,7 +128,7 @@ func (e *env) cardOf(t *testing.T, mobile, product string) AccountView {
 		}
 	}
 	t.Fatalf("customer %s has no card of %s", mobile, product)
-	return AccountView{}
+	return mapfront.AccountView{}
 }
 
 // stlPay pays sum from consumer on ZJ000001 with the customer's password.
@@ -139,7 +139,7 @@ func stlPay(t *testing.T, e *env, consumer, password, key string, sum int64) (*m
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.store.Pay(e.ctx, &mapfront.PayRequest{
+	return e.svc.Pay(e.ctx, &mapfront.PayRequest{
 		Origin:  mapfront.Origin{SellerID: "SH12345", StoreID: "ST12345", TerminalID: "ZJ000001", OperatorID: "op1"},
 		BatchNo: "000009", TerminalOrderID: key, ConsumerID: consumer, PINBlock: block, Sum: sum,
 	})
@@ -227,7 +227,7 @@ func TestSettleEveryOutcome(t *testing.T) {
 	}
 	// The payments the file confirmed are settled: they can no longer be
 	// repealed (SPEC section 5).
-	_, err = e.store.RepealCard(e.ctx, &mapfront.RepealCardRequest{
+	_, err = e.svc.RepealCard(e.ctx, &mapfront.RepealCardRequest{
 		Origin:  mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op1"},
 		BatchNo: "000001", TerminalOrderID: "000003"})
 	wantCode(t, err, mapfront.CodeRepealDenied)
@@ -426,7 +426,7 @@ func TestSettleRepealedAndReopened(t *testing.T) {
 	e := newEnv(t)
 	id := stlID("11010519900101031")
 	stlOpen(t, e, "13800000031", id, "1012", "000001", 150000)
-	if _, err := e.store.RepealCard(e.ctx, &mapfront.RepealCardRequest{
+	if _, err := e.svc.RepealCard(e.ctx, &mapfront.RepealCardRequest{
 		Origin:  mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op1"},
 		BatchNo: "000001", TerminalOrderID: "000001"}); err != nil {
 		t.Fatal(err)
@@ -448,7 +448,7 @@ func TestSettleRepealedAndReopened(t *testing.T) {
 	if a := e.cardOf(t, "13800000032", "1012"); a.Balance != 200000 {
 		t.Fatalf("opened card %+v", a)
 	}
-	_, err = e.store.OpenCard(e.ctx, &mapfront.OpenCardRequest{
+	_, err = e.svc.OpenCard(e.ctx, &mapfront.OpenCardRequest{
 		Origin:  mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op1"},
 		BatchNo: "000001", TerminalOrderID: "000002", IDNumber: id2, Mobile: "13800000032", ProductID: "1012"})
 	wantCode(t, err, mapfront.CodeKeyReused)
@@ -490,7 +490,7 @@ func TestSettleImmediatePolicyVerifiesOnly(t *testing.T) {
 // however often and however concurrently RunDaily runs.
 func TestSettleInstallments(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.store.UpsertProduct(e.ctx, mapfront.Product{ID: "2020", Name: "分期卡3期", ShortName: "分期卡3期",
+	if _, err := e.admin.UpsertProduct(e.ctx, mapfront.Product{ID: "2020", Name: "分期卡3期", ShortName: "分期卡3期",
 		Price: 300000, FaceValue: 360000, Kind: mapfront.Installment, Installments: 3, OnSale: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -700,7 +700,7 @@ func TestSettleTruncatedAndMissingFile(t *testing.T) {
 // A settlement's bulk activation posts exactly what activate posts.
 func TestActivationLegsMatchActivate(t *testing.T) {
 	e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
-	if _, err := e.store.UpsertProduct(e.ctx, mapfront.Product{ID: "2021", Name: "分期卡7期", ShortName: "分期卡7期",
+	if _, err := e.admin.UpsertProduct(e.ctx, mapfront.Product{ID: "2021", Name: "分期卡7期", ShortName: "分期卡7期",
 		Price: 300001, FaceValue: 360007, Kind: mapfront.Installment, Installments: 7, OnSale: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,15 @@
-// Package postgres stores mapfront in PostgreSQL through pgx. Each exported
-// method of Store is one database transaction; unexported (ctx, tx, ...)
-// helpers hold the SQL beside the code that scans it. Money moves only through
-// postings (ledger.go), which the database balances and keeps non-negative.
+// Package postgres stores mapfront in PostgreSQL through pgx: SQL and nothing
+// else. The services of package mapfront own the interfaces it implements
+// and make every decision. Each exported method of Store is one database
+// transaction, or begins one that its unit ends (offline.go); unexported
+// helpers hold the SQL beside the code that scans it. Money moves only
+// through postings (ledger.go), which the database balances and keeps
+// non-negative. Errors are classified once (classify.go).
 package postgres
 
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -16,7 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mapfront/server/internal/mapfront"
@@ -25,35 +26,25 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Store is mapfront's PostgreSQL store and the implementation of its services.
+// Store is mapfront's PostgreSQL store: it implements mapfront.OfflineStore,
+// mapfront.AdminStore and the settlement side.
 type Store struct {
 	pool   *pgxpool.Pool
 	clock  mapfront.Clock
 	policy mapfront.Policy
-	keys   Keys
+	newPW  func(idNumber string) ([]byte, error)
 	log    *slog.Logger
-}
-
-// Keys is what the store needs of the master key: payment password hashes and
-// sealed terminal PIN keys. The secret package implements it.
-type Keys interface {
-	// HashPassword returns a salted keyed hash of a payment password.
-	HashPassword(password string) ([]byte, error)
-	// VerifyPassword reports, in constant time, whether password matches
-	// hash; an error means the stored hash is unusable.
-	VerifyPassword(hash []byte, password string) (bool, error)
-	// SealTPK encrypts a terminal's PIN key, bound to the terminal id.
-	SealTPK(terminalID string, tpk []byte) ([]byte, error)
-	// OpenTPK decrypts a sealed PIN key; it fails for another terminal id.
-	OpenTPK(terminalID string, sealed []byte) ([]byte, error)
 }
 
 // Options configure a Store.
 type Options struct {
 	Clock  mapfront.Clock
 	Policy mapfront.Policy
-	Keys   Keys
-	Log    *slog.Logger
+	// NewCustomerPassword gives the password hash of a customer that the
+	// settlement side creates from the file (the service's
+	// InitialPasswordHash): the store holds no key.
+	NewCustomerPassword func(idNumber string) ([]byte, error)
+	Log                 *slog.Logger
 	// StatementTimeout bounds every statement (default 5 s).
 	StatementTimeout time.Duration
 	// MaxConns bounds the pool (default 16).
@@ -88,10 +79,13 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if o.Clock.Now == nil {
 		o.Clock.Now = time.Now
 	}
+	if o.NewCustomerPassword == nil {
+		o.NewCustomerPassword = func(string) ([]byte, error) { return nil, nil }
+	}
 	if o.Clock.Zone == nil {
 		o.Clock.Zone = time.UTC
 	}
-	s := &Store{pool: pool, clock: o.Clock, policy: o.Policy, keys: o.Keys, log: o.Log}
+	s := &Store{pool: pool, clock: o.Clock, policy: o.Policy, newPW: o.NewCustomerPassword, log: o.Log}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -160,103 +154,61 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// inTx runs fn in one database transaction. A serialization failure or
-// deadlock is retried a few times; if it persists the caller gets 10018
-// (busy: nothing happened). Other errors come back as they are, wrapped.
+// inTx is transact for the settlement side's steps.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	var err error
-	for attempt := 0; attempt < 4; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, fn)
-		if !retryable(err) {
-			return s.wrap(err)
-		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
-	s.log.Warn("transaction retries exhausted", "err", err)
-	return mapfront.ErrBusy
+	return s.transact(ctx, "transaction", fn)
 }
 
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", "40P01": // serialization_failure, deadlock_detected
-			return true
-		case "23505":
-			// Two first requests raced to create the same customer or the
-			// same filling card order; the retry finds the winner's row.
-			return pe.ConstraintName == "customers_mobile_key" || pe.ConstraintName == "card_orders_one_filling"
+// txAttempts bounds the tries of one transaction on transient errors.
+const txAttempts = 4
+
+// transact runs fn in one database transaction, named what in its errors.
+// Errors that certainly did not commit and may pass (classify) are tried
+// again with mapfront.Retry, the one retry loop, and end as 10018; fn's
+// domain errors come back as they are.
+func (s *Store) transact(ctx context.Context, what string, fn func(tx pgx.Tx) error) error {
+	err := mapfront.Retry(ctx, txAttempts, func() error {
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			return classify(what+" begin", err, false)
 		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op once committed
+		if err := fn(tx); err != nil {
+			return classify(what, err, false)
+		}
+		return classify(what+" commit", tx.Commit(ctx), true)
+	})
+	if mapfront.ErrorCode(err) == mapfront.CodeBusy {
+		s.log.Warn("transaction busy", "what", what, "err", err)
 	}
-	return false
+	return err
 }
 
-// wrap turns driver errors into domain errors where they have a business
-// meaning; others stay as they are, to be logged as internal errors.
+// wrap classifies the error of a statement outside a retried transaction:
+// a transient failure is 10018 at once.
 func (s *Store) wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var de *mapfront.Error
-	if errors.As(err, &de) {
-		return err
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == "23514" && pe.ConstraintName == "balance_non_negative":
-			return fmt.Errorf("%w: %v", mapfront.Errorf(mapfront.CodeInsufficient, "余额不足"), err)
-		case pe.Code == "57014": // query_canceled: statement timeout
-			return fmt.Errorf("%w: %v", mapfront.ErrBusy, err)
-		case pe.Code == "53300" || pe.Code == "57P03": // too many connections, cannot connect now
-			return fmt.Errorf("%w: %v", mapfront.ErrBusy, err)
-		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
+	err = classify("query", err, false)
+	if mapfront.IsTransient(err) {
 		return fmt.Errorf("%w: %v", mapfront.ErrBusy, err)
 	}
 	return err
 }
 
-// newOrderID returns a 20-digit order id: the local date-time (14 digits)
-// and 6 digits of a sequence, unique unless a million orders share a second.
+// newOrderID returns a 20-digit order id (mapfront.OrderID) for the
+// settlement side's card orders.
 func (s *Store) newOrderID(ctx context.Context, tx pgx.Tx) (string, error) {
 	var n int64
 	if err := tx.QueryRow(ctx, `SELECT nextval('order_seq')`).Scan(&n); err != nil {
 		return "", err
 	}
-	return s.clock.Now().In(s.clock.Zone).Format("20060102150405") + fmt.Sprintf("%06d", n%1_000_000), nil
+	return mapfront.OrderID(s.clock, s.clock.Now(), n), nil
 }
 
-// newAccountID returns a 16-digit account id: the 4-digit prefix (product id,
-// or CashPrefix), 11 digits of a sequence and a Luhn check digit.
+// newAccountID returns a 16-digit account id (mapfront.AccountID).
 func newAccountID(ctx context.Context, tx pgx.Tx, prefix string) (string, error) {
 	var n int64
 	if err := tx.QueryRow(ctx, `SELECT nextval('account_seq')`).Scan(&n); err != nil {
 		return "", err
 	}
-	body := prefix + fmt.Sprintf("%011d", n%100_000_000_000)
-	return body + luhn(body), nil
-}
-
-// luhn returns the Luhn check digit of digits.
-func luhn(digits string) string {
-	sum := 0
-	double := true
-	for i := len(digits) - 1; i >= 0; i-- {
-		d := int(digits[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return fmt.Sprint((10 - sum%10) % 10)
+	return mapfront.AccountID(prefix, n), nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"mapfront/server/internal/mapfront"
 	"mapfront/server/internal/pgtest"
-	"mapfront/server/internal/pinblock"
 	"mapfront/server/internal/secret"
 )
 
@@ -21,6 +20,8 @@ func (c *testClock) Now() time.Time { return c.now }
 // env is a store on a fresh database with the demo data loaded.
 type env struct {
 	store *Store
+	svc   *mapfront.Service
+	admin *mapfront.AdminService
 	clock *testClock
 	ctx   context.Context
 }
@@ -43,19 +44,21 @@ func newEnvTB(t testing.TB, mutate ...func(*mapfront.Policy)) *env {
 		m(&policy)
 	}
 	ctx := context.Background()
+	clock := mapfront.Clock{Zone: zone, Now: clk.Now}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := Open(ctx, url, Options{
-		Clock: mapfront.Clock{Zone: zone, Now: clk.Now}, Policy: policy, Keys: keys,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxConns: 32,
+		Clock: clock, Policy: policy, NewCustomerPassword: mapfront.InitialPasswordHasher(policy, keys),
+		Log: log, MaxConns: 32,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	kcv := func(k []byte) string { v, _ := pinblock.KCV(k, pinblock.DoubleLength); return v }
-	if err := s.LoadDemo(ctx, Demo{TPKHex: testTPK, KCV: kcv}); err != nil {
+	admin := mapfront.NewAdminService(s, keys, policy)
+	if err := admin.LoadDemo(ctx, testTPK); err != nil {
 		t.Fatal(err)
 	}
-	return &env{store: s, clock: clk, ctx: ctx}
+	return &env{store: s, svc: mapfront.NewService(s, keys, clock, policy, log), admin: admin, clock: clk, ctx: ctx}
 }
 
 // verify fails the test unless the ledger proves.
@@ -91,8 +94,7 @@ func TestMigrateTwiceAndDemoTwice(t *testing.T) {
 	if err := e.store.migrate(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	kcv := func(k []byte) string { v, _ := pinblock.KCV(k, pinblock.DoubleLength); return v }
-	if err := e.store.LoadDemo(e.ctx, Demo{TPKHex: testTPK, KCV: kcv}); err != nil {
+	if err := e.admin.LoadDemo(e.ctx, testTPK); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.balance(t, "1010123412341234"); got != 300000 {

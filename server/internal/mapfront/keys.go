@@ -1,0 +1,30 @@
+package mapfront
+
+// Keys is what the services need of the master key (SPEC section 7):
+// payment password hashes and sealed terminal PIN keys. The secret package
+// implements it; the store never sees it.
+type Keys interface {
+	// HashPassword returns a salted keyed hash of a payment password.
+	HashPassword(password string) ([]byte, error)
+	// VerifyPassword reports, in constant time, whether password matches
+	// hash; an error means the stored hash is unusable.
+	VerifyPassword(hash []byte, password string) (bool, error)
+	// SealTPK encrypts a terminal's PIN key, bound to the terminal id.
+	SealTPK(terminalID string, tpk []byte) ([]byte, error)
+	// OpenTPK decrypts a sealed PIN key; it fails for another terminal id.
+	OpenTPK(terminalID string, sealed []byte) ([]byte, error)
+}
+
+// InitialPasswordHasher returns the one way to hash a new customer's initial
+// password under policy p (SPEC section 4): nil under policy none. The
+// settlement side, which opens cards from the file, is given it as a
+// function, so that the store holds no key.
+func InitialPasswordHasher(p Policy, k Keys) func(idNumber string) ([]byte, error) {
+	return func(idNumber string) ([]byte, error) {
+		pw := p.InitialPassword(idNumber)
+		if pw == "" {
+			return nil, nil
+		}
+		return k.HashPassword(pw)
+	}
+}
