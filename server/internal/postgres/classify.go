@@ -22,9 +22,9 @@ import (
 //     committed: a serialization failure (40001), a deadlock (40P01), a
 //     cached plan invalidated by a schema change (0A000), a creation race on
 //     a unique key that a retry resolves, a connection that failed or was
-//     shut down (57P01, 08xxx, a refused connect) are mapfront.Transient and
-//     retried; a statement timeout or a full server is 10018 at once; any
-//     other error is internal (10000), with nothing done;
+//     shut down (a FATAL such as 57P01 or 53300, a reset, a refused
+//     connect) are mapfront.Transient and retried; a statement timeout is
+//     10018 at once; any other error is internal (10000), with nothing done;
 //   - once COMMIT was sent, an error reported by the server for a statement
 //     (severity ERROR) still proves the transaction rolled back and is
 //     sorted as above, but a lost connection, a FATAL shutdown or the
