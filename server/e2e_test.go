@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mapfront/internal/mtls/mtlstest"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/mapfront"
 	"mapfront/server/internal/pgtest"
@@ -64,6 +65,7 @@ func startSystem(t *testing.T, inProcess bool) *system {
 	if err := store.LoadDemo(ctx, postgres.Demo{TPKHex: demoTPK, KCV: func(k []byte) string { return kcv(k, false) }}); err != nil {
 		t.Fatal(err)
 	}
+	pki := withTestTLS(t, cfg)
 	httpAddr := freeAddr(t)
 	if inProcess {
 		cfg.LegacyAddr = httpAddr
@@ -82,7 +84,7 @@ func startSystem(t *testing.T, inProcess bool) *system {
 		if err := build.Run(); err != nil {
 			t.Fatalf("build gateway: %v", err)
 		}
-		cmd := exec.Command(gw, "-addr", httpAddr, "-grpc-addr", cfg.GRPCAddr)
+		cmd := exec.Command(gw, append([]string{"-addr", httpAddr, "-grpc-addr", cfg.GRPCAddr}, mtlstest.Args(pki.Client("gateway"))...)...)
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -25,13 +25,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
 	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/mtls"
+	"mapfront/server/internal/authz"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/grpcapi"
 	"mapfront/server/internal/mapfront"
@@ -112,9 +113,24 @@ func runServer(cmd string, args []string) error {
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store) error {
 	m := metrics.New(store.Pool())
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(m.Unary, grpcapi.Recover(log)),
-		grpc.ChainStreamInterceptor(m.Stream),
+	if err := cfg.RequireTLS(); err != nil {
+		return err
+	}
+	creds, err := mtls.ServerCredentials(cfg.GRPCAddr, cfg.TLS, cfg.DevPlaintext)
+	if err != nil {
+		return err
+	}
+	roles, err := authz.LoadRoles(cfg.RolesFile)
+	if err != nil {
+		return err
+	}
+	az := authz.New(roles, authz.Options{DevPlaintext: cfg.DevPlaintext, Log: log, Refused: m.Refused})
+	go reloadRolesOnHUP(ctx, cfg.RolesFile, az, log)
+	srv := grpc.NewServer(creds,
+		// The one interceptor chain: every call, the single-binary mode's
+		// in-memory ones included, is counted, then authorized, then served.
+		grpc.ChainUnaryInterceptor(m.Unary, az.Unary, grpcapi.Recover(log)),
+		grpc.ChainStreamInterceptor(m.Stream, az.Stream),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.ConnectionTimeout(10*time.Second),
@@ -189,6 +205,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	return nil
 }
 
+// reloadRolesOnHUP re-reads the roles file on SIGHUP; a file that does not
+// parse keeps the roles in force. (Certificates need no signal: they are
+// re-read when their files change.)
+func reloadRolesOnHUP(ctx context.Context, path string, az *authz.Authorizer, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			roles, err := authz.LoadRoles(path)
+			if err != nil {
+				log.Error("roles file not reloaded; the previous roles stay in force", "error", err.Error())
+				continue
+			}
+			az.SetRoles(roles)
+			log.Info("roles file reloaded", "identities", len(roles))
+		}
+	}
+}
+
 // opsHandler serves /healthz (the process runs), /readyz (the database
 // answers) and /metrics (Prometheus).
 func opsHandler(store *postgres.Store, m *metrics.Metrics) http.Handler {
@@ -233,10 +272,16 @@ func newLogger(level string) *slog.Logger {
 func verifyLedger(args []string) error {
 	fs := flag.NewFlagSet("verify-ledger", flag.ContinueOnError)
 	addr := fs.String("grpc-addr", envOr("MAPFRONT_GRPC_ADDR", "127.0.0.1:9090"), "server gRPC address")
+	files := mtls.FilesFromEnv(os.Getenv)
+	files.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := mtls.DialCredentials(*addr, files, mtls.DevPlaintext(os.Getenv))
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(*addr, creds)
 	if err != nil {
 		return err
 	}

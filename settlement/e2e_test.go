@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,11 +30,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/mtls"
+	"mapfront/internal/mtls/mtlstest"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/cli"
 	"mapfront/settlement/internal/fetch"
@@ -161,6 +163,7 @@ func TestE2ESettlement(t *testing.T) {
 		"MAPFRONT_FTP_TIMEOUT":      "10s",
 		"MAPFRONT_SETTLE_WORKDIR":   t.TempDir(),
 	}
+	maps.Copy(vars, mtlstest.Env(sys.pki.Client("settlement")))
 
 	// Settle D.
 	r := settleCmd(ctx, vars, time.Now, "run", "--date", date)
@@ -461,7 +464,12 @@ func settleCmd(ctx context.Context, vars map[string]string, now func() time.Time
 type e2eSystem struct {
 	bin, dir string
 	env      []string
+	pki      *mtlstest.PKI
 }
+
+// e2eRoles: the test's own client holds every role; the settlement command
+// runs as "settlement".
+const e2eRoles = "e2e=posp,settlement,operator,admin,auditor\nsettlement=settlement\n"
 
 func newE2ESystem(t *testing.T) *e2eSystem {
 	t.Helper()
@@ -482,9 +490,17 @@ func newE2ESystem(t *testing.T) *e2eSystem {
 			env = append(env, kv)
 		}
 	}
+	p := mtlstest.New(t)
+	roles := filepath.Join(dir, "roles")
+	if err := os.WriteFile(roles, []byte(e2eRoles), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env = append(env, "MAPFRONT_DATABASE_URL="+newE2EDatabase(t), "MAPFRONT_MASTER_KEY="+hex.EncodeToString(key[:]),
-		"MAPFRONT_LOG_LEVEL=info")
-	return &e2eSystem{bin: bin, dir: dir, env: env}
+		"MAPFRONT_LOG_LEVEL=info", "MAPFRONT_ROLES_FILE="+roles)
+	for k, v := range mtlstest.Env(p.Server()) {
+		env = append(env, k+"="+v)
+	}
+	return &e2eSystem{bin: bin, dir: dir, env: env, pki: p}
 }
 
 // newE2EDatabase creates an empty database for t and returns its URL (as
@@ -619,7 +635,11 @@ func (s *e2eSystem) serve(t *testing.T, name string, args ...string) *e2eServer 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := mtls.DialCredentials(grpcAddr, s.pki.Client("e2e"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(grpcAddr, creds)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"mapfront/internal/mtls"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -32,6 +33,12 @@ type Config struct {
 	// CompletionWindow: how long a card order may stay short of its price
 	// before settlement files it for manual handling (MAPFRONT_COMPLETION_WINDOW, default 7 days).
 	CompletionWindow time.Duration
+
+	// Internal trust (SPEC section 7): the gRPC listener's mutual TLS and
+	// the roles of the identities its client certificates name.
+	TLS          mtls.Files // -grpc-ca-file, -grpc-cert-file, -grpc-key-file (MAPFRONT_GRPC_*_FILE)
+	RolesFile    string     // MAPFRONT_ROLES_FILE: identity=role[,role] lines (server/internal/authz)
+	DevPlaintext bool       // MAPFRONT_INSECURE_DEV_PLAINTEXT=1: plaintext gRPC, loopback only, development only
 }
 
 // Load reads flags (from args) with environment fallbacks. The master key is
@@ -57,6 +64,10 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	maxMsg := fs.Int64("grpc-max-message", envInt("MAPFRONT_GRPC_MAX_MESSAGE", 4<<20), "gRPC message size limit in bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("MAPFRONT_SHUTDOWN_TIMEOUT", 15*time.Second), "graceful shutdown limit")
 	fs.DurationVar(&c.CompletionWindow, "completion-window", envDuration("MAPFRONT_COMPLETION_WINDOW", 7*24*time.Hour), "how long a split-paid card may stay incomplete before it becomes an exception")
+	c.TLS = mtls.FilesFromEnv(os.Getenv)
+	c.TLS.Register(fs)
+	fs.StringVar(&c.RolesFile, "roles-file", os.Getenv("MAPFRONT_ROLES_FILE"), "file of identity=role[,role] lines: who may call what on gRPC")
+	c.DevPlaintext = mtls.DevPlaintext(os.Getenv)
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -104,6 +115,25 @@ func (c *Config) RequireDatabase() error {
 		return errors.New("no database: set MAPFRONT_DATABASE_URL (or DATABASE_URL) or -database-url")
 	}
 	return nil
+}
+
+// RequireTLS reports what serving gRPC lacks: the three TLS files and the
+// roles file, unless the development plaintext flag is set, which is refused
+// on an address that is not loopback (SPEC section 7).
+func (c *Config) RequireTLS() error {
+	var errs []error
+	if c.DevPlaintext {
+		if !mtls.IsLoopback(c.GRPCAddr) {
+			errs = append(errs, fmt.Errorf("%s=1 is refused with -grpc-addr %q: plaintext gRPC only on a loopback address",
+				mtls.EnvInsecureDevPlaintext, c.GRPCAddr))
+		}
+	} else if err := c.TLS.Check(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RolesFile == "" {
+		errs = append(errs, errors.New("no roles file: set MAPFRONT_ROLES_FILE or -roles-file (identity=role[,role] lines; nobody may call anything without it)"))
+	}
+	return errors.Join(errs...)
 }
 
 func envOr(name, def string) string {

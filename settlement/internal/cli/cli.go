@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"mapfront/internal/mtls"
 	"mapfront/settlement/internal/config"
 	"mapfront/settlement/internal/fetch"
 )
@@ -149,10 +149,13 @@ func (a *app) dial() (*grpc.ClientConn, error) {
 	if a.conn != nil {
 		return a.conn, nil
 	}
-	conn, err := grpc.NewClient(a.cfg.GRPCAddr,
-		// The server is on the internal network, as for the other internal
-		// callers of the gRPC API (SPEC section 1).
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	// Mutual TLS: the server knows the command by its certificate
+	// (MAPFRONT_GRPC_*_FILE) and allows what its identity's roles allow.
+	creds, err := mtls.DialCredentials(a.cfg.GRPCAddr, a.cfg.TLS, a.cfg.DevPlaintext)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	conn, err := grpc.NewClient(a.cfg.GRPCAddr, creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
 	)
 	if err != nil {
