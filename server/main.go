@@ -8,6 +8,7 @@
 //	server verify-ledger ask a running server to prove the ledger (exit 1 if not)
 //	server pinblock      build a paymentCodeDES for a PIN, consumerId and key
 //	server keygen        print a new random master key
+//	server certs         create a local CA and the demo's gRPC certificates
 package main
 
 import (
@@ -61,8 +62,10 @@ func main() {
 		err = buildPINBlock(args)
 	case "keygen":
 		fmt.Println(secret.Generate())
+	case "certs":
+		err = makeCerts(args)
 	default:
-		err = fmt.Errorf("unknown command %q (serve, migrate, demo, verify-ledger, pinblock, keygen)", cmd)
+		err = fmt.Errorf("unknown command %q (serve, migrate, demo, verify-ledger, pinblock, keygen, certs)", cmd)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return
