@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"mapfront/internal/mtls"
+	"mapfront/server/internal/audit"
 )
 
 // DevIdentity is the identity of every plaintext caller when the server
@@ -201,6 +202,15 @@ func (a *Authorizer) authorize(ctx context.Context, method string) (context.Cont
 		a.refuse(method, id, codes.PermissionDenied, why)
 		return nil, status.Errorf(codes.PermissionDenied, "%s may not call %s", id, method)
 	}
+	// The audit trail records the identity and the role(s) that allowed the
+	// call (server/internal/audit).
+	var granted []string
+	for _, r := range roles {
+		if slices.Contains(allowed, r) {
+			granted = append(granted, string(r))
+		}
+	}
+	ctx = audit.WithActor(ctx, audit.Actor{Identity: id, Role: strings.Join(granted, ","), Method: method})
 	return WithCaller(ctx, Caller{Identity: id, Roles: slices.Clone(roles)}), nil
 }
 

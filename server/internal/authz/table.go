@@ -73,6 +73,8 @@ var methodRoles = map[string][]Role{
 	mapfrontv1.AdminService_GetOrder_FullMethodName:      reads,
 	mapfrontv1.AdminService_ListStatement_FullMethodName: reads,
 	mapfrontv1.AdminService_VerifyLedger_FullMethodName:  reads,
+	// AdminService: the audit trail, for those who answer for the changes.
+	mapfrontv1.AdminService_ListAudit_FullMethodName: {Auditor, Admin},
 
 	// SettlementService: the settlement command; batch reports are reads.
 	mapfrontv1.SettlementService_SubmitBatch_FullMethodName:     {Settlement},

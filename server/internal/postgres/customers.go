@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -113,7 +114,8 @@ func (s *Store) CreateCustomer(ctx context.Context, mobile, idNumber string) (*C
 	if !mapfront.ValidIDNumber(idNumber) {
 		return nil, mapfront.Invalid("ID", "须为18位身份证号且校验位正确")
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.auditedTx(ctx, audit.Change{Op: "CreateCustomer", Target: customerTarget(mobile),
+		Args: map[string]any{"id_number": mapfront.MaskIDNumber(idNumber)}}, func(tx pgx.Tx) error {
 		_, err := s.findOrCreateCustomer(ctx, tx, mobile, idNumber)
 		return err
 	})
@@ -160,13 +162,13 @@ func (s *Store) SetPaymentPassword(ctx context.Context, mobile, password string)
 	if err != nil {
 		return err
 	}
-	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE mobile = $1`, hash)
+	return s.updateCustomer(ctx, "SetPaymentPassword", mobile, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE mobile = $1`, hash)
 }
 
 // ResetPaymentPassword puts the policy's initial password back (none under
 // policy none) and unlocks. Errors: 10005.
 func (s *Store) ResetPaymentPassword(ctx context.Context, mobile string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.auditedTx(ctx, audit.Change{Op: "ResetPaymentPassword", Target: customerTarget(mobile)}, func(tx pgx.Tx) error {
 		c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1 FOR UPDATE`, mobile))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
@@ -187,11 +189,13 @@ func (s *Store) ResetPaymentPassword(ctx context.Context, mobile string) error {
 
 // UnlockPaymentPassword clears the failure count and the lock. Errors: 10005.
 func (s *Store) UnlockPaymentPassword(ctx context.Context, mobile string) error {
-	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_failures = 0, pw_locked = false WHERE mobile = $1`)
+	return s.updateCustomer(ctx, "UnlockPaymentPassword", mobile, `UPDATE customers SET pw_failures = 0, pw_locked = false WHERE mobile = $1`)
 }
 
-func (s *Store) updateCustomer(ctx context.Context, mobile, q string, args ...any) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+// updateCustomer runs q on the customer with mobile, audited as op (the
+// arguments are secrets or nothing: none is recorded).
+func (s *Store) updateCustomer(ctx context.Context, op, mobile, q string, args ...any) error {
+	return s.auditedTx(ctx, audit.Change{Op: op, Target: customerTarget(mobile)}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, q, append([]any{mobile}, args...)...)
 		if err == nil && tag.RowsAffected() == 0 {
 			return mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
@@ -224,7 +228,8 @@ func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, refe
 	}
 	var account string
 	var balance int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.auditedTx(ctx, audit.Change{Op: "TopUpCash", Target: customerTarget(mobile),
+		Args: map[string]any{"amount": amount, "reference": reference}}, func(tx pgx.Tx) error {
 		var status string
 		err := tx.QueryRow(ctx, `SELECT a.account_id, a.status FROM accounts a JOIN customers c USING (customer_id)
 WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account, &status)
@@ -269,7 +274,8 @@ func (s *Store) SetAccountFrozen(ctx context.Context, accountID string, frozen b
 	if !frozen {
 		from, to = mapfront.Frozen, mapfront.Active
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	op := map[bool]string{true: "FreezeAccount", false: "UnfreezeAccount"}[frozen]
+	return s.auditedTx(ctx, audit.Change{Op: op, Target: "account:" + accountID}, func(tx pgx.Tx) error {
 		var status string
 		err := tx.QueryRow(ctx, `SELECT status FROM accounts WHERE account_id = $1 AND kind <> 'system' FOR UPDATE`, accountID).Scan(&status)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -288,6 +294,9 @@ func (s *Store) SetAccountFrozen(ctx context.Context, accountID string, frozen b
 		return err
 	})
 }
+
+// customerTarget names a customer in the audit trail.
+func customerTarget(mobile string) string { return "customer:" + mobile }
 
 func isForeignKey(err error) bool {
 	var pe *pgconn.PgError

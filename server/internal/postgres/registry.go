@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -62,7 +63,8 @@ func (s *Store) UpsertSeller(ctx context.Context, id, name string, enabled bool)
 	if err := checkRegistryID("sellerId", id); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.auditedTx(ctx, audit.Change{Op: "UpsertSeller", Target: "seller:" + id,
+		Args: map[string]any{"name": name, "enabled": enabled}}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO sellers (seller_id, name, enabled) VALUES ($1, $2, $3)
 ON CONFLICT (seller_id) DO UPDATE SET name = excluded.name, enabled = excluded.enabled`, id, name, enabled)
 		return err
@@ -75,7 +77,8 @@ func (s *Store) UpsertStore(ctx context.Context, sellerID, storeID, name string,
 	if err := checkRegistryID("storeId", storeID); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.auditedTx(ctx, audit.Change{Op: "UpsertStore", Target: "store:" + sellerID + "/" + storeID,
+		Args: map[string]any{"name": name, "enabled": enabled}}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO stores (seller_id, store_id, name, enabled) VALUES ($1, $2, $3, $4)
 ON CONFLICT (seller_id, store_id) DO UPDATE SET name = excluded.name, enabled = excluded.enabled`,
 			sellerID, storeID, name, enabled)
@@ -119,7 +122,10 @@ func (s *Store) UpsertTerminal(ctx context.Context, t TerminalSpec, kcv func(key
 		}
 		check = kcv(key)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	// The key itself is never recorded: its check value says which it is.
+	err := s.auditedTx(ctx, audit.Change{Op: "UpsertTerminal", Target: "terminal:" + t.TerminalID,
+		Args: map[string]any{"seller_id": t.SellerID, "store_id": t.StoreID, "enabled": t.Enabled,
+			"legacy_des": t.LegacyDES, "new_tpk_kcv": check}}, func(tx pgx.Tx) error {
 		const q = `
 INSERT INTO terminals (terminal_id, seller_id, store_id, enabled, tpk_sealed, tpk_kcv, legacy_des)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
