@@ -305,7 +305,7 @@ func TestE2ESettlement(t *testing.T) {
 		t.Fatalf("resolve: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	resolved := srv.getException(t, ctx, mismatch.GetId())
-	if resolved.State != "resolved" || resolved.Action != "ignore" || resolved.Operator != "t" || resolved.Note != "first" ||
+	if resolved.State != "resolved" || resolved.Action != "ignore" || resolved.Operator != "settlement (t)" || resolved.Note != "first" ||
 		resolved.ResolvedAt == "" {
 		t.Errorf("after resolve: %v", resolved)
 	}
@@ -315,6 +315,19 @@ func TestE2ESettlement(t *testing.T) {
 	}
 	if again := srv.getException(t, ctx, mismatch.GetId()); !proto.Equal(again, resolved) {
 		t.Errorf("second resolve changed the item:\n%v\nwas\n%v", again, resolved)
+	}
+	// The queue records the certificate's identity; --operator is only a
+	// display name after it. Both calls are in the audit trail, which the
+	// auditor reads with `settlement audit`.
+	asAuditor := maps.Clone(vars)
+	maps.Copy(asAuditor, mtlstest.Env(sys.pki.Client("auditor")))
+	r = settleCmd(ctx, asAuditor, time.Now, "audit", "--target", "exception:"+id)
+	if r.code != 0 || strings.Count(r.stdout, "/mapfront.v1.AdminService/ResolveException") != 2 ||
+		!regexp.MustCompile(`(?m)\ssettlement\s+settlement\s+/mapfront.v1.AdminService/ResolveException\s+exception:`+id+`\s+ok\s+\{.*"operator": "settlement \(t\)"`).MatchString(r.stdout) {
+		t.Errorf("settlement audit --target exception:%s: exit %d\n%s\n%s", id, r.code, r.stdout, r.stderr)
+	}
+	if r = settleCmd(ctx, vars, time.Now, "audit"); r.code != 1 || !strings.Contains(r.stderr, "PermissionDenied") {
+		t.Errorf("settlement audit as the settlement identity: exit %d, want a refusal\n%s", r.code, r.stderr)
 	}
 	srv.card(t, ctx, mC, "1011", "pending", 0)
 	if open, err := srv.admin.ListExceptions(ctx, &mapfrontv1.ListExceptionsRequest{State: "open", BusinessDate: date}); err != nil || len(open.Exceptions) != 5 {
@@ -469,7 +482,7 @@ type e2eSystem struct {
 
 // e2eRoles: the test's own client holds every role; the settlement command
 // runs as "settlement".
-const e2eRoles = "e2e=posp,settlement,operator,admin,auditor\nsettlement=settlement\n"
+const e2eRoles = "e2e=posp,settlement,operator,admin,auditor\nsettlement=settlement\nauditor=auditor\n"
 
 func newE2ESystem(t *testing.T) *e2eSystem {
 	t.Helper()
