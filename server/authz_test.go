@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -296,6 +297,17 @@ func TestRefusedWithoutCertificate(t *testing.T) {
 		if got := refusal(call(ctx, anon, m)); got != codes.Unauthenticated {
 			t.Errorf("%s without a client certificate: %v, want Unauthenticated", m.name, got)
 		}
+	}
+
+	// Each refusal is counted by method and code.
+	resp, err := http.Get("http://" + cfg.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `mapfront_grpc_refused_total{code="Unauthenticated",method="/mapfront.v1.AdminService/TopUpCash"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 
 	// Plaintext: the TLS listener does not speak it.
