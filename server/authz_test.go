@@ -446,3 +446,34 @@ func TestAuditNamesCertificateIdentity(t *testing.T) {
 		t.Errorf("records of customer:%s by identity: %v", mobile, ids)
 	}
 }
+
+// TestInProcessClientTLS: the configuration the single-binary mode's
+// in-memory client uses (authz.ClientTLSConfig) authenticates as the
+// gateway's identity, whatever address it dials: posp's calls pass, the
+// rest is refused.
+func TestInProcessClientTLS(t *testing.T) {
+	var p *mtlstest.PKI
+	cfg := startGRPC(t, func(c *config.Config) { p = withTestTLS(t, c) })
+	tc, err := authz.ClientTLSConfig(cfg.TLS, p.Client("gateway"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "passthrough:///inmemory" names nothing in the server's certificate,
+	// as an in-memory connection's address does not.
+	conn, err := grpc.NewClient("passthrough:///inmemory", grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", cfg.GRPCAddr)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	if _, err := mapfrontv1.NewOfflineServiceClient(conn).DownloadProduct(ctx, &mapfrontv1.DownloadProductRequest{
+		SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01", BatchNo: "000001", TerminalOrderId: "000001"}); err != nil {
+		t.Errorf("DownloadProduct as the gateway: %v", err)
+	}
+	if _, err := mapfrontv1.NewAdminServiceClient(conn).ListProducts(ctx, &mapfrontv1.ListProductsRequest{}); refusal(err) != codes.PermissionDenied {
+		t.Errorf("ListProducts as the gateway: %v, want PermissionDenied", err)
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -246,8 +248,33 @@ func (a *Authorizer) refuse(method, identity string, code codes.Code, why string
 }
 
 // ClientTLSConfig is the TLS configuration of an in-process client of the
-// server (the single-binary mode's legacy listener), from the gateway's
-// files: it authenticates like any other caller, as the identity of its
-// certificate. Set ServerName to a name of the server's certificate when
-// the dialled address is not one (an in-memory connection).
-func ClientTLSConfig(files mtls.Files) (*tls.Config, error) { return mtls.ClientConfig(files) }
+// server (the single-binary mode's legacy listener, over an in-memory
+// connection): it presents client's certificate (the gateway's, whose
+// identity has the posp role) and authenticates like any other caller.
+// It verifies the server against client.CA (the CA that signs both), under
+// the first name of the server's own certificate (server.Cert), since an
+// in-memory address names nothing the certificate could hold.
+// Errors: unreadable or invalid files.
+func ClientTLSConfig(server, client mtls.Files) (*tls.Config, error) {
+	cfg, err := mtls.ClientConfig(client)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.LoadX509KeyPair(server.Cert, server.Key)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	switch {
+	case len(leaf.DNSNames) > 0:
+		cfg.ServerName = leaf.DNSNames[0]
+	case len(leaf.IPAddresses) > 0:
+		cfg.ServerName = leaf.IPAddresses[0].String()
+	default:
+		return nil, errors.New("server certificate has no DNS or IP SAN to verify it under")
+	}
+	return cfg, nil
+}
