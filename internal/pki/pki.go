@@ -139,13 +139,23 @@ func (ca *CA) Issue(l Leaf) (*Issued, error) {
 	return &Issued{Cert: cert, Key: key}, nil
 }
 
-// Paths of a PKI directory: ca.crt and ca.key, and <name>.crt and
-// <name>.key per identity.
-func CACertPath(dir string) string     { return filepath.Join(dir, "ca.crt") }
-func CAKeyPath(dir string) string      { return filepath.Join(dir, "ca.key") }
+// CACertPath is the CA certificate's file in a PKI directory.
+func CACertPath(dir string) string { return filepath.Join(dir, "ca.crt") }
+
+// CAKeyPath is the CA private key's file in a PKI directory.
+func CAKeyPath(dir string) string { return filepath.Join(dir, "ca.key") }
+
+// CertPath is the certificate file of identity name in a PKI directory.
 func CertPath(dir, name string) string { return filepath.Join(dir, name+".crt") }
-func KeyPath(dir, name string) string  { return filepath.Join(dir, name+".key") }
-func fileExists(path string) bool      { _, err := os.Stat(path); return err == nil }
+
+// KeyPath is the private key file of identity name in a PKI directory.
+func KeyPath(dir, name string) string { return filepath.Join(dir, name+".key") }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 func certPEM(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }

@@ -93,30 +93,6 @@ func LoadRoles(path string) (Roles, error) {
 	return r, nil
 }
 
-// Caller is the authenticated caller of an RPC.
-type Caller struct {
-	Identity string
-	Roles    []Role
-}
-
-// Has reports whether c holds role.
-func (c Caller) Has(role Role) bool { return slices.Contains(c.Roles, role) }
-
-type callerKey struct{}
-
-// CallerFrom returns the caller the interceptors authenticated; ok is false
-// outside an authorized call (health, tests that call a service directly).
-func CallerFrom(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
-	return c, ok
-}
-
-// WithCaller returns ctx carrying c, for code that calls a service without
-// the interceptors (tests).
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
 // Authorizer holds the roles and applies the table. Create it with New.
 type Authorizer struct {
 	roles atomic.Pointer[Roles]
@@ -175,7 +151,7 @@ func (a *Authorizer) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	return h(srv, &stream{ServerStream: ss, ctx: ctx})
 }
 
-// stream carries the context with the Caller to the handler.
+// stream carries the context with the caller to the handler.
 type stream struct {
 	grpc.ServerStream
 	ctx context.Context
@@ -183,7 +159,7 @@ type stream struct {
 
 func (s *stream) Context() context.Context { return s.ctx }
 
-// authorize returns ctx with the Caller, or the refusal. It logs and counts
+// authorize returns ctx with the caller (audit.Actor), or the refusal. It logs and counts
 // refusals with the identity and the method, never the request.
 func (a *Authorizer) authorize(ctx context.Context, method string) (context.Context, error) {
 	if Open(method) {
@@ -212,8 +188,7 @@ func (a *Authorizer) authorize(ctx context.Context, method string) (context.Cont
 			granted = append(granted, string(r))
 		}
 	}
-	ctx = audit.WithActor(ctx, audit.Actor{Identity: id, Role: strings.Join(granted, ","), Method: method})
-	return WithCaller(ctx, Caller{Identity: id, Roles: slices.Clone(roles)}), nil
+	return audit.WithActor(ctx, audit.Actor{Identity: id, Role: strings.Join(granted, ","), Method: method}), nil
 }
 
 // identity reads the caller's identity from its verified certificate.
