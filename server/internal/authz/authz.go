@@ -8,9 +8,9 @@
 // not allow the method PermissionDenied. Only the gRPC health service is
 // open to all.
 //
-// The interceptors are the server's, in its one chain; the single-binary
-// mode's in-memory connection goes through them too, with the gateway's
-// certificate (ClientTLSConfig).
+// The interceptors are the server's, in its one chain. The single-binary
+// mode's legacy listener is to reach the server through them too, over an
+// in-memory connection with the gateway's certificate (ClientTLSConfig).
 package authz
 
 import (
