@@ -343,6 +343,12 @@ func TestDevPlaintextOnlyOnLoopback(t *testing.T) {
 			t.Errorf("%s: plaintext credentials given", addr)
 		}
 	}
+	// The command itself, as started: refused before anything else.
+	t.Setenv(mtls.EnvInsecureDevPlaintext, "1")
+	err := runServer("serve", []string{"-grpc-addr", "0.0.0.0:0", "-database-url", "postgres://unused", "-roles-file", "unused"})
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("server serve -grpc-addr 0.0.0.0:0 with the plaintext flag: %v, want a refusal", err)
+	}
 	cfg := startGRPC(t, func(c *config.Config) {
 		c.DevPlaintext = true
 		c.RolesFile = filepath.Join(t.TempDir(), "roles")

@@ -84,6 +84,11 @@ func runServer(cmd string, args []string) error {
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
 	}
+	if cmd == "serve" { // before the database and the keys: the first thing an operator must fix
+		if err := cfg.RequireTLS(); err != nil {
+			return err
+		}
+	}
 	log := newLogger(cfg.LogLevel)
 	keys, err := secret.FromEnv()
 	if err != nil {
