@@ -225,13 +225,12 @@ func reloadRolesOnHUP(ctx context.Context, path string, az *authz.Authorizer, lo
 		case <-ctx.Done():
 			return
 		case <-hup:
-			roles, err := authz.LoadRoles(path)
+			n, err := az.Reload(path)
 			if err != nil {
 				log.Error("roles file not reloaded; the previous roles stay in force", "error", err.Error())
 				continue
 			}
-			az.SetRoles(roles)
-			log.Info("roles file reloaded", "identities", len(roles))
+			log.Info("roles file reloaded", "identities", n)
 		}
 	}
 }

@@ -133,6 +133,17 @@ func (a *Authorizer) SetRoles(r Roles) {
 	a.roles.Store(&c)
 }
 
+// Reload re-reads the roles file at path (SIGHUP); a file that does not
+// parse leaves the roles in force and is reported.
+func (a *Authorizer) Reload(path string) (identities int, err error) {
+	r, err := LoadRoles(path)
+	if err != nil {
+		return 0, err
+	}
+	a.SetRoles(r)
+	return len(r), nil
+}
+
 // Unary is the unary server interceptor.
 func (a *Authorizer) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	ctx, err := a.authorize(ctx, info.FullMethod)

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,5 +87,31 @@ func TestParseRoles(t *testing.T) {
 		if _, err := ParseRoles(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q: accepted", bad)
 		}
+	}
+}
+
+// TestReload: a new roles file takes effect; one that does not parse
+// leaves the roles in force.
+func TestReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "roles")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := New(Roles{"ops": {Operator}}, Options{})
+	write("ops=auditor\n")
+	if n, err := a.Reload(path); err != nil || n != 1 {
+		t.Fatalf("reload: %d, %v", n, err)
+	}
+	if got := (*a.roles.Load())["ops"]; len(got) != 1 || got[0] != Auditor {
+		t.Errorf("after reload ops has %v, want auditor", got)
+	}
+	write("ops=root\n")
+	if _, err := a.Reload(path); err == nil {
+		t.Error("a bad roles file reloaded")
+	}
+	if got := (*a.roles.Load())["ops"]; len(got) != 1 || got[0] != Auditor {
+		t.Errorf("after a bad file ops has %v, want auditor still", got)
 	}
 }
