@@ -8,18 +8,23 @@ BIN   := bin
 .PHONY: run test generate check-gen lint build demo-key stop-db clean
 
 ## run: private PostgreSQL (unless MAPFRONT_DATABASE_URL/DATABASE_URL is set),
-## master key, migrations, demo data, then server and gateway together.
+## master key, demo PKI (.data/pki: CA, certificates, roles), migrations, demo
+## data, then server and gateway together, each with its own certificate.
+PKI := $(CURDIR)/.data/pki
 run: build .data/master.key
 	@set -euo pipefail; \
 	db=$$(scripts/devdb.sh url mapfront); \
 	export MAPFRONT_DATABASE_URL="$$db"; \
 	if [ -z "$${MAPFRONT_MASTER_KEY:-}" ]; then export MAPFRONT_MASTER_KEY_FILE="$${MAPFRONT_MASTER_KEY_FILE:-$(CURDIR)/.data/master.key}"; fi; \
+	$(BIN)/server certs -dir "$(PKI)"; \
 	$(BIN)/server migrate; \
 	$(BIN)/server demo; \
-	$(BIN)/server serve & srv=$$!; \
+	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/server.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/server.key" \
+	  MAPFRONT_ROLES_FILE="$(PKI)/roles" $(BIN)/server serve & srv=$$!; \
 	trap 'kill $$srv $$gw 2>/dev/null; wait' INT TERM EXIT; \
 	for i in $$(seq 1 50); do (echo > /dev/tcp/127.0.0.1/9090) 2>/dev/null && break; sleep 0.2; done; \
-	$(BIN)/gateway & gw=$$!; \
+	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/gateway.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/gateway.key" \
+	  $(BIN)/gateway & gw=$$!; \
 	echo "mapfront: gRPC 127.0.0.1:9090, legacy JSON http://127.0.0.1:8080/front/offline/... (Ctrl-C stops)"; \
 	wait -n $$srv $$gw
 

@@ -125,6 +125,12 @@ if [ ! -f .data/master.key ]; then
   (umask 077 && go run ./server keygen >.data/master.key)
   say "generated a local master key in .data/master.key"
 fi
+# Mutual TLS on gRPC: the demo PKI (created the first time), one certificate
+# per program; the roles file gives loadgen admin, operator and posp.
+bin/server certs -dir .data/pki >/dev/null
+tls_args() { # tls_args NAME: the -grpc-*-file flags of certificate NAME
+  echo -grpc-ca-file "$top/.data/pki/ca.crt" -grpc-cert-file "$top/.data/pki/$1.crt" -grpc-key-file "$top/.data/pki/$1.key"
+}
 
 # ---- (a) pgbench -N ------------------------------------------------------------
 scale=$(( (customers + 99999) / 100000 ))
@@ -149,14 +155,14 @@ unset MAPFRONT_MASTER_KEY DATABASE_URL # exactly one master key source; the URL 
 bin/server migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
 if [ -n "${single:-}" ]; then
   # Single-binary mode: the server serves the legacy paths in-process.
-  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" -legacy-addr "$gateway_addr" >"$work/server.log" 2>&1 &
+  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" -legacy-addr "$gateway_addr" $(tls_args server) -roles-file "$top/.data/pki/roles" >"$work/server.log" 2>&1 &
   server_pid=$!
   await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "$grpc_addr" "$health_addr" "$gateway_addr"
 else
-  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" >"$work/server.log" 2>&1 &
+  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" $(tls_args server) -roles-file "$top/.data/pki/roles" >"$work/server.log" 2>&1 &
   server_pid=$!
   await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "$grpc_addr" "$health_addr"
-  bin/gateway -addr "$gateway_addr" -grpc-addr "$grpc_addr" >"$work/gateway.log" 2>&1 &
+  bin/gateway -addr "$gateway_addr" -grpc-addr "$grpc_addr" $(tls_args gateway) >"$work/gateway.log" 2>&1 &
   gateway_pid=$!
   await_own "$gateway_pid" "$work/gateway.log" '"msg":"gateway listening"' "$gateway_addr"
 fi
@@ -164,7 +170,7 @@ say "mapfront up: server $server_pid ($grpc_addr), gateway $gateway_pid ($gatewa
 
 say "provisioning $customers customers"
 pconc=$(( clients > 32 ? clients : 32 ))
-bin/loadgen provision -customers "$customers" -grpc-addr "$grpc_addr" -concurrency "$pconc" | tee "$work/provision.txt"
+bin/loadgen provision -customers "$customers" -grpc-addr "$grpc_addr" $(tls_args loadgen) -concurrency "$pconc" | tee "$work/provision.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || die "provisioning failed"
 
 # ---- (c) resident memory of server + gateway during the run ----------------------
@@ -182,7 +188,7 @@ sample_rss & sampler_pid=$!
 say "loadgen run -c $clients -d ${duration}s -mix $mix through the gateway"
 set +e
 bin/loadgen run -customers "$customers" -c "$clients" -d "${duration}s" -mix "$mix" -mode http \
-  -gateway "http://$gateway_addr" -grpc-addr "$grpc_addr" -out "$work/run.kv" >"$work/run.txt" 2>&1 &
+  -gateway "http://$gateway_addr" -grpc-addr "$grpc_addr" $(tls_args loadgen) -out "$work/run.kv" >"$work/run.txt" 2>&1 &
 loadgen_pid=$!
 wait "$loadgen_pid"; run_rc=$?; loadgen_pid=""
 set -e
@@ -195,7 +201,7 @@ kill -0 "$server_pid" 2>/dev/null || alive+=" server DIED during the run (see $w
 
 # ---- (d) the ledger proof ------------------------------------------------------
 set +e
-bin/server verify-ledger -grpc-addr "$grpc_addr" >"$work/verify.txt" 2>&1; verify_rc=$?
+bin/server verify-ledger -grpc-addr "$grpc_addr" $(tls_args auditor) >"$work/verify.txt" 2>&1; verify_rc=$?
 set -e
 cat "$work/verify.txt"
 

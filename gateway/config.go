@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mapfront/internal/legacy"
+	"mapfront/internal/mtls"
 )
 
 // config is everything the gateway reads at start-up (STYLE 9). Each field
@@ -27,6 +28,12 @@ type config struct {
 	MaxHeaderBytes    int           // -max-header-bytes
 	GRPCMaxMsgBytes   int           // -grpc-max-msg-bytes: both directions
 	LogLevel          slog.Level    // -log-level: debug, info, warn or error
+	// TLS is the gateway's side of the mutual TLS to the server: its
+	// certificate names the identity the server gives the posp role.
+	TLS mtls.Files // -grpc-ca-file, -grpc-cert-file, -grpc-key-file (MAPFRONT_GRPC_*_FILE)
+	// DevPlaintext: MAPFRONT_INSECURE_DEV_PLAINTEXT=1, plaintext gRPC to a
+	// loopback server, for development only.
+	DevPlaintext bool
 }
 
 func defaultConfig() config {
@@ -64,6 +71,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block")
 	fs.IntVar(&c.GRPCMaxMsgBytes, "grpc-max-msg-bytes", c.GRPCMaxMsgBytes, "largest gRPC message, either direction")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	c.TLS.Register(fs)
+	v, _ := lookupEnv(mtls.EnvInsecureDevPlaintext)
+	c.DevPlaintext = v == "1"
 
 	env := []struct{ flag, name string }{
 		{"addr", "MAPFRONT_GATEWAY_ADDR"},
@@ -78,6 +88,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 		{"max-header-bytes", "MAPFRONT_GATEWAY_MAX_HEADER_BYTES"},
 		{"grpc-max-msg-bytes", "MAPFRONT_GATEWAY_GRPC_MAX_MSG_BYTES"},
 		{"log-level", "MAPFRONT_LOG_LEVEL"},
+		{"grpc-ca-file", mtls.EnvCAFile},
+		{"grpc-cert-file", mtls.EnvCertFile},
+		{"grpc-key-file", mtls.EnvKeyFile},
 	}
 	for _, e := range env {
 		f := fs.Lookup(e.flag)

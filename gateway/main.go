@@ -22,12 +22,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/gen/openapi"
 	"mapfront/internal/legacy"
+	"mapfront/internal/mtls"
 )
 
 // readyTimeout bounds the health check behind /readyz, so that a probe never
@@ -57,10 +57,13 @@ func main() {
 // requests (which may be moving money) get ShutdownTimeout to finish.
 // stopSignals is called once shutdown starts, so that a second signal kills.
 func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) error {
-	// The gRPC server is on the internal network beside the gateway; the
-	// link to the POSP is what the partner secures.
-	conn, err := grpc.NewClient(cfg.GRPCAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	// The link to the server is mutual TLS: the server knows the gateway by
+	// its certificate and lets it call OfflineService only (SPEC section 7).
+	creds, err := mtls.DialCredentials(cfg.GRPCAddr, cfg.TLS, cfg.DevPlaintext)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(cfg.GRPCAddr, creds,
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(cfg.GRPCMaxMsgBytes),
 			grpc.MaxCallSendMsgSize(cfg.GRPCMaxMsgBytes),

@@ -58,6 +58,18 @@ func TestLoadConfig(t *testing.T) {
 			t.Errorf("got %+v", c)
 		}
 	})
+	t.Run("TLS files from the environment, flags first", func(t *testing.T) {
+		c, err := loadConfig([]string{"-grpc-cert-file", "flag.crt"}, env(map[string]string{
+			"MAPFRONT_GRPC_CA_FILE": "ca.crt", "MAPFRONT_GRPC_CERT_FILE": "env.crt", "MAPFRONT_GRPC_KEY_FILE": "gw.key",
+			"MAPFRONT_INSECURE_DEV_PLAINTEXT": "1",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.TLS.CA != "ca.crt" || c.TLS.Cert != "flag.crt" || c.TLS.Key != "gw.key" || !c.DevPlaintext {
+			t.Errorf("got %+v", c)
+		}
+	})
 	bad := []struct {
 		name string
 		args []string

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mapfront/internal/mtls/mtlstest"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/mapfront"
 	"mapfront/server/internal/pgtest"
@@ -66,9 +67,12 @@ func startSystem(t *testing.T, inProcess bool) *system {
 	if err := mapfront.NewAdminService(store, keys, cfg.Policy).LoadDemo(ctx, demoTPK); err != nil {
 		t.Fatal(err)
 	}
+	pki := withTestTLS(t, cfg)
 	httpAddr := freeAddr(t)
 	if inProcess {
 		cfg.LegacyAddr = httpAddr
+		gw := pki.Client("gateway")
+		cfg.LegacyCert, cfg.LegacyKey = gw.Cert, gw.Key
 	}
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, log, store, keys) }()
@@ -84,7 +88,7 @@ func startSystem(t *testing.T, inProcess bool) *system {
 		if err := build.Run(); err != nil {
 			t.Fatalf("build gateway: %v", err)
 		}
-		cmd := exec.Command(gw, "-addr", httpAddr, "-grpc-addr", cfg.GRPCAddr)
+		cmd := exec.Command(gw, append([]string{"-addr", httpAddr, "-grpc-addr", cfg.GRPCAddr}, mtlstest.Args(pki.Client("gateway"))...)...)
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/test/bufconn"
 
+	"mapfront/server/internal/authz"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/grpcapi"
 	"mapfront/server/internal/metrics"
@@ -24,15 +25,18 @@ import (
 // added here (authorization, issue 9) holds in both deployments.
 //
 // Order matters: metrics is outermost so that it also counts what the inner
-// interceptors refuse or recover; recovery is innermost, around the handler,
+// interceptors refuse or recover; authorization (server/internal/authz) comes
+// next, so nothing unauthorized reaches a handler; recovery is innermost, around the handler,
 // so that a panic becomes a status (errcode 10000) that metrics then sees.
-func serverOptions(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) []grpc.ServerOption {
+func serverOptions(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, az *authz.Authorizer) []grpc.ServerOption {
 	unary := []grpc.UnaryServerInterceptor{
 		m.Unary,
+		az.Unary,
 		grpcapi.Recover(log),
 	}
 	stream := []grpc.StreamServerInterceptor{
 		m.Stream,
+		az.Stream,
 	}
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),

@@ -8,6 +8,7 @@
 //	server verify-ledger ask a running server to prove the ledger (exit 1 if not)
 //	server pinblock      build a paymentCodeDES for a PIN, consumerId and key
 //	server keygen        print a new random master key
+//	server certs         create a local CA and the demo's gRPC certificates
 package main
 
 import (
@@ -25,12 +26,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/legacy"
+	"mapfront/internal/mtls"
+	"mapfront/server/internal/authz"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/grpcapi"
 	"mapfront/server/internal/mapfront"
@@ -59,8 +62,10 @@ func main() {
 		err = buildPINBlock(args)
 	case "keygen":
 		fmt.Println(secret.Generate())
+	case "certs":
+		err = makeCerts(args)
 	default:
-		err = fmt.Errorf("unknown command %q (serve, migrate, demo, verify-ledger, pinblock, keygen)", cmd)
+		err = fmt.Errorf("unknown command %q (serve, migrate, demo, verify-ledger, pinblock, keygen, certs)", cmd)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -78,6 +83,11 @@ func runServer(cmd string, args []string) error {
 	}
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
+	}
+	if cmd == "serve" { // before the database and the keys: the first thing an operator must fix
+		if err := cfg.RequireTLS(); err != nil {
+			return err
+		}
 	}
 	log := newLogger(cfg.LogLevel)
 	keys, err := secret.FromEnv()
@@ -111,7 +121,20 @@ func runServer(cmd string, args []string) error {
 
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store, keys mapfront.Keys) error {
 	m := metrics.New(store.Pool())
-	srv := grpc.NewServer(serverOptions(cfg, log, m)...)
+	if err := cfg.RequireTLS(); err != nil {
+		return err
+	}
+	creds, err := mtls.ServerCredentials(cfg.GRPCAddr, cfg.TLS, cfg.DevPlaintext)
+	if err != nil {
+		return err
+	}
+	roles, err := authz.LoadRoles(cfg.RolesFile)
+	if err != nil {
+		return err
+	}
+	az := authz.New(roles, authz.Options{DevPlaintext: cfg.DevPlaintext, Log: log, Refused: m.Refused})
+	go reloadRolesOnHUP(ctx, cfg.RolesFile, az, log)
+	srv := grpc.NewServer(append([]grpc.ServerOption{creds}, serverOptions(cfg, log, m, az)...)...)
 	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now}
 	offline := &grpcapi.OfflineServer{Store: mapfront.NewService(store, keys, clock, cfg.Policy, log), Log: log}
 	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
@@ -140,7 +163,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		// OfflineService over an in-memory gRPC connection to srv, so that
 		// the interceptors of serverOptions run as they do for the gateway
 		// program, which makes the same calls over the network.
-		conn, err := serveInProcess(srv, cfg.MaxMessageBytes, errc)
+		var dial []grpc.DialOption
+		if !cfg.DevPlaintext {
+			// The in-process legacy handler authenticates as the gateway
+			// does: with a client certificate whose identity has the posp role.
+			tc, err := authz.ClientTLSConfig(cfg.TLS, cfg.LegacyClientTLS())
+			if err != nil {
+				return fmt.Errorf("single-binary mode's client certificate: %w", err)
+			}
+			dial = append(dial, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		}
+		conn, err := serveInProcess(srv, cfg.MaxMessageBytes, errc, dial...)
 		if err != nil {
 			return err
 		}
@@ -188,6 +221,28 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	return nil
 }
 
+// reloadRolesOnHUP re-reads the roles file on SIGHUP; a file that does not
+// parse keeps the roles in force. (Certificates need no signal: they are
+// re-read when their files change.)
+func reloadRolesOnHUP(ctx context.Context, path string, az *authz.Authorizer, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			n, err := az.Reload(path)
+			if err != nil {
+				log.Error("roles file not reloaded; the previous roles stay in force", "error", err.Error())
+				continue
+			}
+			log.Info("roles file reloaded", "identities", n)
+		}
+	}
+}
+
 // opsHandler serves /healthz (the process runs), /readyz (the database
 // answers) and /metrics (Prometheus).
 func opsHandler(store *postgres.Store, m *metrics.Metrics) http.Handler {
@@ -220,10 +275,16 @@ func newLogger(level string) *slog.Logger {
 func verifyLedger(args []string) error {
 	fs := flag.NewFlagSet("verify-ledger", flag.ContinueOnError)
 	addr := fs.String("grpc-addr", envOr("MAPFRONT_GRPC_ADDR", "127.0.0.1:9090"), "server gRPC address")
+	files := mtls.FilesFromEnv(os.Getenv)
+	files.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := mtls.DialCredentials(*addr, files, mtls.DevPlaintext(os.Getenv))
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(*addr, creds)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/legacy"
+	"mapfront/server/internal/authz"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/metrics"
 )
@@ -68,7 +69,10 @@ func BenchmarkSingleBinaryPay(b *testing.B) {
 	b.Run("direct", func(b *testing.B) { run(b, directPay{srv: payEcho{}}) })
 	b.Run("bufconn", func(b *testing.B) {
 		cfg := &config.Config{MaxMessageBytes: 4 << 20}
-		srv := grpc.NewServer(serverOptions(cfg, log, metrics.New(nil))...)
+		// The development plaintext mode's identity with the posp role: the
+		// authorization interceptor runs as it does in production.
+		az := authz.New(authz.Roles{authz.DevIdentity: {authz.POSP}}, authz.Options{DevPlaintext: true})
+		srv := grpc.NewServer(serverOptions(cfg, log, metrics.New(nil), az)...)
 		mapfrontv1.RegisterOfflineServiceServer(srv, payEcho{})
 		errc := make(chan error, 1)
 		conn, err := serveInProcess(srv, cfg.MaxMessageBytes, errc)

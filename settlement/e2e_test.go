@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,12 +30,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/enumtext"
+	"mapfront/internal/mtls"
+	"mapfront/internal/mtls/mtlstest"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/cli"
 	"mapfront/settlement/internal/fetch"
@@ -162,6 +164,7 @@ func TestE2ESettlement(t *testing.T) {
 		"MAPFRONT_FTP_TIMEOUT":      "10s",
 		"MAPFRONT_SETTLE_WORKDIR":   t.TempDir(),
 	}
+	maps.Copy(vars, mtlstest.Env(sys.pki.Client("settlement")))
 
 	// Settle D.
 	r := settleCmd(ctx, vars, time.Now, "run", "--date", date)
@@ -303,7 +306,7 @@ func TestE2ESettlement(t *testing.T) {
 		t.Fatalf("resolve: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	resolved := srv.getException(t, ctx, mismatch.GetId())
-	if resolved.State != mapfrontv1.ExceptionState_EXCEPTION_STATE_RESOLVED || resolved.Action != mapfrontv1.ExceptionAction_EXCEPTION_ACTION_IGNORE || resolved.Operator != "t" || resolved.Note != "first" ||
+	if resolved.State != mapfrontv1.ExceptionState_EXCEPTION_STATE_RESOLVED || resolved.Action != mapfrontv1.ExceptionAction_EXCEPTION_ACTION_IGNORE || resolved.Operator != "settlement (t)" || resolved.Note != "first" ||
 		resolved.ResolvedAt == "" {
 		t.Errorf("after resolve: %v", resolved)
 	}
@@ -313,6 +316,19 @@ func TestE2ESettlement(t *testing.T) {
 	}
 	if again := srv.getException(t, ctx, mismatch.GetId()); !proto.Equal(again, resolved) {
 		t.Errorf("second resolve changed the item:\n%v\nwas\n%v", again, resolved)
+	}
+	// The queue records the certificate's identity; --operator is only a
+	// display name after it. Both calls are in the audit trail, which the
+	// auditor reads with `settlement audit`.
+	asAuditor := maps.Clone(vars)
+	maps.Copy(asAuditor, mtlstest.Env(sys.pki.Client("auditor")))
+	r = settleCmd(ctx, asAuditor, time.Now, "audit", "--target", "exception:"+id)
+	if r.code != 0 || strings.Count(r.stdout, "/mapfront.v1.AdminService/ResolveException") != 2 ||
+		!regexp.MustCompile(`(?m)\ssettlement\s+settlement\s+/mapfront.v1.AdminService/ResolveException\s+exception:`+id+`\s+ok\s+\{.*"operator": "settlement \(t\)"`).MatchString(r.stdout) {
+		t.Errorf("settlement audit --target exception:%s: exit %d\n%s\n%s", id, r.code, r.stdout, r.stderr)
+	}
+	if r = settleCmd(ctx, vars, time.Now, "audit"); r.code != 1 || !strings.Contains(r.stderr, "PermissionDenied") {
+		t.Errorf("settlement audit as the settlement identity: exit %d, want a refusal\n%s", r.code, r.stderr)
 	}
 	srv.card(t, ctx, mC, "1011", "pending", 0)
 	if open, err := srv.admin.ListExceptions(ctx, &mapfrontv1.ListExceptionsRequest{State: mapfrontv1.ExceptionState_EXCEPTION_STATE_OPEN, BusinessDate: date}); err != nil || len(open.Exceptions) != 5 {
@@ -462,7 +478,12 @@ func settleCmd(ctx context.Context, vars map[string]string, now func() time.Time
 type e2eSystem struct {
 	bin, dir string
 	env      []string
+	pki      *mtlstest.PKI
 }
+
+// e2eRoles: the test's own client holds every role; the settlement command
+// runs as "settlement".
+const e2eRoles = "e2e=posp,settlement,operator,admin,auditor\nsettlement=settlement\nauditor=auditor\n"
 
 func newE2ESystem(t *testing.T) *e2eSystem {
 	t.Helper()
@@ -483,9 +504,17 @@ func newE2ESystem(t *testing.T) *e2eSystem {
 			env = append(env, kv)
 		}
 	}
+	p := mtlstest.New(t)
+	roles := filepath.Join(dir, "roles")
+	if err := os.WriteFile(roles, []byte(e2eRoles), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env = append(env, "MAPFRONT_DATABASE_URL="+newE2EDatabase(t), "MAPFRONT_MASTER_KEY="+hex.EncodeToString(key[:]),
-		"MAPFRONT_LOG_LEVEL=info")
-	return &e2eSystem{bin: bin, dir: dir, env: env}
+		"MAPFRONT_LOG_LEVEL=info", "MAPFRONT_ROLES_FILE="+roles)
+	for k, v := range mtlstest.Env(p.Server()) {
+		env = append(env, k+"="+v)
+	}
+	return &e2eSystem{bin: bin, dir: dir, env: env, pki: p}
 }
 
 // newE2EDatabase creates an empty database for t and returns its URL (as
@@ -620,7 +649,11 @@ func (s *e2eSystem) serve(t *testing.T, name string, args ...string) *e2eServer 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := mtls.DialCredentials(grpcAddr, s.pki.Client("e2e"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(grpcAddr, creds)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"mapfront/bench/internal/load"
 	"mapfront/bench/internal/pinblock"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/mtls"
 )
 
 // The demo TPK of SPEC section 8 (public test data, not a secret) and the
@@ -69,6 +70,9 @@ type common struct {
 	password  string
 	tpk       string
 	terminals int
+	// tls: the loadgen's certificate; provision needs an identity with the
+	// admin and operator roles, a grpc-mode run one with posp.
+	tls mtls.Files
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -77,6 +81,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.password, "password", benchPassword, "the bench customers' payment password")
 	fs.StringVar(&c.tpk, "tpk", demoTPK, "the bench terminals' PIN key (32 hex digits)")
 	fs.IntVar(&c.terminals, "terminals", 64, "bench terminals BENCH0001.. (workers share them round-robin)")
+	c.tls = mtls.FilesFromEnv(os.Getenv)
+	c.tls.Register(fs)
 }
 
 func provision(ctx context.Context, args []string) error {
@@ -93,7 +99,7 @@ func provision(ctx context.Context, args []string) error {
 	if _, err := pinblock.NewBuilderHex(c.tpk); err != nil {
 		return err
 	}
-	conn, err := load.Dial(c.grpcAddr)
+	conn, err := load.Dial(c.grpcAddr, c.tls, mtls.DevPlaintext(os.Getenv))
 	if err != nil {
 		return err
 	}
@@ -140,7 +146,7 @@ func run(ctx context.Context, args []string) error {
 	case "http":
 		client, err = load.NewHTTPClient(*gateway, *concurrency)
 	case "grpc":
-		client, err = load.NewGRPCClient(c.grpcAddr)
+		client, err = load.NewGRPCClient(c.grpcAddr, c.tls, mtls.DevPlaintext(os.Getenv))
 		target = c.grpcAddr
 	default:
 		err = fmt.Errorf("mode %q: want http or grpc", *mode)

@@ -6,20 +6,26 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/mtls"
 )
 
-// Dial opens a plaintext gRPC connection to a loopback server. One
+// Dial opens a gRPC connection to a loopback server, with mutual TLS from
+// files (the server gives the certificate's identity its roles), or
+// plaintext when devPlaintext (MAPFRONT_INSECURE_DEV_PLAINTEXT=1). One
 // connection carries all workers' calls (HTTP/2 streams), as the gateway
 // does.
-func Dial(addr string) (*grpc.ClientConn, error) {
+func Dial(addr string, files mtls.Files, devPlaintext bool) (*grpc.ClientConn, error) {
 	if err := CheckLoopbackAddr(addr); err != nil {
 		return nil, err
 	}
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := mtls.DialCredentials(addr, files, devPlaintext)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(addr, creds)
 }
 
 // GRPCClient drives OfflineService directly, without the gateway: the
@@ -29,9 +35,10 @@ type GRPCClient struct {
 	svc  mapfrontv1.OfflineServiceClient
 }
 
-// NewGRPCClient targets addr (host:port, loopback only).
-func NewGRPCClient(addr string) (*GRPCClient, error) {
-	conn, err := Dial(addr)
+// NewGRPCClient targets addr (host:port, loopback only); files and
+// devPlaintext as for Dial.
+func NewGRPCClient(addr string, files mtls.Files, devPlaintext bool) (*GRPCClient, error) {
+	conn, err := Dial(addr, files, devPlaintext)
 	if err != nil {
 		return nil, err
 	}

@@ -2635,11 +2635,13 @@ func (x *GetExceptionResponse) GetException() *Exception {
 }
 
 type ResolveExceptionRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Id       int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Action   ExceptionAction        `protobuf:"varint,2,opt,name=action,proto3,enum=mapfront.v1.ExceptionAction" json:"action,omitempty"`
-	Operator string                 `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
-	Note     string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Action ExceptionAction        `protobuf:"varint,2,opt,name=action,proto3,enum=mapfront.v1.ExceptionAction" json:"action,omitempty"`
+	// operator: a display name only; the queue records the identity of the
+	// caller's certificate, followed by this name in parentheses when given.
+	Operator string `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
+	Note     string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
 	// order_id: the order to link to (link_order) or activate (activate).
 	OrderId       string `protobuf:"bytes,5,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2762,6 +2764,260 @@ func (x *ResolveExceptionResponse) GetAlready() bool {
 		return x.Already
 	}
 	return false
+}
+
+type ListAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// identity: only this caller's records (the certificate's identity); empty: all.
+	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// target: only this target's records, e.g. "customer:13912345678",
+	// "account:9999000000000012", "terminal:POS01", "product:1010",
+	// "seller:SH01", "store:SH01/ST01", "exception:42"; empty: all.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// since: RFC 3339, inclusive; empty: from the first record.
+	Since string `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// until: RFC 3339, exclusive; empty: to the last record.
+	Until string `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	// before: only records with an id below this (the next page); 0: from the newest.
+	Before int64 `protobuf:"varint,5,opt,name=before,proto3" json:"before,omitempty"`
+	// limit: at most this many records (default 100, at most 1000).
+	Limit         int32 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListAuditRequest) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetUntil() string {
+	if x != nil {
+		return x.Until
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetBefore() int64 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListAuditResponse) GetRecords() []*AuditRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+// AuditRecord is one change, or one refused attempt, in the audit trail.
+type AuditRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// at: RFC 3339.
+	At string `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// identity: the caller's certificate identity ("local" for the server's own
+	// changes, such as the demo loader).
+	Identity string `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
+	// role: the role(s) that allowed the call.
+	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// method: the full gRPC method name.
+	Method string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	Target string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	// args_json: the non-secret arguments as a JSON object (never a password,
+	// a PIN key or a whole ID number).
+	ArgsJson string `protobuf:"bytes,7,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	// outcome: ok (the change was made) or refused (see errcode).
+	Outcome string `protobuf:"bytes,8,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// errcode: 0 for ok, else the refusal's errcode (SPEC section 3).
+	Errcode       int32 `protobuf:"varint,9,opt,name=errcode,proto3" json:"errcode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecord) Reset() {
+	*x = AuditRecord{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecord) ProtoMessage() {}
+
+func (x *AuditRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
+func (*AuditRecord) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *AuditRecord) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetArgsJson() string {
+	if x != nil {
+		return x.ArgsJson
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetErrcode() int32 {
+	if x != nil {
+		return x.Errcode
+	}
+	return 0
 }
 
 var File_mapfront_v1_admin_proto protoreflect.FileDescriptor
@@ -2978,11 +3234,30 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\border_id\x18\x05 \x01(\tR\aorderId\"j\n" +
 	"\x18ResolveExceptionResponse\x124\n" +
 	"\texception\x18\x01 \x01(\v2\x16.mapfront.v1.ExceptionR\texception\x12\x18\n" +
-	"\aalready\x18\x02 \x01(\bR\aalready*d\n" +
+	"\aalready\x18\x02 \x01(\bR\aalready\"\xa0\x01\n" +
+	"\x10ListAuditRequest\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x14\n" +
+	"\x05since\x18\x03 \x01(\tR\x05since\x12\x14\n" +
+	"\x05until\x18\x04 \x01(\tR\x05until\x12\x16\n" +
+	"\x06before\x18\x05 \x01(\x03R\x06before\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\x05R\x05limit\"G\n" +
+	"\x11ListAuditResponse\x122\n" +
+	"\arecords\x18\x01 \x03(\v2\x18.mapfront.v1.AuditRecordR\arecords\"\xde\x01\n" +
+	"\vAuditRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\tR\x02at\x12\x1a\n" +
+	"\bidentity\x18\x03 \x01(\tR\bidentity\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12\x16\n" +
+	"\x06target\x18\x06 \x01(\tR\x06target\x12\x1b\n" +
+	"\targs_json\x18\a \x01(\tR\bargsJson\x12\x18\n" +
+	"\aoutcome\x18\b \x01(\tR\aoutcome\x12\x18\n" +
+	"\aerrcode\x18\t \x01(\x05R\aerrcode*d\n" +
 	"\vProductKind\x12\x1c\n" +
 	"\x18PRODUCT_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRODUCT_KIND_DISCOUNT\x10\x01\x12\x1c\n" +
-	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\xb7\r\n" +
+	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\x83\x0e\n" +
 	"\fAdminService\x12V\n" +
 	"\rUpsertProduct\x12!.mapfront.v1.UpsertProductRequest\x1a\".mapfront.v1.UpsertProductResponse\x12S\n" +
 	"\fListProducts\x12 .mapfront.v1.ListProductsRequest\x1a!.mapfront.v1.ListProductsResponse\x12S\n" +
@@ -3002,7 +3277,8 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\fVerifyLedger\x12 .mapfront.v1.VerifyLedgerRequest\x1a!.mapfront.v1.VerifyLedgerResponse\x12Y\n" +
 	"\x0eListExceptions\x12\".mapfront.v1.ListExceptionsRequest\x1a#.mapfront.v1.ListExceptionsResponse\x12S\n" +
 	"\fGetException\x12 .mapfront.v1.GetExceptionRequest\x1a!.mapfront.v1.GetExceptionResponse\x12_\n" +
-	"\x10ResolveException\x12$.mapfront.v1.ResolveExceptionRequest\x1a%.mapfront.v1.ResolveExceptionResponseB%Z#mapfront/gen/mapfront/v1;mapfrontv1b\x06proto3"
+	"\x10ResolveException\x12$.mapfront.v1.ResolveExceptionRequest\x1a%.mapfront.v1.ResolveExceptionResponse\x12J\n" +
+	"\tListAudit\x12\x1d.mapfront.v1.ListAuditRequest\x1a\x1e.mapfront.v1.ListAuditResponseB%Z#mapfront/gen/mapfront/v1;mapfrontv1b\x06proto3"
 
 var (
 	file_mapfront_v1_admin_proto_rawDescOnce sync.Once
@@ -3017,7 +3293,7 @@ func file_mapfront_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_mapfront_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_mapfront_v1_admin_proto_goTypes = []any{
 	(ProductKind)(0),                      // 0: mapfront.v1.ProductKind
 	(*Product)(nil),                       // 1: mapfront.v1.Product
@@ -3065,78 +3341,84 @@ var file_mapfront_v1_admin_proto_goTypes = []any{
 	(*GetExceptionResponse)(nil),          // 43: mapfront.v1.GetExceptionResponse
 	(*ResolveExceptionRequest)(nil),       // 44: mapfront.v1.ResolveExceptionRequest
 	(*ResolveExceptionResponse)(nil),      // 45: mapfront.v1.ResolveExceptionResponse
-	(AccountStatus)(0),                    // 46: mapfront.v1.AccountStatus
-	(CardPaymentStatus)(0),                // 47: mapfront.v1.CardPaymentStatus
-	(OrderStatus)(0),                      // 48: mapfront.v1.OrderStatus
-	(ExceptionType)(0),                    // 49: mapfront.v1.ExceptionType
-	(ExceptionState)(0),                   // 50: mapfront.v1.ExceptionState
-	(ExceptionAction)(0),                  // 51: mapfront.v1.ExceptionAction
+	(*ListAuditRequest)(nil),              // 46: mapfront.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),             // 47: mapfront.v1.ListAuditResponse
+	(*AuditRecord)(nil),                   // 48: mapfront.v1.AuditRecord
+	(AccountStatus)(0),                    // 49: mapfront.v1.AccountStatus
+	(CardPaymentStatus)(0),                // 50: mapfront.v1.CardPaymentStatus
+	(OrderStatus)(0),                      // 51: mapfront.v1.OrderStatus
+	(ExceptionType)(0),                    // 52: mapfront.v1.ExceptionType
+	(ExceptionState)(0),                   // 53: mapfront.v1.ExceptionState
+	(ExceptionAction)(0),                  // 54: mapfront.v1.ExceptionAction
 }
 var file_mapfront_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: mapfront.v1.Product.kind:type_name -> mapfront.v1.ProductKind
 	1,  // 1: mapfront.v1.UpsertProductRequest.product:type_name -> mapfront.v1.Product
 	1,  // 2: mapfront.v1.UpsertProductResponse.product:type_name -> mapfront.v1.Product
 	1,  // 3: mapfront.v1.ListProductsResponse.products:type_name -> mapfront.v1.Product
-	46, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
+	49, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
 	12, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
 	13, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
 	13, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	47, // 8: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
-	48, // 9: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
+	50, // 8: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
+	51, // 9: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
 	31, // 10: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
 	32, // 11: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
 	35, // 12: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
-	49, // 13: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
-	50, // 14: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
-	51, // 15: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
-	50, // 16: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
+	52, // 13: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
+	53, // 14: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
+	54, // 15: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
+	53, // 16: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
 	39, // 17: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
 	39, // 18: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	51, // 19: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
+	54, // 19: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
 	39, // 20: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	2,  // 21: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
-	4,  // 22: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
-	6,  // 23: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
-	8,  // 24: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
-	10, // 25: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
-	14, // 26: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
-	16, // 27: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
-	18, // 28: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
-	20, // 29: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
-	22, // 30: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
-	24, // 31: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
-	26, // 32: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
-	28, // 33: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
-	30, // 34: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
-	34, // 35: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
-	37, // 36: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
-	40, // 37: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
-	42, // 38: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
-	44, // 39: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
-	3,  // 40: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
-	5,  // 41: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
-	7,  // 42: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
-	9,  // 43: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
-	11, // 44: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
-	15, // 45: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
-	17, // 46: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
-	19, // 47: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
-	21, // 48: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
-	23, // 49: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
-	25, // 50: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
-	27, // 51: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
-	29, // 52: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
-	33, // 53: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
-	36, // 54: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
-	38, // 55: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
-	41, // 56: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
-	43, // 57: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
-	45, // 58: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
-	40, // [40:59] is the sub-list for method output_type
-	21, // [21:40] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	48, // 21: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
+	2,  // 22: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
+	4,  // 23: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
+	6,  // 24: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
+	8,  // 25: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
+	10, // 26: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
+	14, // 27: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
+	16, // 28: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
+	18, // 29: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
+	20, // 30: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
+	22, // 31: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
+	24, // 32: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
+	26, // 33: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
+	28, // 34: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
+	30, // 35: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
+	34, // 36: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
+	37, // 37: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
+	40, // 38: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
+	42, // 39: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
+	44, // 40: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
+	46, // 41: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
+	3,  // 42: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
+	5,  // 43: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
+	7,  // 44: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
+	9,  // 45: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
+	11, // 46: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
+	15, // 47: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
+	17, // 48: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
+	19, // 49: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
+	21, // 50: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
+	23, // 51: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
+	25, // 52: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
+	27, // 53: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
+	29, // 54: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
+	33, // 55: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
+	36, // 56: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
+	38, // 57: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
+	41, // 58: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
+	43, // 59: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
+	45, // 60: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
+	47, // 61: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
+	42, // [42:62] is the sub-list for method output_type
+	22, // [22:42] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_mapfront_v1_admin_proto_init() }
@@ -3151,7 +3433,7 @@ func file_mapfront_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mapfront_v1_admin_proto_rawDesc), len(file_mapfront_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

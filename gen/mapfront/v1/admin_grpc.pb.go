@@ -38,6 +38,7 @@ const (
 	AdminService_ListExceptions_FullMethodName        = "/mapfront.v1.AdminService/ListExceptions"
 	AdminService_GetException_FullMethodName          = "/mapfront.v1.AdminService/GetException"
 	AdminService_ResolveException_FullMethodName      = "/mapfront.v1.AdminService/ResolveException"
+	AdminService_ListAudit_FullMethodName             = "/mapfront.v1.AdminService/ListAudit"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -87,6 +88,9 @@ type AdminServiceClient interface {
 	GetException(ctx context.Context, in *GetExceptionRequest, opts ...grpc.CallOption) (*GetExceptionResponse, error)
 	// ResolveException resolves an open queue item; resolving twice is once.
 	ResolveException(ctx context.Context, in *ResolveExceptionRequest, opts ...grpc.CallOption) (*ResolveExceptionResponse, error)
+	// ListAudit reads the audit trail of changes made through AdminService and
+	// the queue, newest first (SPEC section 7).
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 }
 
 type adminServiceClient struct {
@@ -287,6 +291,16 @@ func (c *adminServiceClient) ResolveException(ctx context.Context, in *ResolveEx
 	return out, nil
 }
 
+func (c *adminServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -334,6 +348,9 @@ type AdminServiceServer interface {
 	GetException(context.Context, *GetExceptionRequest) (*GetExceptionResponse, error)
 	// ResolveException resolves an open queue item; resolving twice is once.
 	ResolveException(context.Context, *ResolveExceptionRequest) (*ResolveExceptionResponse, error)
+	// ListAudit reads the audit trail of changes made through AdminService and
+	// the queue, newest first (SPEC section 7).
+	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -400,6 +417,9 @@ func (UnimplementedAdminServiceServer) GetException(context.Context, *GetExcepti
 }
 func (UnimplementedAdminServiceServer) ResolveException(context.Context, *ResolveExceptionRequest) (*ResolveExceptionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResolveException not implemented")
+}
+func (UnimplementedAdminServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -764,6 +784,24 @@ func _AdminService_ResolveException_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -846,6 +884,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResolveException",
 			Handler:    _AdminService_ResolveException_Handler,
+		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _AdminService_ListAudit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

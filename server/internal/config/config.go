@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"mapfront/internal/mtls"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -32,6 +33,25 @@ type Config struct {
 	// CompletionWindow: how long a card order may stay short of its price
 	// before settlement files it for manual handling (MAPFRONT_COMPLETION_WINDOW, default 7 days).
 	CompletionWindow time.Duration
+
+	// Internal trust (SPEC section 7): the gRPC listener's mutual TLS and
+	// the roles of the identities its client certificates name.
+	TLS          mtls.Files // -grpc-ca-file, -grpc-cert-file, -grpc-key-file (MAPFRONT_GRPC_*_FILE)
+	RolesFile    string     // MAPFRONT_ROLES_FILE: identity=role[,role] lines (server/internal/authz)
+	DevPlaintext bool       // MAPFRONT_INSECURE_DEV_PLAINTEXT=1: plaintext gRPC, loopback only, development only
+	// LegacyCert and LegacyKey: the client certificate that single-binary
+	// mode's legacy listener presents to the server's own gRPC API over the
+	// in-memory connection (its identity needs the posp role), so that
+	// authorization holds in both deployments
+	// (-legacy-client-cert-file/-legacy-client-key-file,
+	// MAPFRONT_LEGACY_CLIENT_CERT_FILE/MAPFRONT_LEGACY_CLIENT_KEY_FILE).
+	LegacyCert, LegacyKey string
+}
+
+// LegacyClientTLS is the mutual-TLS files of single-binary mode's in-process
+// client: the server's CA with the legacy listener's certificate and key.
+func (c *Config) LegacyClientTLS() mtls.Files {
+	return mtls.Files{CA: c.TLS.CA, Cert: c.LegacyCert, Key: c.LegacyKey}
 }
 
 // Load reads flags (from args) with environment fallbacks. The master key is
@@ -57,6 +77,12 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	maxMsg := fs.Int64("grpc-max-message", envInt("MAPFRONT_GRPC_MAX_MESSAGE", 4<<20), "gRPC message size limit in bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("MAPFRONT_SHUTDOWN_TIMEOUT", 15*time.Second), "graceful shutdown limit")
 	fs.DurationVar(&c.CompletionWindow, "completion-window", envDuration("MAPFRONT_COMPLETION_WINDOW", 7*24*time.Hour), "how long a split-paid card may stay incomplete before it becomes an exception")
+	c.TLS = mtls.FilesFromEnv(os.Getenv)
+	c.TLS.Register(fs)
+	fs.StringVar(&c.RolesFile, "roles-file", os.Getenv("MAPFRONT_ROLES_FILE"), "file of identity=role[,role] lines: who may call what on gRPC")
+	c.DevPlaintext = mtls.DevPlaintext(os.Getenv)
+	fs.StringVar(&c.LegacyCert, "legacy-client-cert-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_CERT_FILE"), "single binary: PEM certificate (role posp) the legacy listener calls the gRPC API with")
+	fs.StringVar(&c.LegacyKey, "legacy-client-key-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_KEY_FILE"), "single binary: PEM private key of -legacy-client-cert-file")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -104,6 +130,30 @@ func (c *Config) RequireDatabase() error {
 		return errors.New("no database: set MAPFRONT_DATABASE_URL (or DATABASE_URL) or -database-url")
 	}
 	return nil
+}
+
+// RequireTLS reports what serving gRPC lacks: the three TLS files and the
+// roles file, unless the development plaintext flag is set, which is refused
+// on an address that is not loopback (SPEC section 7).
+func (c *Config) RequireTLS() error {
+	var errs []error
+	if c.DevPlaintext {
+		if !mtls.IsLoopback(c.GRPCAddr) {
+			errs = append(errs, fmt.Errorf("%s=1 is refused with -grpc-addr %q: plaintext gRPC only on a loopback address",
+				mtls.EnvInsecureDevPlaintext, c.GRPCAddr))
+		}
+	} else {
+		if err := c.TLS.Check(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.LegacyAddr != "" && (c.LegacyCert == "" || c.LegacyKey == "") {
+			errs = append(errs, errors.New("single-binary mode (-legacy-addr) needs -legacy-client-cert-file and -legacy-client-key-file ($MAPFRONT_LEGACY_CLIENT_CERT_FILE, $MAPFRONT_LEGACY_CLIENT_KEY_FILE): a certificate whose identity has the posp role"))
+		}
+	}
+	if c.RolesFile == "" {
+		errs = append(errs, errors.New("no roles file: set MAPFRONT_ROLES_FILE or -roles-file (identity=role[,role] lines; nobody may call anything without it)"))
+	}
+	return errors.Join(errs...)
 }
 
 func envOr(name, def string) string {

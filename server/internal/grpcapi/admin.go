@@ -6,6 +6,7 @@ import (
 	"time"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -14,6 +15,8 @@ import (
 // business outcomes (errcodes of SPEC section 3, named on each method) and
 // other errors only for internal failures; 10018 when the database is busy.
 type Admin interface {
+	// ListAudit: 10001 a limit out of range.
+	ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
 	// UpsertProduct: 10001 invalid product.
 	UpsertProduct(ctx context.Context, p mapfront.Product) (*mapfront.Product, error)
 	ListProducts(ctx context.Context, onSaleOnly bool) ([]mapfront.Product, error)

@@ -243,7 +243,7 @@ func (s *AdminServer) GetException(ctx context.Context, in *mapfrontv1.GetExcept
 // once, the second answer says already.
 func (s *AdminServer) ResolveException(ctx context.Context, in *mapfrontv1.ResolveExceptionRequest) (*mapfrontv1.ResolveExceptionResponse, error) {
 	e, already, err := s.Store.ResolveException(ctx, mapfront.Resolution{ID: in.Id, Action: mapfront.ResolveAction(enumtext.Word(in.Action)),
-		Operator: in.Operator, Note: in.Note, OrderID: in.OrderId})
+		Operator: operatorName(ctx, in.Operator), Note: in.Note, OrderID: in.OrderId})
 	if err != nil {
 		return nil, s.fail(ctx, "ResolveException", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/pinblock"
 )
 
@@ -94,6 +95,9 @@ type TerminalRow struct {
 // per method, SQL only. Errors are *Error for business outcomes (named on
 // each method), 10018 when the database was busy, others internal.
 type AdminStore interface {
+	// ListAudit returns the audit records f selects, newest first (SPEC
+	// section 7): 10001 a limit out of range.
+	ListAudit(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
 	// UpsertProduct creates or replaces a validated product.
 	UpsertProduct(ctx context.Context, p Product) (*Product, error)
 	// ListProducts returns the products in id order.

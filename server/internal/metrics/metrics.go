@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
@@ -27,6 +28,7 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	// Batches counts settlement batches by their final status.
 	Batches *prometheus.CounterVec
+	refused *prometheus.CounterVec
 }
 
 // New registers the server's collectors, the Go runtime's and the pool's.
@@ -43,8 +45,11 @@ func New(pool *pgxpool.Pool) *Metrics {
 		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mapfront_settlement_batches_total", Help: "Settlement batches by outcome status.",
 		}, []string{"status"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mapfront_grpc_refused_total", Help: "gRPC calls refused by authentication or authorization, by method and code (Unauthenticated, PermissionDenied).",
+		}, []string{"method", "code"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.Batches,
+	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{pool: pool})
 	return m
@@ -67,6 +72,12 @@ func (m *Metrics) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 	err := h(srv, ss)
 	m.observe(info.FullMethod, err, time.Since(start))
 	return err
+}
+
+// Refused counts a call refused by authentication or authorization
+// (server/internal/authz).
+func (m *Metrics) Refused(method string, code codes.Code) {
+	m.refused.WithLabelValues(method, code.String()).Inc()
 }
 
 // ObserveLegacy records a legacy JSON answer served in-process (single

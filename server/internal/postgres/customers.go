@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -101,7 +102,8 @@ FROM accounts WHERE customer_id = $1 ORDER BY kind DESC, created_at`, c.ID)
 // CreateCustomer implements mapfront.AdminStore: the customer of mobile,
 // created with a cash account and pwHash when new. Errors: 10016.
 func (s *Store) CreateCustomer(ctx context.Context, mobile, idNumber string, pwHash []byte) error {
-	return s.transact(ctx, "create customer", func(tx pgx.Tx) error {
+	return s.auditedTx(ctx, audit.Change{Op: "CreateCustomer", Target: customerTarget(mobile),
+		Args: map[string]any{"id_number": mapfront.MaskIDNumber(idNumber)}}, func(tx pgx.Tx) error {
 		_, err := s.findOrCreateCustomer(ctx, tx, mobile, idNumber, func(string) ([]byte, error) { return pwHash, nil })
 		return err
 	})
@@ -120,16 +122,18 @@ func (s *Store) CustomerIDNumber(ctx context.Context, mobile string) (string, er
 // SetPasswordHash sets a customer's password hash (nil: none), clears the
 // failure count and unlocks. Errors: 10005.
 func (s *Store) SetPasswordHash(ctx context.Context, mobile string, hash []byte) error {
-	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE mobile = $1`, hash)
+	return s.updateCustomer(ctx, "SetPaymentPassword", mobile, `UPDATE customers SET pw_hash = $2, pw_failures = 0, pw_locked = false WHERE mobile = $1`, hash)
 }
 
 // UnlockPaymentPassword clears the failure count and the lock. Errors: 10005.
 func (s *Store) UnlockPaymentPassword(ctx context.Context, mobile string) error {
-	return s.updateCustomer(ctx, mobile, `UPDATE customers SET pw_failures = 0, pw_locked = false WHERE mobile = $1`)
+	return s.updateCustomer(ctx, "UnlockPaymentPassword", mobile, `UPDATE customers SET pw_failures = 0, pw_locked = false WHERE mobile = $1`)
 }
 
-func (s *Store) updateCustomer(ctx context.Context, mobile, q string, args ...any) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+// updateCustomer runs q on the customer with mobile, audited as op (the
+// arguments are secrets or nothing: none is recorded).
+func (s *Store) updateCustomer(ctx context.Context, op, mobile, q string, args ...any) error {
+	return s.auditedTx(ctx, audit.Change{Op: op, Target: customerTarget(mobile)}, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, q, append([]any{mobile}, args...)...)
 		if err == nil && tag.RowsAffected() == 0 {
 			return mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
@@ -145,7 +149,8 @@ func (s *Store) updateCustomer(ctx context.Context, mobile, q string, args ...an
 func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error) {
 	var account string
 	var balance int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.auditedTx(ctx, audit.Change{Op: "TopUpCash", Target: customerTarget(mobile),
+		Args: map[string]any{"amount": amount, "reference": reference}}, func(tx pgx.Tx) error {
 		var status string
 		err := tx.QueryRow(ctx, `SELECT a.account_id, a.status FROM accounts a JOIN customers c USING (customer_id)
 WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account, &status)
@@ -190,7 +195,8 @@ func (s *Store) SetAccountFrozen(ctx context.Context, accountID string, frozen b
 	if !frozen {
 		from, to = mapfront.Frozen, mapfront.Active
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	op := map[bool]string{true: "FreezeAccount", false: "UnfreezeAccount"}[frozen]
+	return s.auditedTx(ctx, audit.Change{Op: op, Target: "account:" + accountID}, func(tx pgx.Tx) error {
 		var status string
 		err := tx.QueryRow(ctx, `SELECT status FROM accounts WHERE account_id = $1 AND kind <> 'system' FOR UPDATE`, accountID).Scan(&status)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -214,3 +220,6 @@ func isForeignKey(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23503"
 }
+
+// customerTarget names a customer in the audit trail.
+func customerTarget(mobile string) string { return "customer:" + mobile }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -26,7 +27,9 @@ func (s *Store) UpsertProduct(ctx context.Context, p mapfront.Product) (*mapfron
 		return nil, err
 	}
 	var out *mapfront.Product
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.auditedTx(ctx, audit.Change{Op: "UpsertProduct", Target: "product:" + p.ID,
+		Args: map[string]any{"name": p.Name, "price": p.Price, "face_value": p.FaceValue, "kind": p.Kind,
+			"installments": p.Installments, "on_sale": p.OnSale}}, func(tx pgx.Tx) error {
 		const q = `
 INSERT INTO products (` + productColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, short_name = excluded.short_name,

@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -24,7 +25,8 @@ type querier interface {
 
 // UpsertSeller creates or updates a seller.
 func (s *Store) UpsertSeller(ctx context.Context, id, name string, enabled bool) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.auditedTx(ctx, audit.Change{Op: "UpsertSeller", Target: "seller:" + id,
+		Args: map[string]any{"name": name, "enabled": enabled}}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO sellers (seller_id, name, enabled) VALUES ($1, $2, $3)
 ON CONFLICT (seller_id) DO UPDATE SET name = excluded.name, enabled = excluded.enabled`, id, name, enabled)
 		return err
@@ -34,7 +36,8 @@ ON CONFLICT (seller_id) DO UPDATE SET name = excluded.name, enabled = excluded.e
 // UpsertStore creates or updates a store of an existing seller.
 // Errors: 10001 bad id, 10002 unknown seller.
 func (s *Store) UpsertStore(ctx context.Context, sellerID, storeID, name string, enabled bool) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.auditedTx(ctx, audit.Change{Op: "UpsertStore", Target: "store:" + sellerID + "/" + storeID,
+		Args: map[string]any{"name": name, "enabled": enabled}}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO stores (seller_id, store_id, name, enabled) VALUES ($1, $2, $3, $4)
 ON CONFLICT (seller_id, store_id) DO UPDATE SET name = excluded.name, enabled = excluded.enabled`,
 			sellerID, storeID, name, enabled)
@@ -50,7 +53,10 @@ ON CONFLICT (seller_id, store_id) DO UPDATE SET name = excluded.name, enabled = 
 // Errors: 10002 unknown seller/store.
 func (s *Store) UpsertTerminal(ctx context.Context, t mapfront.TerminalRow) (string, error) {
 	check := t.KCV
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	// The key itself is never recorded: its check value says which it is.
+	err := s.auditedTx(ctx, audit.Change{Op: "UpsertTerminal", Target: "terminal:" + t.TerminalID,
+		Args: map[string]any{"seller_id": t.SellerID, "store_id": t.StoreID, "enabled": t.Enabled,
+			"legacy_des": t.LegacyDES, "new_tpk_kcv": check}}, func(tx pgx.Tx) error {
 		const q = `
 INSERT INTO terminals (terminal_id, seller_id, store_id, enabled, tpk_sealed, tpk_kcv, legacy_des)
 VALUES ($1, $2, $3, $4, $5, $6, $7)

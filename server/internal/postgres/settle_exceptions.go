@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -83,7 +85,8 @@ func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*m
 	}
 	var out *mapfront.Exception
 	var already bool
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.auditedTx(ctx, audit.Change{Op: "ResolveException", Target: "exception:" + strconv.FormatInt(r.ID, 10),
+		Args: map[string]any{"action": r.Action, "order_id": r.OrderID, "operator": r.Operator, "note": r.Note}}, func(tx pgx.Tx) error {
 		out, already = nil, false
 		e, err := scanException(tx.QueryRow(ctx, `SELECT `+exceptionColumns+` FROM settlement_exceptions
 WHERE exception_id = $1 FOR UPDATE`, r.ID))

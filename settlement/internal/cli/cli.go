@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"mapfront/internal/mtls"
 	"mapfront/settlement/internal/config"
 	"mapfront/settlement/internal/fetch"
 )
@@ -65,8 +65,11 @@ Commands:
   exceptions list [--state open|resolved] [--date yyyyMMdd] [--limit N]
   exceptions show ID
   exceptions resolve ID --action activate|refund_owed|ignore|link_order
-                     --operator NAME [--note TEXT] [--order ORDER_ID]
+                     [--operator DISPLAY_NAME] [--note TEXT] [--order ORDER_ID]
   report --date yyyyMMdd [--csv FILE]   print a batch report, or write it as CSV ("-" for stdout)
+  audit [--identity ID] [--target T] [--since T] [--until T] [--limit N]
+                                        the audit trail of AdminService and queue changes
+                                        (a certificate with the auditor or admin role)
 
 Run "settlement <command> -h" for a command's flags. Configuration comes from
 MAPFRONT_* variables (see the settlement README); flags override them.
@@ -109,6 +112,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		cmd = a.exceptions
 	case "report":
 		cmd = a.report
+	case "audit":
+		cmd = a.audit
 	default:
 		fmt.Fprintf(env.Stderr, "settlement: unknown command %q\n\n%s", args[0], usage)
 		return ExitUsage
@@ -149,10 +154,13 @@ func (a *app) dial() (*grpc.ClientConn, error) {
 	if a.conn != nil {
 		return a.conn, nil
 	}
-	conn, err := grpc.NewClient(a.cfg.GRPCAddr,
-		// The server is on the internal network, as for the other internal
-		// callers of the gRPC API (SPEC section 1).
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	// Mutual TLS: the server knows the command by its certificate
+	// (MAPFRONT_GRPC_*_FILE) and allows what its identity's roles allow.
+	creds, err := mtls.DialCredentials(a.cfg.GRPCAddr, a.cfg.TLS, a.cfg.DevPlaintext)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	conn, err := grpc.NewClient(a.cfg.GRPCAddr, creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
 	)
 	if err != nil {

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/mtls"
+	"mapfront/internal/mtls/mtlstest"
 )
 
 // fakeServer stands in for the mapfront server's SettlementService and
@@ -136,13 +138,24 @@ func (f fakeAdmin) ResolveException(_ context.Context, req *mapfrontv1.ResolveEx
 	return &mapfrontv1.ResolveExceptionResponse{Exception: e, Already: f.already}, nil
 }
 
+// clientEnv holds, by server address, the MAPFRONT_GRPC_*_FILE variables
+// of a client certificate that server trusts; runCmd adds them to the
+// command's environment.
+var clientEnv sync.Map
+
 func startServer(t *testing.T, f *fakeServer) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	p := mtlstest.New(t)
+	creds, err := mtls.ServerCredentials(l.Addr().String(), p.Server(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(creds)
+	clientEnv.Store(l.Addr().String(), mtlstest.Env(p.Client("settlement")))
 	mapfrontv1.RegisterSettlementServiceServer(srv, fakeSettlement{fakeServer: f})
 	mapfrontv1.RegisterAdminServiceServer(srv, fakeAdmin{fakeServer: f})
 	go srv.Serve(l) //nolint:errcheck // ends with Stop
@@ -172,9 +185,19 @@ func runCmdCtx(t *testing.T, ctx context.Context, sleep func(context.Context, ti
 	env := Env{
 		Stdout: &stdout,
 		Stderr: &stderr,
-		Getenv: func(k string) string { return vars[k] },
-		Now:    func() time.Time { return now },
-		Sleep:  sleep,
+		Getenv: func(k string) string {
+			if v, ok := vars[k]; ok {
+				return v
+			}
+			addr := vars["MAPFRONT_GRPC_ADDR"]
+			if _, ok := clientEnv.Load(addr); !ok { // no server there: any certificate
+				clientEnv.Store(addr, mtlstest.Env(mtlstest.New(t).Client("settlement")))
+			}
+			e, _ := clientEnv.Load(addr)
+			return e.(map[string]string)[k]
+		},
+		Now:   func() time.Time { return now },
+		Sleep: sleep,
 	}
 	code := Main(ctx, args, env)
 	return result{code, stdout.String(), stderr.String()}
@@ -315,7 +338,6 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"exceptions", "show"}, nil, "one exception ID"},
 		{[]string{"exceptions", "show", "x"}, nil, "positive number"},
 		{[]string{"exceptions", "resolve", "42", "--action", "delete", "--operator", "a"}, nil, "--action"},
-		{[]string{"exceptions", "resolve", "42", "--action", "ignore"}, nil, "--operator is required"},
 		{[]string{"exceptions", "resolve", "42", "--action", "link_order", "--operator", "a"}, nil, "needs --order"},
 		{[]string{"exceptions", "resolve", "42", "--action", "ignore", "--operator", "a", "--order", "1"}, nil, "--order goes with"},
 	}

@@ -129,7 +129,7 @@ func (a *app) exceptionsShow(ctx context.Context, args []string) error {
 func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
 	fs := a.newFlags("exceptions resolve")
 	action := fs.String("action", "", resolveActions())
-	operator := fs.String("operator", "", "who resolves it (recorded)")
+	operator := fs.String("operator", "", "a display name recorded after your certificate's identity (optional: the server records the identity)")
 	note := fs.String("note", "", "why (recorded)")
 	order := fs.String("order", "", "order ID: required for link_order, optional for activate")
 	fs.StringVar(&a.cfg.GRPCAddr, "grpc-addr", a.cfg.GRPCAddr, "mapfront gRPC address (MAPFRONT_GRPC_ADDR)")
@@ -145,8 +145,6 @@ func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
 	switch {
 	case !known:
 		return usageErr("--action %q: want one of %s", *action, resolveActions())
-	case strings.TrimSpace(*operator) == "":
-		return usageErr("--operator is required: the queue records who resolved an item")
 	case *action == "link_order" && *order == "":
 		return usageErr("--action link_order needs --order")
 	case *order != "" && *action != "link_order" && *action != "activate":

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"mapfront/internal/mtls"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/fetch"
 )
@@ -46,6 +47,13 @@ type Config struct {
 	GRPCAddr string // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
 	// CallTimeout bounds each unary gRPC call.
 	CallTimeout time.Duration // MAPFRONT_GRPC_TIMEOUT, default 30s
+	// TLS is the command's side of the mutual TLS to the server; its
+	// certificate names the identity the server gives the settlement role
+	// (or an operator's, for the exceptions subcommands run by hand).
+	TLS mtls.Files // MAPFRONT_GRPC_CA_FILE, MAPFRONT_GRPC_CERT_FILE, MAPFRONT_GRPC_KEY_FILE
+	// DevPlaintext: MAPFRONT_INSECURE_DEV_PLAINTEXT=1, plaintext to a
+	// loopback server, for development only.
+	DevPlaintext bool
 	// SubmitTimeout bounds one SubmitBatch stream, the server's work included.
 	SubmitTimeout time.Duration // MAPFRONT_SUBMIT_TIMEOUT, default 30m
 
@@ -93,6 +101,8 @@ func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
 		GRPCAddr:      l.addr("MAPFRONT_GRPC_ADDR", "127.0.0.1:9090", ""),
+		TLS:           mtls.FilesFromEnv(func(k string) string { return l.str(k, "") }),
+		DevPlaintext:  mtls.DevPlaintext(getenv),
 		CallTimeout:   l.duration("MAPFRONT_GRPC_TIMEOUT", 30*time.Second),
 		SubmitTimeout: l.duration("MAPFRONT_SUBMIT_TIMEOUT", 30*time.Minute),
 		Calendar: calendar.Calendar{
