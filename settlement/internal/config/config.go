@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"mapfront/internal/businessday"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/fetch"
 )
@@ -236,7 +237,7 @@ func (l *loader) zone(name, def string) *time.Location {
 
 func (l *loader) clock(name, def string) time.Duration {
 	v := l.str(name, def)
-	d, err := ParseClock(v)
+	d, err := businessday.ParseCutover(v)
 	if err != nil {
 		l.fail("%s=%q: %v", name, v, err)
 	}
@@ -276,15 +277,6 @@ func (l *loader) level(name string, def slog.Level) slog.Level {
 		return def
 	}
 	return lvl
-}
-
-// ParseClock reads a time of day "HH:MM" as the duration since midnight.
-func ParseClock(s string) (time.Duration, error) {
-	t, err := time.Parse("15:04", s)
-	if err != nil || len(s) != 5 {
-		return 0, errors.New("want a time of day HH:MM, 00:00 to 23:59")
-	}
-	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
 // HostPort checks a host:port address; a bare host gets defaultPort when
