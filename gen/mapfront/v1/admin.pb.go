@@ -2254,7 +2254,7 @@ type Exception struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// type: amount_mismatch, not_openable, duplicate, missing_from_file,
-	// overpaid, incomplete_after_window, bad_line.
+	// overpaid, incomplete_after_window, bad_line, date_mismatch.
 	Type            string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	BusinessDate    string `protobuf:"bytes,3,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
 	LineNo          int64  `protobuf:"varint,4,opt,name=line_no,json=lineNo,proto3" json:"line_no,omitempty"`
@@ -2277,8 +2277,11 @@ type Exception struct {
 	ResolvedAt    string `protobuf:"bytes,17,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
 	CreatedAt     string `protobuf:"bytes,18,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	LinkedOrderId string `protobuf:"bytes,19,opt,name=linked_order_id,json=linkedOrderId,proto3" json:"linked_order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// resolved_by_batch: yyyyMMdd of the batch whose record resolved the item
+	// automatically (operator "system"); empty when a person resolved it.
+	ResolvedByBatch string `protobuf:"bytes,20,opt,name=resolved_by_batch,json=resolvedByBatch,proto3" json:"resolved_by_batch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Exception) Reset() {
@@ -2440,6 +2443,13 @@ func (x *Exception) GetCreatedAt() string {
 func (x *Exception) GetLinkedOrderId() string {
 	if x != nil {
 		return x.LinkedOrderId
+	}
+	return ""
+}
+
+func (x *Exception) GetResolvedByBatch() string {
+	if x != nil {
+		return x.ResolvedByBatch
 	}
 	return ""
 }
@@ -2938,7 +2948,7 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"mismatched\x18\x06 \x03(\tR\n" +
 	"mismatched\x12\x1a\n" +
-	"\bnegative\x18\a \x03(\tR\bnegative\"\x9d\x04\n" +
+	"\bnegative\x18\a \x03(\tR\bnegative\"\xc9\x04\n" +
 	"\tException\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12#\n" +
@@ -2962,7 +2972,8 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"resolvedAt\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x12 \x01(\tR\tcreatedAt\x12&\n" +
-	"\x0flinked_order_id\x18\x13 \x01(\tR\rlinkedOrderId\"h\n" +
+	"\x0flinked_order_id\x18\x13 \x01(\tR\rlinkedOrderId\x12*\n" +
+	"\x11resolved_by_batch\x18\x14 \x01(\tR\x0fresolvedByBatch\"h\n" +
 	"\x15ListExceptionsRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12#\n" +
 	"\rbusiness_date\x18\x02 \x01(\tR\fbusinessDate\x12\x14\n" +
