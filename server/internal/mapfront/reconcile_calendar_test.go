@@ -46,9 +46,9 @@ func TestCheckRecordDate(t *testing.T) {
 		{0, "20261125", "234459", false}, // past the tolerance
 		{0, "20261127", "001459", true},
 		{0, "20261127", "001500", false},
-		{0, "20261125", "120000", false}, // a day early
-		{0, "20261129", "120000", false}, // three days late
-		{0, "20261131", "120000", false}, // no such date
+		{0, "20261125", "120000", false},              // a day early
+		{0, "20261129", "120000", false},              // three days late
+		{0, "20261131", "120000", false},              // no such date
 		{23 * time.Hour, "20261125", "230000", true},  // day 26 starts on the evening of the 25th
 		{23 * time.Hour, "20261126", "231000", true},  // inside the tolerance after it ends
 		{23 * time.Hour, "20261126", "232000", false}, // past it

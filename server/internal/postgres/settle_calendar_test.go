@@ -29,7 +29,7 @@ func TestSettleRejectedThenCorrected(t *testing.T) {
 	}
 	for q, want := range map[string]int64{
 		`SELECT count(*) FROM settlement_exceptions`: 0, `SELECT count(*) FROM settlement_trades`: 0,
-		`SELECT count(*) FROM settlement_staging`: 0,
+		`SELECT count(*) FROM settlement_staging`:                                            0,
 		`SELECT count(*) FROM settlement_batches WHERE status = 'rejected' AND detail <> ''`: 1,
 	} {
 		if n := e.scalar(t, q); n != want {
