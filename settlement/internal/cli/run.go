@@ -110,7 +110,7 @@ func (a *app) job(conn grpc.ClientConnInterface) *settle.Job {
 			Now:      a.env.Now,
 			Sleep:    a.env.Sleep,
 		},
-		ChunkSize:     a.cfg.ChunkSize,
+		ChunkSize: a.cfg.ChunkSize,
 		Rules: &settle.Rules{
 			RequireTrailer: a.cfg.Intake.RequireTrailer,
 			MaxBadPermille: a.cfg.Intake.MaxBadPermille,
