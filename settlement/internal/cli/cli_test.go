@@ -402,6 +402,8 @@ func TestReport(t *testing.T) {
 		"20141211,metric,opened,1,,\n" +
 		"20141211,metric,merged,0,,\n" +
 		"20141211,metric,activated,2,,\n" +
+		"20141211,metric,bad_lines,0,,\n" +
+		"20141211,metric,auto_resolved,0,,\n" +
 		"20141211,exception,bad_line,1,0,0.00\n" +
 		"20141211,exception,amount_mismatch,1,100,1.00\n"
 	if string(got) != want {
