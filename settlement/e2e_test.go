@@ -135,7 +135,8 @@ func TestE2ESettlement(t *testing.T) {
 		rec(date+"0000000005", "1500.00", "000201", idE, mE, "R02", "1012"), // 6: opened from the file
 		rec(tradeA, "4500.00", "000101", idA, mA, "R01", "1010"),            // 7: duplicate 交易id
 		rec(date+"0000000007", "45.001", "000202", idE, mE, "", "1012"),     // 8: bad line (3 decimals)
-		// 9: the document's sample line, 13 fields: not openable.
+		// 9: the document's sample line, 13 fields, dated 20141211: outside
+		// the business day, date_mismatch.
 		"2020030744015541000101023952001524000539|6225380083477614|0.01|000539|152412390951|307440155410001|01023952|001524|20141211|152412|123456789123456788|15017513750|1234",
 		// 10: an ID failing its check digit on a real terminal and product: not openable.
 		rec(date+"0000000009", "1500.00", "000203", idBad, mBad, "", "1012"),
@@ -160,6 +161,8 @@ func TestE2ESettlement(t *testing.T) {
 		"MAPFRONT_FTP_DIAL_TIMEOUT": "5s",
 		"MAPFRONT_FTP_TIMEOUT":      "10s",
 		"MAPFRONT_SETTLE_WORKDIR":   t.TempDir(),
+		// The stability check's two looks, short for the test.
+		"MAPFRONT_SETTLE_STABLE_INTERVAL": "200ms",
 	}
 
 	// Settle D.
@@ -171,7 +174,8 @@ func TestE2ESettlement(t *testing.T) {
 	sum := sha256.Sum256(file)
 	wantExceptions := map[string][2]int64{ // type → count, amount
 		"amount_mismatch":   {1, 349900},
-		"not_openable":      {2, 1 + 150000},
+		"not_openable":      {1, 150000},
+		"date_mismatch":     {1, 1},
 		"duplicate":         {1, 450000},
 		"missing_from_file": {1, 150000},
 		"bad_line":          {1, 0},
@@ -184,7 +188,7 @@ func TestE2ESettlement(t *testing.T) {
 	for _, re := range []string{
 		`Business date\s+` + date, `Status\s+settled`, `File\s+` + date + `\.txt`,
 		`Records in file\s+9\s+19,999\.01`, `Matched\s+3\s`, `Opened from records\s+1\s`, `Merged\s+1\s`, `Activated\s+3\s`,
-		`Exception amount_mismatch\s+1\s+3,499\.00`, `Exception not_openable\s+2\s+1,500\.01`,
+		`Exception amount_mismatch\s+1\s+3,499\.00`, `Exception not_openable\s+1\s+1,500\.00`, `Exception date_mismatch\s+1\s+0\.01`,
 		`Exception duplicate\s+1\s+4,500\.00`, `Exception missing_from_file\s+1\s+1,500\.00`,
 		`Exception overpaid\s+0\s+0\.00`, `Exception bad_line\s+1\s+0\.00`, `Exceptions in all\s+6\s+10,999\.01`,
 	} {
@@ -273,9 +277,9 @@ func TestE2ESettlement(t *testing.T) {
 	for _, e := range byType["not_openable"] {
 		notOpenable[e.LineNo] = e
 	}
-	// The sample line's ID fails its check digit too (…788, want …783), but
-	// its product 1234 is what the server finds first.
-	if e := notOpenable[9]; e == nil || e.Amount != 1 || e.TerminalId != "01023952" || !strings.Contains(e.Detail, "产品1234不存在") {
+	// The sample line is dated 20141211: applied to nothing.
+	if e := first(byType["date_mismatch"]); e == nil || e.LineNo != 9 || e.Amount != 1 || e.TerminalId != "01023952" ||
+		!strings.Contains(e.Detail, "20141211") {
 		t.Errorf("sample line item %v", e)
 	}
 	if e := notOpenable[10]; e == nil || e.Amount != 150000 || !strings.Contains(e.Detail, "校验位") {
@@ -389,8 +393,8 @@ func checkReport(t *testing.T, b *mapfrontv1.BatchReport, date, sha string, reco
 	if fmt.Sprint(got) != fmt.Sprint(exceptions) {
 		t.Errorf("exceptions %v, want %v", got, exceptions)
 	}
-	if len(b.Exceptions) != 7 {
-		t.Errorf("report lists %d exception types, want all 7", len(b.Exceptions))
+	if len(b.Exceptions) != 8 {
+		t.Errorf("report lists %d exception types, want all 8", len(b.Exceptions))
 	}
 }
 
