@@ -467,7 +467,7 @@ type e2eSystem struct {
 	env      []string
 }
 
-func newE2ESystem(t *testing.T) *e2eSystem {
+func newE2ESystem(t testing.TB) *e2eSystem {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "server")
@@ -493,7 +493,7 @@ func newE2ESystem(t *testing.T) *e2eSystem {
 
 // newE2EDatabase creates an empty database for t and returns its URL (as
 // server/internal/pgtest does; that package is internal to server/).
-func newE2EDatabase(t *testing.T) string {
+func newE2EDatabase(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("MAPFRONT_TEST_DATABASE_URL")
 	if admin == "" {
@@ -534,7 +534,7 @@ func newE2EDatabase(t *testing.T) string {
 }
 
 // run runs a subcommand of the server binary to completion.
-func (s *e2eSystem) run(t *testing.T, args ...string) string {
+func (s *e2eSystem) run(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = s.env
@@ -546,7 +546,7 @@ func (s *e2eSystem) run(t *testing.T, args ...string) string {
 }
 
 // pinBlock is the paymentCodeDES a terminal with the demo TPK sends.
-func (s *e2eSystem) pinBlock(t *testing.T, pin, consumer string) string {
+func (s *e2eSystem) pinBlock(t testing.TB, pin, consumer string) string {
 	t.Helper()
 	return strings.TrimSpace(s.run(t, "pinblock", "-pin", pin, "-consumer", consumer))
 }
@@ -564,7 +564,7 @@ type e2eServer struct {
 	settlement mapfrontv1.SettlementServiceClient
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -576,7 +576,7 @@ func freePort(t *testing.T) string {
 
 // serve starts `server serve` on free loopback ports and waits until
 // /readyz answers; the process is stopped when the test ends.
-func (s *e2eSystem) serve(t *testing.T, name string, args ...string) *e2eServer {
+func (s *e2eSystem) serve(t testing.TB, name string, args ...string) *e2eServer {
 	t.Helper()
 	grpcAddr, httpAddr := freePort(t), freePort(t)
 	logPath := filepath.Join(s.dir, name+".log")
@@ -635,7 +635,7 @@ func (s *e2eSystem) serve(t *testing.T, name string, args ...string) *e2eServer 
 }
 
 // stop ends the server gracefully (SIGTERM), killing it if it lingers.
-func (s *e2eServer) stop(t *testing.T) {
+func (s *e2eServer) stop(t testing.TB) {
 	s.stopOnce.Do(func() {
 		if s.conn != nil {
 			s.conn.Close()
@@ -651,7 +651,7 @@ func (s *e2eServer) stop(t *testing.T) {
 	})
 }
 
-func (s *e2eServer) dumpLog(t *testing.T) {
+func (s *e2eServer) dumpLog(t testing.TB) {
 	b, _ := os.ReadFile(s.logPath)
 	if len(b) > 20000 {
 		b = b[len(b)-20000:]
@@ -661,7 +661,7 @@ func (s *e2eServer) dumpLog(t *testing.T) {
 
 // openCard sells a card on SH01/ST01/POS01, batch 000001; paySum nil is
 // the full price.
-func (s *e2eServer) openCard(t *testing.T, ctx context.Context, id, mobile, product, serial string, paySum *int64) *mapfrontv1.CardOrder {
+func (s *e2eServer) openCard(t testing.TB, ctx context.Context, id, mobile, product, serial string, paySum *int64) *mapfrontv1.CardOrder {
 	t.Helper()
 	resp, err := s.offline.OpenCard(ctx, &mapfrontv1.OpenCardRequest{
 		IdNumber: id, MobileNum: mobile, Referrer: "R01", SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01",
@@ -675,7 +675,7 @@ func (s *e2eServer) openCard(t *testing.T, ctx context.Context, id, mobile, prod
 }
 
 // pay spends sum from an account on SH01/ST01/POS01, batch 000002.
-func (s *e2eServer) pay(t *testing.T, ctx context.Context, block, account, serial string, sum int64) (*mapfrontv1.PaymentOrder, error) {
+func (s *e2eServer) pay(t testing.TB, ctx context.Context, block, account, serial string, sum int64) (*mapfrontv1.PaymentOrder, error) {
 	t.Helper()
 	resp, err := s.offline.Pay(ctx, &mapfrontv1.PayRequest{Order: &mapfrontv1.PayOrderInput{
 		ConsumerId: account, PaymentCodeDes: block, Sum: &sum, SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01",
@@ -685,7 +685,7 @@ func (s *e2eServer) pay(t *testing.T, ctx context.Context, block, account, seria
 }
 
 // card checks the customer's card of product and returns its account id.
-func (s *e2eServer) card(t *testing.T, ctx context.Context, mobile, product, wantStatus string, wantBalance int64) string {
+func (s *e2eServer) card(t testing.TB, ctx context.Context, mobile, product, wantStatus string, wantBalance int64) string {
 	t.Helper()
 	resp, err := s.admin.GetCustomer(ctx, &mapfrontv1.GetCustomerRequest{MobileNum: mobile})
 	if err != nil {
@@ -703,7 +703,7 @@ func (s *e2eServer) card(t *testing.T, ctx context.Context, mobile, product, wan
 	return ""
 }
 
-func (s *e2eServer) getBatch(t *testing.T, ctx context.Context, date string) *mapfrontv1.BatchReport {
+func (s *e2eServer) getBatch(t testing.TB, ctx context.Context, date string) *mapfrontv1.BatchReport {
 	t.Helper()
 	resp, err := s.settlement.GetBatch(ctx, &mapfrontv1.GetBatchRequest{BusinessDate: date})
 	if err != nil {
@@ -712,7 +712,7 @@ func (s *e2eServer) getBatch(t *testing.T, ctx context.Context, date string) *ma
 	return resp.Report
 }
 
-func (s *e2eServer) getException(t *testing.T, ctx context.Context, id int64) *mapfrontv1.Exception {
+func (s *e2eServer) getException(t testing.TB, ctx context.Context, id int64) *mapfrontv1.Exception {
 	t.Helper()
 	resp, err := s.admin.GetException(ctx, &mapfrontv1.GetExceptionRequest{Id: id})
 	if err != nil {
@@ -721,7 +721,7 @@ func (s *e2eServer) getException(t *testing.T, ctx context.Context, id int64) *m
 	return resp.Exception
 }
 
-func (s *e2eServer) verifyLedger(t *testing.T, ctx context.Context) *mapfrontv1.VerifyLedgerResponse {
+func (s *e2eServer) verifyLedger(t testing.TB, ctx context.Context) *mapfrontv1.VerifyLedgerResponse {
 	t.Helper()
 	v, err := s.admin.VerifyLedger(ctx, &mapfrontv1.VerifyLedgerRequest{})
 	if err != nil {

@@ -28,7 +28,7 @@ import (
 
 // quietFTP silences goftp.io's server, which logs through the standard
 // logger.
-func quietFTP(t *testing.T) {
+func quietFTP(t testing.TB) {
 	prev := log.Writer()
 	log.SetOutput(io.Discard)
 	t.Cleanup(func() { log.SetOutput(prev) })

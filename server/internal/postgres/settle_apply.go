@@ -173,8 +173,10 @@ ORDER BY s.line_no`
 		st := &recs[i]
 		// A record dated outside the batch's day is applied to nothing
 		// (SPEC section 6, Dates), whatever else it might match. One that
-		// an earlier run of the date applied stays applied.
-		if !st.prior.Applied || !st.prior.SameDate {
+		// an earlier run of the date applied stays applied, and a repeated
+		// 交易id in the file is a duplicate first, so that each line keeps
+		// an item of its own.
+		if !st.dup && (!st.prior.Applied || !st.prior.SameDate) {
 			if d, ok := mapfront.CheckRecordDate(rule, r.date, st.rec.TradeDate, st.rec.TradeTime, r.tolerance); !ok {
 				exceptions = append(exceptions, recordException(st, d.Type, d.Expected, d.Detail))
 				continue

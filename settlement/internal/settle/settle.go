@@ -277,7 +277,7 @@ func (j *Job) Submit(ctx context.Context, date calendar.Date, path, fileName str
 		case err != nil:
 			cancel()
 			return nil, fmt.Errorf("SubmitBatch %s: %w", date, err)
-		case again != summary:
+		case !sameSummary(again, summary):
 			cancel()
 			return nil, fmt.Errorf("settlement file %s changed while being read (sha256 %s, then %s): not submitted", path, summary.SHA256, again.SHA256)
 		}
@@ -297,6 +297,13 @@ func (j *Job) Submit(ctx context.Context, date calendar.Date, path, fileName str
 		"activated", report.GetActivated(), "repeated_submission", report.GetRepeatedSubmission(),
 		"elapsed", time.Since(start).Round(time.Millisecond))
 	return report, nil
+}
+
+// sameSummary compares two reads of a file, the trailer by value.
+func sameSummary(a, b parse.Summary) bool {
+	ta, tb := a.Trailer, b.Trailer
+	a.Trailer, b.Trailer = nil, nil
+	return a == b && (ta == nil) == (tb == nil) && (ta == nil || *ta == *tb)
 }
 
 func parseFile(path string, opts parse.Options, emit func(parse.Chunk) error) (parse.Summary, error) {
