@@ -150,7 +150,7 @@ func (j *Job) MarkFileMissing(ctx context.Context, date calendar.Date, detail st
 		Detail:       detail,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("MarkFileMissing %s: %w", date, err)
+		return nil, fmt.Errorf("MarkFileMissing %s: %w", date, busy(err))
 	}
 	return resp.GetReport(), nil
 }
