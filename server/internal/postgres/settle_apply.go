@@ -352,7 +352,7 @@ func (s *Store) openFromFile(ctx context.Context, tx pgx.Tx, r *run, st *stagedR
 	var o pendingOrder
 	err = tx.QueryRow(ctx, `SELECT o.order_id, o.price, o.paid FROM customers c
 JOIN card_orders o ON o.customer_id = c.customer_id AND o.product_id = $3 AND o.filling
-WHERE c.mobile = $1 AND c.id_number = $2 FOR UPDATE OF o`, rec.Mobile, rec.IDNumber, p.ID).Scan(&o.id, &o.price, &o.paid)
+WHERE c.mobile = $1 AND c.id_number = $2 FOR UPDATE OF o`, rec.Mobile, mapfront.NormalizeIDNumber(rec.IDNumber), p.ID).Scan(&o.id, &o.price, &o.paid)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}
