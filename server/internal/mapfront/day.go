@@ -1,7 +1,6 @@
 package mapfront
 
 import (
-	"fmt"
 	"time"
 
 	"mapfront/internal/businessday"
@@ -47,11 +46,12 @@ func ParseCutover(s string) (time.Duration, error) { return businessday.ParseCut
 // DateString formats a business date as yyyyMMdd, the settlement file's form.
 func DateString(d time.Time) string { return d.Format("20060102") }
 
-// ParseDate reads a yyyyMMdd business date.
+// ParseDate reads a yyyyMMdd business date (businessday.ParseDate) as
+// midnight UTC.
 func ParseDate(s string) (time.Time, error) {
-	d, err := time.Parse("20060102", s)
+	d, err := businessday.ParseDate(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("date %q is not yyyyMMdd", s)
+		return time.Time{}, err
 	}
-	return d, nil
+	return d.Midnight(), nil
 }
