@@ -122,8 +122,11 @@ func TestE2EIntake(t *testing.T) {
 	slow := ftptest.StartFaulty(t, ftptest.Faults{})
 	giveUp := calendar.Calendar{Zone: shanghai, Offset: 30 * time.Minute, Deadline: 6 * time.Hour}.GiveUpTime(d)
 	shift := time.Until(giveUp.Add(-20 * time.Second))
-	written := slow.WriteSlowly(t, date+".txt", body, 6, 250*time.Millisecond)
+	written := slow.WriteSlowly(t, date+".txt", body, 6, 150*time.Millisecond)
 	vars := ftpVars(t, srv, slow)
+	// The two looks far apart compared with the writer's pauses, so that a
+	// slow machine cannot make a pause look like the end.
+	vars["MAPFRONT_SETTLE_STABLE_INTERVAL"] = "1s"
 	r = settleCmd(ctx, vars, func() time.Time { return time.Now().Add(shift) }, "run", "--date", date)
 	select {
 	case <-written:
