@@ -138,7 +138,8 @@ func TestE2ESettlement(t *testing.T) {
 		rec(date+"0000000005", "1500.00", "000201", idE, mE, "R02", "1012"), // 6: opened from the file
 		rec(tradeA, "4500.00", "000101", idA, mA, "R01", "1010"),            // 7: duplicate 交易id
 		rec(date+"0000000007", "45.001", "000202", idE, mE, "", "1012"),     // 8: bad line (3 decimals)
-		// 9: the document's sample line, 13 fields: not openable.
+		// 9: the document's sample line, 13 fields, dated 20141211: outside
+		// the business day, date_mismatch.
 		"2020030744015541000101023952001524000539|6225380083477614|0.01|000539|152412390951|307440155410001|01023952|001524|20141211|152412|123456789123456788|15017513750|1234",
 		// 10: an ID failing its check digit on a real terminal and product: not openable.
 		rec(date+"0000000009", "1500.00", "000203", idBad, mBad, "", "1012"),
@@ -163,6 +164,8 @@ func TestE2ESettlement(t *testing.T) {
 		"MAPFRONT_FTP_DIAL_TIMEOUT": "5s",
 		"MAPFRONT_FTP_TIMEOUT":      "10s",
 		"MAPFRONT_SETTLE_WORKDIR":   t.TempDir(),
+		// The stability check's two looks, short for the test.
+		"MAPFRONT_SETTLE_STABLE_INTERVAL": "200ms",
 	}
 	maps.Copy(vars, mtlstest.Env(sys.pki.Client("settlement")))
 
@@ -175,7 +178,8 @@ func TestE2ESettlement(t *testing.T) {
 	sum := sha256.Sum256(file)
 	wantExceptions := map[string][2]int64{ // type → count, amount
 		"amount_mismatch":   {1, 349900},
-		"not_openable":      {2, 1 + 150000},
+		"not_openable":      {1, 150000},
+		"date_mismatch":     {1, 1},
 		"duplicate":         {1, 450000},
 		"missing_from_file": {1, 150000},
 		"bad_line":          {1, 0},
@@ -188,7 +192,7 @@ func TestE2ESettlement(t *testing.T) {
 	for _, re := range []string{
 		`Business date\s+` + date, `Status\s+settled`, `File\s+` + date + `\.txt`,
 		`Records in file\s+9\s+19,999\.01`, `Matched\s+3\s`, `Opened from records\s+1\s`, `Merged\s+1\s`, `Activated\s+3\s`,
-		`Exception amount_mismatch\s+1\s+3,499\.00`, `Exception not_openable\s+2\s+1,500\.01`,
+		`Exception amount_mismatch\s+1\s+3,499\.00`, `Exception not_openable\s+1\s+1,500\.00`, `Exception date_mismatch\s+1\s+0\.01`,
 		`Exception duplicate\s+1\s+4,500\.00`, `Exception missing_from_file\s+1\s+1,500\.00`,
 		`Exception overpaid\s+0\s+0\.00`, `Exception bad_line\s+1\s+0\.00`, `Exceptions in all\s+6\s+10,999\.01`,
 	} {
@@ -277,9 +281,9 @@ func TestE2ESettlement(t *testing.T) {
 	for _, e := range byType["not_openable"] {
 		notOpenable[e.LineNo] = e
 	}
-	// The sample line's ID fails its check digit too (…788, want …783), but
-	// its product 1234 is what the server finds first.
-	if e := notOpenable[9]; e == nil || e.Amount != 1 || e.TerminalId != "01023952" || !strings.Contains(e.Detail, "产品1234不存在") {
+	// The sample line is dated 20141211: applied to nothing.
+	if e := first(byType["date_mismatch"]); e == nil || e.LineNo != 9 || e.Amount != 1 || e.TerminalId != "01023952" ||
+		!strings.Contains(e.Detail, "20141211") {
 		t.Errorf("sample line item %v", e)
 	}
 	if e := notOpenable[10]; e == nil || e.Amount != 150000 || !strings.Contains(e.Detail, "校验位") {
@@ -406,8 +410,8 @@ func checkReport(t *testing.T, b *mapfrontv1.BatchReport, date, sha string, reco
 	if fmt.Sprint(got) != fmt.Sprint(exceptions) {
 		t.Errorf("exceptions %v, want %v", got, exceptions)
 	}
-	if len(b.Exceptions) != 7 {
-		t.Errorf("report lists %d exception types, want all 7", len(b.Exceptions))
+	if len(b.Exceptions) != 8 {
+		t.Errorf("report lists %d exception types, want all 8", len(b.Exceptions))
 	}
 }
 
@@ -485,7 +489,7 @@ type e2eSystem struct {
 // runs as "settlement".
 const e2eRoles = "e2e=posp,settlement,operator,admin,auditor\nsettlement=settlement\nauditor=auditor\n"
 
-func newE2ESystem(t *testing.T) *e2eSystem {
+func newE2ESystem(t testing.TB) *e2eSystem {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "server")
@@ -519,7 +523,7 @@ func newE2ESystem(t *testing.T) *e2eSystem {
 
 // newE2EDatabase creates an empty database for t and returns its URL (as
 // server/internal/pgtest does; that package is internal to server/).
-func newE2EDatabase(t *testing.T) string {
+func newE2EDatabase(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("MAPFRONT_TEST_DATABASE_URL")
 	if admin == "" {
@@ -560,7 +564,7 @@ func newE2EDatabase(t *testing.T) string {
 }
 
 // run runs a subcommand of the server binary to completion.
-func (s *e2eSystem) run(t *testing.T, args ...string) string {
+func (s *e2eSystem) run(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = s.env
@@ -572,7 +576,7 @@ func (s *e2eSystem) run(t *testing.T, args ...string) string {
 }
 
 // pinBlock is the paymentCodeDES a terminal with the demo TPK sends.
-func (s *e2eSystem) pinBlock(t *testing.T, pin, consumer string) string {
+func (s *e2eSystem) pinBlock(t testing.TB, pin, consumer string) string {
 	t.Helper()
 	return strings.TrimSpace(s.run(t, "pinblock", "-pin", pin, "-consumer", consumer))
 }
@@ -590,7 +594,7 @@ type e2eServer struct {
 	settlement mapfrontv1.SettlementServiceClient
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -602,7 +606,7 @@ func freePort(t *testing.T) string {
 
 // serve starts `server serve` on free loopback ports and waits until
 // /readyz answers; the process is stopped when the test ends.
-func (s *e2eSystem) serve(t *testing.T, name string, args ...string) *e2eServer {
+func (s *e2eSystem) serve(t testing.TB, name string, args ...string) *e2eServer {
 	t.Helper()
 	grpcAddr, httpAddr := freePort(t), freePort(t)
 	logPath := filepath.Join(s.dir, name+".log")
@@ -665,7 +669,7 @@ func (s *e2eSystem) serve(t *testing.T, name string, args ...string) *e2eServer 
 }
 
 // stop ends the server gracefully (SIGTERM), killing it if it lingers.
-func (s *e2eServer) stop(t *testing.T) {
+func (s *e2eServer) stop(t testing.TB) {
 	s.stopOnce.Do(func() {
 		if s.conn != nil {
 			s.conn.Close()
@@ -681,7 +685,7 @@ func (s *e2eServer) stop(t *testing.T) {
 	})
 }
 
-func (s *e2eServer) dumpLog(t *testing.T) {
+func (s *e2eServer) dumpLog(t testing.TB) {
 	b, _ := os.ReadFile(s.logPath)
 	if len(b) > 20000 {
 		b = b[len(b)-20000:]
@@ -691,7 +695,7 @@ func (s *e2eServer) dumpLog(t *testing.T) {
 
 // openCard sells a card on SH01/ST01/POS01, batch 000001; paySum nil is
 // the full price.
-func (s *e2eServer) openCard(t *testing.T, ctx context.Context, id, mobile, product, serial string, paySum *int64) *mapfrontv1.CardOrder {
+func (s *e2eServer) openCard(t testing.TB, ctx context.Context, id, mobile, product, serial string, paySum *int64) *mapfrontv1.CardOrder {
 	t.Helper()
 	resp, err := s.offline.OpenCard(ctx, &mapfrontv1.OpenCardRequest{
 		IdNumber: id, MobileNum: mobile, Referrer: "R01", SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01",
@@ -705,7 +709,7 @@ func (s *e2eServer) openCard(t *testing.T, ctx context.Context, id, mobile, prod
 }
 
 // pay spends sum from an account on SH01/ST01/POS01, batch 000002.
-func (s *e2eServer) pay(t *testing.T, ctx context.Context, block, account, serial string, sum int64) (*mapfrontv1.PaymentOrder, error) {
+func (s *e2eServer) pay(t testing.TB, ctx context.Context, block, account, serial string, sum int64) (*mapfrontv1.PaymentOrder, error) {
 	t.Helper()
 	resp, err := s.offline.Pay(ctx, &mapfrontv1.PayRequest{Order: &mapfrontv1.PayOrderInput{
 		ConsumerId: account, PaymentCodeDes: block, Sum: &sum, SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01",
@@ -715,7 +719,7 @@ func (s *e2eServer) pay(t *testing.T, ctx context.Context, block, account, seria
 }
 
 // card checks the customer's card of product and returns its account id.
-func (s *e2eServer) card(t *testing.T, ctx context.Context, mobile, product, wantStatus string, wantBalance int64) string {
+func (s *e2eServer) card(t testing.TB, ctx context.Context, mobile, product, wantStatus string, wantBalance int64) string {
 	t.Helper()
 	resp, err := s.admin.GetCustomer(ctx, &mapfrontv1.GetCustomerRequest{MobileNum: mobile})
 	if err != nil {
@@ -733,7 +737,7 @@ func (s *e2eServer) card(t *testing.T, ctx context.Context, mobile, product, wan
 	return ""
 }
 
-func (s *e2eServer) getBatch(t *testing.T, ctx context.Context, date string) *mapfrontv1.BatchReport {
+func (s *e2eServer) getBatch(t testing.TB, ctx context.Context, date string) *mapfrontv1.BatchReport {
 	t.Helper()
 	resp, err := s.settlement.GetBatch(ctx, &mapfrontv1.GetBatchRequest{BusinessDate: date})
 	if err != nil {
@@ -742,7 +746,7 @@ func (s *e2eServer) getBatch(t *testing.T, ctx context.Context, date string) *ma
 	return resp.Report
 }
 
-func (s *e2eServer) getException(t *testing.T, ctx context.Context, id int64) *mapfrontv1.Exception {
+func (s *e2eServer) getException(t testing.TB, ctx context.Context, id int64) *mapfrontv1.Exception {
 	t.Helper()
 	resp, err := s.admin.GetException(ctx, &mapfrontv1.GetExceptionRequest{Id: id})
 	if err != nil {
@@ -751,7 +755,7 @@ func (s *e2eServer) getException(t *testing.T, ctx context.Context, id int64) *m
 	return resp.Exception
 }
 
-func (s *e2eServer) verifyLedger(t *testing.T, ctx context.Context) *mapfrontv1.VerifyLedgerResponse {
+func (s *e2eServer) verifyLedger(t testing.TB, ctx context.Context) *mapfrontv1.VerifyLedgerResponse {
 	t.Helper()
 	v, err := s.admin.VerifyLedger(ctx, &mapfrontv1.VerifyLedgerRequest{})
 	if err != nil {

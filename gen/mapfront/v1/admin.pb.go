@@ -2273,8 +2273,11 @@ type Exception struct {
 	ResolvedAt    string          `protobuf:"bytes,17,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
 	CreatedAt     string          `protobuf:"bytes,18,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	LinkedOrderId string          `protobuf:"bytes,19,opt,name=linked_order_id,json=linkedOrderId,proto3" json:"linked_order_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// resolved_by_batch: yyyyMMdd of the batch whose record resolved the item
+	// automatically (operator "system"); empty when a person resolved it.
+	ResolvedByBatch string `protobuf:"bytes,20,opt,name=resolved_by_batch,json=resolvedByBatch,proto3" json:"resolved_by_batch,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Exception) Reset() {
@@ -2436,6 +2439,13 @@ func (x *Exception) GetCreatedAt() string {
 func (x *Exception) GetLinkedOrderId() string {
 	if x != nil {
 		return x.LinkedOrderId
+	}
+	return ""
+}
+
+func (x *Exception) GetResolvedByBatch() string {
+	if x != nil {
+		return x.ResolvedByBatch
 	}
 	return ""
 }
@@ -3189,7 +3199,7 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"mismatched\x18\x06 \x03(\tR\n" +
 	"mismatched\x12\x1a\n" +
-	"\bnegative\x18\a \x03(\tR\bnegative\"\xf4\x04\n" +
+	"\bnegative\x18\a \x03(\tR\bnegative\"\xa0\x05\n" +
 	"\tException\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.mapfront.v1.ExceptionTypeR\x04type\x12#\n" +
@@ -3213,7 +3223,8 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"resolvedAt\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x12 \x01(\tR\tcreatedAt\x12&\n" +
-	"\x0flinked_order_id\x18\x13 \x01(\tR\rlinkedOrderId\"\x85\x01\n" +
+	"\x0flinked_order_id\x18\x13 \x01(\tR\rlinkedOrderId\x12*\n" +
+	"\x11resolved_by_batch\x18\x14 \x01(\tR\x0fresolvedByBatch\"\x85\x01\n" +
 	"\x15ListExceptionsRequest\x121\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1b.mapfront.v1.ExceptionStateR\x05state\x12#\n" +
 	"\rbusiness_date\x18\x02 \x01(\tR\fbusinessDate\x12\x14\n" +

@@ -33,7 +33,18 @@ type BatchHeader struct {
 	RecordCount int64 `protobuf:"varint,4,opt,name=record_count,json=recordCount,proto3" json:"record_count,omitempty"`
 	TotalFen    int64 `protobuf:"varint,5,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
 	// force: settle a different file for a date already settled.
-	Force         bool `protobuf:"varint,6,opt,name=force,proto3" json:"force,omitempty"`
+	Force bool `protobuf:"varint,6,opt,name=force,proto3" json:"force,omitempty"`
+	// max_bad_permille: above this share of bad lines, in thousandths of the
+	// file's lines, the batch is rejected and nothing is applied; unset: 500.
+	// A file with lines of which none is a record is always rejected.
+	MaxBadPermille *int32 `protobuf:"varint,7,opt,name=max_bad_permille,json=maxBadPermille,proto3,oneof" json:"max_bad_permille,omitempty"`
+	// date_tolerance_seconds: how far outside the batch's business day a
+	// record's 交易日期 + 交易时间 may fall (the POSP's clock and cutover);
+	// unset: 900 (15 minutes). Outside it: exception date_mismatch.
+	DateToleranceSeconds *int64 `protobuf:"varint,8,opt,name=date_tolerance_seconds,json=dateToleranceSeconds,proto3,oneof" json:"date_tolerance_seconds,omitempty"`
+	// lookback_days: how many business days back a record may confirm a
+	// payment left missing_from_file; unset: 7.
+	LookbackDays  *int32 `protobuf:"varint,9,opt,name=lookback_days,json=lookbackDays,proto3,oneof" json:"lookback_days,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,6 +119,27 @@ func (x *BatchHeader) GetForce() bool {
 		return x.Force
 	}
 	return false
+}
+
+func (x *BatchHeader) GetMaxBadPermille() int32 {
+	if x != nil && x.MaxBadPermille != nil {
+		return *x.MaxBadPermille
+	}
+	return 0
+}
+
+func (x *BatchHeader) GetDateToleranceSeconds() int64 {
+	if x != nil && x.DateToleranceSeconds != nil {
+		return *x.DateToleranceSeconds
+	}
+	return 0
+}
+
+func (x *BatchHeader) GetLookbackDays() int32 {
+	if x != nil && x.LookbackDays != nil {
+		return *x.LookbackDays
+	}
+	return 0
 }
 
 // SettlementRecord is one parsed line of the file.
@@ -546,8 +578,15 @@ type BatchReport struct {
 	SettledAt    string                 `protobuf:"bytes,12,opt,name=settled_at,json=settledAt,proto3" json:"settled_at,omitempty"`
 	// repeated_submission: this answer is the earlier report of the same file.
 	RepeatedSubmission bool `protobuf:"varint,13,opt,name=repeated_submission,json=repeatedSubmission,proto3" json:"repeated_submission,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// bad_lines: lines of the file that could not be read (in records).
+	BadLines int64 `protobuf:"varint,14,opt,name=bad_lines,json=badLines,proto3" json:"bad_lines,omitempty"`
+	// auto_resolved: missing_from_file items of earlier business dates that
+	// this batch's records confirmed, resolved by the system.
+	AutoResolved int64 `protobuf:"varint,15,opt,name=auto_resolved,json=autoResolved,proto3" json:"auto_resolved,omitempty"`
+	// detail: why a batch is rejected or file_missing.
+	Detail        string `protobuf:"bytes,16,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchReport) Reset() {
@@ -669,6 +708,27 @@ func (x *BatchReport) GetRepeatedSubmission() bool {
 		return x.RepeatedSubmission
 	}
 	return false
+}
+
+func (x *BatchReport) GetBadLines() int64 {
+	if x != nil {
+		return x.BadLines
+	}
+	return 0
+}
+
+func (x *BatchReport) GetAutoResolved() int64 {
+	if x != nil {
+		return x.AutoResolved
+	}
+	return 0
+}
+
+func (x *BatchReport) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 type SubmitBatchResponse struct {
@@ -1079,14 +1139,20 @@ var File_mapfront_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_mapfront_v1_settlement_proto_rawDesc = "" +
 	"\n" +
-	"\x1cmapfront/v1/settlement.proto\x12\vmapfront.v1\x1a\x18mapfront/v1/states.proto\"\xbd\x01\n" +
+	"\x1cmapfront/v1/settlement.proto\x12\vmapfront.v1\x1a\x18mapfront/v1/states.proto\"\x93\x03\n" +
 	"\vBatchHeader\x12#\n" +
 	"\rbusiness_date\x18\x01 \x01(\tR\fbusinessDate\x12\x1b\n" +
 	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12!\n" +
 	"\frecord_count\x18\x04 \x01(\x03R\vrecordCount\x12\x1b\n" +
 	"\ttotal_fen\x18\x05 \x01(\x03R\btotalFen\x12\x14\n" +
-	"\x05force\x18\x06 \x01(\bR\x05force\"\xd4\x03\n" +
+	"\x05force\x18\x06 \x01(\bR\x05force\x12-\n" +
+	"\x10max_bad_permille\x18\a \x01(\x05H\x00R\x0emaxBadPermille\x88\x01\x01\x129\n" +
+	"\x16date_tolerance_seconds\x18\b \x01(\x03H\x01R\x14dateToleranceSeconds\x88\x01\x01\x12(\n" +
+	"\rlookback_days\x18\t \x01(\x05H\x02R\flookbackDays\x88\x01\x01B\x13\n" +
+	"\x11_max_bad_permilleB\x19\n" +
+	"\x17_date_tolerance_secondsB\x10\n" +
+	"\x0e_lookback_days\"\xd4\x03\n" +
 	"\x10SettlementRecord\x12\x17\n" +
 	"\aline_no\x18\x01 \x01(\x03R\x06lineNo\x12\x19\n" +
 	"\btrade_id\x18\x02 \x01(\tR\atradeId\x12\x17\n" +
@@ -1123,7 +1189,7 @@ const file_mapfront_v1_settlement_proto_rawDesc = "" +
 	"\x0eExceptionCount\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.mapfront.v1.ExceptionTypeR\x04type\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x16\n" +
-	"\x06amount\x18\x03 \x01(\x03R\x06amount\"\xc4\x03\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\"\x9e\x04\n" +
 	"\vBatchReport\x12#\n" +
 	"\rbusiness_date\x18\x01 \x01(\tR\fbusinessDate\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.mapfront.v1.BatchStateR\x06status\x12\x1b\n" +
@@ -1141,7 +1207,10 @@ const file_mapfront_v1_settlement_proto_rawDesc = "" +
 	"exceptions\x12\x1d\n" +
 	"\n" +
 	"settled_at\x18\f \x01(\tR\tsettledAt\x12/\n" +
-	"\x13repeated_submission\x18\r \x01(\bR\x12repeatedSubmission\"G\n" +
+	"\x13repeated_submission\x18\r \x01(\bR\x12repeatedSubmission\x12\x1b\n" +
+	"\tbad_lines\x18\x0e \x01(\x03R\bbadLines\x12#\n" +
+	"\rauto_resolved\x18\x0f \x01(\x03R\fautoResolved\x12\x16\n" +
+	"\x06detail\x18\x10 \x01(\tR\x06detail\"G\n" +
 	"\x13SubmitBatchResponse\x120\n" +
 	"\x06report\x18\x01 \x01(\v2\x18.mapfront.v1.BatchReportR\x06report\"U\n" +
 	"\x16MarkFileMissingRequest\x12#\n" +
@@ -1236,6 +1305,7 @@ func file_mapfront_v1_settlement_proto_init() {
 		return
 	}
 	file_mapfront_v1_states_proto_init()
+	file_mapfront_v1_settlement_proto_msgTypes[0].OneofWrappers = []any{}
 	file_mapfront_v1_settlement_proto_msgTypes[4].OneofWrappers = []any{
 		(*SubmitBatchRequest_Header)(nil),
 		(*SubmitBatchRequest_Chunk)(nil),

@@ -88,6 +88,22 @@ func (s *SettlementServer) SubmitBatch(stream grpc.ClientStreamingServer[mapfron
 	}
 	h := mapfront.BatchHeader{BusinessDate: date, FileName: hd.FileName, SHA256: hd.Sha256,
 		RecordCount: hd.RecordCount, TotalFen: hd.TotalFen, Force: hd.Force}
+	// Unset settings take the defaults of SPEC section 6; a set zero is a
+	// site's choice (no tolerance, no look-back, no bad line allowed).
+	set := mapfront.DefaultSettings()
+	if hd.MaxBadPermille != nil {
+		set.MaxBadPermille = int(hd.GetMaxBadPermille())
+	}
+	if hd.DateToleranceSeconds != nil {
+		set.DateTolerance = -1 // out of range: refused by Validate, without overflowing
+		if secs := hd.GetDateToleranceSeconds(); secs >= 0 && secs <= 24*3600 {
+			set.DateTolerance = time.Duration(secs) * time.Second
+		}
+	}
+	if hd.LookbackDays != nil {
+		set.LookbackDays = int(hd.GetLookbackDays())
+	}
+	h.Settings = &set
 	next := func() (*mapfront.BatchChunk, error) {
 		m, err := stream.Recv()
 		if err != nil {
@@ -129,7 +145,8 @@ func reportOut(r *mapfront.BatchReport) *mapfrontv1.BatchReport {
 	out := &mapfrontv1.BatchReport{
 		BusinessDate: mapfront.DateString(r.BusinessDate), Status: word[mapfrontv1.BatchState](r.Status), FileName: r.FileName, Sha256: r.SHA256,
 		Records: r.Records, TotalFen: r.TotalFen, Matched: r.Matched, Opened: r.Opened, Merged: r.Merged,
-		Activated: r.Activated, RepeatedSubmission: r.Repeated,
+		Activated: r.Activated, RepeatedSubmission: r.Repeated, BadLines: r.BadLines, AutoResolved: r.AutoResolved,
+		Detail: r.Detail,
 	}
 	for _, e := range r.Exceptions {
 		out.Exceptions = append(out.Exceptions, &mapfrontv1.ExceptionCount{Type: exceptionType(e.Type), Count: e.Count, Amount: e.Amount})
@@ -201,6 +218,9 @@ func exceptionOut(e *mapfront.Exception) *mapfrontv1.Exception {
 	}
 	if e.ResolvedAt != nil {
 		out.ResolvedAt = e.ResolvedAt.Format(time.RFC3339)
+	}
+	if e.ResolvedByBatch != nil {
+		out.ResolvedByBatch = mapfront.DateString(*e.ResolvedByBatch)
 	}
 	return out
 }

@@ -122,11 +122,52 @@ func TestSubmitBatchStream(t *testing.T) {
 	if mapfront.DateString(h.BusinessDate) != "20261126" || !h.Force || h.RecordCount != 3 || h.FileName != "20261126.txt" {
 		t.Fatalf("header %+v", h)
 	}
+	if h.Settings == nil || *h.Settings != mapfront.DefaultSettings() {
+		t.Fatalf("unset settings %+v, want the defaults", h.Settings)
+	}
 	if len(f.records) != 2 || f.records[0].IDNumber != "11010519491231002X" || f.records[0].ProductID != "1010" ||
 		len(f.bad) != 1 || f.bad[0].LineNo != 3 {
 		t.Fatalf("records %+v bad %+v", f.records, f.bad)
 	}
 }
+
+// The site's settlement settings travel in the header; a set zero stays
+// zero, and an out-of-range tolerance cannot overflow into range.
+func TestSubmitBatchSettings(t *testing.T) {
+	for _, c := range []struct {
+		hd   *mapfrontv1.BatchHeader
+		want mapfront.SettleSettings
+	}{
+		{&mapfrontv1.BatchHeader{MaxBadPermille: ptr32(200), DateToleranceSeconds: ptr64(0), LookbackDays: ptr32(0)},
+			mapfront.SettleSettings{MaxBadPermille: 200}},
+		{&mapfrontv1.BatchHeader{DateToleranceSeconds: ptr64(300)},
+			mapfront.SettleSettings{MaxBadPermille: 500, DateTolerance: 5 * time.Minute, LookbackDays: 7}},
+		{&mapfrontv1.BatchHeader{DateToleranceSeconds: ptr64(1 << 62)},
+			mapfront.SettleSettings{MaxBadPermille: 500, DateTolerance: -1, LookbackDays: 7}},
+	} {
+		f := &fakeSettlement{}
+		stream, err := settlementClient(t, f).SubmitBatch(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.hd.BusinessDate = "20261126"
+		if err := stream.Send(&mapfrontv1.SubmitBatchRequest{Part: &mapfrontv1.SubmitBatchRequest_Header{Header: c.hd}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.CloseAndRecv(); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.header.Settings; got == nil || *got != c.want {
+			t.Errorf("%v: settings %+v, want %+v", c.hd, got, c.want)
+		}
+		if c.want.DateTolerance < 0 && f.header.Validate() == nil {
+			t.Errorf("%v: out-of-range tolerance accepted", c.hd)
+		}
+	}
+}
+
+func ptr32(n int32) *int32 { return &n }
+func ptr64(n int64) *int64 { return &n }
 
 func TestSubmitBatchErrors(t *testing.T) {
 	ctx := context.Background()

@@ -1,8 +1,9 @@
 package mapfront
 
 import (
-	"fmt"
 	"time"
+
+	"mapfront/internal/businessday"
 )
 
 // Clock gives the business calendar: the zone and the daily cutover (日切时间)
@@ -12,8 +13,8 @@ import (
 // still belongs to the day before a 02:00 cutover; under a cutover from noon
 // on (23:00, as at card schemes) it starts on the evening of D-1, so 23:30
 // already belongs to the next day. With the default 00:00 it is the local
-// date. The settlement command (settlement/internal/calendar) uses the same
-// rule.
+// date. The rule itself is internal/businessday, shared with the settlement
+// command.
 type Clock struct {
 	Zone    *time.Location
 	Cutover time.Duration // time of day, 0 ≤ Cutover < 24h
@@ -23,12 +24,12 @@ type Clock struct {
 // BusinessDate returns the business date of t as a midnight UTC time, the
 // form a PostgreSQL date column takes.
 func (c Clock) BusinessDate(t time.Time) time.Time {
-	shift := c.Cutover
-	if shift >= 12*time.Hour {
-		shift -= 24 * time.Hour
-	}
-	l := t.In(c.Zone).Add(-shift)
-	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, time.UTC)
+	return c.Rule().DateOf(t).Midnight()
+}
+
+// Rule returns the clock's business-day rule.
+func (c Clock) Rule() businessday.Rule {
+	return businessday.Rule{Zone: c.Zone, Cutover: c.Cutover}
 }
 
 // Today returns the current business date.
@@ -40,22 +41,17 @@ func (c Clock) FormatTime(t time.Time) string {
 }
 
 // ParseCutover reads a cutover "HH:MM" into a time of day.
-func ParseCutover(s string) (time.Duration, error) {
-	t, err := time.Parse("15:04", s)
-	if err != nil {
-		return 0, fmt.Errorf("cutover %q is not HH:MM", s)
-	}
-	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
-}
+func ParseCutover(s string) (time.Duration, error) { return businessday.ParseCutover(s) }
 
 // DateString formats a business date as yyyyMMdd, the settlement file's form.
 func DateString(d time.Time) string { return d.Format("20060102") }
 
-// ParseDate reads a yyyyMMdd business date.
+// ParseDate reads a yyyyMMdd business date (businessday.ParseDate) as
+// midnight UTC.
 func ParseDate(s string) (time.Time, error) {
-	d, err := time.Parse("20060102", s)
+	d, err := businessday.ParseDate(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("date %q is not yyyyMMdd", s)
+		return time.Time{}, err
 	}
-	return d, nil
+	return d.Midnight(), nil
 }

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// The business date of an instant under the cutovers of SPEC section 4, the
-// same table as settlement/internal/calendar's.
+// The business date of an instant under the cutovers of SPEC section 4, as a
+// date column: internal/businessday's rule at midnight UTC.
 func TestBusinessDate(t *testing.T) {
 	sh, _ := time.LoadLocation("Asia/Shanghai")
 	at := func(d, h, m int) time.Time { return time.Date(2025, 3, d, h, m, 0, 0, sh) }

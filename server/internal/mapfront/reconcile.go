@@ -27,6 +27,10 @@ const (
 	// BatchFailed is a running batch whose run stopped on an error: nothing
 	// is settled for that date until a submission completes.
 	BatchFailed = "failed"
+	// BatchRejected is a date whose last file was mostly unreadable
+	// (RejectFile): nothing of it was applied, and a corrected file is taken
+	// without force.
+	BatchRejected = "rejected"
 )
 
 // ExceptionType is the kind of a manual-handling queue item (人工处理).
@@ -41,11 +45,12 @@ const (
 	ExOverpaid       ExceptionType = "overpaid"                // more confirmed than the order's price
 	ExIncomplete     ExceptionType = "incomplete_after_window" // still short of the price after the window
 	ExBadLine        ExceptionType = "bad_line"                // a line the parser could not read
+	ExDateMismatch   ExceptionType = "date_mismatch"           // a record dated outside the batch's business day
 )
 
 // ExceptionTypes lists every type in the order reports show them.
 func ExceptionTypes() []ExceptionType {
-	return []ExceptionType{ExAmountMismatch, ExNotOpenable, ExDuplicate, ExMissing, ExOverpaid, ExIncomplete, ExBadLine}
+	return []ExceptionType{ExAmountMismatch, ExNotOpenable, ExDuplicate, ExMissing, ExOverpaid, ExIncomplete, ExBadLine, ExDateMismatch}
 }
 
 // FromFile reports whether the item's amount is a file record's amount.
@@ -152,6 +157,9 @@ type BatchHeader struct {
 	RecordCount int64
 	TotalFen    int64
 	Force       bool
+	// Settings are the site's settlement settings the command sent; nil
+	// takes DefaultSettings.
+	Settings *SettleSettings
 }
 
 // Validate checks the header and normalizes the digest to lower case.
@@ -169,7 +177,11 @@ func (h *BatchHeader) Validate() error {
 	if h.RecordCount < 0 || h.TotalFen < 0 {
 		return Invalid("record_count", "不能为负")
 	}
-	return nil
+	if h.Settings == nil {
+		d := DefaultSettings()
+		h.Settings = &d
+	}
+	return h.Settings.Validate()
 }
 
 // BatchChunk is a bounded part of the file: the server holds one at a time.
@@ -201,6 +213,13 @@ type BatchReport struct {
 	SettledAt    *time.Time
 	// Repeated: this is the earlier report of the same file; nothing changed.
 	Repeated bool
+	// BadLines: lines of the file that could not be read (in Records).
+	BadLines int64
+	// AutoResolved: missing_from_file items of earlier dates that this
+	// batch's records confirmed, resolved by the system.
+	AutoResolved int64
+	// Detail: why the batch is rejected or file_missing.
+	Detail string
 }
 
 // Exception is a manual-handling queue item.
@@ -224,6 +243,10 @@ type Exception struct {
 	LinkedOrderID   string
 	CreatedAt       time.Time
 	ResolvedAt      *time.Time
+	// ResolvedByBatch is the business date of the batch whose record
+	// resolved the item automatically (Operator SystemOperator); nil when a
+	// person resolved it.
+	ResolvedByBatch *time.Time
 }
 
 // ExceptionFilter selects queue items; zero fields select all.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -58,11 +59,14 @@ const (
 	maxBadTextBytes = 1024
 )
 
-// run is one settlement run of a business date.
+// run is one settlement run of a business date, with the site's settings
+// its submission carried.
 type run struct {
-	id     int64
-	date   time.Time
-	forced bool
+	id        int64
+	date      time.Time
+	forced    bool
+	tolerance time.Duration // around the business day, for record times
+	lookback  int           // business days back for missing payments
 }
 
 // SubmitBatch settles one business date's file (SPEC section 6): h first,
@@ -104,12 +108,15 @@ func (s *Store) SubmitBatch(ctx context.Context, h mapfront.BatchHeader, next fu
 // runBatch does steps 2 to 5 of a run.
 func (s *Store) runBatch(ctx context.Context, r *run, h *mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (*mapfront.BatchReport, error) {
 	t0 := time.Now()
-	records, total, err := s.stage(ctx, r, h, next)
+	records, bad, total, err := s.stage(ctx, r, h, next)
 	if err != nil {
 		return nil, err
 	}
+	if reject, why := mapfront.RejectFile(records, bad, h.Settings.MaxBadPermille); reject {
+		return s.rejectRun(ctx, r, records, bad, total, why)
+	}
 	t1 := time.Now()
-	if err := s.beginApply(ctx, r, records, total); err != nil {
+	if err := s.beginApply(ctx, r, records, bad, total); err != nil {
 		return nil, err
 	}
 	if err := s.applyRecords(ctx, r); err != nil {
@@ -227,7 +234,7 @@ WHERE run_id IN (SELECT run_id FROM settlement_runs WHERE business_date = $1)`, 
 		const ins = `
 INSERT INTO settlement_runs (business_date, file_name, sha256, forced, status, started_at)
 VALUES ($1, $2, $3, $4, 'staging', $5) RETURNING run_id`
-		r = &run{date: h.BusinessDate, forced: settled}
+		r = &run{date: h.BusinessDate, forced: settled, tolerance: h.Settings.DateTolerance, lookback: h.Settings.LookbackDays}
 		return tx.QueryRow(ctx, ins, h.BusinessDate, h.FileName, h.SHA256, settled, s.clock.Now()).Scan(&r.id)
 	})
 	if err != nil {
@@ -241,36 +248,38 @@ VALUES ($1, $2, $3, $4, 'staging', $5) RETURNING run_id`
 }
 
 // stage streams the chunks into settlement_staging (step 2), one COPY per
-// chunk, and returns the lines received and the records' total. A record
-// the server cannot use is staged as a bad line. When the header gave the
-// counts, what arrived must match them: a stream cut short never settles.
-func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (int64, int64, error) {
+// chunk, and returns the lines received, how many of them are bad and the
+// records' total. A record the server cannot use is staged as a bad line.
+// When the header gave the counts, what arrived must match them: a stream
+// cut short never settles.
+func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (int64, int64, int64, error) {
 	columns := []string{"run_id", "line_no", "bad", "trade_id", "amount", "seller_id", "terminal_id", "batch_no",
 		"terminal_order_id", "id_number", "mobile", "referrer", "product_id", "card_no", "reference_no", "trade_date",
 		"trade_time", "reason", "line_text"}
-	var lines, total int64
+	var lines, bad, total int64
 	for {
 		c, err := next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		rows := make([][]any, 0, len(c.Records)+len(c.BadLines))
 		for i := range c.Records {
 			rec := &c.Records[i]
 			if rec.LineNo <= 0 {
-				return 0, 0, mapfront.Invalid("line_no", "须为正整数")
+				return 0, 0, 0, mapfront.Invalid("line_no", "须为正整数")
 			}
 			if rec.Amount > 0 && rec.Amount <= mapfront.MaxAmount {
 				if total > math.MaxInt64-rec.Amount {
-					return 0, 0, mapfront.Invalid("amount", "文件合计溢出")
+					return 0, 0, 0, mapfront.Invalid("amount", "文件合计溢出")
 				}
 				total += rec.Amount
 			}
 			if err := rec.Check(); err != nil {
 				rows = append(rows, badRow(r.id, rec.LineNo, "invalid record: "+err.Error(), ""))
+				bad++
 				continue
 			}
 			rows = append(rows, []any{r.id, rec.LineNo, false, rec.TradeID, rec.Amount, rec.SellerID, rec.TerminalID,
@@ -279,9 +288,10 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 		}
 		for _, b := range c.BadLines {
 			if b.LineNo <= 0 {
-				return 0, 0, mapfront.Invalid("line_no", "须为正整数")
+				return 0, 0, 0, mapfront.Invalid("line_no", "须为正整数")
 			}
 			rows = append(rows, badRow(r.id, b.LineNo, b.Reason, b.Text))
+			bad++
 		}
 		if len(rows) == 0 {
 			continue
@@ -289,20 +299,20 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"settlement_staging"}, columns, pgx.CopyFromRows(rows)); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "23505" {
-				return 0, 0, mapfront.Invalid("line_no", "行号重复")
+				return 0, 0, 0, mapfront.Invalid("line_no", "行号重复")
 			}
-			return 0, 0, s.wrap(err)
+			return 0, 0, 0, s.wrap(err)
 		}
 		lines += int64(len(rows))
 	}
 	if h.RecordCount != 0 && h.RecordCount != lines {
-		return 0, 0, mapfront.Errorf(mapfront.CodeMalformed, "收到%d行，与文件头记录数%d不符", lines, h.RecordCount)
+		return 0, 0, 0, mapfront.Errorf(mapfront.CodeMalformed, "收到%d行，与文件头记录数%d不符", lines, h.RecordCount)
 	}
 	if h.TotalFen != 0 && h.TotalFen != total {
-		return 0, 0, mapfront.Errorf(mapfront.CodeMalformed, "收到合计%s元，与文件头合计%s元不符",
+		return 0, 0, 0, mapfront.Errorf(mapfront.CodeMalformed, "收到合计%s元，与文件头合计%s元不符",
 			mapfront.FormatYuan(total), mapfront.FormatYuan(h.TotalFen))
 	}
-	return lines, total, nil
+	return lines, bad, total, nil
 }
 
 func badRow(runID, lineNo int64, reason, text string) []any {
@@ -310,8 +320,11 @@ func badRow(runID, lineNo int64, reason, text string) []any {
 		truncateUTF8(reason, 256), truncateUTF8(text, maxBadTextBytes)}
 }
 
-// truncateUTF8 cuts s to at most n bytes of valid UTF-8.
+// truncateUTF8 cuts s to at most n bytes of valid UTF-8 that PostgreSQL can
+// store: a NUL byte, which a text column refuses and which would fail the
+// whole COPY, becomes U+FFFD like an invalid byte (every byte has a place).
 func truncateUTF8(s string, n int) string {
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	if !utf8.ValidString(s) {
 		b := make([]rune, 0, len(s))
 		for _, r := range s {
@@ -331,10 +344,10 @@ func truncateUTF8(s string, n int) string {
 // beginApply marks the run applying and the batch running under it, and
 // flags every line whose 交易id an earlier line already carries: the first
 // occurrence is the record, the others are duplicates (SPEC section 6).
-func (s *Store) beginApply(ctx context.Context, r *run, lines, total int64) error {
+func (s *Store) beginApply(ctx context.Context, r *run, lines, bad, total int64) error {
 	return s.settleTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE settlement_runs SET status = 'applying', records = $2, total_fen = $3
-WHERE run_id = $1`, r.id, lines, total); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE settlement_runs SET status = 'applying', records = $2, total_fen = $3,
+    bad_lines = $4 WHERE run_id = $1`, r.id, lines, total, bad); err != nil {
 			return err
 		}
 		const batch = `
@@ -358,6 +371,59 @@ WHERE s.run_id = $1 AND s.line_no = d.line_no AND d.n > 1`
 		_, err := tx.Exec(ctx, dups, r.id)
 		return err
 	})
+}
+
+// rejectRun ends a run whose file is mostly unreadable (SPEC section 6,
+// issue 15): nothing of it is applied, its staged rows go, the run is
+// rejected with the reason, and so is the date's batch unless the date is
+// already settled (a settled day stays as it was). The batch being neither
+// settled nor forced, a corrected file for the date is then taken without
+// force. The report is the run's.
+func (s *Store) rejectRun(ctx context.Context, r *run, lines, bad, total int64, why string) (*mapfront.BatchReport, error) {
+	var report *mapfront.BatchReport
+	err := s.settleTx(ctx, func(tx pgx.Tx) error {
+		now := s.clock.Now()
+		if _, err := tx.Exec(ctx, `UPDATE settlement_runs SET status = 'rejected', records = $2, total_fen = $3,
+    bad_lines = $4, detail = $5, exceptions = $6, settled_at = $7 WHERE run_id = $1`,
+			r.id, lines, total, bad, why, zeroCounts(), now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM settlement_staging WHERE run_id = $1`, r.id); err != nil {
+			return err
+		}
+		const batch = `
+INSERT INTO settlement_batches (business_date, status, run_id, detail, updated_at) VALUES ($1, 'rejected', $2, $3, $4)
+ON CONFLICT (business_date) DO UPDATE SET status = 'rejected', run_id = excluded.run_id, detail = excluded.detail,
+    updated_at = excluded.updated_at
+WHERE settlement_batches.status <> 'settled'`
+		if _, err := tx.Exec(ctx, batch, r.date, r.id, why, now); err != nil {
+			return err
+		}
+		var err error
+		report, err = scanBatch(tx.QueryRow(ctx, `SELECT `+batchColumns+`
+FROM settlement_runs r JOIN settlement_batches b ON b.business_date = r.business_date WHERE r.run_id = $1`, r.id))
+		if err != nil {
+			return err
+		}
+		report.Status, report.Detail, report.SettledAt = mapfront.BatchRejected, why, nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Error("settlement file rejected: mostly unreadable, nothing applied",
+		"date", mapfront.DateString(r.date), "run", r.id, "lines", lines, "bad_lines", bad, "reason", why)
+	return report, nil
+}
+
+// zeroCounts is a report's exception counts when nothing was filed.
+func zeroCounts() []mapfront.ExceptionCount {
+	types := mapfront.ExceptionTypes()
+	out := make([]mapfront.ExceptionCount, len(types))
+	for i, t := range types {
+		out[i].Type = t
+	}
+	return out
 }
 
 // failRun records that a run stopped: its batch stays running (nothing new
@@ -429,15 +495,22 @@ FROM settlement_trades WHERE business_date = $1`, r.date).Scan(&rep.Matched, &re
 FROM settlement_activations WHERE business_date = $1 AND NOT manual`, r.date).Scan(&rep.Merged, &rep.Activated); err != nil {
 			return err
 		}
+		// Items of earlier dates that the date's records confirmed (SPEC
+		// section 6, Dates), whichever run of the date did it.
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM settlement_exceptions e
+JOIN settlement_runs x ON x.run_id = e.resolved_run_id WHERE x.business_date = $1`, r.date).Scan(&rep.AutoResolved); err != nil {
+			return err
+		}
 		var err error
 		if rep.Exceptions, err = exceptionCounts(ctx, tx, r.date); err != nil {
 			return err
 		}
 		const done = `
 UPDATE settlement_runs SET status = 'settled', matched = $2, opened = $3, merged = $4, activated = $5,
-    exceptions = $6, settled_at = $7
+    exceptions = $6, settled_at = $7, auto_resolved = $8
 WHERE run_id = $1`
-		if _, err := tx.Exec(ctx, done, r.id, rep.Matched, rep.Opened, rep.Merged, rep.Activated, rep.Exceptions, now); err != nil {
+		if _, err := tx.Exec(ctx, done, r.id, rep.Matched, rep.Opened, rep.Merged, rep.Activated, rep.Exceptions, now,
+			rep.AutoResolved); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE settlement_batches SET status = 'settled', run_id = $2, detail = '', updated_at = $3
@@ -485,7 +558,8 @@ FROM settlement_exceptions WHERE business_date = $1 AND run_id IS NOT NULL AND N
 
 const batchColumns = `b.business_date, b.status, coalesce(r.status, ''), coalesce(r.file_name, ''),
 coalesce(r.sha256, ''), coalesce(r.records, 0), coalesce(r.total_fen, 0), coalesce(r.matched, 0),
-coalesce(r.opened, 0), coalesce(r.merged, 0), coalesce(r.activated, 0), coalesce(r.exceptions, '[]'), r.settled_at`
+coalesce(r.opened, 0), coalesce(r.merged, 0), coalesce(r.activated, 0), coalesce(r.exceptions, '[]'), r.settled_at,
+coalesce(r.bad_lines, 0), coalesce(r.auto_resolved, 0), coalesce(nullif(b.detail, ''), r.detail, '')`
 
 const batchFrom = ` FROM settlement_batches b LEFT JOIN settlement_runs r ON r.run_id = b.run_id`
 
@@ -493,7 +567,7 @@ func scanBatch(row pgx.Row) (*mapfront.BatchReport, error) {
 	var b mapfront.BatchReport
 	var runStatus string
 	err := row.Scan(&b.BusinessDate, &b.Status, &runStatus, &b.FileName, &b.SHA256, &b.Records, &b.TotalFen,
-		&b.Matched, &b.Opened, &b.Merged, &b.Activated, &b.Exceptions, &b.SettledAt)
+		&b.Matched, &b.Opened, &b.Merged, &b.Activated, &b.Exceptions, &b.SettledAt, &b.BadLines, &b.AutoResolved, &b.Detail)
 	if err != nil {
 		return nil, err
 	}

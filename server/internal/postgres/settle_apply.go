@@ -27,6 +27,10 @@ type stagedRecord struct {
 	match     mapfront.Match
 	paymentID int64
 	orderID   string
+	// paidOn is the payment's business date; missingOpen says an open
+	// missing_from_file item of an earlier batch names the payment.
+	paidOn      time.Time
+	missingOpen bool
 }
 
 // exceptionRow is a queue item to file.
@@ -120,13 +124,15 @@ ORDER BY payment_id FOR UPDATE`
 	}
 	const q = `
 SELECT s.line_no, s.trade_id, s.amount, s.seller_id, s.terminal_id, s.batch_no, s.terminal_order_id, s.id_number,
-       s.mobile, s.referrer, s.product_id, s.dup,
+       s.mobile, s.referrer, s.product_id, s.dup, s.trade_date, s.trade_time,
        t.business_date, coalesce(t.amount, 0),
        p.payment_id, coalesce(p.order_id, ''), coalesce(p.seller_id, ''), coalesce(p.pay_sum, 0),
-       coalesce(p.status, ''), coalesce(p.settled, false), coalesce(p.trade_id, '')
+       coalesce(p.status, ''), coalesce(p.settled, false), coalesce(p.trade_id, ''), p.business_date,
+       p.payment_id IS NOT NULL AND EXISTS (SELECT 1 FROM settlement_exceptions e WHERE e.payment_id = p.payment_id
+           AND e.type = 'missing_from_file' AND e.state = 'open')
 FROM settlement_staging s
 LEFT JOIN LATERAL (SELECT business_date, amount FROM settlement_trades x WHERE x.trade_id = s.trade_id LIMIT 1) t ON true
-LEFT JOIN LATERAL (SELECT payment_id, order_id, seller_id, pay_sum, status, settled, trade_id FROM card_payments c
+LEFT JOIN LATERAL (SELECT payment_id, order_id, seller_id, pay_sum, status, settled, trade_id, business_date FROM card_payments c
                    WHERE c.terminal_id = s.terminal_id AND c.batch_no = s.batch_no
                      AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p ON true
 WHERE s.run_id = $1 AND NOT s.bad AND s.line_no > $2 AND s.line_no <= $3
@@ -137,13 +143,17 @@ ORDER BY s.line_no`
 	}
 	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (stagedRecord, error) {
 		var st stagedRecord
-		var priorDate *time.Time
+		var priorDate, paidOn *time.Time
 		var paymentID *int64
 		var status string
 		err := row.Scan(&st.rec.LineNo, &st.rec.TradeID, &st.rec.Amount, &st.rec.SellerID, &st.rec.TerminalID,
 			&st.rec.BatchNo, &st.rec.TerminalOrderID, &st.rec.IDNumber, &st.rec.Mobile, &st.rec.Referrer,
-			&st.rec.ProductID, &st.dup, &priorDate, &st.prior.Amount, &paymentID, &st.orderID, &st.match.SellerID,
-			&st.match.PaySum, &status, &st.match.Settled, &st.match.TradeID)
+			&st.rec.ProductID, &st.dup, &st.rec.TradeDate, &st.rec.TradeTime, &priorDate, &st.prior.Amount,
+			&paymentID, &st.orderID, &st.match.SellerID, &st.match.PaySum, &status, &st.match.Settled,
+			&st.match.TradeID, &paidOn, &st.missingOpen)
+		if paidOn != nil {
+			st.paidOn = *paidOn
+		}
 		if priorDate != nil {
 			st.prior.Applied, st.prior.Date, st.prior.SameDate = true, *priorDate, priorDate.Equal(r.date)
 		}
@@ -158,9 +168,26 @@ ORDER BY s.line_no`
 	}
 	var exceptions []exceptionRow
 	var confirms, opens []*stagedRecord
+	rule := s.clock.Rule()
 	for i := range recs {
 		st := &recs[i]
+		// A record dated outside the batch's day is applied to nothing
+		// (SPEC section 6, Dates), whatever else it might match. One that
+		// an earlier run of the date applied stays applied, and a repeated
+		// 交易id in the file is a duplicate first, so that each line keeps
+		// an item of its own.
+		if !st.dup && (!st.prior.Applied || !st.prior.SameDate) {
+			if d, ok := mapfront.CheckRecordDate(rule, r.date, st.rec.TradeDate, st.rec.TradeTime, r.tolerance); !ok {
+				exceptions = append(exceptions, recordException(st, d.Type, d.Expected, d.Detail))
+				continue
+			}
+		}
 		d := mapfront.Classify(&st.rec, st.dup, st.prior, st.match)
+		if d.Verdict == mapfront.Confirm {
+			if cd, ok := mapfront.CrossDay(r.date, st.paidOn, st.missingOpen, r.lookback); !ok {
+				d = cd
+			}
+		}
 		switch d.Verdict {
 		case mapfront.Confirm:
 			confirms = append(confirms, st)
@@ -175,6 +202,9 @@ ORDER BY s.line_no`
 		return err
 	}
 	exceptions = append(exceptions, lost...)
+	if err := s.resolveMissing(ctx, tx, r, confirms, lost); err != nil {
+		return err
+	}
 	for _, st := range opens {
 		e, err := s.openFromFile(ctx, tx, r, st, products)
 		if err != nil {
@@ -254,6 +284,36 @@ WHERE c.payment_id = u.payment_id AND c.status = 'paid' AND NOT c.settled`
 	return lost, nil
 }
 
+// resolveMissing resolves, as the system, the missing_from_file items of
+// earlier batches whose payment a record of this run has just confirmed
+// (SPEC section 6, Dates): the item names this run and the record. lost are
+// the records that did not confirm after all.
+func (s *Store) resolveMissing(ctx context.Context, tx pgx.Tx, r *run, confirmed []*stagedRecord, lost []exceptionRow) error {
+	notApplied := make(map[int64]bool, len(lost))
+	for _, e := range lost {
+		notApplied[e.lineNo] = true
+	}
+	var payments []int64
+	var notes []string
+	for _, st := range confirmed {
+		if notApplied[st.rec.LineNo] || !st.missingOpen {
+			continue
+		}
+		payments = append(payments, st.paymentID)
+		notes = append(notes, mapfront.AutoResolveNote(r.date, r.id, st.rec.LineNo, st.rec.TradeID))
+	}
+	if len(payments) == 0 {
+		return nil
+	}
+	const q = `
+UPDATE settlement_exceptions e SET state = 'resolved', action = 'ignore', operator = $1, note = u.note,
+    resolved_at = $2, resolved_run_id = $3
+FROM unnest($4::bigint[], $5::text[]) AS u(payment_id, note)
+WHERE e.payment_id = u.payment_id AND e.type = 'missing_from_file' AND e.state = 'open' AND e.business_date < $6`
+	_, err := tx.Exec(ctx, q, mapfront.SystemOperator, s.clock.Now(), r.id, payments, notes, r.date)
+	return err
+}
+
 // openFromFile opens the card of a record whose payment we never saw (未开
 // 通, SPEC section 6) as open_card would have: the customer is found or
 // created, the payment joins the customer's filling order for the product
@@ -285,8 +345,25 @@ func (s *Store) openFromFile(ctx context.Context, tx pgx.Tx, r *run, st *stagedR
 	if err := req.Validate(); err != nil {
 		return domainOr(err, notOpenable)
 	}
-	if req.PaySum > p.Price {
-		return notOpenable(fmt.Sprintf("金额%s元超过产品价格%s元", mapfront.FormatYuan(req.PaySum), mapfront.FormatYuan(p.Price))), nil
+	// A record that would take the customer's pending order for the
+	// product past its price is that order's overpaid item (SPEC section 6,
+	// Merge): the order keeps what it had. One over the price of a new order
+	// is overpaid too, with no order to name.
+	var o pendingOrder
+	err = tx.QueryRow(ctx, `SELECT o.order_id, o.price, o.paid FROM customers c
+JOIN card_orders o ON o.customer_id = c.customer_id AND o.product_id = $3 AND o.filling
+WHERE c.mobile = $1 AND c.id_number = $2 FOR UPDATE OF o`, rec.Mobile, mapfront.NormalizeIDNumber(rec.IDNumber), p.ID).Scan(&o.id, &o.price, &o.paid)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	if o.id == "" {
+		o.price = p.Price
+	}
+	if over := o.paid + req.PaySum - o.price; over > 0 {
+		st.orderID = o.id
+		e := recordException(st, mapfront.ExOverpaid, o.price-o.paid, fmt.Sprintf("金额%s元将使订单超过价格%s元（已付%s元），超出%s元",
+			mapfront.FormatYuan(req.PaySum), mapfront.FormatYuan(o.price), mapfront.FormatYuan(o.paid), mapfront.FormatYuan(over)))
+		return &e, nil
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
@@ -310,6 +387,12 @@ func (s *Store) openFromFile(ctx context.Context, tx pgx.Tx, r *run, st *stagedR
 		return e, sp.Rollback(ctx)
 	}
 	return nil, sp.Commit(ctx)
+}
+
+// pendingOrder is the customer's card order still taking payments.
+type pendingOrder struct {
+	id          string
+	price, paid int64
 }
 
 // domainOr turns a business error into the exception mk makes of its

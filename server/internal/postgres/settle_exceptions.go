@@ -15,13 +15,14 @@ import (
 
 const exceptionColumns = `exception_id, type, business_date, line_no, trade_id, order_id, terminal_id, batch_no,
 terminal_order_id, amount, expected, detail, state, coalesce(action, ''), operator, note, linked_order_id,
-created_at, resolved_at`
+created_at, resolved_at,
+(SELECT r.business_date FROM settlement_runs r WHERE r.run_id = settlement_exceptions.resolved_run_id) AS resolved_by_batch`
 
 func scanException(row pgx.Row) (*mapfront.Exception, error) {
 	var e mapfront.Exception
 	err := row.Scan(&e.ID, &e.Type, &e.BusinessDate, &e.LineNo, &e.TradeID, &e.OrderID, &e.TerminalID, &e.BatchNo,
 		&e.TerminalOrderID, &e.Amount, &e.Expected, &e.Detail, &e.State, &e.Action, &e.Operator, &e.Note,
-		&e.LinkedOrderID, &e.CreatedAt, &e.ResolvedAt)
+		&e.LinkedOrderID, &e.CreatedAt, &e.ResolvedAt, &e.ResolvedByBatch)
 	if err != nil {
 		return nil, err
 	}

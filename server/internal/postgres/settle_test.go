@@ -354,13 +354,17 @@ func TestSettleEveryOutcome(t *testing.T) {
 // The partner document's sample line (13 fields: no referrer) names a
 // product that does not exist and an ID whose check digit is wrong: it is
 // queued as not openable, and no card or customer appears. So are a bad ID
-// on a real product and a mobile that belongs to another customer.
+// on a real product and a mobile that belongs to another customer. (The
+// sample is dated 20141211; it is given the batch's date here, since a record
+// outside the batch's day is a date_mismatch before anything else.) A record
+// over the product's price is overpaid, with no order to name.
 func TestSettleNotOpenable(t *testing.T) {
 	e := newEnv(t)
 	sample := mapfront.SettlementRecord{LineNo: 1, TradeID: "2020030744015541000101023952001524000539",
 		CardNo: "6225380083477614", Amount: 1, TerminalOrderID: "000539", ReferenceNo: "152412390951",
 		SellerID: "307440155410001", TerminalID: "01023952", BatchNo: "001524", TradeDate: "20141211",
 		TradeTime: "152412", IDNumber: "123456789123456788", Mobile: "15017513750", ProductID: "1234"}
+	sample.TradeDate = "20261126"
 	good := stlID("11010519900101001")
 	wrong := "1"
 	if good[17] == '1' {
@@ -382,8 +386,11 @@ func TestSettleNotOpenable(t *testing.T) {
 	if r.Opened != 0 || r.Activated != 0 || r.Matched != 0 {
 		t.Fatalf("report %+v", r)
 	}
-	if got := counts(r)[mapfront.ExNotOpenable]; got != [2]int64{5, 1 + 4*150000 + 1} {
-		t.Fatalf("not openable %v, want 5 items", got)
+	if got := counts(r)[mapfront.ExNotOpenable]; got != [2]int64{4, 1 + 3*150000} {
+		t.Fatalf("not openable %v, want 4 items", got)
+	}
+	if got := counts(r)[mapfront.ExOverpaid]; got != [2]int64{1, 150001} {
+		t.Fatalf("overpaid %v, want 1 item", got)
 	}
 	for _, m := range []string{"15017513750", "13800000021", "13800000024", "13800000025"} {
 		_, err := e.store.GetCustomer(e.ctx, m)
@@ -500,6 +507,7 @@ func TestSettleInstallments(t *testing.T) {
 	const mobile = "13800000051"
 	stlOpen(t, e, mobile, id, "2020", "000001", 300000)
 	rec := stlRec(1, "T1", 300000, "000001", id, mobile, "2020")
+	rec.TradeDate = "20270130"
 	// Sold on Jan 30, settled and so activated on Jan 31 at 00:30.
 	e.dayOver(t, "20270130")
 	if r, err := e.submit("20270130", "jan30", false, []mapfront.SettlementRecord{rec}, nil); err != nil || r.Activated != 1 {

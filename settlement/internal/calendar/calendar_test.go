@@ -14,41 +14,6 @@ func shanghai(t *testing.T) *time.Location {
 	return loc
 }
 
-func TestParseDate(t *testing.T) {
-	good := map[string]Date{
-		"20141211": {2014, time.December, 11},
-		"20240229": {2024, time.February, 29},
-		"20251231": {2025, time.December, 31},
-	}
-	for in, want := range good {
-		got, err := ParseDate(in)
-		if err != nil || got != want || got.String() != in {
-			t.Errorf("ParseDate(%q) = %v, %v", in, got, err)
-		}
-	}
-	for _, in := range []string{"", "2014121", "201412111", "20230229", "20141301", "20141200", "2014-12-", "２０１４１２１１", "+2014121"} {
-		if _, err := ParseDate(in); err == nil {
-			t.Errorf("ParseDate(%q) accepted", in)
-		}
-	}
-}
-
-func TestAddDaysAndCompare(t *testing.T) {
-	d := Date{2024, time.February, 28}
-	if got := d.AddDays(1).String(); got != "20240229" {
-		t.Errorf("got %s", got)
-	}
-	if got := d.AddDays(2).String(); got != "20240301" {
-		t.Errorf("got %s", got)
-	}
-	if got := (Date{2025, time.January, 1}).AddDays(-1).String(); got != "20241231" {
-		t.Errorf("got %s", got)
-	}
-	if d.Compare(d.AddDays(1)) != -1 || d.AddDays(1).Compare(d) != 1 || d.Compare(d) != 0 {
-		t.Error("Compare")
-	}
-}
-
 func TestBusinessDay(t *testing.T) {
 	sh := shanghai(t)
 	at := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, sh) }

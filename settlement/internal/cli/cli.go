@@ -19,6 +19,7 @@ import (
 	"mapfront/internal/mtls"
 	"mapfront/settlement/internal/config"
 	"mapfront/settlement/internal/fetch"
+	"mapfront/settlement/internal/settle"
 )
 
 // Exit codes. Cron and systemd see them; the messages say the rest.
@@ -27,6 +28,7 @@ const (
 	ExitFailed      = 1 // the run failed or the batch is not settled
 	ExitUsage       = 2 // bad arguments or configuration
 	ExitFileMissing = 3 // the file never came; the batch is recorded as file-missing
+	ExitRejected    = 4 // the file was mostly unreadable: batch rejected, nothing applied (an alert)
 )
 
 // Env is what the command takes from its process, injected so that tests
@@ -74,8 +76,9 @@ Commands:
 Run "settlement <command> -h" for a command's flags. Configuration comes from
 MAPFRONT_* variables (see the settlement README); flags override them.
 
-Exit codes: 0 settled/done, 1 failed or not settled, 2 bad usage or configuration,
-3 settlement file missing (batch recorded as file-missing).
+Exit codes: 0 settled/done, 1 failed or not settled, 2 bad usage or configuration
+(FTP login, directory, permission), 3 settlement file missing (batch recorded as
+file-missing), 4 file rejected as mostly unreadable (nothing applied).
 `
 
 // errUsage marks an error as the caller's: exit code 2.
@@ -130,6 +133,12 @@ func Main(ctx context.Context, args []string, env Env) int {
 	case errors.Is(err, fetch.ErrFileMissing):
 		fmt.Fprintf(env.Stderr, "settlement %s: FILE MISSING: %v\n", args[0], err)
 		return ExitFileMissing
+	case errors.Is(err, settle.ErrRejected):
+		fmt.Fprintf(env.Stderr, "settlement %s: ALERT: FILE REJECTED: %v\n", args[0], err)
+		return ExitRejected
+	case errors.Is(err, fetch.ErrConfig) || errors.Is(err, fetch.ErrAuth):
+		fmt.Fprintf(env.Stderr, "settlement %s: configuration: %v\n", args[0], err)
+		return ExitUsage
 	default:
 		fmt.Fprintf(env.Stderr, "settlement %s: %v\n", args[0], err)
 		return ExitFailed

@@ -273,6 +273,8 @@ func TestRunFromLocalDir(t *testing.T) {
 		"MAPFRONT_GRPC_ADDR":   startServer(t, f),
 		"MAPFRONT_SETTLE_DIR":  dir,
 		"MAPFRONT_FTP_PATTERN": "POSP_{yyyyMMdd}.txt",
+		// The stability check's two looks, short for the test.
+		"MAPFRONT_SETTLE_STABLE_INTERVAL": "10ms",
 	}
 	// No --date: the business date that last ended, 20141211.
 	r := runCmd(t, vars, "run")
@@ -422,6 +424,8 @@ func TestReport(t *testing.T) {
 		"20141211,metric,opened,1,,\n" +
 		"20141211,metric,merged,0,,\n" +
 		"20141211,metric,activated,2,,\n" +
+		"20141211,metric,bad_lines,0,,\n" +
+		"20141211,metric,auto_resolved,0,,\n" +
 		"20141211,exception,bad_line,1,0,0.00\n" +
 		"20141211,exception,amount_mismatch,1,100,1.00\n"
 	if string(got) != want {
@@ -447,7 +451,8 @@ func TestDaemonCatchesUpAndStops(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "20141211.txt"), body, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f), "MAPFRONT_SETTLE_DIR": dir}
+	vars := map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f), "MAPFRONT_SETTLE_DIR": dir,
+		"MAPFRONT_SETTLE_STABLE_INTERVAL": "10ms"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The first sleep is the wait for the next day's job: stop there, as
@@ -505,5 +510,43 @@ func TestDateFromName(t *testing.T) {
 		if err != nil || d.String() != want {
 			t.Errorf("dateFromName(%q) = %s, %v; want %s", name, d, err, want)
 		}
+	}
+}
+
+// Issue 13: a file named for another business date than --date is refused
+// without --force, naming both dates.
+func TestRunFileNamedForAnotherDate(t *testing.T) {
+	f := &fakeServer{}
+	r := runCmd(t, map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f)}, "run", "--file", "testdata/20141211.txt", "--date", "20141210")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "20141211") || !strings.Contains(r.stderr, "20141210") ||
+		!strings.Contains(r.stderr, "--force") || f.header != nil {
+		t.Errorf("exit %d header %+v stderr %s", r.code, f.header, r.stderr)
+	}
+}
+
+// Issue 15: a rejected batch is an alert with an exit code of its own; the
+// site's rules travel in the header.
+func TestRunRejected(t *testing.T) {
+	f := &fakeServer{status: mapfrontv1.BatchState_BATCH_STATE_REJECTED}
+	vars := map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f), "MAPFRONT_SETTLE_MAX_BAD_PERCENT": "20",
+		"MAPFRONT_SETTLE_DATE_TOLERANCE": "5m", "MAPFRONT_SETTLE_LOOKBACK_DAYS": "3"}
+	r := runCmd(t, vars, "run", "--file", "testdata/20141211.txt")
+	if r.code != ExitRejected || !strings.Contains(r.stderr, "ALERT") || !strings.Contains(r.stderr, "no --force needed") {
+		t.Errorf("exit %d stderr %s", r.code, r.stderr)
+	}
+	h := f.header
+	if h.GetMaxBadPermille() != 200 || h.GetDateToleranceSeconds() != 300 || h.GetLookbackDays() != 3 {
+		t.Errorf("header %+v", h)
+	}
+}
+
+// Issue 15: another run holding the date is said as such, not as a server
+// that is down.
+func TestRunDateHeldByAnotherRun(t *testing.T) {
+	st, _ := status.New(codes.Unavailable, "busy").WithDetails(&mapfrontv1.ErrorDetail{Errcode: 10018, Errmsg: "该日日切正在进行，请稍后重试"})
+	f := &fakeServer{refuse: st.Err()}
+	r := runCmd(t, map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f)}, "run", "--file", "testdata/20141211.txt")
+	if r.code != ExitFailed || !strings.Contains(r.stderr, "another settlement run") || strings.Contains(r.stderr, "is the mapfront server running") {
+		t.Errorf("exit %d stderr %s", r.code, r.stderr)
 	}
 }

@@ -52,6 +52,15 @@ func (a *app) run(ctx context.Context, args []string) error {
 	default:
 		date = a.cfg.Calendar.LastEnded(now)
 	}
+	// A file named for another day is most likely the wrong file: settling
+	// it would confirm another day's sales under this date (SPEC section 6,
+	// Dates).
+	if *file != "" && *dateFlag != "" {
+		if named, err := dateFromName(*file); err == nil && named != date && !*force {
+			return usageErr("the file %s is named for business date %s, not %s: refused (give --force if it really is %s's file)",
+				filepath.Base(*file), named, date, date)
+		}
+	}
 	// A day still open has no complete file; settling it would confirm
 	// half the day and leave the rest as missing.
 	if !a.cfg.Calendar.Ended(date, now) {
@@ -101,7 +110,13 @@ func (a *app) job(conn grpc.ClientConnInterface) *settle.Job {
 			Now:      a.env.Now,
 			Sleep:    a.env.Sleep,
 		},
-		ChunkSize:     a.cfg.ChunkSize,
+		ChunkSize: a.cfg.ChunkSize,
+		Rules: &settle.Rules{
+			RequireTrailer: a.cfg.Intake.RequireTrailer,
+			MaxBadPermille: a.cfg.Intake.MaxBadPermille,
+			DateTolerance:  a.cfg.Intake.DateTolerance,
+			LookbackDays:   a.cfg.Intake.LookbackDays,
+		},
 		CallTimeout:   a.cfg.CallTimeout,
 		SubmitTimeout: a.cfg.SubmitTimeout,
 		Progress:      progress,
@@ -116,6 +131,10 @@ func explain(date calendar.Date, err error) error {
 		return fmt.Errorf("the settlement file for %s did not come by the deadline; the batch is recorded as file-missing: %w", date, err)
 	case errors.Is(err, fetch.ErrAuth):
 		return fmt.Errorf("%w (check MAPFRONT_FTP_USER and the password)", err)
+	case errors.Is(err, settle.ErrBusy):
+		return fmt.Errorf("%w (another settlement run of %s is in progress; wait for it to finish, then run again)", err, date)
+	case errors.Is(err, fetch.ErrIncomplete):
+		return fmt.Errorf("%w (the file is there but did not become complete by the deadline; the batch is NOT recorded as missing: check with the POSP and run again)", err)
 	case errors.Is(err, fetch.ErrUnavailable):
 		return fmt.Errorf("%w (the file could not be fetched; the batch is NOT recorded as missing: run again when the server is reachable)", err)
 	}

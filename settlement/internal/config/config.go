@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"mapfront/internal/businessday"
 	"mapfront/internal/mtls"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/fetch"
@@ -79,7 +80,33 @@ type Config struct {
 
 	FTP FTP
 
+	// Intake says when a file is complete and how much of it must be
+	// readable (issue 15), and the date rules sent to the server (issue 13).
+	Intake Intake
+
 	LogLevel slog.Level // MAPFRONT_LOG_LEVEL (debug, info, warn, error), default info
+}
+
+// Intake is how a file is taken (SPEC section 6, issues 15 and 13).
+type Intake struct {
+	// Complete: the checks that tell a complete file, from
+	// MAPFRONT_SETTLE_COMPLETE, a comma-separated list of stable, marker and
+	// trailer (default stable). Stable's interval is
+	// MAPFRONT_SETTLE_STABLE_INTERVAL (default 60s), the marker's suffix
+	// MAPFRONT_SETTLE_MARKER_SUFFIX (default .ok).
+	Complete fetch.Completeness
+	// RequireTrailer: a file without a 合计/TOTAL trailer is incomplete. A
+	// trailer present is checked whether required or not.
+	RequireTrailer bool
+	// MaxBadPermille: above this share of bad lines the batch is rejected
+	// (MAPFRONT_SETTLE_MAX_BAD_PERCENT, 0-100, default 50).
+	MaxBadPermille int
+	// DateTolerance widens the business day for record times
+	// (MAPFRONT_SETTLE_DATE_TOLERANCE, default 15m).
+	DateTolerance time.Duration
+	// LookbackDays: how many business days back a record may confirm a
+	// payment left missing_from_file (MAPFRONT_SETTLE_LOOKBACK_DAYS, default 7).
+	LookbackDays int
 }
 
 // FTP is the POSP's FTP server (SPEC section 6).
@@ -125,7 +152,16 @@ func Load(getenv func(string) string) (Config, error) {
 			DialTimeout:  l.duration("MAPFRONT_FTP_DIAL_TIMEOUT", fetch.DefaultDialTimeout),
 			ReadTimeout:  l.duration("MAPFRONT_FTP_TIMEOUT", fetch.DefaultReadTimeout),
 		},
+		Intake: Intake{
+			MaxBadPermille: 10 * l.integer("MAPFRONT_SETTLE_MAX_BAD_PERCENT", 50, 0, 100),
+			DateTolerance:  l.duration("MAPFRONT_SETTLE_DATE_TOLERANCE", 15*time.Minute),
+			LookbackDays:   l.integer("MAPFRONT_SETTLE_LOOKBACK_DAYS", 7, 0, 366),
+		},
 		LogLevel: l.level("MAPFRONT_LOG_LEVEL", slog.LevelInfo),
+	}
+	l.complete(&c.Intake)
+	if c.Intake.DateTolerance > 12*time.Hour {
+		l.fail("MAPFRONT_SETTLE_DATE_TOLERANCE=%v: at most 12h", c.Intake.DateTolerance)
 	}
 	if c.FTP.Password != "" && c.FTP.PasswordFile != "" {
 		l.fail("MAPFRONT_FTP_PASSWORD and MAPFRONT_FTP_PASSWORD_FILE are both set; set one")
@@ -182,11 +218,39 @@ func (c *Config) Source() fetch.Source {
 			DialTimeout: c.FTP.DialTimeout,
 			ReadTimeout: c.FTP.ReadTimeout,
 			WorkDir:     c.WorkDir,
+			Complete:    c.Intake.Complete,
 		}
 	case c.LocalDir != "":
-		return fetch.Local{Dir: c.LocalDir, Pattern: c.FTP.Pattern}
+		return fetch.Local{Dir: c.LocalDir, Pattern: c.FTP.Pattern, Complete: c.Intake.Complete}
 	}
 	return nil
+}
+
+// complete reads MAPFRONT_SETTLE_COMPLETE and the settings of the checks
+// it names.
+func (l *loader) complete(in *Intake) {
+	v := l.str("MAPFRONT_SETTLE_COMPLETE", "stable")
+	stableInterval := l.duration("MAPFRONT_SETTLE_STABLE_INTERVAL", fetch.DefaultStable)
+	suffix := l.str("MAPFRONT_SETTLE_MARKER_SUFFIX", ".ok")
+	for _, w := range strings.Split(v, ",") {
+		switch strings.TrimSpace(w) {
+		case "stable":
+			if stableInterval <= 0 {
+				l.fail("MAPFRONT_SETTLE_STABLE_INTERVAL=%v: must be positive", stableInterval)
+			}
+			in.Complete.Stable = stableInterval
+		case "marker":
+			if strings.ContainsAny(suffix, "/\\\x00") {
+				l.fail("MAPFRONT_SETTLE_MARKER_SUFFIX=%q: a suffix of the file name, without a slash", suffix)
+			}
+			in.Complete.MarkerSuffix = suffix
+		case "trailer":
+			in.RequireTrailer = true
+		default:
+			l.fail("MAPFRONT_SETTLE_COMPLETE=%q: want a comma-separated list of stable, marker, trailer", v)
+			return
+		}
+	}
 }
 
 // loader collects every bad value instead of stopping at the first, so one
@@ -246,7 +310,7 @@ func (l *loader) zone(name, def string) *time.Location {
 
 func (l *loader) clock(name, def string) time.Duration {
 	v := l.str(name, def)
-	d, err := ParseClock(v)
+	d, err := businessday.ParseCutover(v)
 	if err != nil {
 		l.fail("%s=%q: %v", name, v, err)
 	}
@@ -286,15 +350,6 @@ func (l *loader) level(name string, def slog.Level) slog.Level {
 		return def
 	}
 	return lvl
-}
-
-// ParseClock reads a time of day "HH:MM" as the duration since midnight.
-func ParseClock(s string) (time.Duration, error) {
-	t, err := time.Parse("15:04", s)
-	if err != nil || len(s) != 5 {
-		return 0, errors.New("want a time of day HH:MM, 00:00 to 23:59")
-	}
-	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
 // HostPort checks a host:port address; a bare host gets defaultPort when

@@ -16,12 +16,22 @@ import (
 	"mapfront/settlement/internal/calendar"
 )
 
-// The kinds of failure. Poll retries the first two and fails fast on
-// anything else, such as a refused login, since waiting would not fix that.
+// The kinds of failure, in the classes an operator acts on (issue 15). Poll
+// retries ErrNotThere, ErrIncomplete and ErrUnavailable and fails fast on
+// anything else (ErrAuth, ErrConfig), since waiting would not fix those.
 var (
-	// ErrNotThere means the file is not there yet (FTP 550), or is still
-	// being written.
+	// ErrNotThere means the file is not there yet (FTP 550): at the
+	// deadline, the one failure recorded as file-missing.
 	ErrNotThere = errors.New("settlement file not there")
+	// ErrIncomplete means the file is there but not yet complete: it changed
+	// between two looks, or its done-marker is not there yet. At the
+	// deadline it is not recorded as missing: the file exists.
+	ErrIncomplete = errors.New("settlement file still being written")
+	// ErrConfig means a setting is wrong: a directory that does not exist, a
+	// file the user may not read (550 permission), a server that cannot
+	// tell a file's size when only the stability check is configured. The
+	// message names the setting to check.
+	ErrConfig = errors.New("settlement file source misconfigured")
 	// ErrUnavailable means the source could not be reached or a transfer
 	// broke off: a network or server trouble, not a statement about the file.
 	ErrUnavailable = errors.New("settlement file source unavailable")
@@ -35,10 +45,11 @@ var (
 // Source brings the file of one business date to a local file.
 type Source interface {
 	// Fetch returns the path of a local, complete copy of the file of date.
-	// Errors: ErrNotThere when the file is not (yet) there, ErrUnavailable
-	// when the source cannot be reached or the transfer failed (both worth
-	// another try), ErrAuth when the credentials are refused; any other
-	// error is a configuration problem.
+	// Errors: ErrNotThere when the file is not (yet) there, ErrIncomplete
+	// when it is there but not yet complete, ErrUnavailable when the source
+	// cannot be reached or the transfer failed (all worth another try),
+	// ErrAuth when the credentials are refused, ErrConfig (or any other
+	// error) for a configuration problem.
 	Fetch(ctx context.Context, date calendar.Date) (string, error)
 	// Name returns the file's name for date, for messages.
 	Name(date calendar.Date) string
@@ -133,14 +144,16 @@ func Sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Fetch gets the file of date from src, trying again every Interval while
-// the file is not there, is empty, or the source is unavailable, until the
-// Deadline. An empty file at the deadline is returned: a day without sales.
+// the file is not there, is empty, is incomplete, or the source is
+// unavailable, until the Deadline. An empty file at the deadline is
+// returned: a day without sales.
 //
 // Errors: ErrFileMissing (wrapping the last ErrNotThere) when the file was
-// not there at the deadline; the last error, wrapping ErrUnavailable, when
-// the source could not be reached at the deadline (the file may well be
-// there, so this is not recorded as missing); any other error of src at
-// once; ctx's error when ctx ends first.
+// not there at the deadline; the last error, wrapping ErrUnavailable or
+// ErrIncomplete, when the source could not be reached or the file never
+// became complete by the deadline (the file may well be there, so this is
+// not recorded as missing); any other error of src at once; ctx's error
+// when ctx ends first.
 func (p Poll) Fetch(ctx context.Context, src Source, date calendar.Date) (string, error) {
 	interval := p.Interval
 	if interval <= 0 {
@@ -170,7 +183,7 @@ func (p Poll) Fetch(ctx context.Context, src Source, date calendar.Date) (string
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return "", fmt.Errorf("fetch %s: %w", src.Name(date), ctxErr)
 		}
-		if !errors.Is(err, ErrNotThere) && !errors.Is(err, ErrUnavailable) {
+		if !errors.Is(err, ErrNotThere) && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrIncomplete) {
 			return "", err
 		}
 		// The last try is made at the deadline itself, not an interval
@@ -192,4 +205,57 @@ func (p Poll) Fetch(ctx context.Context, src Source, date calendar.Date) (string
 			return "", fmt.Errorf("fetch %s: %w", src.Name(date), err)
 		}
 	}
+}
+
+// Completeness says how the command knows the POSP has finished writing a
+// file (issue 15), configured per site; a file is taken only when every
+// check configured holds. The trailer check is the parser's
+// (parse.Summary.CheckTrailer), since it needs the file's content.
+type Completeness struct {
+	// Stable, when positive, requires the file's size and modification
+	// time to be the same on two looks this far apart (default 60s): a file
+	// being appended to changes in between.
+	Stable time.Duration
+	// MarkerSuffix, when set, requires a done-marker file, the file's name
+	// with this suffix (".ok": 20250307.txt.ok), which the POSP writes once
+	// the file is complete.
+	MarkerSuffix string
+}
+
+// DefaultStable is the default interval of the stability check.
+const DefaultStable = 60 * time.Second
+
+// info is what a look at a file gives; Size < 0 and a zero ModTime are
+// unknown.
+type info struct {
+	Size    int64
+	ModTime time.Time
+}
+
+// same reports whether two looks saw the same file. Unknown parts compare
+// equal; stable refuses a look with no size at all.
+func (a info) same(b info) bool { return a.Size == b.Size && a.ModTime.Equal(b.ModTime) }
+
+// stable makes the two looks of the stability check, interval apart.
+// Errors: ErrIncomplete when the file changed; look's errors; ctx's.
+func stable(ctx context.Context, interval time.Duration, name string, look func() (info, error)) (info, error) {
+	first, err := look()
+	if err != nil {
+		return info{}, err
+	}
+	if interval <= 0 {
+		return first, nil
+	}
+	if err := Sleep(ctx, interval); err != nil {
+		return info{}, err
+	}
+	second, err := look()
+	if err != nil {
+		return info{}, err
+	}
+	if !first.same(second) {
+		return info{}, fmt.Errorf("%s changed within %v (size %d, then %d; modified %s, then %s): %w", name, interval,
+			first.Size, second.Size, first.ModTime.Format(time.DateTime), second.ModTime.Format(time.DateTime), ErrIncomplete)
+	}
+	return second, nil
 }

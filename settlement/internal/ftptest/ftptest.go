@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path"
@@ -23,6 +25,27 @@ import (
 // Server is where the tests find the FTP server and the directory to use.
 type Server struct {
 	Addr, User, Password, Dir string
+	// Root is the server's directory on the local disk for an in-process
+	// server ("" for an external one): a test writes there as the POSP's
+	// own programs do, slowly if it likes.
+	Root string
+}
+
+// Faults make the in-process server misbehave as real ones do (issue 15).
+// The zero value is a well-behaved server.
+type Faults struct {
+	// CutAfter, when positive, makes a download send only that many bytes
+	// and still report success (226): a cut transfer with a false success.
+	CutAfter int64
+	// StallAfter, when positive, makes a download send that many bytes and
+	// then go silent until the test ends: a stalled data connection.
+	StallAfter int64
+	// Deny refuses to send files with this base name, while listing them
+	// and telling their size: a file the FTP user may not read.
+	Deny string
+	// NoSize removes the SIZE and MDTM commands: a minimal server, whose
+	// only word on a file's size is its directory listing.
+	NoSize bool
 }
 
 // Start returns the external server of MAPFRONT_TEST_FTP_ADDR, or starts one
@@ -33,16 +56,35 @@ func Start(t testing.TB) Server {
 		return Server{Addr: addr, User: os.Getenv("MAPFRONT_TEST_FTP_USER"),
 			Password: os.Getenv("MAPFRONT_TEST_FTP_PASSWORD"), Dir: os.Getenv("MAPFRONT_TEST_FTP_DIR")}
 	}
+	return StartFaulty(t, Faults{})
+}
+
+// StartFaulty starts an in-process server with the given faults, whatever
+// MAPFRONT_TEST_FTP_ADDR says: an external daemon cannot be made to
+// misbehave on cue.
+func StartFaulty(t testing.TB, faults Faults) Server {
+	t.Helper()
 	root := t.TempDir()
 	if err := os.Mkdir(filepath.Join(root, "outbox"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	driver, err := ftpfile.NewDriver(root)
+	files, err := ftpfile.NewDriver(root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := make(chan struct{})
+	var commands map[string]ftpserver.Command
+	if faults.NoSize {
+		commands = map[string]ftpserver.Command{}
+		for k, v := range ftpserver.DefaultCommands() {
+			if k != "SIZE" && k != "MDTM" {
+				commands[k] = v
+			}
+		}
+	}
 	srv, err := ftpserver.NewServer(&ftpserver.Options{
-		Driver:   driver,
+		Driver:   faultyDriver{Driver: files, faults: faults, stop: stop},
+		Commands: commands,
 		Auth:     &ftpserver.SimpleAuth{Name: "posp", Password: "s3cret"},
 		Perm:     ftpserver.NewSimplePerm("posp", "posp"),
 		Hostname: "127.0.0.1",
@@ -63,10 +105,75 @@ func Start(t testing.TB) Server {
 	t.Cleanup(func() {
 		// Closing the listener ends Serve; Shutdown would race with Serve's
 		// own start-up writes.
+		close(stop)
 		l.Close()
 		<-done
 	})
-	return Server{Addr: l.Addr().String(), User: "posp", Password: "s3cret", Dir: "/outbox"}
+	return Server{Addr: l.Addr().String(), User: "posp", Password: "s3cret", Dir: "/outbox", Root: filepath.Join(root, "outbox")}
+}
+
+// faultyDriver is the file driver with the Faults on downloads.
+type faultyDriver struct {
+	ftpserver.Driver
+	faults Faults
+	stop   chan struct{}
+}
+
+func (d faultyDriver) GetFile(ctx *ftpserver.Context, name string, offset int64) (int64, io.ReadCloser, error) {
+	if d.faults.Deny != "" && path.Base(name) == d.faults.Deny {
+		return 0, nil, errors.New("permission denied")
+	}
+	size, rc, err := d.Driver.GetFile(ctx, name, offset)
+	if err != nil {
+		return size, rc, err
+	}
+	switch {
+	case d.faults.CutAfter > 0:
+		return size, readCloser{io.LimitReader(rc, d.faults.CutAfter), rc}, nil
+	case d.faults.StallAfter > 0:
+		return size, readCloser{io.MultiReader(io.LimitReader(rc, d.faults.StallAfter), stall(d.stop)), rc}, nil
+	}
+	return size, rc, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// stall is a reader that blocks until stop is closed.
+type stall chan struct{}
+
+func (s stall) Read([]byte) (int, error) {
+	<-s
+	return 0, io.EOF
+}
+
+// WriteSlowly writes data to name in Root in parts, every interval, as a
+// POSP program appending records does, and returns a channel closed when
+// it is done. Only for an in-process server.
+func (s Server) WriteSlowly(t testing.TB, name string, data []byte, parts int, every time.Duration) <-chan struct{} {
+	t.Helper()
+	if s.Root == "" {
+		t.Fatal("WriteSlowly needs an in-process server")
+	}
+	done := make(chan struct{})
+	f, err := os.Create(filepath.Join(s.Root, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(done)
+		defer f.Close()
+		step := (len(data) + parts - 1) / parts
+		for i := 0; i < len(data); i += step {
+			if _, err := f.Write(data[i:min(i+step, len(data))]); err != nil {
+				return
+			}
+			time.Sleep(every)
+		}
+	}()
+	return done
 }
 
 // Subdir makes a directory of the test's own under Dir, removed when the

@@ -61,7 +61,8 @@ func FuzzParse(f *testing.F) {
 				}
 				prev = b.LineNo
 				chunkMax = max(chunkMax, b.LineNo)
-				if !utf8.ValidString(b.Text) || !utf8.ValidString(b.Reason()) {
+				if !utf8.ValidString(b.Text) || !utf8.ValidString(b.Reason()) ||
+					bytes.IndexByte([]byte(b.Text+b.Reason()), 0) >= 0 {
 					t.Errorf("bad line not UTF-8: %+v", b)
 				}
 				if len(b.Text) > MaxBadTextBytes+8 {

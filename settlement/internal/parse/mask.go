@@ -34,10 +34,11 @@ func truncatedText(raw []byte) string {
 	return finishText(strings.Join(fields, "|") + "|…")
 }
 
-// finishText makes text valid UTF-8, cuts it to MaxBadTextBytes and masks
-// the digit runs last, so that no cut can leave an unmasked run behind.
+// finishText makes text valid UTF-8 that PostgreSQL can store, cuts it to
+// MaxBadTextBytes and masks the digit runs last, so that no cut can leave an
+// unmasked run behind.
 func finishText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = storable(s)
 	if len(s) > MaxBadTextBytes {
 		i := MaxBadTextBytes
 		for i > 0 && !utf8.RuneStart(s[i]) {
@@ -94,3 +95,11 @@ func maskDigitRuns(s string) string {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// storable makes s valid UTF-8 without NUL, the one character a PostgreSQL
+// text column refuses: every invalid byte and every NUL becomes U+FFFD, so
+// that whatever a line holds it reaches the queue as a bad line instead of
+// failing the batch.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}

@@ -91,6 +91,7 @@ const (
 	KindBadTime        Kind = "bad_time"        // 交易时间 is not a real HHmmss time
 	KindRepeatedHeader Kind = "repeated_header" // a header line after the first line
 	KindTotalOverflow  Kind = "total_overflow"  // the file total would overflow int64
+	KindBadTrailer     Kind = "bad_trailer"     // a 合计/TOTAL line that cannot be read, or not the last line
 )
 
 // BadLine is a line that could not be read as a record.
@@ -129,6 +130,22 @@ type Summary struct {
 	TotalFen int64
 	// Header reports whether the file began with a header line.
 	Header bool
+	// BadAmountFen is the sum of the amounts still readable on bad lines,
+	// and BadNoAmount the bad lines without one: the POSP's trailer counts
+	// every line it wrote, readable or not.
+	BadAmountFen int64
+	BadNoAmount  int64
+	// Trailer is the file's last line when it is a trailer (合计|count|total
+	// or TOTAL|count|total); nil when there is none.
+	Trailer *Trailer
+}
+
+// Trailer is the POSP's closing line: how many record lines it wrote and
+// their total, for the file to be checked against (CheckTrailer).
+type Trailer struct {
+	LineNo   int64
+	Count    int64
+	TotalFen int64
 }
 
 // Options tune the parser; zero fields take the defaults.
@@ -170,6 +187,11 @@ func Parse(r io.Reader, opts Options, emit func(Chunk) error) (Summary, error) {
 	br := bufio.NewReaderSize(counted, opts.MaxLineBytes+2)
 	for {
 		line, err := br.ReadSlice('\n')
+		if errors.Is(err, io.EOF) {
+			// A Ctrl-Z (0x1A) at the very end is the old DOS end-of-file
+			// mark some exporters still write: not a line.
+			line = bytes.TrimRight(line, "\x1a")
+		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			p.lineNo++
 			p.bad(KindLineTooLong, fmt.Sprintf("longer than %d bytes", opts.MaxLineBytes), truncatedText(line))
@@ -198,6 +220,7 @@ func Parse(r io.Reader, opts Options, emit func(Chunk) error) (Summary, error) {
 	if err := p.flush(); err != nil {
 		return Summary{}, err
 	}
+	p.sum.Trailer = p.trailer
 	p.sum.Bytes = counted.n
 	p.sum.SHA256 = hex.EncodeToString(p.hash.Sum(nil))
 	p.sum.Lines = p.sum.Records + p.sum.BadLines
@@ -231,6 +254,9 @@ type parser struct {
 	emit    func(Chunk) error
 	lineNo  int64
 	content bool // a non-blank line has been seen
+	// trailer is the last content line so far if it is a trailer; a content
+	// line after it makes it a bad line.
+	trailer *Trailer
 	chunk   Chunk
 	sum     Summary
 }
@@ -260,10 +286,23 @@ func (p *parser) bad(kind Kind, detail, text string) {
 		Kind:   kind,
 		// A detail quotes a field, and on a line whose fields are shifted
 		// that field may be an ID number: masked like the text.
-		Detail: maskDigitRuns(strings.ToValidUTF8(detail, "\uFFFD")),
+		Detail: maskDigitRuns(storable(detail)),
 		Text:   text,
 	})
 	p.sum.BadLines++
+}
+
+// badRecord files a line of record width that failed a check; its amount,
+// when still readable, counts toward what a trailer must total.
+func (p *parser) badRecord(kind Kind, detail string, fields []string) {
+	p.bad(kind, detail, badText(fields))
+	if len(fields) == fieldCount || len(fields) == fieldCount-1 {
+		if a, err := ParseYuan(fields[fieldAmount]); err == nil && a <= MaxAmountFen && a <= math.MaxInt64-p.sum.BadAmountFen {
+			p.sum.BadAmountFen += a
+			return
+		}
+	}
+	p.sum.BadNoAmount++
 }
 
 // line handles one physical line, its terminator included.
@@ -289,21 +328,41 @@ func (p *parser) line(raw []byte) {
 	}
 	first := !p.content
 	p.content = true
+	if tr := p.trailer; tr != nil {
+		// A trailer closes the file: one with lines after it is not one.
+		p.trailer = nil
+		saved := p.lineNo
+		p.lineNo = tr.LineNo
+		p.bad(KindBadTrailer, "trailer line before the last line", fmt.Sprintf("合计|%d|%s", tr.Count, formatYuan(tr.TotalFen)))
+		p.sum.BadNoAmount++
+		p.lineNo = saved
+	}
+	if isTrailer(fields) {
+		tr, detail := readTrailer(fields)
+		if tr == nil {
+			p.bad(KindBadTrailer, detail, badText(fields))
+			p.sum.BadNoAmount++
+			return
+		}
+		tr.LineNo = p.lineNo
+		p.trailer = tr
+		return
+	}
 	if isHeader(fields) {
 		if first {
 			p.sum.Header = true
 			return
 		}
-		p.bad(KindRepeatedHeader, "header line after the first line", badText(fields))
+		p.badRecord(KindRepeatedHeader, "header line after the first line", fields)
 		return
 	}
 	rec, kind, detail := readRecord(fields)
 	if kind != "" {
-		p.bad(kind, detail, badText(fields))
+		p.badRecord(kind, detail, fields)
 		return
 	}
 	if rec.Amount > math.MaxInt64-p.sum.TotalFen {
-		p.bad(KindTotalOverflow, "the file total would overflow", badText(fields))
+		p.badRecord(KindTotalOverflow, "the file total would overflow", fields)
 		return
 	}
 	rec.LineNo = p.lineNo

@@ -61,6 +61,9 @@ func Batch(w io.Writer, r *mapfrontv1.BatchReport) error {
 	if r.GetSettledAt() != "" {
 		row("Settled at", r.GetSettledAt())
 	}
+	if r.GetDetail() != "" {
+		row("Detail", r.GetDetail())
+	}
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "%s\t%s\t%s\n", "", "COUNT", "AMOUNT (yuan)")
 	fmt.Fprintf(tw, "%s\t%d\t%s\n", "Records in file", r.GetRecords(), Yuan(r.GetTotalFen()))
@@ -101,6 +104,8 @@ func metrics(r *mapfrontv1.BatchReport) []metric {
 		{"opened", "Opened from records", r.GetOpened()},
 		{"merged", "Merged", r.GetMerged()},
 		{"activated", "Activated", r.GetActivated()},
+		{"bad_lines", "Bad lines in file", r.GetBadLines()},
+		{"auto_resolved", "Earlier items resolved", r.GetAutoResolved()},
 	}
 }
 
@@ -170,6 +175,7 @@ func Exception(w io.Writer, e *mapfrontv1.Exception) error {
 	row("Note", e.GetNote())
 	row("Linked order", e.GetLinkedOrderId())
 	row("Resolved at", e.GetResolvedAt())
+	row("Resolved by batch", e.GetResolvedByBatch())
 	return tw.Flush()
 }
 

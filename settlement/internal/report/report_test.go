@@ -34,7 +34,7 @@ func TestYuan(t *testing.T) {
 func sampleReport() *mapfrontv1.BatchReport {
 	return &mapfrontv1.BatchReport{
 		BusinessDate: "20250307", Status: mapfrontv1.BatchState_BATCH_STATE_SETTLED, FileName: "20250307.txt", Sha256: strings.Repeat("ab", 32),
-		Records: 120, TotalFen: 54000000, Matched: 100, Opened: 15, Merged: 4, Activated: 110,
+		Records: 120, TotalFen: 54000000, Matched: 100, Opened: 15, Merged: 4, Activated: 110, BadLines: 3, AutoResolved: 2,
 		Exceptions: []*mapfrontv1.ExceptionCount{
 			{Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_AMOUNT_MISMATCH, Count: 2, Amount: 900000},
 			{Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_BAD_LINE, Count: 3, Amount: 0},
@@ -83,6 +83,8 @@ func TestBatchCSV(t *testing.T) {
 		{"20250307", "metric", "opened", "15", "", ""},
 		{"20250307", "metric", "merged", "4", "", ""},
 		{"20250307", "metric", "activated", "110", "", ""},
+		{"20250307", "metric", "bad_lines", "3", "", ""},
+		{"20250307", "metric", "auto_resolved", "2", "", ""},
 		{"20250307", "exception", "amount_mismatch", "2", "900000", "9000.00"},
 		{"20250307", "exception", "bad_line", "3", "0", "0.00"},
 	}

@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/enumtext"
@@ -31,6 +33,9 @@ const (
 	StatusSettled     = "settled"
 	StatusFileMissing = "file_missing"
 	StatusRunning     = "running"
+	// StatusRejected: the file was mostly unreadable; nothing of it was
+	// applied, and a corrected file is taken without --force.
+	StatusRejected = "rejected"
 )
 
 // Defaults for Job.
@@ -43,6 +48,24 @@ const (
 // ErrNotSettled means the server answered a report whose status is not
 // "settled".
 var ErrNotSettled = errors.New("batch not settled")
+
+// ErrRejected means the server rejected the file as mostly unreadable
+// (SPEC section 6, issue 15): an alert, with an exit code of its own.
+var ErrRejected = errors.New("settlement file rejected")
+
+// ErrBusy means another run of the same business date holds it on the
+// server: wait for it to finish.
+var ErrBusy = errors.New("another settlement run holds the business date")
+
+// Rules are the site's intake rules (issue 15 and 13): the trailer check
+// made here, and the settings sent to the server with each file. A nil
+// *Rules sends none (the server's defaults) and requires no trailer.
+type Rules struct {
+	RequireTrailer bool
+	MaxBadPermille int
+	DateTolerance  time.Duration
+	LookbackDays   int
+}
 
 // Job runs the pipeline. Its zero fields take the defaults, except
 // Settlement, which is required, and Source, without which Run refuses.
@@ -61,6 +84,8 @@ type Job struct {
 	// SubmitBatch stream, which includes the server's matching.
 	CallTimeout   time.Duration
 	SubmitTimeout time.Duration
+	// Rules are the site's intake rules; nil: the server's defaults.
+	Rules *Rules
 	// Progress, when not nil, receives a progress line as records stream
 	// (the command passes stderr when it is a terminal).
 	Progress io.Writer
@@ -127,7 +152,7 @@ func (j *Job) MarkFileMissing(ctx context.Context, date calendar.Date, detail st
 		Detail:       detail,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("MarkFileMissing %s: %w", date, err)
+		return nil, fmt.Errorf("MarkFileMissing %s: %w", date, busy(err))
 	}
 	return resp.GetReport(), nil
 }
@@ -197,7 +222,25 @@ func (j *Job) Submit(ctx context.Context, date calendar.Date, path, fileName str
 	}
 	j.log().Info("settlement file read", "business_date", date.String(), "file", fileName,
 		"sha256", summary.SHA256, "lines", summary.Lines, "records", summary.Records,
-		"bad_lines", summary.BadLines, "total_fen", summary.TotalFen)
+		"bad_lines", summary.BadLines, "total_fen", summary.TotalFen, "trailer", summary.Trailer != nil)
+	// A trailer that disagrees with the file means the file is not whole
+	// (or not the POSP's): nothing of it is sent.
+	if err := summary.CheckTrailer(j.Rules != nil && j.Rules.RequireTrailer); err != nil {
+		return nil, fmt.Errorf("settlement file %s not submitted: %w", fileName, err)
+	}
+	hd := &mapfrontv1.BatchHeader{
+		BusinessDate: date.String(),
+		FileName:     fileName,
+		Sha256:       summary.SHA256,
+		RecordCount:  summary.Lines,
+		TotalFen:     summary.TotalFen,
+		Force:        force,
+	}
+	if r := j.Rules; r != nil {
+		hd.MaxBadPermille = proto.Int32(int32(r.MaxBadPermille))
+		hd.DateToleranceSeconds = proto.Int64(int64(r.DateTolerance / time.Second))
+		hd.LookbackDays = proto.Int32(int32(r.LookbackDays))
+	}
 
 	submitTimeout := j.SubmitTimeout
 	if submitTimeout <= 0 {
@@ -209,14 +252,7 @@ func (j *Job) Submit(ctx context.Context, date calendar.Date, path, fileName str
 	if err != nil {
 		return nil, fmt.Errorf("SubmitBatch %s: %w", date, err)
 	}
-	err = stream.Send(&mapfrontv1.SubmitBatchRequest{Part: &mapfrontv1.SubmitBatchRequest_Header{Header: &mapfrontv1.BatchHeader{
-		BusinessDate: date.String(),
-		FileName:     fileName,
-		Sha256:       summary.SHA256,
-		RecordCount:  summary.Lines,
-		TotalFen:     summary.TotalFen,
-		Force:        force,
-	}}})
+	err = stream.Send(&mapfrontv1.SubmitBatchRequest{Part: &mapfrontv1.SubmitBatchRequest_Header{Header: hd}})
 	// io.EOF from Send means the server has already answered (a repeated
 	// file, say, known from the header alone): its answer is in
 	// CloseAndRecv.
@@ -243,21 +279,33 @@ func (j *Job) Submit(ctx context.Context, date calendar.Date, path, fileName str
 		case err != nil:
 			cancel()
 			return nil, fmt.Errorf("SubmitBatch %s: %w", date, err)
-		case again != summary:
+		case !sameSummary(again, summary):
 			cancel()
 			return nil, fmt.Errorf("settlement file %s changed while being read (sha256 %s, then %s): not submitted", path, summary.SHA256, again.SHA256)
 		}
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
-		return nil, fmt.Errorf("SubmitBatch %s: %w", date, err)
+		return nil, fmt.Errorf("SubmitBatch %s: %w", date, busy(err))
 	}
 	report := resp.GetReport()
+	if enumtext.Word(report.GetStatus()) == StatusRejected {
+		j.log().Error("ALERT: settlement file rejected as mostly unreadable; nothing applied",
+			"business_date", report.GetBusinessDate(), "file", fileName, "lines", report.GetRecords(),
+			"bad_lines", report.GetBadLines(), "reason", report.GetDetail())
+	}
 	j.log().Info("batch report", "business_date", report.GetBusinessDate(), "status", enumtext.Word(report.GetStatus()),
 		"records", report.GetRecords(), "matched", report.GetMatched(), "opened", report.GetOpened(),
 		"activated", report.GetActivated(), "repeated_submission", report.GetRepeatedSubmission(),
 		"elapsed", time.Since(start).Round(time.Millisecond))
 	return report, nil
+}
+
+// sameSummary compares two reads of a file, the trailer by value.
+func sameSummary(a, b parse.Summary) bool {
+	ta, tb := a.Trailer, b.Trailer
+	a.Trailer, b.Trailer = nil, nil
+	return a == b && (ta == nil) == (tb == nil) && (ta == nil || *ta == *tb)
 }
 
 func parseFile(path string, opts parse.Options, emit func(parse.Chunk) error) (parse.Summary, error) {
@@ -311,9 +359,24 @@ func CheckReport(report *mapfrontv1.BatchReport) error {
 		return nil
 	case StatusFileMissing:
 		return fmt.Errorf("%w: business date %s is recorded as file-missing", ErrNotSettled, report.GetBusinessDate())
+	case StatusRejected:
+		return fmt.Errorf("%w: %w: business date %s: %s; nothing was applied: correct the file and run again (no --force needed)",
+			ErrNotSettled, ErrRejected, report.GetBusinessDate(), report.GetDetail())
 	default:
 		return fmt.Errorf("%w: business date %s has status %q", ErrNotSettled, report.GetBusinessDate(), s)
 	}
+}
+
+// busy marks the server's refusal because another run holds the date
+// (errcode 10018 with the settlement's message), so that it is said as
+// such rather than as a server that is down.
+func busy(err error) error {
+	for _, d := range status.Convert(err).Details() {
+		if e, ok := d.(*mapfrontv1.ErrorDetail); ok && e.Errcode == 10018 && strings.Contains(e.Errmsg, "日切正在进行") {
+			return fmt.Errorf("%w: %w", ErrBusy, err)
+		}
+	}
+	return err
 }
 
 // Retryable reports whether a failed run may succeed if tried again later:

@@ -21,6 +21,7 @@ import (
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/fetch"
+	"mapfront/settlement/internal/parse"
 )
 
 // fakeSettlement stands in for the server's SettlementService, over a real
@@ -286,6 +287,43 @@ func TestRetryable(t *testing.T) {
 	for _, c := range cases {
 		if got := Retryable(c.err); got != c.want {
 			t.Errorf("Retryable(%v) = %v", c.err, got)
+		}
+	}
+}
+
+// Issue 15: a file whose trailer agrees is sent whole; one whose trailer
+// disagrees, or that lacks one when the site requires it, is not sent at
+// all, and the message names both figures.
+func TestSubmitTrailer(t *testing.T) {
+	withTrailer := func(trailer string) string {
+		path := writeFile(t, 3)
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(trailer); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	fake := &fakeSettlement{}
+	job := &Job{Settlement: startFake(t, fake), Rules: &Rules{RequireTrailer: true, MaxBadPermille: 100}}
+	if _, err := job.Submit(context.Background(), date, withTrailer("合计|3|37.02\r\n"), "20250307.txt", false); err != nil {
+		t.Fatalf("agreeing trailer: %v", err)
+	}
+	if len(fake.records) != 3 || fake.header.GetMaxBadPermille() != 100 || fake.header.LookbackDays == nil {
+		t.Fatalf("records %d header %+v", len(fake.records), fake.header)
+	}
+	for trailer, want := range map[string]string{
+		"合计|4|37.02\r\n": "says 4 records totalling 37.02 yuan; the file has 3 records totalling 37.02 yuan",
+		"":               "no trailer",
+	} {
+		fake := &fakeSettlement{}
+		job := &Job{Settlement: startFake(t, fake), Rules: &Rules{RequireTrailer: true}}
+		_, err := job.Submit(context.Background(), date, withTrailer(trailer), "20250307.txt", false)
+		if !errors.Is(err, parse.ErrTrailer) || !strings.Contains(err.Error(), want) || fake.header != nil {
+			t.Errorf("trailer %q: %v (header sent: %v), want one saying %q", trailer, err, fake.header != nil, want)
 		}
 	}
 }
