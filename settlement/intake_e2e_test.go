@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
-	"mapfront/internal/enumtext"
 	"mapfront/internal/businessday"
+	"mapfront/internal/enumtext"
 	"mapfront/settlement/internal/calendar"
 	"mapfront/settlement/internal/cli"
 	"mapfront/settlement/internal/ftptest"
