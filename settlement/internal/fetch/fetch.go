@@ -233,7 +233,8 @@ type info struct {
 }
 
 // same reports whether two looks saw the same file. Unknown parts compare
-// equal; stable refuses a look with no size at all.
+// equal (FTP.Fetch refuses a server that tells no size at all when only the
+// stability check is configured).
 func (a info) same(b info) bool { return a.Size == b.Size && a.ModTime.Equal(b.ModTime) }
 
 // stable makes the two looks of the stability check, interval apart.

@@ -151,7 +151,7 @@ func (s stall) Read([]byte) (int, error) {
 
 // WriteSlowly writes data to name in Root in parts, every interval, as a
 // POSP program appending records does, and returns a channel closed when
-// it is done. Only for an in-process server.
+// it is done; the test's end waits for it. Only for an in-process server.
 func (s Server) WriteSlowly(t testing.TB, name string, data []byte, parts int, every time.Duration) <-chan struct{} {
 	t.Helper()
 	if s.Root == "" {
@@ -173,6 +173,8 @@ func (s Server) WriteSlowly(t testing.TB, name string, data []byte, parts int, e
 			time.Sleep(every)
 		}
 	}()
+	// The writer finishes before the server's directory is removed.
+	t.Cleanup(func() { <-done })
 	return done
 }
 
