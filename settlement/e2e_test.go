@@ -583,15 +583,18 @@ func (s *e2eSystem) pinBlock(t testing.TB, pin, consumer string) string {
 
 // e2eServer is a running `server serve` and its clients.
 type e2eServer struct {
-	grpcAddr   string
-	cmd        *exec.Cmd
-	logPath    string
-	done       chan struct{}
-	stopOnce   sync.Once
-	conn       *grpc.ClientConn
-	offline    mapfrontv1.OfflineServiceClient
-	admin      mapfrontv1.AdminServiceClient
-	settlement mapfrontv1.SettlementServiceClient
+	grpcAddr string
+	// settlementTLS is the settlement command's certificate environment
+	// (identity settlement), for the command's runs against this server.
+	settlementTLS map[string]string
+	cmd           *exec.Cmd
+	logPath       string
+	done          chan struct{}
+	stopOnce      sync.Once
+	conn          *grpc.ClientConn
+	offline       mapfrontv1.OfflineServiceClient
+	admin         mapfrontv1.AdminServiceClient
+	settlement    mapfrontv1.SettlementServiceClient
 }
 
 func freePort(t testing.TB) string {
@@ -621,7 +624,7 @@ func (s *e2eSystem) serve(t testing.TB, name string, args ...string) *e2eServer 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	srv := &e2eServer{grpcAddr: grpcAddr, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	srv := &e2eServer{grpcAddr: grpcAddr, settlementTLS: mtlstest.Env(s.pki.Client("settlement")), cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(srv.done)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,7 @@ func FuzzIntake(f *testing.F) {
 			t.Fatal(err)
 		}
 		vars := map[string]string{"MAPFRONT_GRPC_ADDR": srv.grpcAddr, "MAPFRONT_SUBMIT_TIMEOUT": "60s"}
+		maps.Copy(vars, srv.settlementTLS)
 		r := settleCmd(ctx, vars, time.Now, "run", "--file", path, "--date", date)
 		_, gerr := srv.settlement.GetBatch(ctx, &mapfrontv1.GetBatchRequest{BusinessDate: date})
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,7 +38,7 @@ func quietFTP(t testing.TB) {
 
 // ftpVars is the command's environment for srv's gRPC address and ft.
 func ftpVars(t *testing.T, srv *e2eServer, ft ftptest.Server) map[string]string {
-	return map[string]string{
+	vars := map[string]string{
 		"MAPFRONT_GRPC_ADDR":              srv.grpcAddr,
 		"MAPFRONT_GRPC_TIMEOUT":           "10s",
 		"MAPFRONT_SUBMIT_TIMEOUT":         "30s",
@@ -51,6 +52,8 @@ func ftpVars(t *testing.T, srv *e2eServer, ft ftptest.Server) map[string]string 
 		"MAPFRONT_SETTLE_STABLE_INTERVAL": "300ms",
 		"MAPFRONT_SETTLE_RETRY_INTERVAL":  "200ms",
 	}
+	maps.Copy(vars, srv.settlementTLS)
+	return vars
 }
 
 // fileRec is a line of the POSP's file on terminal SH01/POS01, batch 000001.
