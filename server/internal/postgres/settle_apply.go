@@ -305,12 +305,21 @@ func (s *Store) resolveMissing(ctx context.Context, tx pgx.Tx, r *run, confirmed
 	if len(payments) == 0 {
 		return nil
 	}
+	// Each resolution also leaves its record in the audit trail (SPEC
+	// section 7), in the same statement: who is the system, and the args
+	// name the batch and the record that resolved it.
 	const q = `
-UPDATE settlement_exceptions e SET state = 'resolved', action = 'ignore', operator = $1, note = u.note,
-    resolved_at = $2, resolved_run_id = $3
-FROM unnest($4::bigint[], $5::text[]) AS u(payment_id, note)
-WHERE e.payment_id = u.payment_id AND e.type = 'missing_from_file' AND e.state = 'open' AND e.business_date < $6`
-	_, err := tx.Exec(ctx, q, mapfront.SystemOperator, s.clock.Now(), r.id, payments, notes, r.date)
+WITH resolved AS (
+    UPDATE settlement_exceptions e SET state = 'resolved', action = 'ignore', operator = $1, note = u.note,
+        resolved_at = $2, resolved_run_id = $3
+    FROM unnest($4::bigint[], $5::text[]) AS u(payment_id, note)
+    WHERE e.payment_id = u.payment_id AND e.type = 'missing_from_file' AND e.state = 'open' AND e.business_date < $6
+    RETURNING e.exception_id, u.note)
+INSERT INTO audit_log (at, identity, role, method, target, args, outcome, errcode)
+SELECT $2, $1, $1, 'settlement.AutoResolve', 'exception:' || exception_id,
+       jsonb_build_object('resolved_by_batch', $7::text, 'run_id', $3::bigint, 'note', note), 'ok', 0
+FROM resolved`
+	_, err := tx.Exec(ctx, q, mapfront.SystemOperator, s.clock.Now(), r.id, payments, notes, r.date, mapfront.DateString(r.date))
 	return err
 }
 

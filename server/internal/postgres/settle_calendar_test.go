@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -146,6 +148,13 @@ func TestSettleCrossDay(t *testing.T) {
 	}
 	if a := e.cardOf(t, mobile, "1012"); a.Balance != 200000 || a.Status != mapfront.Active {
 		t.Fatalf("card %+v", a)
+	}
+	// The automatic resolution is in the audit trail, by the system, naming
+	// the batch that resolved it.
+	trail, err := e.store.ListAudit(e.ctx, audit.Filter{Target: fmt.Sprintf("exception:%d", x.ID)})
+	if err != nil || len(trail) != 1 || trail[0].Identity != mapfront.SystemOperator ||
+		trail[0].Method != "settlement.AutoResolve" || !strings.Contains(trail[0].Args, "20261126") {
+		t.Fatalf("audit of the automatic resolution: %v %+v", err, trail)
 	}
 	// The same record in a forced re-run of D, and D-1 re-run with it: the
 	// card is still credited once.
