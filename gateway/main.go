@@ -59,13 +59,16 @@ func main() {
 func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) error {
 	// The gRPC server is on the internal network beside the gateway; the
 	// link to the POSP is what the partner secures.
-	conn, err := grpc.NewClient(cfg.GRPCAddr,
+	// legacy.ClientOptions bound the reconnection (a restarted server is
+	// used within a second) and let the handler tell a call never sent
+	// (10018) from one whose outcome is unknown (10000).
+	conn, err := grpc.NewClient(cfg.GRPCAddr, append(legacy.ClientOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(cfg.GRPCMaxMsgBytes),
 			grpc.MaxCallSendMsgSize(cfg.GRPCMaxMsgBytes),
 		),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("gRPC client for %s: %w", cfg.GRPCAddr, err)
 	}

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -69,9 +68,9 @@ type Options struct {
 	// MaxBodyBytes bounds a request body (SPEC section 7); over it the answer
 	// is HTTP 413. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// CallTimeout is the deadline of each gRPC call. When it passes, the
-	// outcome is unknown to the gateway and the answer is 10000. Zero means
-	// DefaultCallTimeout.
+	// CallTimeout is the deadline of each gRPC call. When it passes after
+	// the request was sent, the outcome is unknown to the gateway and the
+	// answer is 10000 (see outcome). Zero means DefaultCallTimeout.
 	CallTimeout time.Duration
 	// Logger receives one line per request (never its body: bodies hold PIN
 	// blocks and ID numbers) and the internal errors. Nil discards.
@@ -173,6 +172,7 @@ type exchange struct {
 	okMsg     string
 	raw       []byte
 	decodeErr error
+	delivery  *delivery
 	answered  bool
 	status    int
 	errcode   int32
@@ -188,7 +188,7 @@ func exchangeFrom(ctx context.Context) *exchange {
 	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
 		return ex
 	}
-	return &exchange{}
+	return &exchange{delivery: &delivery{}}
 }
 
 // rawBody replaces the request body for grpc-gateway: the bytes already read,
@@ -205,7 +205,7 @@ func (*rawBody) Close() error { return nil }
 // happens, the answer is the envelope and one access-log line is written.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ex := &exchange{}
+	ex := &exchange{delivery: &delivery{}}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -259,7 +259,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.okMsg, ex.raw = okMsg, raw
 
-	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), exchangeKey{}, ex), h.timeout)
+	ctx := withDelivery(context.WithValue(r.Context(), exchangeKey{}, ex), ex.delivery)
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	req := r.WithContext(ctx)
 	req.Body = &rawBody{Reader: bytes.NewReader(raw), ex: ex}
@@ -289,34 +290,37 @@ func (h *handler) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 		h.writeEnvelope(w, ex, hse.HTTPStatus, codeMalformed, msgBadRequest)
 		return
 	}
-	st := status.Convert(err)
-	for _, d := range st.Details() {
-		if ed, ok := d.(*mapfrontv1.ErrorDetail); ok && ed.GetErrcode() != 0 {
-			h.writeEnvelope(w, ex, http.StatusOK, ed.GetErrcode(), detailMessage(ed))
-			ex.reference = ed.GetReference()
-			return
+	v := outcome(err, ex.delivery)
+	if v.internal {
+		// The outcome is unknown here: the terminal gets 10000 and a
+		// reference that finds this line in the log, and reverses.
+		st := status.Convert(err)
+		ex.reference = newReference()
+		h.log.Error("OfflineService call failed",
+			"path", r.URL.Path,
+			"grpc_code", st.Code().String(),
+			"grpc_message", st.Message(),
+			"sent", ex.delivery.sent.Load(),
+			"reference", ex.reference,
+		)
+		v.errmsg = withReference(v.errmsg, ex.reference)
+	} else if v.errcode == codeBusy {
+		h.log.Warn("OfflineService call not made", "path", r.URL.Path, "grpc_message", status.Convert(err).Message())
+	}
+	h.writeEnvelope(w, ex, http.StatusOK, v.errcode, v.errmsg)
+	if ref := serverReference(err); ref != "" {
+		ex.reference = ref
+	}
+}
+
+// serverReference is the reference of the server's ErrorDetail, if any.
+func serverReference(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if ed, ok := d.(*mapfrontv1.ErrorDetail); ok {
+			return ed.GetReference()
 		}
 	}
-	if st.Code() == codes.Unavailable {
-		// The server could not be reached. With fail-fast calls that means
-		// the request was not delivered; and should it have been, a retry
-		// with the same terminal key gets the stored answer (SPEC section
-		// 5), so "try again" is safe either way.
-		h.log.Warn("OfflineService unavailable", "path", r.URL.Path, "grpc_message", st.Message())
-		h.writeEnvelope(w, ex, http.StatusOK, codeBusy, msgBusy)
-		return
-	}
-	// A deadline, a cancelled call or a status the server should not send:
-	// the outcome is unknown here, so the terminal gets 10000 and a
-	// reference that finds this line in the log.
-	ex.reference = newReference()
-	h.log.Error("OfflineService call failed",
-		"path", r.URL.Path,
-		"grpc_code", st.Code().String(),
-		"grpc_message", st.Message(),
-		"reference", ex.reference,
-	)
-	h.writeEnvelope(w, ex, http.StatusOK, codeInternal, withReference(msgInternal, ex.reference))
+	return ""
 }
 
 // detailMessage is the errmsg of a server's ErrorDetail, with the reference

@@ -128,9 +128,11 @@ func newGateway(t *testing.T, opts Options) (http.Handler, *backend) {
 	return handlerFor(t, lis.Addr().String(), opts), b
 }
 
+// handlerFor connects the handler to addr as the gateway program does, with
+// ClientOptions.
 func handlerFor(t *testing.T, addr string, opts Options) http.Handler {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, append(ClientOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
