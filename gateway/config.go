@@ -27,6 +27,9 @@ type config struct {
 	MaxHeaderBytes    int           // -max-header-bytes
 	GRPCMaxMsgBytes   int           // -grpc-max-msg-bytes: both directions
 	LogLevel          slog.Level    // -log-level: debug, info, warn or error
+	// Edge is the POSP-facing side: TLS, client certificates, source
+	// allowlist, rate limits (-tls-*, -allow, -*-limit; SPEC section 7).
+	Edge legacy.EdgeConfig
 }
 
 func defaultConfig() config {
@@ -43,6 +46,7 @@ func defaultConfig() config {
 		MaxHeaderBytes:    16 << 10,
 		GRPCMaxMsgBytes:   4 << 20,
 		LogLevel:          slog.LevelInfo,
+		Edge:              legacy.DefaultEdgeConfig(),
 	}
 }
 
@@ -65,6 +69,8 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 	fs.IntVar(&c.GRPCMaxMsgBytes, "grpc-max-msg-bytes", c.GRPCMaxMsgBytes, "largest gRPC message, either direction")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 
+	edgeFlags := c.Edge.RegisterFlags(fs, "", "MAPFRONT_GATEWAY_")
+
 	env := []struct{ flag, name string }{
 		{"addr", "MAPFRONT_GATEWAY_ADDR"},
 		{"grpc-addr", "MAPFRONT_GRPC_ADDR"},
@@ -78,6 +84,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 		{"max-header-bytes", "MAPFRONT_GATEWAY_MAX_HEADER_BYTES"},
 		{"grpc-max-msg-bytes", "MAPFRONT_GATEWAY_GRPC_MAX_MSG_BYTES"},
 		{"log-level", "MAPFRONT_LOG_LEVEL"},
+	}
+	for _, f := range edgeFlags {
+		env = append(env, struct{ flag, name string }{f.Flag, f.Env})
 	}
 	for _, e := range env {
 		f := fs.Lookup(e.flag)
@@ -136,6 +145,9 @@ func (c config) validate() error {
 	// the POS would then reverse a pay whose answer was merely late.
 	if c.WriteTimeout <= c.CallTimeout {
 		errs = append(errs, fmt.Errorf("-write-timeout %v: must exceed -call-timeout %v", c.WriteTimeout, c.CallTimeout))
+	}
+	if err := c.Edge.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

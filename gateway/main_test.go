@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestLoadConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c != defaultConfig() {
+		if !reflect.DeepEqual(c, defaultConfig()) {
 			t.Errorf("got %+v, want the defaults", c)
 		}
 		if c.Addr != "127.0.0.1:8080" || c.GRPCAddr != "127.0.0.1:9090" || c.MaxBodyBytes != 64<<10 {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -48,6 +49,7 @@ const (
 const (
 	codeInternal  = 10000
 	codeMalformed = 10001
+	codeTerminal  = 10002
 	codeBusy      = 10018
 )
 
@@ -78,6 +80,16 @@ type Options struct {
 	// Observe, when set, is told of every answer: its path, errcode and how
 	// long it took (the gateway's metrics).
 	Observe func(path string, errcode int32, d time.Duration)
+	// Limits are the admission limits (SPEC section 7). The zero value
+	// limits nothing; the programs pass EdgeConfig.Limits, whose default is
+	// DefaultLimits.
+	Limits Limits
+	// Refused, when set, is told of each request refused by a limit, with
+	// its reason (RefusedSourceRate, RefusedTerminalRate,
+	// RefusedOpenCardRate): the refusal metrics.
+	Refused func(reason string)
+	// Now is the clock of the limits; nil means time.Now.
+	Now func() time.Time
 }
 
 // NewHandler returns the http.Handler of the legacy paths, calling
@@ -91,6 +103,12 @@ func NewHandler(client mapfrontv1.OfflineServiceClient, opts Options) (http.Hand
 		timeout: opts.CallTimeout,
 		log:     opts.Logger,
 		observe: opts.Observe,
+		sources: newBuckets(opts.Limits.Source),
+		now:     opts.Now,
+		refused: opts.Refused,
+	}
+	if h.now == nil {
+		h.now = time.Now
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -118,7 +136,14 @@ func NewHandler(client mapfrontv1.OfflineServiceClient, opts Options) (http.Hand
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithWriteContentLength(),
 	)
-	if err := mapfrontv1.RegisterOfflineServiceHandlerClient(context.Background(), h.mux, client); err != nil {
+	limited := &limitedClient{
+		next:     client,
+		terminal: newBuckets(opts.Limits.Terminal),
+		openCard: newBuckets(opts.Limits.OpenCard),
+		now:      h.now,
+		refused:  opts.Refused,
+	}
+	if err := mapfrontv1.RegisterOfflineServiceHandlerClient(context.Background(), h.mux, limited); err != nil {
 		return nil, fmt.Errorf("legacy: register OfflineService: %w", err)
 	}
 	return h, nil
@@ -164,6 +189,9 @@ type handler struct {
 	timeout time.Duration
 	log     *slog.Logger
 	observe func(path string, errcode int32, d time.Duration)
+	sources *buckets
+	now     func() time.Time
+	refused func(reason string)
 }
 
 // exchange is what one request's hooks share: the raw body (echoed in every
@@ -245,6 +273,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeEnvelope(w, ex, http.StatusMethodNotAllowed, codeMalformed, msgMethod)
 		return
 	}
+	if r.ContentLength > h.maxBody {
+		// Announced over the limit: refused at once, rather than after
+		// reading up to the limit or waiting for a body never sent.
+		h.writeEnvelope(w, ex, http.StatusRequestEntityTooLarge, codeMalformed, msgTooLarge)
+		return
+	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		// The body was not received whole, so there is nothing exact to
@@ -258,6 +292,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.okMsg, ex.raw = okMsg, raw
+	if !h.sources.allow(sourceKey(r.RemoteAddr), h.now()) {
+		if h.refused != nil {
+			h.refused(RefusedSourceRate)
+		}
+		h.writeEnvelope(w, ex, http.StatusOK, codeBusy, msgRateLimited)
+		return
+	}
 
 	ctx := withDelivery(context.WithValue(r.Context(), exchangeKey{}, ex), ex.delivery)
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
@@ -266,6 +307,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Body = &rawBody{Reader: bytes.NewReader(raw), ex: ex}
 	req.ContentLength = int64(len(raw))
 	h.mux.ServeHTTP(w, req)
+}
+
+// sourceKey is the bucket key of a peer: its address without the port, so
+// that all connections of one host share the limit.
+func sourceKey(remoteAddr string) string {
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
 }
 
 // wrapAnswer puts a successful response into the envelope; grpc-gateway then
