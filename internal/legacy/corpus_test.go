@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // paths are the seven legacy paths with their example bodies (testdata).
@@ -355,4 +354,3 @@ func TestRewriteRefusal(t *testing.T) {
 		checkEnvelope(t, resp.StatusCode, resp.Header, body)
 	}
 }
-
