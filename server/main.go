@@ -147,16 +147,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		// OfflineService in-process (no gRPC hop); the gateway program does
 		// the same over the network.
 		api, err := legacy.NewHandler(grpcapi.LocalOfflineClient{Server: offline}, legacy.Options{
-			Logger: log, Observe: m.ObserveLegacy})
+			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal})
 		if err != nil {
 			return err
 		}
-		ll, err := net.Listen("tcp", cfg.LegacyAddr)
+		// The same listener as the gateway's: TLS, client certificates,
+		// source allowlist, and net/http's refusals in the envelope.
+		ll, err := legacy.Listen(cfg.LegacyAddr, cfg.LegacyEdge)
 		if err != nil {
 			return err
 		}
-		legacySrv = &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, WriteTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		legacySrv = legacy.NewServer(cfg.LegacyEdge, api, legacy.ServerLimits{ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10},
+			log, m.ObserveRefusal)
 		go func() {
 			if err := legacySrv.Serve(ll); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err

@@ -31,7 +31,7 @@ type EdgeConfig struct {
 	// verify is refused in the TLS handshake. Needs CertFile.
 	ClientCAFile string
 	// MinTLS is the lowest TLS version accepted: TLS 1.2 by default (older
-	// POSP stacks), 1.3 where the partner supports it.
+	// POSP stacks; zero means 1.2), 1.3 where the partner supports it.
 	MinTLS TLSVersion
 	// Allow lists the source networks admitted; any other peer gets HTTP
 	// 403 with the envelope (errcode 10002). Empty admits loopback only, so
@@ -94,7 +94,7 @@ func (c EdgeConfig) Validate() error {
 	if c.ClientCAFile != "" && c.CertFile == "" {
 		errs = append(errs, errors.New("tls-client-ca-file needs tls-cert-file: client certificates are a TLS feature"))
 	}
-	if c.MinTLS != tls.VersionTLS12 && c.MinTLS != tls.VersionTLS13 {
+	if c.MinTLS != 0 && c.MinTLS != tls.VersionTLS12 && c.MinTLS != tls.VersionTLS13 {
 		errs = append(errs, fmt.Errorf("tls-min-version %v: want 1.2 or 1.3", c.MinTLS))
 	}
 	return errors.Join(errs...)
@@ -111,7 +111,7 @@ func (c EdgeConfig) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
-		MinVersion:   uint16(c.MinTLS),
+		MinVersion:   max(uint16(c.MinTLS), tls.VersionTLS12),
 		// HTTP/1.1 only: the POSP's clients speak it, and net/http's
 		// HTTP/2 would bypass the refusal rewriting of edgeConn.
 		NextProtos: []string{"http/1.1"},

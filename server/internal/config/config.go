@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"mapfront/internal/legacy"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -21,6 +22,10 @@ type Config struct {
 	GRPCAddr         string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
 	HTTPAddr         string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics), default 127.0.0.1:9091
 	LegacyAddr       string         // MAPFRONT_LEGACY_ADDR: also serve the legacy JSON paths in-process (single binary); empty: off
+	// LegacyEdge is that listener's TLS, client certificates, source
+	// allowlist and rate limits (-legacy-tls-*, -legacy-allow,
+	// -legacy-*-limit; MAPFRONT_LEGACY_*), as the gateway's.
+	LegacyEdge legacy.EdgeConfig
 	Zone             *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
 	Cutover          time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
 	Policy           mapfront.Policy
@@ -58,10 +63,22 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("MAPFRONT_SHUTDOWN_TIMEOUT", 15*time.Second), "graceful shutdown limit")
 	fs.DurationVar(&c.CompletionWindow, "completion-window", envDuration("MAPFRONT_COMPLETION_WINDOW", 7*24*time.Hour), "how long a split-paid card may stay incomplete before it becomes an exception")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
+	c.LegacyEdge = legacy.DefaultEdgeConfig()
+	var errs []error
+	for _, f := range c.LegacyEdge.RegisterFlags(fs, "legacy-", "MAPFRONT_LEGACY_") {
+		if v := os.Getenv(f.Env); v != "" {
+			if err := fs.Set(f.Flag, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", f.Env, v, err))
+			}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	errs := envErrs()
+	errs = append(errs, envErrs()...)
+	if err := c.LegacyEdge.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	var err error
 	if c.Zone, err = time.LoadLocation(zone); err != nil {
 		errs = append(errs, fmt.Errorf("zone %q: %w", zone, err))

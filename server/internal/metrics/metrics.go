@@ -27,6 +27,8 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	// Batches counts settlement batches by their final status.
 	Batches *prometheus.CounterVec
+	// refusals counts legacy requests refused at the edge (single binary).
+	refusals *prometheus.CounterVec
 }
 
 // New registers the server's collectors, the Go runtime's and the pool's.
@@ -43,12 +45,20 @@ func New(pool *pgxpool.Pool) *Metrics {
 		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mapfront_settlement_batches_total", Help: "Settlement batches by outcome status.",
 		}, []string{"status"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mapfront_legacy_refusals_total",
+			Help: "Legacy requests refused at the edge, by reason: source (allowlist, 403), source_rate, terminal_rate, open_card_rate (10018).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.Batches,
+	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{pool: pool})
 	return m
 }
+
+// ObserveRefusal counts a legacy request refused at the edge (the reasons
+// of legacy.NewServer and legacy.Options.Refused).
+func (m *Metrics) ObserveRefusal(reason string) { m.refusals.WithLabelValues(reason).Inc() }
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
