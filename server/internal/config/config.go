@@ -22,10 +22,6 @@ type Config struct {
 	GRPCAddr         string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
 	HTTPAddr         string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics), default 127.0.0.1:9091
 	LegacyAddr       string         // MAPFRONT_LEGACY_ADDR: also serve the legacy JSON paths in-process (single binary); empty: off
-	// LegacyEdge is that listener's TLS, client certificates, source
-	// allowlist and rate limits (-legacy-tls-*, -legacy-allow,
-	// -legacy-*-limit; MAPFRONT_LEGACY_*), as the gateway's.
-	LegacyEdge legacy.EdgeConfig
 	Zone             *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
 	Cutover          time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
 	Policy           mapfront.Policy
@@ -37,6 +33,11 @@ type Config struct {
 	// CompletionWindow: how long a card order may stay short of its price
 	// before settlement files it for manual handling (MAPFRONT_COMPLETION_WINDOW, default 7 days).
 	CompletionWindow time.Duration
+
+	// LegacyEdge is the legacy listener's TLS, client certificates, source
+	// allowlist and rate limits (-legacy-tls-*, -legacy-allow,
+	// -legacy-*-limit; MAPFRONT_LEGACY_*), as the gateway's.
+	LegacyEdge legacy.EdgeConfig
 }
 
 // Load reads flags (from args) with environment fallbacks. The master key is
