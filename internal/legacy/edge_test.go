@@ -485,3 +485,17 @@ func TestBucketsBounded(t *testing.T) {
 		t.Error("the zero Limit limits or remembers")
 	}
 }
+
+func TestLimitText(t *testing.T) {
+	for in, want := range map[string]string{"20/10s": "20/10s", "10/m": "10/1m", "10/1m": "10/1m", "3/2h": "3/2h",
+		"5/90s": "5/1m30s", "1/500ms": "1/500ms", "off": "off", "0": "off"} {
+		var l Limit
+		if err := l.UnmarshalText([]byte(in)); err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if l.String() != want {
+			t.Errorf("%s reads as %s, want %s", in, l, want)
+		}
+	}
+}

@@ -31,7 +31,19 @@ func (l Limit) MarshalText() ([]byte, error) {
 	if l.off() {
 		return []byte("off"), nil
 	}
-	return []byte(strconv.Itoa(l.N) + "/" + l.Per.String()), nil
+	return []byte(strconv.Itoa(l.N) + "/" + shortDuration(l.Per)), nil
+}
+
+// shortDuration writes 1m for 1m0s and 2h for 2h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // UnmarshalText reads "N/period" (period a Go duration; a bare unit such as

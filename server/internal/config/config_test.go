@@ -75,7 +75,7 @@ func TestLegacyEdge(t *testing.T) {
 	}
 	e := c.LegacyEdge
 	if e.Allow.String() != "10.8.0.0/16" || e.Limits.Terminal.String() != "off" || e.MinTLS.String() != "1.3" ||
-		e.Limits.OpenCard.String() != "10/1m0s" {
+		e.Limits.OpenCard.String() != "10/1m" {
 		t.Errorf("legacy edge %+v", e)
 	}
 }
