@@ -262,6 +262,8 @@ var rawCases = []rawCase{
 	{name: "absolute request target", req: "POST http://x/front/offline/pay HTTP/1.1\r\nHost: x\r\nContent-Length: 19\r\n\r\n" + payBody, status: 200},
 	{name: "HTTP/1.0 without Host", req: "POST /front/offline/pay HTTP/1.0\r\nContent-Length: 19\r\n\r\n" + payBody, status: 200},
 	{name: "query string", req: "POST /front/offline/pay?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 19\r\n\r\n" + payBody, status: 200},
+	{name: "HTTP/2 preface without h2c", req: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", status: 404},
+	{name: "HTTP/2 upgrade request", req: "POST /front/offline/pay HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 19\r\n\r\n" + payBody, status: 200},
 	{name: "bare LF line ends", req: "POST /front/offline/pay HTTP/1.1\nHost: x\nContent-Length: 19\n\n" + payBody, status: 200},
 }
 

@@ -354,8 +354,9 @@ func (h *handler) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 			"reference", ex.reference,
 		)
 		v.errmsg = withReference(v.errmsg, ex.reference)
-	} else if v.errcode == codeBusy {
-		h.log.Warn("OfflineService call not made", "path", r.URL.Path, "grpc_message", status.Convert(err).Message())
+	} else if v.notSent {
+		h.log.Warn("OfflineService call not sent", "path", r.URL.Path,
+			"grpc_code", status.Code(err).String(), "grpc_message", status.Convert(err).Message())
 	}
 	h.writeEnvelope(w, ex, http.StatusOK, v.errcode, v.errmsg)
 	if ref := serverReference(err); ref != "" {

@@ -91,6 +91,7 @@ type verdict struct {
 	errcode  int32
 	errmsg   string
 	internal bool
+	notSent  bool // 10018 decided here: the call never reached a transport
 }
 
 // outcome is the one rule for a call that failed (SPEC section 3): 10018
@@ -115,7 +116,7 @@ func outcome(err error, d *delivery) verdict {
 		}
 	}
 	if d != nil && d.begun.Load() && !d.sent.Load() {
-		return verdict{errcode: codeBusy, errmsg: msgBusy}
+		return verdict{errcode: codeBusy, errmsg: msgBusy, notSent: true}
 	}
 	return verdict{errcode: codeInternal, errmsg: msgInternal, internal: true}
 }

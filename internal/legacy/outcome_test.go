@@ -51,6 +51,7 @@ func TestOutcome(t *testing.T) {
 		{"detail wins over delivery", detail(codes.Unavailable, &mapfrontv1.ErrorDetail{Errcode: 10002, Errmsg: "终端未登记"}), notSent, 10002, "终端未登记", false},
 		{"no ready connection", status.Error(codes.Unavailable, "connection refused"), notSent, 10018, msgBusy, false},
 		{"deadline while connecting", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), notSent, 10018, msgBusy, false},
+		{"canceled before sending", status.Error(codes.Canceled, "context canceled"), notSent, 10018, msgBusy, false},
 		{"connection lost mid-call", status.Error(codes.Unavailable, "error reading from server: EOF"), sent, 10000, msgInternal, true},
 		{"deadline after sending", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), sent, 10000, msgInternal, true},
 		{"canceled after sending", status.Error(codes.Canceled, "context canceled"), sent, 10000, msgInternal, true},
@@ -63,7 +64,9 @@ func TestOutcome(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := outcome(tt.err, tt.d)
-			if v.errcode != tt.errcode || v.errmsg != tt.errmsg || v.internal != tt.internal {
+			// notSent marks the 10018 decided at the edge, not the server's.
+			wantNotSent := tt.errcode == codeBusy && len(status.Convert(tt.err).Details()) == 0
+			if v.errcode != tt.errcode || v.errmsg != tt.errmsg || v.internal != tt.internal || v.notSent != wantNotSent {
 				t.Errorf("outcome = %+v, want errcode %d errmsg %q internal %v", v, tt.errcode, tt.errmsg, tt.internal)
 			}
 		})
