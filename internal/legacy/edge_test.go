@@ -499,3 +499,33 @@ func TestLimitText(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSHandshakeBounded: a client that connects to the HTTPS port and
+// never speaks is dropped once the header timeout passes; the handshake,
+// which runs inside the first read, holds no connection open forever.
+func TestTLSHandshakeBounded(t *testing.T) {
+	p := newPKI(t)
+	cfg := DefaultEdgeConfig()
+	cfg.CertFile, cfg.KeyFile = p.serverCert, p.serverKey
+	ln, err := Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(cfg, http.NotFoundHandler(), ServerLimits{ReadHeaderTimeout: 200 * time.Millisecond}, nil, nil)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("silent client still connected after 5 s")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("dropped after %v, want about the 200 ms header timeout", d)
+	}
+}
