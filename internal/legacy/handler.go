@@ -9,6 +9,13 @@
 // and the errors (always the envelope, HTTP 200 for business outcomes, the
 // errcode taken from the ErrorDetail the server puts in its status).
 // NewHandler puts the three together; main and the tests build the same one.
+//
+// The package is also the POSP edge (SPEC section 7), the same for the
+// gateway program and the server's single-binary mode: Listen and NewServer
+// give the listener (HTTPS, client certificates, source allowlist, and
+// net/http's own refusals rewritten into the envelope), Options.Limits the
+// rate limits, and outcome the one rule that says 10018 only when a failed
+// call provably had no effect (ClientOptions instruments the connection).
 package legacy
 
 import (
