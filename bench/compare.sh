@@ -153,6 +153,11 @@ MAPFRONT_DATABASE_URL=$(db_url "$mf_db")
 export MAPFRONT_MASTER_KEY_FILE="$top/.data/master.key"
 unset MAPFRONT_MASTER_KEY DATABASE_URL # exactly one master key source; the URL above
 bin/server migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
+# The load generator drives a few bench terminals far above a real POS's
+# rate, from one address: the edge's rate limits (README, "The POSP edge")
+# would measure themselves, not the pay path.
+export MAPFRONT_GATEWAY_TERMINAL_LIMIT=off MAPFRONT_GATEWAY_SOURCE_LIMIT=off MAPFRONT_GATEWAY_OPEN_CARD_LIMIT=off
+export MAPFRONT_LEGACY_TERMINAL_LIMIT=off MAPFRONT_LEGACY_SOURCE_LIMIT=off MAPFRONT_LEGACY_OPEN_CARD_LIMIT=off
 if [ -n "${single:-}" ]; then
   # Single-binary mode: the server serves the legacy paths in-process.
   bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" -legacy-addr "$gateway_addr" $(tls_args server) -roles-file "$top/.data/pki/roles" >"$work/server.log" 2>&1 &

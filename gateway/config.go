@@ -34,6 +34,9 @@ type config struct {
 	// DevPlaintext: MAPFRONT_INSECURE_DEV_PLAINTEXT=1, plaintext gRPC to a
 	// loopback server, for development only.
 	DevPlaintext bool
+	// Edge is the POSP-facing side: TLS, client certificates, source
+	// allowlist, rate limits (-tls-*, -allow, -*-limit; SPEC section 7).
+	Edge legacy.EdgeConfig
 }
 
 func defaultConfig() config {
@@ -50,6 +53,7 @@ func defaultConfig() config {
 		MaxHeaderBytes:    16 << 10,
 		GRPCMaxMsgBytes:   4 << 20,
 		LogLevel:          slog.LevelInfo,
+		Edge:              legacy.DefaultEdgeConfig(),
 	}
 }
 
@@ -75,6 +79,8 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 	v, _ := lookupEnv(mtls.EnvInsecureDevPlaintext)
 	c.DevPlaintext = v == "1"
 
+	edgeFlags := c.Edge.RegisterFlags(fs, "", "MAPFRONT_GATEWAY_")
+
 	env := []struct{ flag, name string }{
 		{"addr", "MAPFRONT_GATEWAY_ADDR"},
 		{"grpc-addr", "MAPFRONT_GRPC_ADDR"},
@@ -91,6 +97,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 		{"grpc-ca-file", mtls.EnvCAFile},
 		{"grpc-cert-file", mtls.EnvCertFile},
 		{"grpc-key-file", mtls.EnvKeyFile},
+	}
+	for _, f := range edgeFlags {
+		env = append(env, struct{ flag, name string }{f.Flag, f.Env})
 	}
 	for _, e := range env {
 		f := fs.Lookup(e.flag)
@@ -149,6 +158,9 @@ func (c config) validate() error {
 	// the POS would then reverse a pay whose answer was merely late.
 	if c.WriteTimeout <= c.CallTimeout {
 		errs = append(errs, fmt.Errorf("-write-timeout %v: must exceed -call-timeout %v", c.WriteTimeout, c.CallTimeout))
+	}
+	if err := c.Edge.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -59,16 +58,19 @@ func main() {
 func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) error {
 	// The link to the server is mutual TLS: the server knows the gateway by
 	// its certificate and lets it call OfflineService only (SPEC section 7).
+	// legacy.ClientOptions bound the reconnection (a restarted server is
+	// used within a second) and let the handler tell a call never sent
+	// (10018) from one whose outcome is unknown (10000).
 	creds, err := mtls.DialCredentials(cfg.GRPCAddr, cfg.TLS, cfg.DevPlaintext)
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(cfg.GRPCAddr, creds,
+	conn, err := grpc.NewClient(cfg.GRPCAddr, append(legacy.ClientOptions(), creds,
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(cfg.GRPCMaxMsgBytes),
 			grpc.MaxCallSendMsgSize(cfg.GRPCMaxMsgBytes),
 		),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("gRPC client for %s: %w", cfg.GRPCAddr, err)
 	}
@@ -80,25 +82,27 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 		CallTimeout:  cfg.CallTimeout,
 		Logger:       log,
 		Observe:      m.observe,
+		Limits:       cfg.Edge.Limits,
+		Refused:      m.refused,
 	})
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           routes(api, healthpb.NewHealthClient(conn), log, m),
+	srv := legacy.NewServer(cfg.Edge, routes(api, healthpb.NewHealthClient(conn), log, m), legacy.ServerLimits{
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	// Listening before serving makes a busy or bad address fail start-up.
-	ln, err := net.Listen("tcp", cfg.Addr)
+	}, log, m.refused)
+	// Listening before serving makes a busy or bad address, or unreadable
+	// key material, fail start-up.
+	ln, err := legacy.Listen(cfg.Addr, cfg.Edge)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	log.Info("gateway listening", "addr", ln.Addr().String(), "grpc_addr", cfg.GRPCAddr)
+	log.Info("gateway listening", "addr", ln.Addr().String(), "grpc_addr", cfg.GRPCAddr,
+		"tls", cfg.Edge.CertFile != "", "client_cert", cfg.Edge.ClientCAFile != "", "allow", cfg.Edge.Allow.String())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -118,34 +122,42 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 	return nil
 }
 
-// routes puts the operational endpoints beside the legacy handler, which
-// answers everything else (with the envelope, 404 for unknown paths).
+// routes puts the operational endpoints (GET or HEAD on their exact paths)
+// beside the legacy handler, which answers everything else with the
+// envelope (404 for unknown paths). It is a plain switch, not an
+// http.ServeMux: the mux would answer a path with "..", "//" or "." by a
+// redirect of its own, without the envelope.
 func routes(api http.Handler, health healthpb.HealthClient, log *slog.Logger, m *metrics) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.handler())
+	ops := map[string]http.Handler{}
+	ops["/metrics"] = m.handler()
 	// healthz: the process is alive and serving HTTP.
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	ops["/healthz"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	// readyz: the gRPC server answers its health check, so requests can be
 	// served; a load balancer should send no traffic before that.
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	ops["/readyz"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			log.Debug("not ready", "error", fmt.Sprint(err), "health", resp.GetStatus().String())
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			legacy.WriteEnvelope(w, http.StatusServiceUnavailable, 10018, "服务未就绪")
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ready\n")
 	})
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+	ops["/openapi.json"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Spec)
 	})
-	mux.Handle("/", api)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := ops[r.URL.Path]; ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }

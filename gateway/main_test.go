@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestLoadConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c != defaultConfig() {
+		if !reflect.DeepEqual(c, defaultConfig()) {
 			t.Errorf("got %+v, want the defaults", c)
 		}
 		if c.Addr != "127.0.0.1:8080" || c.GRPCAddr != "127.0.0.1:9090" || c.MaxBodyBytes != 64<<10 {
@@ -85,6 +86,11 @@ func TestLoadConfig(t *testing.T) {
 		{"write before call", []string{"-write-timeout", "10s"}, nil, "-write-timeout"},
 		{"stray argument", []string{"serve"}, nil, "unexpected"},
 		{"unknown flag", []string{"-port", "1"}, nil, "port"},
+		{"certificate without key", []string{"-tls-cert-file", "/etc/gw.pem"}, nil, "tls-key-file"},
+		{"client CA without certificate", []string{"-tls-client-ca-file", "/etc/posp-ca.pem"}, nil, "tls-client-ca-file"},
+		{"bad allowlist", nil, map[string]string{"MAPFRONT_GATEWAY_ALLOW": "10.0.0.0/8,nowhere"}, "MAPFRONT_GATEWAY_ALLOW"},
+		{"bad limit", nil, map[string]string{"MAPFRONT_GATEWAY_SOURCE_LIMIT": "100"}, "MAPFRONT_GATEWAY_SOURCE_LIMIT"},
+		{"bad TLS version", []string{"-tls-min-version", "1.0"}, nil, "tls-min-version"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,8 +150,14 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("/readyz with a serving server: HTTP %d", rec.Code)
 	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	if rec := get("/readyz"); rec.Code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz with a server not serving: HTTP %d", rec.Code)
+	if rec := get("/readyz"); rec.Code != http.StatusServiceUnavailable || !strings.HasPrefix(rec.Body.String(), `{"errcode":10018,`) {
+		t.Errorf("/readyz with a server not serving: HTTP %d %s", rec.Code, rec.Body)
+	}
+	// No redirects of a path cleaner: the legacy handler answers.
+	for _, p := range []string{"/x/../healthz", "//healthz", "/front/offline/../offline/pay"} {
+		if rec := get(p); rec.Code != http.StatusNotFound || !strings.HasPrefix(rec.Body.String(), `{"errcode":10001,`) {
+			t.Errorf("GET %s: HTTP %d %s", p, rec.Code, rec.Body)
+		}
 	}
 	rec = get("/openapi.json")
 	body, _ := io.ReadAll(rec.Body)

@@ -18,6 +18,7 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	refusals *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -30,8 +31,12 @@ func newMetrics() *metrics {
 			Name: "mapfront_gateway_request_seconds", Help: "Legacy request latency by path.",
 			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 		}, []string{"path"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mapfront_gateway_refusals_total",
+			Help: "Requests refused at the edge, by reason: source (not in the allowlist, 403), source_rate, terminal_rate, open_card_rate (10018).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(),
+	m.reg.MustRegister(m.requests, m.latency, m.refusals, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -41,5 +46,8 @@ func (m *metrics) observe(path string, errcode int32, d time.Duration) {
 	m.requests.WithLabelValues(name, strconv.Itoa(int(errcode))).Inc()
 	m.latency.WithLabelValues(name).Observe(d.Seconds())
 }
+
+// refused counts a request refused at the edge.
+func (m *metrics) refused(reason string) { m.refusals.WithLabelValues(reason).Inc() }
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

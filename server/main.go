@@ -163,7 +163,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		// OfflineService over an in-memory gRPC connection to srv, so that
 		// the interceptors of serverOptions run as they do for the gateway
 		// program, which makes the same calls over the network.
-		var dial []grpc.DialOption
+		// legacy.ClientOptions tell a call never sent (10018) from one whose
+		// outcome is unknown (10000), as in the gateway program.
+		dial := legacy.ClientOptions()
 		if !cfg.DevPlaintext {
 			// The in-process legacy handler authenticates as the gateway
 			// does: with a client certificate whose identity has the posp role.
@@ -179,16 +181,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		}
 		defer conn.Close()
 		api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{
-			Logger: log, Observe: m.ObserveLegacy})
+			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal})
 		if err != nil {
 			return err
 		}
-		ll, err := net.Listen("tcp", cfg.LegacyAddr)
+		// The same listener as the gateway's: TLS, client certificates,
+		// source allowlist, and net/http's refusals in the envelope.
+		ll, err := legacy.Listen(cfg.LegacyAddr, cfg.LegacyEdge)
 		if err != nil {
 			return err
 		}
-		legacySrv = &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, WriteTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		legacySrv = legacy.NewServer(cfg.LegacyEdge, api, legacy.ServerLimits{ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10},
+			log, m.ObserveRefusal)
 		go func() {
 			if err := legacySrv.Serve(ll); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err

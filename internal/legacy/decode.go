@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
@@ -26,6 +27,7 @@ const (
 	msgTooDeep    = "请求报文嵌套过深"
 	whyAmount     = "金额必须是非负整数（分）"
 	whyAmountSize = "金额超出范围"
+	whyControl    = "不能含控制字符"
 )
 
 // DecodeError is a request body that the legacy contract cannot accept.
@@ -81,6 +83,10 @@ func unmarshal(data []byte, m proto.Message) error {
 func stripTrailingCommas(b []byte) []byte {
 	out := make([]byte, 0, len(b))
 	inString, escaped := false, false
+	// last is the last byte written outside whitespace: a comma right after
+	// { [ or another comma trails no value, and stays for the parser to
+	// refuse.
+	var last byte
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if inString {
@@ -93,6 +99,7 @@ func stripTrailingCommas(b []byte) []byte {
 				inString = false
 			}
 			out = append(out, c)
+			last = c
 			continue
 		}
 		switch c {
@@ -103,14 +110,20 @@ func stripTrailingCommas(b []byte) []byte {
 			for j < len(b) && isSpace(b[j]) {
 				j++
 			}
-			if j < len(b) && (b[j] == '}' || b[j] == ']') {
+			if j < len(b) && (b[j] == '}' || b[j] == ']') && last != '{' && last != '[' && last != ',' {
 				continue
 			}
 		}
 		out = append(out, c)
+		if !isSpace(c) {
+			last = c
+		}
 	}
 	return out
 }
+
+// isControl reports a C0 control character (U+0000 to U+001F).
+func isControl(r rune) bool { return r < 0x20 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
@@ -248,6 +261,13 @@ func scalar(fd protoreflect.FieldDescriptor, v any) (protoreflect.Value, error) 
 	case protoreflect.StringKind:
 		switch s := v.(type) {
 		case string:
+			// JSON forbids raw control characters in a string but lets
+			// them in escaped (\u0000). No field of the contract can hold
+			// one: NUL is refused by PostgreSQL (an internal error, had it
+			// got that far) and the others corrupt receipts and logs.
+			if strings.IndexFunc(s, isControl) >= 0 {
+				return protoreflect.Value{}, fieldError(name, whyControl)
+			}
 			return protoreflect.ValueOfString(s), nil
 		case json.Number:
 			// POS software writes numeric-looking ids as numbers now and

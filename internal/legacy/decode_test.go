@@ -21,7 +21,10 @@ func TestStripTrailingCommas(t *testing.T) {
 		{`{"a":"q\",}",}`, `{"a":"q\",}"}`},
 		{`{"a":"back\\",}`, `{"a":"back\\"}`},
 		{`{"a":1,"b":2}`, `{"a":1,"b":2}`},
-		{`{"a":1,,}`, `{"a":1,}`}, // only one comma goes; the parser refuses the rest
+		{`{"a":1,,}`, `{"a":1,,}`}, // a comma after a comma trails no value: kept, the parser refuses it
+		{`{,}`, `{,}`},
+		{`[ , ]`, `[ , ]`},
+		{`{"a":{},}`, `{"a":{}}`},
 		{`,`, `,`},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,13 @@
 // and the errors (always the envelope, HTTP 200 for business outcomes, the
 // errcode taken from the ErrorDetail the server puts in its status).
 // NewHandler puts the three together; main and the tests build the same one.
+//
+// The package is also the POSP edge (SPEC section 7), the same for the
+// gateway program and the server's single-binary mode: Listen and NewServer
+// give the listener (HTTPS, client certificates, source allowlist, and
+// net/http's own refusals rewritten into the envelope), Options.Limits the
+// rate limits, and outcome the one rule that says 10018 only when a failed
+// call provably had no effect (ClientOptions instruments the connection).
 package legacy
 
 import (
@@ -20,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -27,7 +35,6 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -49,6 +56,7 @@ const (
 const (
 	codeInternal  = 10000
 	codeMalformed = 10001
+	codeTerminal  = 10002
 	codeBusy      = 10018
 )
 
@@ -69,9 +77,9 @@ type Options struct {
 	// MaxBodyBytes bounds a request body (SPEC section 7); over it the answer
 	// is HTTP 413. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// CallTimeout is the deadline of each gRPC call. When it passes, the
-	// outcome is unknown to the gateway and the answer is 10000. Zero means
-	// DefaultCallTimeout.
+	// CallTimeout is the deadline of each gRPC call. When it passes after
+	// the request was sent, the outcome is unknown to the gateway and the
+	// answer is 10000 (see outcome). Zero means DefaultCallTimeout.
 	CallTimeout time.Duration
 	// Logger receives one line per request (never its body: bodies hold PIN
 	// blocks and ID numbers) and the internal errors. Nil discards.
@@ -79,6 +87,16 @@ type Options struct {
 	// Observe, when set, is told of every answer: its path, errcode and how
 	// long it took (the gateway's metrics).
 	Observe func(path string, errcode int32, d time.Duration)
+	// Limits are the admission limits (SPEC section 7). The zero value
+	// limits nothing; the programs pass EdgeConfig.Limits, whose default is
+	// DefaultLimits.
+	Limits Limits
+	// Refused, when set, is told of each request refused by a limit, with
+	// its reason (RefusedSourceRate, RefusedTerminalRate,
+	// RefusedOpenCardRate): the refusal metrics.
+	Refused func(reason string)
+	// Now is the clock of the limits; nil means time.Now.
+	Now func() time.Time
 }
 
 // NewHandler returns the http.Handler of the legacy paths, calling
@@ -92,6 +110,12 @@ func NewHandler(client mapfrontv1.OfflineServiceClient, opts Options) (http.Hand
 		timeout: opts.CallTimeout,
 		log:     opts.Logger,
 		observe: opts.Observe,
+		sources: newBuckets(opts.Limits.Source),
+		now:     opts.Now,
+		refused: opts.Refused,
+	}
+	if h.now == nil {
+		h.now = time.Now
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -119,7 +143,14 @@ func NewHandler(client mapfrontv1.OfflineServiceClient, opts Options) (http.Hand
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithWriteContentLength(),
 	)
-	if err := mapfrontv1.RegisterOfflineServiceHandlerClient(context.Background(), h.mux, client); err != nil {
+	limited := &limitedClient{
+		next:     client,
+		terminal: newBuckets(opts.Limits.Terminal),
+		openCard: newBuckets(opts.Limits.OpenCard),
+		now:      h.now,
+		refused:  opts.Refused,
+	}
+	if err := mapfrontv1.RegisterOfflineServiceHandlerClient(context.Background(), h.mux, limited); err != nil {
 		return nil, fmt.Errorf("legacy: register OfflineService: %w", err)
 	}
 	return h, nil
@@ -165,6 +196,9 @@ type handler struct {
 	timeout time.Duration
 	log     *slog.Logger
 	observe func(path string, errcode int32, d time.Duration)
+	sources *buckets
+	now     func() time.Time
+	refused func(reason string)
 }
 
 // exchange is what one request's hooks share: the raw body (echoed in every
@@ -173,6 +207,7 @@ type exchange struct {
 	okMsg     string
 	raw       []byte
 	decodeErr error
+	delivery  *delivery
 	answered  bool
 	status    int
 	errcode   int32
@@ -188,7 +223,7 @@ func exchangeFrom(ctx context.Context) *exchange {
 	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
 		return ex
 	}
-	return &exchange{}
+	return &exchange{delivery: &delivery{}}
 }
 
 // rawBody replaces the request body for grpc-gateway: the bytes already read,
@@ -205,7 +240,7 @@ func (*rawBody) Close() error { return nil }
 // happens, the answer is the envelope and one access-log line is written.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ex := &exchange{}
+	ex := &exchange{delivery: &delivery{}}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -245,6 +280,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeEnvelope(w, ex, http.StatusMethodNotAllowed, codeMalformed, msgMethod)
 		return
 	}
+	if r.ContentLength > h.maxBody {
+		// Announced over the limit: refused at once, rather than after
+		// reading up to the limit or waiting for a body never sent.
+		h.writeEnvelope(w, ex, http.StatusRequestEntityTooLarge, codeMalformed, msgTooLarge)
+		return
+	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		// The body was not received whole, so there is nothing exact to
@@ -258,13 +299,30 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.okMsg, ex.raw = okMsg, raw
+	if !h.sources.allow(sourceKey(r.RemoteAddr), h.now()) {
+		if h.refused != nil {
+			h.refused(RefusedSourceRate)
+		}
+		h.writeEnvelope(w, ex, http.StatusOK, codeBusy, msgRateLimited)
+		return
+	}
 
-	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), exchangeKey{}, ex), h.timeout)
+	ctx := withDelivery(context.WithValue(r.Context(), exchangeKey{}, ex), ex.delivery)
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	req := r.WithContext(ctx)
 	req.Body = &rawBody{Reader: bytes.NewReader(raw), ex: ex}
 	req.ContentLength = int64(len(raw))
 	h.mux.ServeHTTP(w, req)
+}
+
+// sourceKey is the bucket key of a peer: its address without the port, so
+// that all connections of one host share the limit.
+func sourceKey(remoteAddr string) string {
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
 }
 
 // wrapAnswer puts a successful response into the envelope; grpc-gateway then
@@ -289,34 +347,38 @@ func (h *handler) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 		h.writeEnvelope(w, ex, hse.HTTPStatus, codeMalformed, msgBadRequest)
 		return
 	}
-	st := status.Convert(err)
-	for _, d := range st.Details() {
-		if ed, ok := d.(*mapfrontv1.ErrorDetail); ok && ed.GetErrcode() != 0 {
-			h.writeEnvelope(w, ex, http.StatusOK, ed.GetErrcode(), detailMessage(ed))
-			ex.reference = ed.GetReference()
-			return
+	v := outcome(err, ex.delivery)
+	if v.internal {
+		// The outcome is unknown here: the terminal gets 10000 and a
+		// reference that finds this line in the log, and reverses.
+		st := status.Convert(err)
+		ex.reference = newReference()
+		h.log.Error("OfflineService call failed",
+			"path", r.URL.Path,
+			"grpc_code", st.Code().String(),
+			"grpc_message", st.Message(),
+			"sent", ex.delivery.sent.Load(),
+			"reference", ex.reference,
+		)
+		v.errmsg = withReference(v.errmsg, ex.reference)
+	} else if v.notSent {
+		h.log.Warn("OfflineService call not sent", "path", r.URL.Path,
+			"grpc_code", status.Code(err).String(), "grpc_message", status.Convert(err).Message())
+	}
+	h.writeEnvelope(w, ex, http.StatusOK, v.errcode, v.errmsg)
+	if ref := serverReference(err); ref != "" {
+		ex.reference = ref
+	}
+}
+
+// serverReference is the reference of the server's ErrorDetail, if any.
+func serverReference(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if ed, ok := d.(*mapfrontv1.ErrorDetail); ok {
+			return ed.GetReference()
 		}
 	}
-	if st.Code() == codes.Unavailable {
-		// The server could not be reached. With fail-fast calls that means
-		// the request was not delivered; and should it have been, a retry
-		// with the same terminal key gets the stored answer (SPEC section
-		// 5), so "try again" is safe either way.
-		h.log.Warn("OfflineService unavailable", "path", r.URL.Path, "grpc_message", st.Message())
-		h.writeEnvelope(w, ex, http.StatusOK, codeBusy, msgBusy)
-		return
-	}
-	// A deadline, a cancelled call or a status the server should not send:
-	// the outcome is unknown here, so the terminal gets 10000 and a
-	// reference that finds this line in the log.
-	ex.reference = newReference()
-	h.log.Error("OfflineService call failed",
-		"path", r.URL.Path,
-		"grpc_code", st.Code().String(),
-		"grpc_message", st.Message(),
-		"reference", ex.reference,
-	)
-	h.writeEnvelope(w, ex, http.StatusOK, codeInternal, withReference(msgInternal, ex.reference))
+	return ""
 }
 
 // detailMessage is the errmsg of a server's ErrorDetail, with the reference

@@ -114,7 +114,7 @@ func (b *backend) DownloadProduct(ctx context.Context, r *mapfrontv1.DownloadPro
 
 // newGateway starts the fake backend on a loopback gRPC server and returns
 // the real handler connected to it.
-func newGateway(t *testing.T, opts Options) (http.Handler, *backend) {
+func newGateway(t testing.TB, opts Options) (http.Handler, *backend) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -128,9 +128,11 @@ func newGateway(t *testing.T, opts Options) (http.Handler, *backend) {
 	return handlerFor(t, lis.Addr().String(), opts), b
 }
 
-func handlerFor(t *testing.T, addr string, opts Options) http.Handler {
+// handlerFor connects the handler to addr as the gateway program does, with
+// ClientOptions.
+func handlerFor(t testing.TB, addr string, opts Options) http.Handler {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, append(ClientOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"mapfront/internal/legacy"
 	"mapfront/internal/mtls"
 	"mapfront/server/internal/mapfront"
 )
@@ -46,6 +47,10 @@ type Config struct {
 	// (-legacy-client-cert-file/-legacy-client-key-file,
 	// MAPFRONT_LEGACY_CLIENT_CERT_FILE/MAPFRONT_LEGACY_CLIENT_KEY_FILE).
 	LegacyCert, LegacyKey string
+	// LegacyEdge is the legacy listener's TLS, client certificates, source
+	// allowlist and rate limits (-legacy-tls-*, -legacy-allow,
+	// -legacy-*-limit; MAPFRONT_LEGACY_*), as the gateway's.
+	LegacyEdge legacy.EdgeConfig
 }
 
 // LegacyClientTLS is the mutual-TLS files of single-binary mode's in-process
@@ -84,10 +89,22 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.StringVar(&c.LegacyCert, "legacy-client-cert-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_CERT_FILE"), "single binary: PEM certificate (role posp) the legacy listener calls the gRPC API with")
 	fs.StringVar(&c.LegacyKey, "legacy-client-key-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_KEY_FILE"), "single binary: PEM private key of -legacy-client-cert-file")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
+	c.LegacyEdge = legacy.DefaultEdgeConfig()
+	var errs []error
+	for _, f := range c.LegacyEdge.RegisterFlags(fs, "legacy-", "MAPFRONT_LEGACY_") {
+		if v := os.Getenv(f.Env); v != "" {
+			if err := fs.Set(f.Flag, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", f.Env, v, err))
+			}
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	errs := envErrs()
+	errs = append(errs, envErrs()...)
+	if err := c.LegacyEdge.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	var err error
 	if c.Zone, err = time.LoadLocation(zone); err != nil {
 		errs = append(errs, fmt.Errorf("zone %q: %w", zone, err))

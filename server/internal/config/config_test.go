@@ -46,6 +46,9 @@ func TestBadValuesStop(t *testing.T) {
 		{"MAPFRONT_STATEMENT_TIMEOUT", "soon", "MAPFRONT_STATEMENT_TIMEOUT"},
 		{"MAPFRONT_COMPLETION_WINDOW", "-1h", "completion-window"},
 		{"MAPFRONT_LOG_LEVEL", "loud", "log-level"},
+		{"MAPFRONT_LEGACY_ALLOW", "10.0.0.0/40", "MAPFRONT_LEGACY_ALLOW"},
+		{"MAPFRONT_LEGACY_TERMINAL_LIMIT", "fast", "MAPFRONT_LEGACY_TERMINAL_LIMIT"},
+		{"MAPFRONT_LEGACY_TLS_CERT_FILE", "/etc/cert.pem", "tls-key-file"},
 	}
 	for _, c := range cases {
 		t.Run(c.env+"="+c.val, func(t *testing.T) {
@@ -58,5 +61,21 @@ func TestBadValuesStop(t *testing.T) {
 	}
 	if _, err := load(t, "-cutover", "02:30"); err != nil {
 		t.Fatalf("flag cutover: %v", err)
+	}
+}
+
+// The single binary's legacy listener reads the same edge settings as the
+// gateway, under -legacy-* and MAPFRONT_LEGACY_*; a flag beats the variable.
+func TestLegacyEdge(t *testing.T) {
+	t.Setenv("MAPFRONT_LEGACY_ALLOW", "10.8.0.0/16")
+	t.Setenv("MAPFRONT_LEGACY_TERMINAL_LIMIT", "5/1s")
+	c, err := load(t, "-legacy-terminal-limit", "off", "-legacy-tls-min-version", "1.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.LegacyEdge
+	if e.Allow.String() != "10.8.0.0/16" || e.Limits.Terminal.String() != "off" || e.MinTLS.String() != "1.3" ||
+		e.Limits.OpenCard.String() != "10/1m" {
+		t.Errorf("legacy edge %+v", e)
 	}
 }

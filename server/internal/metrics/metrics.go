@@ -29,6 +29,8 @@ type Metrics struct {
 	// Batches counts settlement batches by their final status.
 	Batches *prometheus.CounterVec
 	refused *prometheus.CounterVec
+	// refusals counts legacy requests refused at the edge (single binary).
+	refusals *prometheus.CounterVec
 }
 
 // New registers the server's collectors, the Go runtime's and the pool's.
@@ -48,12 +50,20 @@ func New(pool *pgxpool.Pool) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mapfront_grpc_refused_total", Help: "gRPC calls refused by authentication or authorization, by method and code (Unauthenticated, PermissionDenied).",
 		}, []string{"method", "code"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mapfront_legacy_refusals_total",
+			Help: "Legacy requests refused at the edge, by reason: source (allowlist, 403), source_rate, terminal_rate, open_card_rate (10018).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused,
+	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{pool: pool})
 	return m
 }
+
+// ObserveRefusal counts a legacy request refused at the edge (the reasons
+// of legacy.NewServer and legacy.Options.Refused).
+func (m *Metrics) ObserveRefusal(reason string) { m.refusals.WithLabelValues(reason).Inc() }
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
