@@ -98,7 +98,8 @@ func runServer(cmd string, args []string) error {
 	defer stop()
 	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
 		Clock:  mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now},
-		Policy: cfg.Policy, NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), Log: log,
+		Policy: cfg.Policy, NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys),
+		SealID: mapfront.IDSealer(keys), Log: log,
 		MaxConns: cfg.MaxConns, StatementTimeout: cfg.StatementTimeout,
 	})
 	if err != nil {

@@ -285,6 +285,9 @@ func (s *Store) openFromFile(ctx context.Context, tx pgx.Tx, r *run, st *stagedR
 	if err := req.Validate(); err != nil {
 		return domainOr(err, notOpenable)
 	}
+	if req.ID, err = s.sealID(req.Mobile, req.IDNumber); err != nil {
+		return nil, err
+	}
 	if req.PaySum > p.Price {
 		return notOpenable(fmt.Sprintf("金额%s元超过产品价格%s元", mapfront.FormatYuan(req.PaySum), mapfront.FormatYuan(p.Price))), nil
 	}
