@@ -8,9 +8,9 @@
 package postgres
 
 import (
-	"errors"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
