@@ -11,11 +11,8 @@ import (
 
 // The store's side of sealing and key rotation (mapfront.KeyStore, SPEC
 // section 7): it reads and writes sealed bytes and indexes it cannot open.
-// Which key wrote a value is told by its first secret.PrefixSize bytes,
-// compared here with the current key's prefix the service passes in.
-
-// prefixLen is how many leading bytes name the key (secret.PrefixSize).
-const prefixLen = 7
+// Which key wrote a value is told by its leading bytes, compared here with
+// the current key's prefix the service passes in (its length included).
 
 // ClearIDs implements mapfront.KeyStore.
 func (s *Store) ClearIDs(ctx context.Context, limit int) ([]mapfront.ClearID, error) {
@@ -52,7 +49,7 @@ func (s *Store) StaleIDs(ctx context.Context, prefix []byte, after int64, limit 
 	rows, err := s.pool.Query(ctx, `SELECT customer_id, mobile, id_sealed, id_index FROM customers
 WHERE id_sealed IS NOT NULL AND customer_id > $2
   AND (substring(id_sealed FROM 1 FOR $3) <> $1 OR substring(id_index FROM 1 FOR $3) <> $1)
-ORDER BY customer_id LIMIT $4`, prefix, after, prefixLen, limit)
+ORDER BY customer_id LIMIT $4`, prefix, after, len(prefix), limit)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -67,7 +64,7 @@ ORDER BY customer_id LIMIT $4`, prefix, after, prefixLen, limit)
 func (s *Store) StaleTPKs(ctx context.Context, prefix []byte, after string, limit int) ([]mapfront.SealedTPKRow, error) {
 	rows, err := s.pool.Query(ctx, `SELECT terminal_id, tpk_sealed FROM terminals
 WHERE tpk_sealed IS NOT NULL AND terminal_id > $2 AND substring(tpk_sealed FROM 1 FOR $3) <> $1
-ORDER BY terminal_id LIMIT $4`, prefix, after, prefixLen, limit)
+ORDER BY terminal_id LIMIT $4`, prefix, after, len(prefix), limit)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -127,7 +124,7 @@ func (s *Store) CountKeys(ctx context.Context, prefix []byte) (mapfront.KeyCount
         AND (substring(id_sealed FROM 1 FOR $2) <> $1 OR substring(id_index FROM 1 FOR $2) <> $1)),
     (SELECT count(*) FROM terminals WHERE tpk_sealed IS NOT NULL AND substring(tpk_sealed FROM 1 FOR $2) <> $1),
     (SELECT count(*) FROM customers WHERE pw_hash IS NOT NULL AND substring(pw_hash FROM 1 FOR $2) <> $1)`,
-		prefix, prefixLen).Scan(&c.ClearIDs, &c.IDs, &c.TPKs, &c.Passwords)
+		prefix, len(prefix)).Scan(&c.ClearIDs, &c.IDs, &c.TPKs, &c.Passwords)
 	if err != nil {
 		return c, fmt.Errorf("count keys: %w", s.wrap(err))
 	}
