@@ -84,7 +84,7 @@ func startGRPC(t *testing.T, mutate func(*config.Config)) *config.Config {
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.Options{
 		Clock: mapfront.Clock{Zone: zone, Now: time.Now}, Policy: cfg.Policy,
-		NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), Log: log, MaxConns: 4})
+		NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), SealID: mapfront.IDSealer(keys), Log: log, MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func startSystem(t *testing.T, inProcess bool) *system {
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.Options{
 		Clock: mapfront.Clock{Zone: zone, Now: time.Now}, Policy: cfg.Policy,
-		NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), Log: log, MaxConns: 8})
+		NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), SealID: mapfront.IDSealer(keys), Log: log, MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@
 // and graceful shutdown. Subcommands:
 //
 //	server [serve]       run the gRPC server (default)
-//	server migrate       apply the embedded migrations and exit
+//	server migrate       apply the embedded migrations, seal the ID numbers still in clear, and exit
+//	server rotate-keys   re-seal ID numbers and PIN keys under the current master key
+//	                     (--check: only report what is left under old keys; exit 1 if any)
 //	server demo          load the demo data of SPEC section 8 and exit
 //	server verify-ledger ask a running server to prove the ledger (exit 1 if not)
 //	server pinblock      build a paymentCodeDES for a PIN, consumerId and key
@@ -54,7 +56,7 @@ func main() {
 	}
 	var err error
 	switch cmd {
-	case "serve", "migrate", "demo":
+	case "serve", "migrate", "demo", "rotate-keys":
 		err = runServer(cmd, args)
 	case "verify-ledger":
 		err = verifyLedger(args)
@@ -65,7 +67,7 @@ func main() {
 	case "certs":
 		err = makeCerts(args)
 	default:
-		err = fmt.Errorf("unknown command %q (serve, migrate, demo, verify-ledger, pinblock, keygen, certs)", cmd)
+		err = fmt.Errorf("unknown command %q (serve, migrate, demo, rotate-keys, verify-ledger, pinblock, keygen, certs)", cmd)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -77,6 +79,10 @@ func main() {
 }
 
 func runServer(cmd string, args []string) error {
+	check := false
+	if cmd == "rotate-keys" && len(args) > 0 && (args[0] == "--check" || args[0] == "-check") {
+		check, args = true, args[1:]
+	}
 	cfg, err := config.Load(flag.NewFlagSet(cmd, flag.ContinueOnError), args)
 	if err != nil {
 		return err
@@ -98,13 +104,24 @@ func runServer(cmd string, args []string) error {
 	defer stop()
 	store, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
 		Clock:  mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now},
-		Policy: cfg.Policy, NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys), Log: log,
+		Policy: cfg.Policy, NewCustomerPassword: mapfront.InitialPasswordHasher(cfg.Policy, keys),
+		SealID: mapfront.IDSealer(keys), Log: log,
 		MaxConns: cfg.MaxConns, StatementTimeout: cfg.StatementTimeout,
 	})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if cmd == "rotate-keys" {
+		return rotateKeys(ctx, store, keys, log, check)
+	}
+	// Migration 0005 completed in Go: rows written before it get their ID
+	// number sealed before anything is served (SPEC section 7).
+	if n, err := mapfront.SealPendingIDs(ctx, store, keys, log); err != nil {
+		return fmt.Errorf("seal ID numbers: %w", err)
+	} else if n > 0 {
+		log.Info("ID numbers in clear sealed", "rows", n)
+	}
 	switch cmd {
 	case "migrate":
 		log.Info("migrations applied")
@@ -336,5 +353,29 @@ func buildPINBlock(args []string) error {
 		return err
 	}
 	fmt.Println(block)
+	return nil
+}
+
+// rotateKeys re-seals what old master keys wrote under the current one
+// (or, with check, only counts it) and reports what is left. It fails
+// (exit 1) while anything is left, so that a runbook can loop on
+// `server rotate-keys --check` before removing the old keys.
+func rotateKeys(ctx context.Context, store *postgres.Store, keys *secret.Keys, log *slog.Logger, check bool) error {
+	var left mapfront.KeyCounts
+	var err error
+	if check {
+		left, err = store.CountKeys(ctx, keys.CurrentPrefix())
+	} else {
+		left, err = mapfront.RotateKeys(ctx, store, keys, log)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("current key %s: not yet under it: %d clear ID numbers, %d ID numbers, %d terminal PIN keys, %d password hashes\n",
+		keys.KeyID(), left.ClearIDs, left.IDs, left.TPKs, left.Passwords)
+	if !left.Done() {
+		return fmt.Errorf("values remain under old keys: keep MAPFRONT_OLD_MASTER_KEYS_FILE (passwords move on the customer's next successful pay or query; a reset under the new key moves one at once)")
+	}
+	fmt.Println("nothing left under old keys: they can be removed")
 	return nil
 }

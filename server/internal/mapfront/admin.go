@@ -109,11 +109,11 @@ type AdminStore interface {
 	UpsertTerminal(ctx context.Context, t TerminalRow) (string, error)
 	// CreateCustomer finds or creates a customer with a cash account; a new
 	// one gets pwHash. 10016 mobile of another ID.
-	CreateCustomer(ctx context.Context, mobile, idNumber string, pwHash []byte) error
+	CreateCustomer(ctx context.Context, mobile string, id *SealedID, pwHash []byte) error
 	// GetCustomer: 10005.
 	GetCustomer(ctx context.Context, mobile string) (*CustomerView, error)
-	// CustomerIDNumber returns a customer's ID number. 10005.
-	CustomerIDNumber(ctx context.Context, mobile string) (string, error)
+	// CustomerSealedID returns a customer's sealed ID number. 10005.
+	CustomerSealedID(ctx context.Context, mobile string) ([]byte, error)
 	// SetPasswordHash sets a customer's password hash (nil: none), clears
 	// the count and unlocks. 10005.
 	SetPasswordHash(ctx context.Context, mobile string, hash []byte) error
@@ -223,7 +223,11 @@ func (s *AdminService) CreateCustomer(ctx context.Context, mobile, idNumber stri
 	if err != nil {
 		return nil, err
 	}
-	if err := s.AdminStore.CreateCustomer(ctx, mobile, idNumber, hash); err != nil {
+	id, err := SealID(s.keys, mobile, idNumber)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.AdminStore.CreateCustomer(ctx, mobile, id, hash); err != nil {
 		return nil, err
 	}
 	return s.GetCustomer(ctx, mobile)
@@ -245,7 +249,11 @@ func (s *AdminService) SetPaymentPassword(ctx context.Context, mobile, password 
 // ResetPaymentPassword puts the policy's initial password back (none under
 // policy none) and unlocks. Errors: 10005.
 func (s *AdminService) ResetPaymentPassword(ctx context.Context, mobile string) error {
-	id, err := s.CustomerIDNumber(ctx, mobile)
+	sealed, err := s.CustomerSealedID(ctx, mobile)
+	if err != nil {
+		return err
+	}
+	id, err := s.keys.OpenIDNumber(mobile, sealed)
 	if err != nil {
 		return err
 	}

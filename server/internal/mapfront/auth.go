@@ -18,6 +18,9 @@ func CheckTerminal(t TerminalState, o Origin) error {
 type Credentials struct {
 	PINOpened  bool
 	PasswordOK bool
+	// Rehash is the password hashed under the current master key when it
+	// verified under an old one; Authenticate stores it on success.
+	Rehash []byte
 }
 
 // Authenticate applies the rules that pay and get_account_info share, in
@@ -37,8 +40,11 @@ func Authenticate(t TerminalState, o Origin, c *Customer, cred Credentials, maxF
 	}
 	failures, locked, err := CheckPassword(c.PwHash != nil, c.Locked, c.Failures, cred.PasswordOK, maxFailures)
 	var change *PasswordChange
-	if failures != c.Failures || locked != c.Locked {
+	if failures != c.Failures || locked != c.Locked || (err == nil && cred.Rehash != nil) {
 		change = &PasswordChange{CustomerID: c.ID, Failures: failures, Locked: locked}
+		if err == nil {
+			change.Rehash = cred.Rehash
+		}
 	}
 	return change, err
 }

@@ -39,9 +39,10 @@ func CardRemark(price, paid int64, p ActivationPolicy, accountID string) string 
 }
 
 // CheckIdentity applies the customer rule of open_card (SPEC section 5): an
-// existing mobile number with another ID number is 10016.
-func CheckIdentity(c *Customer, idNumber string) error {
-	if c != nil && c.IDNumber != idNumber {
+// existing mobile number with another ID number is 10016. The ID numbers
+// are compared by blind index (SPEC section 7).
+func CheckIdentity(c *Customer, id *SealedID) error {
+	if c != nil && !id.Matches(c.IDIndex) {
 		return Errorf(CodeIdentity, "身份证号与手机号不属于同一客户")
 	}
 	return nil
@@ -70,7 +71,7 @@ func DecideOpenCard(r *OpenCardRequest, st *OpenCardState, p Policy, c Clock, no
 		err = CheckProduct(st.Product, r.ProductID)
 	}
 	if err == nil {
-		err = CheckIdentity(st.Customer, r.IDNumber)
+		err = CheckIdentity(st.Customer, r.ID)
 	}
 	var o CardOrder
 	if err == nil {
@@ -96,7 +97,7 @@ func DecideOpenCard(r *OpenCardRequest, st *OpenCardState, p Policy, c Clock, no
 		return out, nil, err
 	}
 	if st.Customer == nil {
-		out.NewCustomer = &NewCustomer{Mobile: r.Mobile, IDNumber: r.IDNumber, PwHash: pwHash,
+		out.NewCustomer = &NewCustomer{Mobile: r.Mobile, ID: r.ID, PwHash: pwHash,
 			CashAccountID: AccountID(CashPrefix, st.CashSeq)}
 	}
 	if st.Filling == nil {

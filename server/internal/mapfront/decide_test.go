@@ -319,6 +319,10 @@ func TestDecideUndo(t *testing.T) {
 
 func ptr(n int64) *int64 { return &n }
 
+// testIndex stands for a blind index in the pure rules' tests: equal ID
+// numbers give equal bytes, which is all CheckIdentity relies on.
+func testIndex(id string) []byte { return []byte("index:" + id) }
+
 func TestDecideOpenCard(t *testing.T) {
 	c := shanghai(t)
 	now := time.Date(2026, 11, 26, 10, 13, 52, 0, time.UTC)
@@ -326,7 +330,7 @@ func TestDecideOpenCard(t *testing.T) {
 	product := &Product{ID: "1010", Name: "乐驾包5000", Price: 450000, FaceValue: 500000, Kind: Discount, Installments: 1, OnSale: true}
 	offSale := *product
 	offSale.OnSale = false
-	known := &Customer{ID: 3, Mobile: "13800000001", IDNumber: "110105194912310038"}
+	known := &Customer{ID: 3, Mobile: "13800000001", IDIndex: testIndex("110105194912310038")}
 	filling := &CardOrder{ID: "20261126181352000002", CustomerID: 3, ProductID: "1010", AccountID: "1010000000000030",
 		Price: 450000, FaceValue: 500000, Installments: 1, Paid: 200000, Filling: true, Status: "pending"}
 	immediate := DefaultPolicy()
@@ -350,7 +354,7 @@ func TestDecideOpenCard(t *testing.T) {
 			250000, immediate, OK, false, false, true, "已付清，卡1010000000000030已生效"},
 		{"over what is due", OpenCardState{Terminal: term, Product: product, Customer: known, Filling: filling},
 			250001, DefaultPolicy(), CodeAmount, false, false, false, ""},
-		{"mobile of another ID", OpenCardState{Terminal: term, Product: product, Customer: &Customer{ID: 1, IDNumber: "11010519491231002X"}},
+		{"mobile of another ID", OpenCardState{Terminal: term, Product: product, Customer: &Customer{ID: 1, IDIndex: testIndex("11010519491231002X")}},
 			100, DefaultPolicy(), CodeIdentity, false, false, false, ""},
 		{"product not on sale", OpenCardState{Terminal: term, Product: &offSale}, 100, DefaultPolicy(), CodeProduct, false, false, false, ""},
 		{"product unknown", OpenCardState{Terminal: term}, 100, DefaultPolicy(), CodeProduct, false, false, false, ""},
@@ -359,6 +363,7 @@ func TestDecideOpenCard(t *testing.T) {
 		t.Run(r.name, func(t *testing.T) {
 			req := docOpenCard()
 			req.Mobile, req.PaySum = "13800000001", r.paySum
+			req.ID = &SealedID{Indexes: [][]byte{testIndex(req.IDNumber)}}
 			out, a, err := DecideOpenCard(req, &r.st, r.p, c, now, fpA, []byte("hash"))
 			wantCode(t, err, r.code)
 			if out.Record == nil {

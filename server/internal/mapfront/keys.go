@@ -1,8 +1,9 @@
 package mapfront
 
 // Keys is what the services need of the master key (SPEC section 7):
-// payment password hashes and sealed terminal PIN keys. The secret package
-// implements it; the store never sees it.
+// payment password hashes, sealed terminal PIN keys and sealed, indexed ID
+// numbers, under the current master key and any old ones held during a
+// rotation. The secret package implements it; the store never sees it.
 type Keys interface {
 	// HashPassword returns a salted keyed hash of a payment password.
 	HashPassword(password string) ([]byte, error)
@@ -13,6 +14,16 @@ type Keys interface {
 	SealTPK(terminalID string, tpk []byte) ([]byte, error)
 	// OpenTPK decrypts a sealed PIN key; it fails for another terminal id.
 	OpenTPK(terminalID string, sealed []byte) ([]byte, error)
+	// SealIDNumber encrypts an ID number, bound to the customer's mobile.
+	SealIDNumber(mobile, idNumber string) ([]byte, error)
+	// OpenIDNumber decrypts a sealed ID number; it fails for another mobile.
+	OpenIDNumber(mobile string, sealed []byte) (string, error)
+	// IDIndexes returns the blind index of an ID number under every key
+	// held, the current key's first.
+	IDIndexes(idNumber string) [][]byte
+	// IsCurrent reports whether a stored value (sealed, index or hash) was
+	// written by the current master key.
+	IsCurrent(v []byte) bool
 }
 
 // InitialPasswordHasher returns the one way to hash a new customer's initial

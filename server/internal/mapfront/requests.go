@@ -42,6 +42,10 @@ type OpenCardRequest struct {
 	// PaySum is this payment in fen; HasPaySum false means the full price.
 	PaySum    int64
 	HasPaySum bool
+	// ID is IDNumber sealed for the store, set by the service after
+	// Validate (SealID): the 10016 rule compares its blind index, and a new
+	// customer is stored with it.
+	ID *SealedID
 }
 
 // Key returns the request's terminal key.

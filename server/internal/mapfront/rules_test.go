@@ -1,6 +1,7 @@
 package mapfront
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -438,11 +439,15 @@ func TestAuthenticateOrder(t *testing.T) {
 		{"success without failures writes nothing", ok, &Customer{ID: 1, PwHash: []byte{1}}, good, OK, nil},
 		{"wrong counts", ok, cust, Credentials{PINOpened: true}, CodeWrongPassword, &PasswordChange{CustomerID: 1, Failures: 3}},
 		{"no password", ok, &Customer{ID: 1}, good, CodeNoPassword, nil},
+		{"success under an old key writes the new hash", ok, &Customer{ID: 1, PwHash: []byte{1}},
+			Credentials{PINOpened: true, PasswordOK: true, Rehash: []byte{2}}, OK, &PasswordChange{CustomerID: 1, Rehash: []byte{2}}},
+		{"a decline never writes a new hash", ok, &Customer{ID: 1, PwHash: []byte{1}, Locked: true},
+			Credentials{PINOpened: true, PasswordOK: true, Rehash: []byte{2}}, CodePasswordLocked, nil},
 	} {
 		t.Run(r.name, func(t *testing.T) {
 			change, err := Authenticate(r.t, o, r.c, r.cred, 5)
 			wantCode(t, err, r.code)
-			if (change == nil) != (r.change == nil) || (change != nil && *change != *r.change) {
+			if !reflect.DeepEqual(change, r.change) {
 				t.Fatalf("change %+v, want %+v", change, r.change)
 			}
 		})

@@ -155,9 +155,13 @@ func (s *Service) OpenCard(ctx context.Context, r *OpenCardRequest) (*CardOrderA
 		return nil, err
 	}
 	fp := r.Fingerprint()
+	var err error
+	if r.ID, err = SealID(s.keys, r.Mobile, r.IDNumber); err != nil {
+		return nil, err
+	}
 	var a *CardOrderAnswer
 	var decline error
-	err := Retry(ctx, attempts, func() error {
+	err = Retry(ctx, attempts, func() error {
 		a, decline = nil, nil
 		st, u, err := s.store.LoadOpenCard(ctx, r)
 		if err != nil {
@@ -296,6 +300,13 @@ func (s *Service) credentials(t TerminalState, terminalID, block, consumerID str
 	if c != nil && c.PwHash != nil && !c.Locked {
 		if cred.PasswordOK, err = s.keys.VerifyPassword(c.PwHash, pin); err != nil {
 			return cred, fmt.Errorf("verify password of customer %d: %w", c.ID, err)
+		}
+		if cred.PasswordOK && !s.keys.IsCurrent(c.PwHash) {
+			// Verified under an old master key: hash it again under the
+			// current one, written with the outcome (SPEC section 7).
+			if cred.Rehash, err = s.keys.HashPassword(pin); err != nil {
+				return cred, err
+			}
 		}
 	}
 	return cred, nil

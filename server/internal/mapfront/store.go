@@ -96,7 +96,7 @@ type TerminalState struct {
 type Customer struct {
 	ID       int64
 	Mobile   string
-	IDNumber string
+	IDIndex  []byte // the ID number's blind index (SealedID); never the clear number
 	PwHash   []byte // nil: no password set
 	Failures int
 	Locked   bool
@@ -108,6 +108,10 @@ type PasswordChange struct {
 	CustomerID int64
 	Failures   int
 	Locked     bool
+	// Rehash, when set, replaces the password hash: the password verified
+	// under an old master key and is hashed again under the current one
+	// (SPEC section 7, rotation), in the same write as the count.
+	Rehash []byte
 }
 
 // PayStatus is the state of a payment order.
@@ -232,7 +236,7 @@ type OpenCardState struct {
 // NewCustomer is a customer an open_card creates, with their cash account.
 type NewCustomer struct {
 	Mobile        string
-	IDNumber      string
+	ID            *SealedID
 	PwHash        []byte
 	CashAccountID string
 }

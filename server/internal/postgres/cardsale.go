@@ -58,8 +58,10 @@ func (s *Store) prepareCardPayment(ctx context.Context, tx pgx.Tx, r *mapfront.O
 	switch {
 	case err != nil && !newCustomer:
 		return nil, nil, none, err
-	case !newCustomer && c.IDNumber != r.IDNumber:
-		return nil, nil, none, mapfront.Errorf(mapfront.CodeIdentity, "身份证号与手机号不属于同一客户")
+	case !newCustomer:
+		if err := mapfront.CheckIdentity(c, r.ID); err != nil {
+			return nil, nil, none, err
+		}
 	}
 	var o *cardOrder
 	if !newCustomer {
@@ -78,7 +80,7 @@ WHERE customer_id = $1 AND product_id = $2 AND filling FOR UPDATE`, c.ID, p.ID))
 		return nil, nil, none, err
 	}
 	if newCustomer {
-		if c, err = s.findOrCreateCustomer(ctx, tx, r.Mobile, r.IDNumber, s.newPW); err != nil {
+		if c, err = s.findOrCreateCustomer(ctx, tx, r.Mobile, r.ID, func() ([]byte, error) { return s.newPW(r.IDNumber) }); err != nil {
 			return nil, nil, none, err
 		}
 	}

@@ -11,40 +11,46 @@ import (
 	"mapfront/server/internal/mapfront"
 )
 
-const customerColumns = `customer_id, mobile, id_number, pw_hash, pw_failures, pw_locked`
+// insertCustomerSQL writes a new customer: $1 mobile, $2 sealed ID, $3 its
+// blind index, $4 its masked form, $5 password hash. Never the clear ID.
+const insertCustomerSQL = `INSERT INTO customers (mobile, id_sealed, id_index, id_masked, pw_hash) VALUES ($1, $2, $3, $4, $5)`
 
-func scanCustomer(row pgx.Row) (*mapfront.Customer, error) {
+const customerColumns = `customer_id, mobile, id_index, pw_hash, pw_failures, pw_locked`
+
+// scanCustomer reads customerColumns and then any extra columns into extra.
+func scanCustomer(row pgx.Row, extra ...any) (*mapfront.Customer, error) {
 	var c mapfront.Customer
-	if err := row.Scan(&c.ID, &c.Mobile, &c.IDNumber, &c.PwHash, &c.Failures, &c.Locked); err != nil {
+	if err := row.Scan(append([]any{&c.ID, &c.Mobile, &c.IDIndex, &c.PwHash, &c.Failures, &c.Locked}, extra...)...); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
 // findOrCreateCustomer returns the customer of mobile, creating them with a
-// cash account and the password hash newHash gives when new. An existing
-// mobile with another ID number is 10016 (SPEC section 5).
-func (s *Store) findOrCreateCustomer(ctx context.Context, tx pgx.Tx, mobile, idNumber string,
-	newHash func(idNumber string) ([]byte, error)) (*mapfront.Customer, error) {
+// cash account, the sealed ID and the password hash newHash gives when new.
+// An existing mobile with another ID number (blind index) is 10016 (SPEC
+// section 5).
+func (s *Store) findOrCreateCustomer(ctx context.Context, tx pgx.Tx, mobile string, id *mapfront.SealedID,
+	newHash func() ([]byte, error)) (*mapfront.Customer, error) {
 	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1`, mobile))
 	if err == nil {
-		if c.IDNumber != idNumber {
-			return nil, mapfront.Errorf(mapfront.CodeIdentity, "身份证号与手机号不属于同一客户")
+		if err := mapfront.CheckIdentity(c, id); err != nil {
+			return nil, err
 		}
 		return c, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}
-	hash, err := newHash(idNumber)
+	hash, err := newHash()
 	if err != nil {
 		return nil, err
 	}
 	// A concurrent creation of the same mobile makes this insert wait and
 	// then fail on the unique key; inTx retries the whole transaction, which
 	// then finds the customer.
-	c, err = scanCustomer(tx.QueryRow(ctx, `INSERT INTO customers (mobile, id_number, pw_hash) VALUES ($1, $2, $3)
-RETURNING `+customerColumns, mobile, idNumber, hash))
+	c, err = scanCustomer(tx.QueryRow(ctx, insertCustomerSQL+` RETURNING `+customerColumns,
+		mobile, id.Sealed, id.Index(), id.Masked, hash))
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +80,16 @@ VALUES ($1, $2, $3, $4, $5, $6)`, id, kind, customerID, product, string(status),
 
 // GetCustomer returns a customer and their accounts. Errors: 10005.
 func (s *Store) GetCustomer(ctx context.Context, mobile string) (*mapfront.CustomerView, error) {
-	c, err := scanCustomer(s.pool.QueryRow(ctx, `SELECT `+customerColumns+` FROM customers WHERE mobile = $1`, mobile))
+	var masked string
+	c, err := scanCustomer(s.pool.QueryRow(ctx, `SELECT `+customerColumns+`, coalesce(id_masked, '')
+FROM customers WHERE mobile = $1`, mobile), &masked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
 	}
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	v := &mapfront.CustomerView{Mobile: c.Mobile, IDNumberMasked: mapfront.MaskIDNumber(c.IDNumber),
+	v := &mapfront.CustomerView{Mobile: c.Mobile, IDNumberMasked: masked,
 		PasswordSet: c.PwHash != nil, Locked: c.Locked, Failures: c.Failures}
 	rows, err := s.pool.Query(ctx, `SELECT account_id, kind, coalesce(product_id, ''), status, balance, activated_at
 FROM accounts WHERE customer_id = $1 ORDER BY kind DESC, created_at`, c.ID)
@@ -101,22 +109,27 @@ FROM accounts WHERE customer_id = $1 ORDER BY kind DESC, created_at`, c.ID)
 
 // CreateCustomer implements mapfront.AdminStore: the customer of mobile,
 // created with a cash account and pwHash when new. Errors: 10016.
-func (s *Store) CreateCustomer(ctx context.Context, mobile, idNumber string, pwHash []byte) error {
+func (s *Store) CreateCustomer(ctx context.Context, mobile string, id *mapfront.SealedID, pwHash []byte) error {
 	return s.auditedTx(ctx, audit.Change{Op: "CreateCustomer", Target: customerTarget(mobile),
-		Args: map[string]any{"id_number": mapfront.MaskIDNumber(idNumber)}}, func(tx pgx.Tx) error {
-		_, err := s.findOrCreateCustomer(ctx, tx, mobile, idNumber, func(string) ([]byte, error) { return pwHash, nil })
+		Args: map[string]any{"id_number": id.Masked}}, func(tx pgx.Tx) error {
+		_, err := s.findOrCreateCustomer(ctx, tx, mobile, id, func() ([]byte, error) { return pwHash, nil })
 		return err
 	})
 }
 
-// CustomerIDNumber returns a customer's ID number. Errors: 10005.
-func (s *Store) CustomerIDNumber(ctx context.Context, mobile string) (string, error) {
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT id_number FROM customers WHERE mobile = $1`, mobile).Scan(&id)
+// CustomerSealedID returns a customer's sealed ID number, for the service
+// to open. Errors: 10005; internal when the row is still in clear (the
+// server seals every row before it serves).
+func (s *Store) CustomerSealedID(ctx context.Context, mobile string) ([]byte, error) {
+	var sealed []byte
+	err := s.pool.QueryRow(ctx, `SELECT id_sealed FROM customers WHERE mobile = $1`, mobile).Scan(&sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
+		return nil, mapfront.Errorf(mapfront.CodeNotFound, "客户%s不存在", mapfront.MaskMobile(mobile))
 	}
-	return id, classify("customer id number", err, false)
+	if err == nil && sealed == nil {
+		return nil, errors.New("customer ID number not sealed yet (run server migrate)")
+	}
+	return sealed, classify("customer sealed id", err, false)
 }
 
 // SetPasswordHash sets a customer's password hash (nil: none), clears the

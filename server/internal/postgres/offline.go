@@ -102,7 +102,7 @@ WHERE account_id = $1 AND kind <> 'system' FOR NO KEY UPDATE`
 WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`
 	accountBalanceSQL   = `SELECT balance FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE`
 	orderSeqSQL         = `SELECT nextval('order_seq')`
-	customerPasswordSQL = `UPDATE customers SET pw_failures = $2, pw_locked = $3 WHERE customer_id = $1`
+	customerPasswordSQL = `UPDATE customers SET pw_failures = $2, pw_locked = $3, pw_hash = coalesce($4, pw_hash) WHERE customer_id = $1`
 )
 
 // queueTerminal queues the read of the request's terminal into *t.
@@ -140,7 +140,7 @@ func optional[T any](v *T, err error) func(into **T) error {
 
 func queuePasswordChange(b *pgx.Batch, c *mapfront.PasswordChange) {
 	if c != nil {
-		b.Queue(customerPasswordSQL, c.CustomerID, c.Failures, c.Locked)
+		b.Queue(customerPasswordSQL, c.CustomerID, c.Failures, c.Locked, c.Rehash)
 	}
 }
 
@@ -337,7 +337,7 @@ func writeOpenCard(b *pgx.Batch, o *mapfront.OpenCardOutcome) error {
 	if o.Order != nil {
 		mobile := o.Mobile
 		if c := o.NewCustomer; c != nil {
-			b.Queue(`INSERT INTO customers (mobile, id_number, pw_hash) VALUES ($1, $2, $3)`, c.Mobile, c.IDNumber, c.PwHash)
+			b.Queue(insertCustomerSQL, c.Mobile, c.ID.Sealed, c.ID.Index(), c.ID.Masked, c.PwHash)
 			b.Queue(`INSERT INTO accounts (account_id, kind, customer_id, status, activated_at)
 VALUES ($1, 'cash', (SELECT customer_id FROM customers WHERE mobile = $2), 'active', $3)`, c.CashAccountID, c.Mobile, o.Now)
 		}

@@ -69,7 +69,7 @@ func TestPayIsTwoRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{pool: pool, clock: e.store.clock, policy: e.store.policy, newPW: e.store.newPW, log: e.store.log}
+	s := &Store{pool: pool, clock: e.store.clock, policy: e.store.policy, newPW: e.store.newPW, sealID: e.store.sealID, log: e.store.log}
 	svc := mapfront.NewService(s, keys, e.store.clock, e.store.policy, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	warm := payReq(t, demoMobile, "123456", "warm", 100)

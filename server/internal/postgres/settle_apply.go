@@ -354,6 +354,9 @@ func (s *Store) openFromFile(ctx context.Context, tx pgx.Tx, r *run, st *stagedR
 	if err := req.Validate(); err != nil {
 		return domainOr(err, notOpenable)
 	}
+	if req.ID, err = s.sealID(req.Mobile, req.IDNumber); err != nil {
+		return nil, err
+	}
 	// A record that would take the customer's pending order for the
 	// product past its price is that order's overpaid item (SPEC section 6,
 	// Merge): the order keeps what it had. One over the price of a new order
@@ -361,7 +364,7 @@ func (s *Store) openFromFile(ctx context.Context, tx pgx.Tx, r *run, st *stagedR
 	var o pendingOrder
 	err = tx.QueryRow(ctx, `SELECT o.order_id, o.price, o.paid FROM customers c
 JOIN card_orders o ON o.customer_id = c.customer_id AND o.product_id = $3 AND o.filling
-WHERE c.mobile = $1 AND c.id_number = $2 FOR UPDATE OF o`, rec.Mobile, mapfront.NormalizeIDNumber(rec.IDNumber), p.ID).Scan(&o.id, &o.price, &o.paid)
+WHERE c.mobile = $1 AND c.id_index = ANY($2::bytea[]) FOR UPDATE OF o`, rec.Mobile, req.ID.Indexes, p.ID).Scan(&o.id, &o.price, &o.paid)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, err
 	}

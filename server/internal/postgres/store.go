@@ -10,6 +10,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -33,6 +34,7 @@ type Store struct {
 	clock  mapfront.Clock
 	policy mapfront.Policy
 	newPW  func(idNumber string) ([]byte, error)
+	sealID func(mobile, idNumber string) (*mapfront.SealedID, error)
 	log    *slog.Logger
 }
 
@@ -44,7 +46,12 @@ type Options struct {
 	// settlement side creates from the file (the service's
 	// InitialPasswordHash): the store holds no key.
 	NewCustomerPassword func(idNumber string) ([]byte, error)
-	Log                 *slog.Logger
+	// SealID seals the ID number of a record the settlement side opens
+	// from the file (mapfront.SealID with the service's keys), for the same
+	// reason: the store holds no key. Without it such a record is queued
+	// as not openable.
+	SealID func(mobile, idNumber string) (*mapfront.SealedID, error)
+	Log    *slog.Logger
 	// StatementTimeout bounds every statement (default 5 s).
 	StatementTimeout time.Duration
 	// MaxConns bounds the pool (default 16).
@@ -85,7 +92,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if o.Clock.Zone == nil {
 		o.Clock.Zone = time.UTC
 	}
-	s := &Store{pool: pool, clock: o.Clock, policy: o.Policy, newPW: o.NewCustomerPassword, log: o.Log}
+	if o.SealID == nil {
+		o.SealID = func(string, string) (*mapfront.SealedID, error) {
+			return nil, errors.New("postgres: no ID sealer configured (Options.SealID)")
+		}
+	}
+	s := &Store{pool: pool, clock: o.Clock, policy: o.Policy, newPW: o.NewCustomerPassword, sealID: o.SealID, log: o.Log}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -48,7 +48,7 @@ func newEnvTB(t testing.TB, mutate ...func(*mapfront.Policy)) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := Open(ctx, url, Options{
 		Clock: clock, Policy: policy, NewCustomerPassword: mapfront.InitialPasswordHasher(policy, keys),
-		Log: log, MaxConns: 32,
+		SealID: mapfront.IDSealer(keys), Log: log, MaxConns: 32,
 	})
 	if err != nil {
 		t.Fatal(err)

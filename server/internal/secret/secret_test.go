@@ -121,7 +121,7 @@ func TestSubkeysDistinct(t *testing.T) {
 	want := hmac.New(sha256.New, pw)
 	want.Write(salt)
 	want.Write([]byte("123456"))
-	if got := passwordMAC(k.m.mac, salt, "123456"); !hmac.Equal(got, want.Sum(nil)) {
+	if got := passwordMAC(k.m.current.mac, salt, "123456"); !hmac.Equal(got, want.Sum(nil)) {
 		t.Error("Keys does not use the password subkey")
 	}
 }

@@ -1,0 +1,216 @@
+package mapfront
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// SealedID is a customer's ID number in the forms the store keeps (SPEC
+// section 7: never in clear): sealed under the current master key and bound
+// to the customer's mobile, its blind index under every key held (the
+// current key's first, which is the one stored), and the masked form shown
+// by AdminService and the logs. The service makes it with SealID; the
+// store only writes it and compares indexes.
+type SealedID struct {
+	Sealed  []byte
+	Indexes [][]byte
+	Masked  string
+}
+
+// Index is the blind index to store: the current key's.
+func (s *SealedID) Index() []byte { return s.Indexes[0] }
+
+// Matches reports whether a stored blind index is that of this ID number,
+// whichever key held wrote it: while rotate-keys runs, rows under the old
+// key and under the new one both still match.
+func (s *SealedID) Matches(stored []byte) bool {
+	for _, ix := range s.Indexes {
+		if bytes.Equal(ix, stored) {
+			return true
+		}
+	}
+	return false
+}
+
+// SealID seals a (normalized) ID number for the customer of mobile.
+// Errors: only internal ones (a key fault).
+func SealID(k Keys, mobile, idNumber string) (*SealedID, error) {
+	sealed, err := k.SealIDNumber(mobile, idNumber)
+	if err != nil {
+		return nil, err
+	}
+	return &SealedID{Sealed: sealed, Indexes: k.IDIndexes(idNumber), Masked: MaskIDNumber(idNumber)}, nil
+}
+
+// IDSealer returns SealID under k as a function, for the settlement side of
+// the store, which opens cards from the file without holding a key (as
+// InitialPasswordHasher).
+func IDSealer(k Keys) func(mobile, idNumber string) (*SealedID, error) {
+	return func(mobile, idNumber string) (*SealedID, error) { return SealID(k, mobile, idNumber) }
+}
+
+// ClearID is a customer row whose ID number is still in clear: written
+// before migration 0005, to be sealed by SealPendingIDs.
+type ClearID struct {
+	CustomerID int64
+	Mobile     string
+	IDNumber   string
+}
+
+// SealedIDRow is a customer's sealed ID as stored, for rotate-keys.
+type SealedIDRow struct {
+	CustomerID int64
+	Mobile     string
+	Sealed     []byte // as read: the update applies only if it is unchanged
+	Index      []byte
+}
+
+// SealedTPKRow is a terminal's sealed PIN key as stored, for rotate-keys.
+type SealedTPKRow struct {
+	TerminalID string
+	Sealed     []byte // as read: the update applies only if it is unchanged
+}
+
+// KeyCounts says how many stored values are not yet under the current
+// master key: what `server rotate-keys --check` reports. The old keys can
+// be removed when all are zero.
+type KeyCounts struct {
+	ClearIDs  int64 // ID numbers still in clear (before SealPendingIDs)
+	IDs       int64 // sealed ID numbers or blind indexes under another key
+	TPKs      int64 // sealed terminal PIN keys under another key
+	Passwords int64 // password hashes under another key: they move on the next successful pay or query
+}
+
+// Done reports whether nothing the old keys can read is left.
+func (c KeyCounts) Done() bool { return c == KeyCounts{} }
+
+// KeyStore is what sealing and rotation need of the store; each method is
+// one transaction.
+type KeyStore interface {
+	// ClearIDs returns up to limit customers whose ID number is in clear.
+	ClearIDs(ctx context.Context, limit int) ([]ClearID, error)
+	// SealClearIDs stores the sealed forms, keyed by customer id, and clears
+	// the ID numbers in one transaction; a row already sealed is skipped.
+	SealClearIDs(ctx context.Context, ids []ClearID, sealed []*SealedID) error
+	// StaleIDs returns up to limit sealed IDs, after customer id after,
+	// whose sealed bytes or index do not start with prefix.
+	StaleIDs(ctx context.Context, prefix []byte, after int64, limit int) ([]SealedIDRow, error)
+	// StaleTPKs returns up to limit sealed TPKs, after terminal id after,
+	// that do not start with prefix.
+	StaleTPKs(ctx context.Context, prefix []byte, after string, limit int) ([]SealedTPKRow, error)
+	// ResealIDs and ResealTPKs write the new values where the stored ones
+	// are still those read (a concurrent change wins) in one transaction;
+	// they return how many rows changed.
+	ResealIDs(ctx context.Context, old []SealedIDRow, sealed []*SealedID) (int64, error)
+	ResealTPKs(ctx context.Context, old []SealedTPKRow, sealed [][]byte) (int64, error)
+	// CountKeys counts the values not under prefix.
+	CountKeys(ctx context.Context, prefix []byte) (KeyCounts, error)
+}
+
+// RotationKeys is what sealing and rotation need of the keys.
+type RotationKeys interface {
+	Keys
+	// CurrentPrefix starts every value the current key writes.
+	CurrentPrefix() []byte
+}
+
+// rotateBatch is how many rows one transaction of SealPendingIDs or
+// RotateKeys rewrites: small enough that the locks it holds (row locks
+// only, never a table lock) pass unnoticed by the pay path.
+const rotateBatch = 500
+
+// SealPendingIDs seals the ID numbers still in clear (rows written before
+// migration 0005), rotateBatch rows per transaction, and returns how many
+// it sealed. `server migrate` and `serve` run it after the SQL migrations,
+// before serving: SQL cannot encrypt, so this step completes 0005 in Go.
+func SealPendingIDs(ctx context.Context, st KeyStore, k Keys, log *slog.Logger) (int, error) {
+	total := 0
+	for {
+		rows, err := st.ClearIDs(ctx, rotateBatch)
+		if err != nil || len(rows) == 0 {
+			return total, err
+		}
+		sealed := make([]*SealedID, len(rows))
+		for i, r := range rows {
+			id := NormalizeIDNumber(r.IDNumber)
+			if sealed[i], err = SealID(k, r.Mobile, id); err != nil {
+				return total, err
+			}
+		}
+		if err := st.SealClearIDs(ctx, rows, sealed); err != nil {
+			return total, err
+		}
+		total += len(rows)
+		log.Info("ID numbers sealed", "rows", len(rows), "total", total)
+	}
+}
+
+// RotateKeys re-seals every ID number and terminal PIN key not under the
+// current master key, rotateBatch rows per transaction, online: each row is
+// rewritten only if unchanged since read, and readers accept old and new
+// values alike while it runs. Password hashes cannot be re-hashed without
+// the password: they move on the customer's next successful verification
+// (CountKeys counts the ones left). It returns the counts left afterwards.
+func RotateKeys(ctx context.Context, st KeyStore, k RotationKeys, log *slog.Logger) (KeyCounts, error) {
+	if _, err := SealPendingIDs(ctx, st, k, log); err != nil {
+		return KeyCounts{}, err
+	}
+	prefix := k.CurrentPrefix()
+	var after int64
+	for {
+		rows, err := st.StaleIDs(ctx, prefix, after, rotateBatch)
+		if err != nil {
+			return KeyCounts{}, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		sealed := make([]*SealedID, len(rows))
+		for i, r := range rows {
+			id, err := k.OpenIDNumber(r.Mobile, r.Sealed)
+			if err != nil {
+				return KeyCounts{}, fmt.Errorf("rotate ID number of customer %d: %w", r.CustomerID, err)
+			}
+			if sealed[i], err = SealID(k, r.Mobile, id); err != nil {
+				return KeyCounts{}, err
+			}
+		}
+		n, err := st.ResealIDs(ctx, rows, sealed)
+		if err != nil {
+			return KeyCounts{}, err
+		}
+		after = rows[len(rows)-1].CustomerID
+		log.Info("ID numbers re-sealed", "rows", n, "through_customer", after)
+	}
+	var afterT string
+	for {
+		rows, err := st.StaleTPKs(ctx, prefix, afterT, rotateBatch)
+		if err != nil {
+			return KeyCounts{}, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		sealed := make([][]byte, len(rows))
+		for i, r := range rows {
+			tpk, err := k.OpenTPK(r.TerminalID, r.Sealed)
+			if err != nil {
+				return KeyCounts{}, fmt.Errorf("rotate PIN key of terminal %s: %w", r.TerminalID, err)
+			}
+			sealed[i], err = k.SealTPK(r.TerminalID, tpk)
+			clear(tpk)
+			if err != nil {
+				return KeyCounts{}, err
+			}
+		}
+		n, err := st.ResealTPKs(ctx, rows, sealed)
+		if err != nil {
+			return KeyCounts{}, err
+		}
+		afterT = rows[len(rows)-1].TerminalID
+		log.Info("terminal PIN keys re-sealed", "rows", n, "through_terminal", afterT)
+	}
+	return st.CountKeys(ctx, prefix)
+}
