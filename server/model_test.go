@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -125,6 +126,7 @@ func pinOf(id string) string { return strings.ReplaceAll(id[len(id)-6:], "X", "0
 type spec struct {
 	r       refmodel.Request
 	advance bool   // not a request: the clock moves on one day (sequential only)
+	settle  bool   // the settlement file of the day before confirms its payments (sequential only)
 	payOf   string // pay_cancel: the terminal key of the pay whose orderId to send; "" a bogus id
 	acctOf  string // consumer by account: a symbol (sequential), or "learned" (concurrent)
 	learned int    // concurrent: which learned account
@@ -144,9 +146,9 @@ const (
 // drawSpec draws one request of the history. st is the model's state so
 // far (sequential), or the initial state (concurrent).
 func drawSpec(rt *rapid.T, w *world, st *refmodel.State, m mode, sent []spec, label string) spec {
-	kinds := []string{"pay", "pay", "pay", "pay", "cancel", "undo", "undo", "open", "open", "open", "repeal", "info", "resend", "resend"}
+	kinds := []string{"pay", "pay", "pay", "pay", "cancel", "cancel", "undo", "undo", "open", "open", "open", "repeal", "info", "resend", "resend"}
 	if m == sequential {
-		kinds = append(kinds, "advance")
+		kinds = append(kinds, "advance", "settle")
 	}
 	if m == crashing {
 		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == "resend" && len(sent) == 0 })
@@ -159,10 +161,12 @@ func drawSpec(rt *rapid.T, w *world, st *refmodel.State, m mode, sent []spec, la
 	switch k {
 	case "advance":
 		return spec{advance: true}
+	case "settle":
+		return spec{settle: true}
 	case "resend":
 		s = sent[rapid.IntRange(0, len(sent)-1).Draw(rt, label+"which")]
 		s.crash = false
-		if s.advance || rapid.IntRange(0, 9).Draw(rt, label+"changed") < 7 {
+		if s.advance || s.settle || rapid.IntRange(0, 9).Draw(rt, label+"changed") < 7 {
 			break // the same packet again
 		}
 		switch s.r.Kind {
@@ -225,9 +229,18 @@ func drawFresh(rt *rapid.T, w *world, st *refmodel.State, m mode, sent []spec, k
 		}
 	case "cancel":
 		r.Kind = refmodel.CancelPay
+		// Mostly a pay of this history: an approved one where the model
+		// knows (sequential), else any pay sent so far.
 		var pays []refmodel.Request
+		for _, k := range slices.Sorted(maps.Keys(st.PayKeys)) {
+			if p := st.PayKeys[k]; p.State == "approved" {
+				key := strings.Split(k, "|")
+				pays = append(pays, refmodel.Request{SellerID: p.Seller, StoreID: p.Store, TerminalID: key[0],
+					BatchNo: key[1], TerminalOrderID: key[2]})
+			}
+		}
 		for _, x := range sent {
-			if x.r.Kind == refmodel.Pay {
+			if x.r.Kind == refmodel.Pay && (m == concurrent || len(pays) == 0) {
 				pays = append(pays, x.r)
 			}
 		}
@@ -522,6 +535,7 @@ func (c *modelClock) Now() time.Time {
 // counts are what a run did, for the report.
 type counts struct {
 	histories, ops, crashes atomic.Int64
+	resent                  atomic.Int64 // requests that got no answer and were sent again
 	mu                      sync.Mutex
 	answers                 map[string]int // "pay 0", "pay 10009": how often each answer came
 }
@@ -601,8 +615,8 @@ func TestModelCrash(t *testing.T) {
 }
 
 func report(t *testing.T, what string, c *counts, start time.Time) {
-	msg := fmt.Sprintf("model %s: %d histories, %d operations, %d server kills, %v", what,
-		c.histories.Load(), c.ops.Load(), c.crashes.Load(), time.Since(start).Round(time.Second))
+	msg := fmt.Sprintf("model %s: %d histories, %d operations, %d server kills, %d requests resent after no answer, %v", what,
+		c.histories.Load(), c.ops.Load(), c.crashes.Load(), c.resent.Load(), time.Since(start).Round(time.Second))
 	c.mu.Lock()
 	keys := slices.Sorted(maps.Keys(c.answers))
 	for _, k := range keys {
@@ -630,12 +644,29 @@ func runSequential(rt *rapid.T, t *testing.T, sys *modelSystem, clock *modelCloc
 	steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 	var sent []spec
 	day := 0
+	var dates []time.Time // the business date of each day of the history
+	settled := map[int]bool{}
+	if clock != nil {
+		dates = append(dates, businessDate(clock))
+	}
 	for i := 0; i < steps; i++ {
 		s := drawSpec(rt, w, states[0], m, sent, fmt.Sprintf("%d.", i))
 		if s.advance {
 			clock.days.Add(1)
 			day++
+			dates = append(dates, businessDate(clock))
 			rt.Logf("%2d  the clock moves on one day (business day %d)", i, day)
+			continue
+		}
+		if s.settle {
+			if day == 0 || settled[day-1] {
+				continue
+			}
+			settled[day-1] = true
+			r, got := settleDay(sys, w, states[0], day-1, dates[day-1], n)
+			c.answer(r, got)
+			rt.Logf("%2d  %s\n      -> %s", i, refmodel.Describe(r), refmodel.DescribeAnswer(got))
+			states = step(rt, w, states, r, got)
 			continue
 		}
 		sent = append(sent, s)
@@ -659,6 +690,56 @@ func runSequential(rt *rapid.T, t *testing.T, sys *modelSystem, clock *modelCloc
 		proveLedger(rt, sys)
 	}
 	c.histories.Add(1)
+}
+
+func businessDate(c *modelClock) time.Time {
+	return mapfront.Clock{Zone: c.base.Location(), Now: c.Now}.Today()
+}
+
+// settleDay submits the settlement file of a business day of the history:
+// one record for each of its open_card payments that stand (the POSP's
+// file of a normal day), through the store's SettlementService method.
+func settleDay(sys *modelSystem, w *world, st *refmodel.State, day int, date time.Time, n int64) (refmodel.Request, refmodel.Answer) {
+	r := refmodel.Request{Kind: refmodel.Settle, Day: day}
+	var recs []mapfront.SettlementRecord
+	var total int64
+	for _, k := range slices.Sorted(maps.Keys(st.Payments)) {
+		p := st.Payments[k]
+		if p.Day != day || p.Repealed || p.Settled {
+			continue
+		}
+		o := st.Orders[p.Order]
+		key := strings.Split(k, "|")
+		r.Settled = append(r.Settled, k)
+		recs = append(recs, mapfront.SettlementRecord{LineNo: int64(len(recs) + 1),
+			TradeID: fmt.Sprintf("M%d-%d-%d", n, day, len(recs)), Amount: p.Sum, SellerID: p.Seller,
+			TerminalID: key[0], BatchNo: key[1], TerminalOrderID: key[2], TradeDate: mapfront.DateString(date),
+			TradeTime: "120000", IDNumber: st.Customers[o.Customer].IDNumber, Mobile: o.Customer, ProductID: o.Product})
+		total += p.Sum
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("model history %d day %d", n, day)))
+	h := mapfront.BatchHeader{BusinessDate: date, FileName: mapfront.DateString(date) + ".txt",
+		SHA256: hex.EncodeToString(sum[:]), RecordCount: int64(len(recs)), TotalFen: total}
+	sentChunk := false
+	rep, err := sys.store.SubmitBatch(context.Background(), h, func() (*mapfront.BatchChunk, error) {
+		if sentChunk {
+			return nil, io.EOF
+		}
+		sentChunk = true
+		return &mapfront.BatchChunk{Records: recs}, nil
+	})
+	if err != nil {
+		return r, refmodel.Answer{Code: int(mapfront.ErrorCode(err)), Msg: err.Error()}
+	}
+	a := refmodel.Answer{Sum: rep.Matched}
+	for _, e := range rep.Exceptions {
+		// Payments of other histories of the same date are missing from
+		// this file; anything else is about this file's records.
+		if e.Count > 0 && e.Type != mapfront.ExceptionType("missing_from_file") {
+			a.Code, a.Msg = -1, fmt.Sprintf("exceptions %+v", rep.Exceptions)
+		}
+	}
+	return r, a
 }
 
 // step keeps the states the model may be in after the answer.
@@ -705,6 +786,9 @@ func sendMaybeCrash(sys *modelSystem, r refmodel.Request, s spec, c *counts) (re
 		}
 	} else {
 		got, err = send(sys.base, r)
+	}
+	if err != nil {
+		c.resent.Add(1)
 	}
 	for i := 0; err != nil && i < 50; i++ {
 		time.Sleep(50 * time.Millisecond)

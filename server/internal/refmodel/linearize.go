@@ -71,6 +71,8 @@ func Describe(r Request) string {
 		return fmt.Sprintf("open_card %s mobile=%s ID=%s product=%s paySum=%s", o, r.Mobile, r.IDNumber, r.ProductID, ps)
 	case RepealCard:
 		return fmt.Sprintf("repeal_card %s", o)
+	case Settle:
+		return fmt.Sprintf("settle day %d confirming %v", r.Day, r.Settled)
 	case AccountInfo:
 		return fmt.Sprintf("get_account_info %s consumer=%s pin=%q bad=%v", o, r.ConsumerID, r.PIN, r.BadBlock)
 	}

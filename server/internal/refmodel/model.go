@@ -42,6 +42,10 @@ const (
 	UndoPay     Kind = "pay_undo"
 	AccountInfo Kind = "get_account_info"
 	Balances    Kind = "balances"
+	// Settle is a settlement file for business day Day that confirms the
+	// open_card payments named by their terminal keys in Settled (SPEC
+	// section 6); its answer's Sum is the number of records matched.
+	Settle Kind = "settle"
 )
 
 // Errcodes of SPEC section 3 the model answers.
@@ -101,6 +105,9 @@ type Request struct {
 	IDNumber, Mobile, ProductID string
 	PaySum                      int64
 	HasPaySum                   bool
+
+	// settle: the open_card payments the file confirms.
+	Settled []string
 }
 
 // Key is the request's terminal key as a string.
@@ -237,6 +244,7 @@ type CardPayment struct {
 	Store    string
 	Repealed bool
 	Settled  bool
+	Day      int
 }
 
 // State is the model's whole state. It is a value: Step never changes the
@@ -455,6 +463,8 @@ func (c *Config) expect(s *State, r Request) []expect {
 		return c.repeal(s, r)
 	case AccountInfo:
 		return c.accountInfo(s, r)
+	case Settle:
+		return c.settle(s, r)
 	}
 	panic("refmodel: unknown kind " + string(r.Kind))
 }
@@ -784,7 +794,7 @@ func (c *Config) openCard(s *State, r Request) []expect {
 		n.activate(&o)
 	}
 	n.Orders[orderSym] = o
-	n.Payments[k] = CardPayment{Order: orderSym, Sum: sum, Seller: r.SellerID, Store: r.StoreID}
+	n.Payments[k] = CardPayment{Order: orderSym, Sum: sum, Seller: r.SellerID, Store: r.StoreID, Day: r.Day}
 	ans := Answer{OrderID: orderSym, Remark: cardRemark(o.Price, o.Paid, c.Immediate)}
 	n.OpenKeys[k] = Stored{FP: fp, Answer: ans}
 	return []expect{fromAnswer(ans, n)}
@@ -851,6 +861,38 @@ func (c *Config) repeal(s *State, r Request) []expect {
 	}
 	n.Orders[p.Order] = o
 	return []expect{{orderSym: p.Order, remark: repealRemark(o, p.Sum), left: -1, next: n}}
+}
+
+// settle is a settlement run of SPEC section 6 whose file confirms exactly
+// the given payments, each at its amount. Under the immediate policy a paid-up
+// card is already active and credited, so nothing moves: the payments are
+// settled (and can no longer be repealed). Under on_settlement a paid-up
+// order whose payments are all confirmed is activated.
+func (c *Config) settle(s *State, r Request) []expect {
+	n := s.Clone()
+	for _, k := range r.Settled {
+		p := n.Payments[k]
+		p.Settled = true
+		n.Payments[k] = p
+	}
+	if !c.Immediate {
+		for sym, o := range n.Orders {
+			if o.Paid != o.Price || o.Credited {
+				continue
+			}
+			all := true
+			for _, p := range n.Payments {
+				if p.Order == sym && !p.Repealed && !p.Settled {
+					all = false
+				}
+			}
+			if all {
+				n.activate(&o)
+				n.Orders[sym] = o
+			}
+		}
+	}
+	return []expect{{sum: int64(len(r.Settled)), hasSum: true, left: -1, next: n}}
 }
 
 // accountInfo is SPEC section 5 get_account_info.
