@@ -31,12 +31,13 @@ import (
 	"mapfront/server/internal/secret"
 )
 
-// modelPolicy is the policy the model histories run under: immediate
-// activation, so that cards sold in a history can pay in it, and a low
-// per-transaction limit, so that the limit meets the balances.
-func modelPolicy() mapfront.Policy {
+// modelPolicy is the policy the model histories run under: SPEC's defaults
+// with a low per-transaction limit, so that the limit meets the balances,
+// and the activation policy given (immediate lets cards sold in a history
+// pay in it; on_settlement, the default, needs a settlement file).
+func modelPolicy(activation mapfront.ActivationPolicy) mapfront.Policy {
 	p := mapfront.DefaultPolicy()
-	p.Activation = mapfront.ActivateImmediate
+	p.Activation = activation
 	p.PayLimit = modelPayLimit
 	return p
 }
@@ -52,16 +53,17 @@ var modelProducts = []mapfront.Product{
 // JSON edge, store the same database for setting up a history's universe
 // and reading its final balances.
 type modelSystem struct {
-	base  string
-	store *postgres.Store
+	base      string
+	store     *postgres.Store
+	immediate bool // the activation policy is immediate
 	// restart, in crash mode, kills the server process with SIGKILL and
 	// starts it again; nil in-process.
 	kill, start func()
 }
 
-func modelStore(t *testing.T, ctx context.Context, dsn string, keys *secret.Keys, clock mapfront.Clock) *postgres.Store {
+func modelStore(t *testing.T, ctx context.Context, dsn string, keys *secret.Keys, clock mapfront.Clock, p mapfront.Policy) *postgres.Store {
 	t.Helper()
-	store, err := postgres.Open(ctx, dsn, postgres.Options{Clock: clock, Policy: modelPolicy(), Keys: keys,
+	store, err := postgres.Open(ctx, dsn, postgres.Options{Clock: clock, Policy: p, Keys: keys,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +79,7 @@ func modelStore(t *testing.T, ctx context.Context, dsn string, keys *secret.Keys
 // startModelSystem starts the gRPC server in-process on a fresh database
 // with the clock now, and the gateway's legacy handler in front of it over
 // a real gRPC connection.
-func startModelSystem(t *testing.T, now func() time.Time) *modelSystem {
+func startModelSystem(t *testing.T, now func() time.Time, activation mapfront.ActivationPolicy) *modelSystem {
 	t.Helper()
 	keys, err := secret.Parse(secret.Generate())
 	if err != nil {
@@ -85,8 +87,9 @@ func startModelSystem(t *testing.T, now func() time.Time) *modelSystem {
 	}
 	zone, _ := time.LoadLocation("Asia/Shanghai")
 	ctx, cancel := context.WithCancel(context.Background())
-	store := modelStore(t, ctx, pgtest.NewDatabase(t), keys, mapfront.Clock{Zone: zone, Now: now})
-	cfg := &config.Config{GRPCAddr: freeAddr(t), HTTPAddr: freeAddr(t), Zone: zone, Policy: modelPolicy(),
+	policy := modelPolicy(activation)
+	store := modelStore(t, ctx, pgtest.NewDatabase(t), keys, mapfront.Clock{Zone: zone, Now: now}, policy)
+	cfg := &config.Config{GRPCAddr: freeAddr(t), HTTPAddr: freeAddr(t), Zone: zone, Policy: policy,
 		MaxConns: 8, StatementTimeout: 5 * time.Second, MaxMessageBytes: 4 << 20, ShutdownTimeout: 5 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	done := make(chan error, 1)
@@ -108,7 +111,7 @@ func startModelSystem(t *testing.T, now func() time.Time) *modelSystem {
 		store.Close()
 	})
 	waitReady(t, "http://"+cfg.HTTPAddr+"/readyz")
-	return &modelSystem{base: edge.URL, store: store}
+	return &modelSystem{base: edge.URL, store: store, immediate: activation == mapfront.ActivateImmediate}
 }
 
 // startModelProcess builds the server binary and runs it as a process in
@@ -129,7 +132,7 @@ func startModelProcess(t *testing.T) *modelSystem {
 	co, _ := mapfront.ParseCutover(cutover)
 	dsn := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	store := modelStore(t, ctx, dsn, keys, mapfront.Clock{Zone: zone, Cutover: co, Now: time.Now})
+	store := modelStore(t, ctx, dsn, keys, mapfront.Clock{Zone: zone, Cutover: co, Now: time.Now}, modelPolicy(mapfront.ActivateImmediate))
 
 	bin := filepath.Join(t.TempDir(), "server")
 	build := exec.Command("go", "build", "-o", bin, "mapfront/server")
@@ -139,7 +142,7 @@ func startModelProcess(t *testing.T) *modelSystem {
 	}
 	grpcAddr, httpAddr, legacyAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	var cmd *exec.Cmd
-	s := &modelSystem{base: "http://" + legacyAddr, store: store}
+	s := &modelSystem{base: "http://" + legacyAddr, store: store, immediate: true}
 	s.start = func() {
 		cmd = exec.Command(bin, "serve", "-grpc-addr", grpcAddr, "-http-addr", httpAddr, "-legacy-addr", legacyAddr,
 			"-activation", "immediate", "-pay-limit", fmt.Sprint(modelPayLimit), "-cutover", cutover, "-db-max-conns", "8",

@@ -39,7 +39,7 @@ import (
 const modelPayLimit = 100_000
 
 var modelSoak = flag.Duration("model.soak", 0,
-	"run the model histories (sequential, concurrent, crash) in rounds until this much time has passed; 0: the fixed CI budget")
+	"run the model histories (sequential, concurrent, crash) in rounds for this long in all; 0: the fixed CI budget")
 
 // The universe of one history: cash balances of the customers, and the PIN
 // no customer has (their IDs end in 310nnX, so their PINs start with 310).
@@ -77,7 +77,7 @@ func newWorld(t *testing.T, sys *modelSystem, n int64) (*world, error) {
 	store := "ST" + tag
 	w.terms = [3][3]string{{w.sellers[0], store, "TA1" + tag}, {w.sellers[0], store, "TA2" + tag}, {w.sellers[1], store, "TB1" + tag}}
 	w.cfg = &refmodel.Config{Terminals: map[string]refmodel.Origin{}, Products: map[string]refmodel.Product{},
-		PayLimit: modelPayLimit, MaxFailures: 5, Immediate: true}
+		PayLimit: modelPayLimit, MaxFailures: 5, Immediate: sys.immediate}
 	for _, p := range modelProducts {
 		w.cfg.Products[p.ID] = refmodel.Product{Name: p.Name, Price: p.Price, Face: p.FaceValue}
 	}
@@ -550,29 +550,29 @@ func (c *counts) answer(r refmodel.Request, a refmodel.Answer) {
 	c.answers[fmt.Sprintf("%s %d", r.Kind, a.Code)]++
 }
 
-// rounds runs prop as rapid checks of perRound histories, at least min
-// rounds, and on while the soak has time left. rapid prints the seed and the
-// shrunk history of a failure.
-func rounds(t *testing.T, perRound, min int, deadline time.Time, prop func(*rapid.T)) {
-	userSet := false
-	flag.Visit(func(f *flag.Flag) { userSet = userSet || f.Name == "rapid.checks" })
-	for i := 0; i < min || time.Now().Before(deadline); i++ {
-		if !userSet {
-			if err := flag.Set("rapid.checks", fmt.Sprint(perRound)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !t.Run(fmt.Sprintf("round%d", i), rapid.MakeCheck(prop)) {
-			return
+// round runs prop as rapid checks of n histories in a subtest; rapid prints
+// the seed and the shrunk history of a failure.
+func round(t *testing.T, name string, n int, prop func(*rapid.T)) bool {
+	if !checksGiven() {
+		if err := flag.Set("rapid.checks", fmt.Sprint(n)); err != nil {
+			t.Fatal(err)
 		}
 	}
+	return t.Run(name, rapid.MakeCheck(prop))
 }
 
-func soakDeadline() time.Time {
-	if *modelSoak <= 0 {
-		return time.Time{}
-	}
-	return time.Now().Add(*modelSoak)
+// checksGiven reports whether -rapid.checks was on the command line (then
+// every round runs that many), before rounds set it.
+var checksGiven = sync.OnceValue(func() bool {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "rapid.checks" })
+	return given
+})
+
+// soakDeadline is when a test's share of the soak ends (TestModelHistories
+// takes 80 %, TestModelCrash 20 %); without a soak, now: one round each.
+func soakDeadline(share float64) time.Time {
+	return time.Now().Add(time.Duration(float64(*modelSoak) * share))
 }
 
 // TestModelHistories runs random histories against the server and
@@ -584,18 +584,29 @@ func TestModelHistories(t *testing.T) {
 		t.Skip("model histories run the whole system")
 	}
 	clock := newModelClock()
-	sys := startModelSystem(t, clock.Now)
+	sys := startModelSystem(t, clock.Now, mapfront.ActivateImmediate)
+	// The default activation policy: cards take effect when the settlement
+	// file confirms them.
+	clockS := newModelClock()
+	sysS := startModelSystem(t, clockS.Now, mapfront.ActivateOnSettlement)
 	var next atomic.Int64
-	deadline := soakDeadline()
-	var seq, conc counts
+	deadline := soakDeadline(0.8)
+	var seq, seqSettle, conc counts
 	start := time.Now()
-	t.Run("sequential", func(t *testing.T) {
-		rounds(t, 100, 2, deadline, func(rt *rapid.T) { runSequential(rt, t, sys, clock, next.Add(1), &seq) })
-	})
-	t.Run("concurrent", func(t *testing.T) {
-		rounds(t, 50, 1, deadline, func(rt *rapid.T) { runConcurrent(rt, t, sys, next.Add(1), &conc) })
-	})
-	report(t, "sequential", &seq, start)
+	for i := 0; ; i++ {
+		ok := round(t, fmt.Sprintf("sequential/%d", i), 100, func(rt *rapid.T) {
+			runSequential(rt, t, sys, clock, next.Add(1), &seq)
+		}) && round(t, fmt.Sprintf("concurrent/%d", i), 50, func(rt *rapid.T) {
+			runConcurrent(rt, t, sys, next.Add(1), &conc)
+		}) && round(t, fmt.Sprintf("sequential-on-settlement/%d", i), 100, func(rt *rapid.T) {
+			runSequential(rt, t, sysS, clockS, next.Add(1), &seqSettle)
+		})
+		if !ok || !time.Now().Before(deadline) {
+			break
+		}
+	}
+	report(t, "sequential (immediate activation)", &seq, start)
+	report(t, "sequential (activation on settlement)", &seqSettle, start)
 	report(t, "concurrent", &conc, start)
 }
 
@@ -610,7 +621,13 @@ func TestModelCrash(t *testing.T) {
 	var next atomic.Int64
 	var c counts
 	start := time.Now()
-	rounds(t, 12, 1, soakDeadline(), func(rt *rapid.T) { runSequential(rt, t, sys, nil, next.Add(1), &c) })
+	deadline := soakDeadline(0.2)
+	for i := 0; ; i++ {
+		ok := round(t, fmt.Sprintf("round%d", i), 12, func(rt *rapid.T) { runSequential(rt, t, sys, nil, next.Add(1), &c) })
+		if !ok || !time.Now().Before(deadline) {
+			break
+		}
+	}
 	report(t, "crash", &c, start)
 }
 
