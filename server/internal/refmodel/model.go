@@ -585,7 +585,7 @@ func (c *Config) pay(s *State, r Request) []expect {
 	if code != OK {
 		return store(s2, code, left)
 	}
-	var chosen string
+	candidates := []string{acct}
 	if acct != "" {
 		a := s2.Accounts[acct]
 		switch {
@@ -594,38 +594,61 @@ func (c *Config) pay(s *State, r Request) []expect {
 		case a.Balance < r.Sum:
 			return store(s2, CodeInsufficient, -1)
 		}
-		chosen = acct
-	} else if chosen = s2.choose(mobile, r.Sum); chosen == "" {
+	} else if candidates = s2.choose(mobile, r.Sum); len(candidates) == 0 {
 		return store(s2, CodeInsufficient, -1)
 	}
-	n := s2.Clone()
-	a := n.Accounts[chosen]
-	a.Balance -= r.Sum
-	a.Used = true
-	n.Accounts[chosen] = a
-	n.PayKeys[k] = PayKey{FP: fp, State: "approved", Seller: r.SellerID, Store: r.StoreID, Terminal: r.TerminalID,
-		Consumer: r.ConsumerID, Account: chosen, Sum: r.Sum, After: a.Balance, Status: "success", Day: r.Day}
-	return []expect{{status: StatusPaid, orderSym: "pay|" + k, accountSym: chosen, sum: r.Sum, hasSum: true,
-		balance: a.Balance, hasBalance: true, left: -1, next: n}}
+	var out []expect
+	for _, chosen := range candidates {
+		n := s2.Clone()
+		a := n.Accounts[chosen]
+		a.Balance -= r.Sum
+		a.Used = true
+		n.Accounts[chosen] = a
+		n.PayKeys[k] = PayKey{FP: fp, State: "approved", Seller: r.SellerID, Store: r.StoreID, Terminal: r.TerminalID,
+			Consumer: r.ConsumerID, Account: chosen, Sum: r.Sum, After: a.Balance, Status: "success", Day: r.Day}
+		out = append(out, expect{status: StatusPaid, orderSym: "pay|" + k, accountSym: chosen, sum: r.Sum, hasSum: true,
+			balance: a.Balance, hasBalance: true, left: -1, next: n})
+	}
+	return out
 }
 
 // choose is the card-first rule: the earliest-activated active card whose
-// balance covers the sum, else the cash account if it does; "" is 10009.
-func (s *State) choose(mobile string, sum int64) string {
-	best, bestSeq := "", 0
+// balance covers the sum, else the cash account if it does; none is 10009.
+// Cards activated at the same time go by account id; while an id is not
+// known to the model, each of them may be the one.
+func (s *State) choose(mobile string, sum int64) []string {
+	var best []string
+	bestSeq := 0
 	for sym, a := range s.Accounts {
-		if a.Customer == mobile && a.Kind == "card" && a.Status == "active" && a.Balance >= sum &&
-			(best == "" || a.ActSeq < bestSeq) {
-			best, bestSeq = sym, a.ActSeq
+		if a.Customer != mobile || a.Kind != "card" || a.Status != "active" || a.Balance < sum {
+			continue
+		}
+		switch {
+		case len(best) == 0 || a.ActSeq < bestSeq:
+			best, bestSeq = []string{sym}, a.ActSeq
+		case a.ActSeq == bestSeq:
+			best = append(best, sym)
 		}
 	}
-	if best != "" {
+	if len(best) > 1 {
+		slices.Sort(best)
+		known := true
+		for _, sym := range best {
+			_, ok := s.IDs[sym]
+			known = known && ok
+		}
+		if known {
+			slices.SortFunc(best, func(a, b string) int { return strings.Compare(s.IDs[a], s.IDs[b]) })
+			best = best[:1]
+		}
+	}
+	if len(best) > 0 {
 		return best
 	}
 	if cash := CashSymbol(mobile); s.Accounts[cash].Balance >= sum {
-		return cash
+		return []string{cash}
 	}
-	return ""
+	return nil
 }
 
 // cancel is SPEC section 5 消费撤销.
@@ -876,6 +899,9 @@ func (c *Config) settle(s *State, r Request) []expect {
 		n.Payments[k] = p
 	}
 	if !c.Immediate {
+		// Cards activated by one run share its time (one ActSeq); card-first
+		// then goes by account id (see choose).
+		seq := n.ActSeq + 1
 		for sym, o := range n.Orders {
 			if o.Paid != o.Price || o.Credited {
 				continue
@@ -888,6 +914,10 @@ func (c *Config) settle(s *State, r Request) []expect {
 			}
 			if all {
 				n.activate(&o)
+				n.ActSeq = seq
+				a := n.Accounts[o.Account]
+				a.ActSeq = seq
+				n.Accounts[o.Account] = a
 				n.Orders[sym] = o
 			}
 		}
