@@ -636,11 +636,24 @@ func report(t *testing.T, what string, c *counts, start time.Time) {
 		c.histories.Load(), c.ops.Load(), c.crashes.Load(), c.resent.Load(), time.Since(start).Round(time.Second))
 	c.mu.Lock()
 	keys := slices.Sorted(maps.Keys(c.answers))
+	busy, approved := 0, 0
 	for _, k := range keys {
 		msg += fmt.Sprintf("\n  %-22s %d", k, c.answers[k])
+		switch {
+		case strings.HasSuffix(k, " 10018"):
+			busy += c.answers[k]
+		case strings.HasSuffix(k, " 0"):
+			approved += c.answers[k]
+		}
 	}
 	c.mu.Unlock()
 	t.Log(msg)
+	// The model lets any request be busy (10018, nothing happened): a server
+	// that is always busy, or never approves, would agree with it and prove
+	// nothing.
+	if n := c.ops.Load(); n > 0 && (int64(busy) > n/20 || int64(approved) < n/10) {
+		t.Errorf("model %s: %d busy and %d approved answers of %d: the histories do not exercise the server", what, busy, approved, n)
+	}
 	if *modelSoak > 0 {
 		fmt.Fprintln(os.Stderr, msg)
 	}

@@ -682,13 +682,17 @@ func (c *Config) cancel(s *State, r Request) []expect {
 	if !strings.HasPrefix(sym, "pay|") || !ok || pk.State != "approved" {
 		return store(CodeNoOriginal)
 	}
-	switch {
-	case pk.Seller != r.SellerID || pk.Store != r.StoreID || pk.Terminal != r.TerminalID:
-		return store(CodeCancelDenied)
-	case pk.Status != "success":
-		return store(CodeUndone)
-	case pk.Day != r.Day:
-		return store(CodeCancelDenied)
+	// SPEC gives no order among these refusals: when several apply, each
+	// of their codes is a right answer.
+	var refusals []expect
+	if pk.Seller != r.SellerID || pk.Store != r.StoreID || pk.Terminal != r.TerminalID || pk.Day != r.Day {
+		refusals = append(refusals, store(CodeCancelDenied)...)
+	}
+	if pk.Status != "success" {
+		refusals = append(refusals, store(CodeUndone)...)
+	}
+	if len(refusals) > 0 {
+		return refusals
 	}
 	n := s.Clone()
 	payKey := strings.TrimPrefix(sym, "pay|")
