@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
@@ -553,19 +554,29 @@ func (c *counts) answer(r refmodel.Request, a refmodel.Answer) {
 // round runs prop as rapid checks of n histories in a subtest; rapid prints
 // the seed and the shrunk history of a failure.
 func round(t *testing.T, name string, n int, prop func(*rapid.T)) bool {
-	if !checksGiven() {
+	if !flagGiven("rapid.checks") {
 		if err := flag.Set("rapid.checks", fmt.Sprint(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Every round's seed is printed (rapid prints a failure's own seed too);
+	// -rapid.seed=N runs every round from N.
+	if !flagGiven("rapid.seed") {
+		if err := flag.Set("rapid.seed", fmt.Sprint(rand.Uint64())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%s: %s histories, -rapid.seed=%s", name, flag.Lookup("rapid.checks").Value, flag.Lookup("rapid.seed").Value)
 	return t.Run(name, rapid.MakeCheck(prop))
 }
 
-// checksGiven reports whether -rapid.checks was on the command line (then
-// every round runs that many), before rounds set it.
-var checksGiven = sync.OnceValue(func() bool {
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "rapid.checks" })
+// flagGiven reports whether a flag was on the command line, as it was
+// before round set any.
+func flagGiven(name string) bool { return cmdline()[name] }
+
+var cmdline = sync.OnceValue(func() map[string]bool {
+	given := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	return given
 })
 
