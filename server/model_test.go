@@ -147,17 +147,25 @@ const (
 // drawSpec draws one request of the history. st is the model's state so
 // far (sequential), or the initial state (concurrent).
 func drawSpec(rt *rapid.T, w *world, st *refmodel.State, m mode, sent []spec, label string) spec {
+	k := rapid.SampledFrom(kindsOf(m)).Draw(rt, label+"kind")
+	if k == "resend" && len(sent) == 0 {
+		k = "pay"
+	}
+	return drawKind(rt, w, st, m, sent, k, label)
+}
+
+// kindsOf lists what a step of a history may be, each as often as it
+// should come.
+func kindsOf(m mode) []string {
 	kinds := []string{"pay", "pay", "pay", "pay", "cancel", "cancel", "undo", "undo", "open", "open", "open", "repeal", "info", "resend", "resend"}
 	if m == sequential {
 		kinds = append(kinds, "advance", "settle")
 	}
-	if m == crashing {
-		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == "resend" && len(sent) == 0 })
-	}
-	k := rapid.SampledFrom(kinds).Draw(rt, label+"kind")
-	if k == "resend" && len(sent) == 0 {
-		k = "pay"
-	}
+	return kinds
+}
+
+// drawKind draws a step of kind k; resend needs something sent.
+func drawKind(rt *rapid.T, w *world, st *refmodel.State, m mode, sent []spec, k, label string) spec {
 	var s spec
 	switch k {
 	case "advance":
@@ -559,6 +567,12 @@ func round(t *testing.T, name string, n int, prop func(*rapid.T)) bool {
 			t.Fatal(err)
 		}
 	}
+	// Histories of about 15 steps keep CI's budget; -rapid.steps=N for longer.
+	if !flagGiven("rapid.steps") {
+		if err := flag.Set("rapid.steps", "15"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Every round's seed is printed (rapid prints a failure's own seed too);
 	// -rapid.seed=N runs every round from N.
 	if !flagGiven("rapid.seed") {
@@ -682,7 +696,6 @@ func runSequential(rt *rapid.T, t *testing.T, sys *modelSystem, clock *modelCloc
 		m = crashing
 	}
 	states := []*refmodel.State{w.init}
-	steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 	var sent []spec
 	day := 0
 	var dates []time.Time // the business date of each day of the history
@@ -690,25 +703,29 @@ func runSequential(rt *rapid.T, t *testing.T, sys *modelSystem, clock *modelCloc
 	if clock != nil {
 		dates = append(dates, businessDate(clock))
 	}
-	for i := 0; i < steps; i++ {
-		s := drawSpec(rt, w, states[0], m, sent, fmt.Sprintf("%d.", i))
-		if s.advance {
+	i := 0
+	do := func(rt *rapid.T, k string) {
+		switch {
+		case k == "resend" && len(sent) == 0, k == "settle" && (day == 0 || settled[day-1]):
+			rt.Skip("nothing to do yet")
+		}
+		label := fmt.Sprintf("%d.", i)
+		i++
+		s := drawKind(rt, w, states[0], m, sent, k, label)
+		switch {
+		case s.advance:
 			clock.days.Add(1)
 			day++
 			dates = append(dates, businessDate(clock))
 			rt.Logf("%2d  the clock moves on one day (business day %d)", i, day)
-			continue
-		}
-		if s.settle {
-			if day == 0 || settled[day-1] {
-				continue
-			}
+			return
+		case s.settle:
 			settled[day-1] = true
 			r, got := settleDay(sys, w, states[0], day-1, dates[day-1], n)
 			c.answer(r, got)
 			rt.Logf("%2d  %s\n      -> %s", i, refmodel.Describe(r), refmodel.DescribeAnswer(got))
 			states = step(rt, w, states, r, got)
-			continue
+			return
 		}
 		sent = append(sent, s)
 		r := s.request(w, stateResolver{states[0]})
@@ -721,6 +738,13 @@ func runSequential(rt *rapid.T, t *testing.T, sys *modelSystem, clock *modelCloc
 		rt.Logf("%2d  %s\n      -> %s", i, refmodel.Describe(r), refmodel.DescribeAnswer(got))
 		states = step(rt, w, states, r, got)
 	}
+	// rapid's state-machine steps shrink well: a failing history loses
+	// every step it does not need.
+	actions := map[string]func(*rapid.T){}
+	for j, k := range kindsOf(m) {
+		actions[fmt.Sprintf("%s%02d", k, j)] = func(rt *rapid.T) { do(rt, k) }
+	}
+	rt.Repeat(actions)
 	got, err := readBalances(sys, w)
 	if err != nil {
 		rt.Fatalf("balances: %v", err)
