@@ -45,7 +45,7 @@ soak:
 	@set -euo pipefail; \
 	admin=$$(scripts/devdb.sh admin); \
 	MAPFRONT_TEST_DATABASE_URL="$$admin" $(GO) test -count=1 -timeout 0 -run 'TestModel' ./server/ -v -args -model.soak=$(SOAK) | \
-	  grep -v -E '^=== (RUN|NAME|PAUSE|CONT)'
+	  grep --line-buffered -v -E '^=== (RUN|NAME|PAUSE|CONT)'
 
 ## generate: gen/ from proto/ with buf and the local plugins pinned in go.mod.
 generate:
