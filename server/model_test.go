@@ -8,9 +8,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -32,7 +29,6 @@ import (
 
 	"mapfront/server/internal/mapfront"
 	"mapfront/server/internal/pinblock"
-	"mapfront/server/internal/postgres"
 	"mapfront/server/internal/refmodel"
 )
 
@@ -67,56 +63,6 @@ type world struct {
 	ids     [4]string
 	cfg     *refmodel.Config
 	init    *refmodel.State
-}
-
-var modelTPK, _ = hex.DecodeString(demoTPK)
-
-func newWorld(t *testing.T, sys *modelSystem, n int64) (*world, error) {
-	ctx := context.Background()
-	tag := fmt.Sprintf("%06d", n)
-	w := &world{sellers: [2]string{"SA" + tag, "SB" + tag}}
-	store := "ST" + tag
-	w.terms = [3][3]string{{w.sellers[0], store, "TA1" + tag}, {w.sellers[0], store, "TA2" + tag}, {w.sellers[1], store, "TB1" + tag}}
-	w.cfg = &refmodel.Config{Terminals: map[string]refmodel.Origin{}, Products: map[string]refmodel.Product{},
-		PayLimit: modelPayLimit, MaxFailures: 5, Immediate: sys.immediate}
-	for _, p := range modelProducts {
-		w.cfg.Products[p.ID] = refmodel.Product{Name: p.Name, Price: p.Price, Face: p.FaceValue}
-	}
-	for _, s := range w.sellers {
-		if err := sys.store.UpsertSeller(ctx, s, "模型商户", true); err != nil {
-			return nil, err
-		}
-		if err := sys.store.UpsertStore(ctx, s, store, "模型门店", true); err != nil {
-			return nil, err
-		}
-	}
-	for _, tm := range w.terms {
-		spec := postgresTerminal(tm)
-		if _, err := sys.store.UpsertTerminal(ctx, spec, func(k []byte) string { return kcv(k, false) }); err != nil {
-			return nil, err
-		}
-		w.cfg.Terminals[tm[2]] = refmodel.Origin{SellerID: tm[0], StoreID: tm[1]}
-	}
-	for i := range w.ids {
-		first := fmt.Sprintf("110105194912310%02d", i)
-		w.ids[i] = first + refmodel.CheckDigit(first)
-	}
-	w.init = refmodel.NewState()
-	for i := range w.mobiles {
-		w.mobiles[i] = fmt.Sprintf("13%09d", n*3+int64(i))
-	}
-	for i, cash := range []int64{richCash, lowCash} {
-		m := w.mobiles[i]
-		if _, err := sys.store.CreateCustomer(ctx, m, w.ids[i]); err != nil {
-			return nil, err
-		}
-		id, _, err := sys.store.TopUpCash(ctx, m, cash, "model-"+m)
-		if err != nil {
-			return nil, err
-		}
-		w.init.AddCustomer(m, w.ids[i], pinOf(w.ids[i]), id, cash)
-	}
-	return w, nil
 }
 
 // pinOf is a new customer's password under the id-last6 policy.
@@ -494,36 +440,6 @@ func send(base string, r refmodel.Request) (refmodel.Answer, error) {
 	return a, nil
 }
 
-// readBalances is the Balances answer: every account and password state of
-// the history's customers, read from the database.
-func readBalances(sys *modelSystem, w *world) (refmodel.Answer, error) {
-	a := refmodel.Answer{Accounts: map[string][]string{}, Passwords: map[string]string{}}
-	for _, m := range w.mobiles {
-		v, err := sys.store.GetCustomer(context.Background(), m)
-		if mapfront.ErrorCode(err) == mapfront.CodeNotFound {
-			continue
-		}
-		if err != nil {
-			return a, err
-		}
-		a.Passwords[m] = fmt.Sprintf("%d %v", v.Failures, v.Locked)
-		for _, x := range v.Accounts {
-			a.Accounts[m] = append(a.Accounts[m], refmodel.AccountLine(x.Kind, x.ProductID, string(x.Status), x.Balance))
-		}
-	}
-	return a, nil
-}
-
-func proveLedger(t *rapid.T, sys *modelSystem) {
-	rep, err := sys.store.VerifyLedger(context.Background())
-	if err != nil {
-		t.Fatalf("VerifyLedger: %v", err)
-	}
-	if !rep.OK {
-		t.Fatalf("ledger does not prove: %v %v %v", rep.Unbalanced, rep.Mismatched, rep.Negative)
-	}
-}
-
 // modelClock is the server's clock in the in-process histories: real time
 // from a fixed morning, plus whole days a history adds to cross cutovers.
 type modelClock struct {
@@ -761,52 +677,6 @@ func businessDate(c *modelClock) time.Time {
 	return mapfront.Clock{Zone: c.base.Location(), Now: c.Now}.Today()
 }
 
-// settleDay submits the settlement file of a business day of the history:
-// one record for each of its open_card payments that stand (the POSP's
-// file of a normal day), through the store's SettlementService method.
-func settleDay(sys *modelSystem, w *world, st *refmodel.State, day int, date time.Time, n int64) (refmodel.Request, refmodel.Answer) {
-	r := refmodel.Request{Kind: refmodel.Settle, Day: day}
-	var recs []mapfront.SettlementRecord
-	var total int64
-	for _, k := range slices.Sorted(maps.Keys(st.Payments)) {
-		p := st.Payments[k]
-		if p.Day != day || p.Repealed || p.Settled {
-			continue
-		}
-		o := st.Orders[p.Order]
-		key := strings.Split(k, "|")
-		r.Settled = append(r.Settled, k)
-		recs = append(recs, mapfront.SettlementRecord{LineNo: int64(len(recs) + 1),
-			TradeID: fmt.Sprintf("M%d-%d-%d", n, day, len(recs)), Amount: p.Sum, SellerID: p.Seller,
-			TerminalID: key[0], BatchNo: key[1], TerminalOrderID: key[2], TradeDate: mapfront.DateString(date),
-			TradeTime: "120000", IDNumber: st.Customers[o.Customer].IDNumber, Mobile: o.Customer, ProductID: o.Product})
-		total += p.Sum
-	}
-	sum := sha256.Sum256([]byte(fmt.Sprintf("model history %d day %d", n, day)))
-	h := mapfront.BatchHeader{BusinessDate: date, FileName: mapfront.DateString(date) + ".txt",
-		SHA256: hex.EncodeToString(sum[:]), RecordCount: int64(len(recs)), TotalFen: total}
-	sentChunk := false
-	rep, err := sys.store.SubmitBatch(context.Background(), h, func() (*mapfront.BatchChunk, error) {
-		if sentChunk {
-			return nil, io.EOF
-		}
-		sentChunk = true
-		return &mapfront.BatchChunk{Records: recs}, nil
-	})
-	if err != nil {
-		return r, refmodel.Answer{Code: int(mapfront.ErrorCode(err)), Msg: err.Error()}
-	}
-	a := refmodel.Answer{Sum: rep.Matched}
-	for _, e := range rep.Exceptions {
-		// Payments of other histories of the same date are missing from
-		// this file; anything else is about this file's records.
-		if e.Count > 0 && e.Type != mapfront.ExceptionType("missing_from_file") {
-			a.Code, a.Msg = -1, fmt.Sprintf("exceptions %+v", rep.Exceptions)
-		}
-	}
-	return r, a
-}
-
 // step keeps the states the model may be in after the answer.
 func step(rt *rapid.T, w *world, states []*refmodel.State, r refmodel.Request, got refmodel.Answer) []*refmodel.State {
 	var next []*refmodel.State
@@ -985,8 +855,4 @@ func runConcurrent(rt *rapid.T, t *testing.T, sys *modelSystem, n int64, c *coun
 	}
 	proveLedger(rt, sys)
 	c.histories.Add(1)
-}
-
-func postgresTerminal(t [3]string) postgres.TerminalSpec {
-	return postgres.TerminalSpec{SellerID: t[0], StoreID: t[1], TerminalID: t[2], Enabled: true, TPKHex: demoTPK}
 }
