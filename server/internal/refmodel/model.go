@@ -314,8 +314,9 @@ func (s *State) ServerID(sym string) (string, bool) {
 	return id, ok
 }
 
-// expect is one answer SPEC allows, with the state it leads to. Fields of
-// ans are compared by kind; OrderSym and AccountSym are symbols to bind.
+// expect is one answer SPEC allows, with the state it leads to. orderSym
+// and accountSym name the answer's ids: bound to the server's ids the first
+// time they are seen, and checked against that binding afterwards.
 type expect struct {
 	code       int
 	left       int // 10007: tries left the message must say (-1: not checked)
