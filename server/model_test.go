@@ -63,6 +63,9 @@ type world struct {
 	ids     [4]string
 	cfg     *refmodel.Config
 	init    *refmodel.State
+	// locking: the history mostly sends C0's requests with a wrong PIN,
+	// so that five in a row lock the password (10008) now and then.
+	locking bool
 }
 
 // pinOf is a new customer's password under the id-last6 policy.
@@ -159,6 +162,9 @@ func drawFresh(rt *rapid.T, w *world, st *refmodel.State, m mode, sent []spec, k
 	r.BatchNo = rapid.SampledFrom(batches).Draw(rt, label+"batch")
 	r.TerminalOrderID = rapid.SampledFrom(orderNos).Draw(rt, label+"terminalOrderId")
 	cust := rapid.IntRange(0, 2).Draw(rt, label+"customer")
+	if w.locking && (k == "pay" || k == "info") {
+		cust = 0
+	}
 	switch k {
 	case "pay", "info":
 		r.Kind = refmodel.Pay
@@ -167,6 +173,9 @@ func drawFresh(rt *rapid.T, w *world, st *refmodel.State, m mode, sent []spec, k
 		}
 		s.drawConsumer(rt, w, st, m, cust, label)
 		pins := []string{"right", "right", "right", "right", "right", "right", "wrong", "wrong", "bad"}
+		if w.locking {
+			pins = []string{"wrong", "wrong", "wrong", "wrong", "wrong", "right", "bad"}
+		}
 		if m == crashing && k == "info" {
 			pins = []string{"right"} // a query has no key: a resend of a wrong PIN would count twice
 		}
@@ -607,6 +616,7 @@ func runSequential(rt *rapid.T, t *testing.T, sys *modelSystem, clock *modelCloc
 	if err != nil {
 		rt.Fatalf("universe: %v", err)
 	}
+	w.locking = rapid.IntRange(0, 4).Draw(rt, "locking") == 4
 	m := sequential
 	if clock == nil {
 		m = crashing
@@ -627,6 +637,10 @@ func runSequential(rt *rapid.T, t *testing.T, sys *modelSystem, clock *modelCloc
 		}
 		label := fmt.Sprintf("%d.", i)
 		i++
+		if w.locking && k != "advance" && k != "settle" && k != "resend" {
+			// Mostly password checks, so that five wrong ones come in a row.
+			k = rapid.SampledFrom([]string{"pay", "info", k}).Draw(rt, label+"lockingKind")
+		}
 		s := drawKind(rt, w, states[0], m, sent, k, label)
 		switch {
 		case s.advance:
@@ -783,6 +797,7 @@ func runConcurrent(rt *rapid.T, t *testing.T, sys *modelSystem, n int64, c *coun
 	if err != nil {
 		rt.Fatalf("universe: %v", err)
 	}
+	w.locking = rapid.IntRange(0, 4).Draw(rt, "locking") == 4
 	clients := rapid.IntRange(2, 4).Draw(rt, "clients")
 	plans := make([][]spec, clients)
 	var all []spec
