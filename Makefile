@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: run test generate check-gen lint build demo-key stop-db clean
+.PHONY: run test soak generate check-gen lint build demo-key stop-db clean
 
 ## run: private PostgreSQL (unless MAPFRONT_DATABASE_URL/DATABASE_URL is set),
 ## master key, demo PKI (.data/pki: CA, certificates, roles), migrations, demo
@@ -42,6 +42,15 @@ test:
 	@set -euo pipefail; \
 	admin=$$(scripts/devdb.sh admin); \
 	MAPFRONT_TEST_DATABASE_URL="$$admin" $(GO) test -race -count=1 -timeout 20m ./...
+
+## soak: the model histories (server/model_test.go) in rounds for SOAK
+## (default 30m), printing how many histories and operations ran.
+SOAK ?= 30m
+soak:
+	@set -euo pipefail; \
+	admin=$$(scripts/devdb.sh admin); \
+	MAPFRONT_TEST_DATABASE_URL="$$admin" $(GO) test -count=1 -timeout 0 -run 'TestModel' ./server/ -v -args -model.soak=$(SOAK) | \
+	  grep --line-buffered -v -E '^=== (RUN|NAME|PAUSE|CONT)'
 
 ## generate: gen/ from proto/ with buf and the local plugins pinned in go.mod.
 generate:
