@@ -152,7 +152,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	az := authz.New(roles, authz.Options{DevPlaintext: cfg.DevPlaintext, Log: log, Refused: m.Refused})
 	go reloadRolesOnHUP(ctx, cfg.RolesFile, az, log)
 	srv := grpc.NewServer(append([]grpc.ServerOption{creds}, serverOptions(cfg, log, m, az)...)...)
-	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: now}
 	offline := &grpcapi.OfflineServer{Store: mapfront.NewService(store, keys, clock, cfg.Policy, log), Log: log}
 	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
 	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: mapfront.NewAdminService(store, keys, cfg.Policy), Log: log})

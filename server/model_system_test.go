@@ -27,11 +27,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"pgregory.net/rapid"
 
-	"mapfront/gateway/legacy"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
+	"mapfront/internal/legacy"
+	"mapfront/internal/mtls"
+	"mapfront/internal/mtls/mtlstest"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/mapfront"
 	"mapfront/server/internal/pgtest"
@@ -64,25 +65,28 @@ var modelProducts = []mapfront.Product{
 type modelSystem struct {
 	base      string
 	store     *postgres.Store
+	admin     *mapfront.AdminService
 	immediate bool // the activation policy is immediate
 	// restart, in crash mode, kills the server process with SIGKILL and
 	// starts it again; nil in-process.
 	kill, start func()
 }
 
-func modelStore(t *testing.T, ctx context.Context, dsn string, keys *secret.Keys, clock mapfront.Clock, p mapfront.Policy) *postgres.Store {
+func modelStore(t *testing.T, ctx context.Context, dsn string, keys *secret.Keys, clock mapfront.Clock, p mapfront.Policy) (*postgres.Store, *mapfront.AdminService) {
 	t.Helper()
-	store, err := postgres.Open(ctx, dsn, postgres.Options{Clock: clock, Policy: p, Keys: keys,
+	store, err := postgres.Open(ctx, dsn, postgres.Options{Clock: clock, Policy: p,
+		NewCustomerPassword: mapfront.InitialPasswordHasher(p, keys), SealID: mapfront.IDSealer(keys),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin := mapfront.NewAdminService(store, keys, p)
 	for _, p := range modelProducts {
-		if _, err := store.UpsertProduct(ctx, p); err != nil {
+		if _, err := admin.UpsertProduct(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return store
+	return store, admin
 }
 
 // startModelSystem starts the gRPC server in-process on a fresh database
@@ -97,13 +101,18 @@ func startModelSystem(t *testing.T, now func() time.Time, activation mapfront.Ac
 	zone, _ := time.LoadLocation("Asia/Shanghai")
 	ctx, cancel := context.WithCancel(context.Background())
 	policy := modelPolicy(activation)
-	store := modelStore(t, ctx, pgtest.NewDatabase(t), keys, mapfront.Clock{Zone: zone, Now: now}, policy)
+	store, admin := modelStore(t, ctx, pgtest.NewDatabase(t), keys, mapfront.Clock{Zone: zone, Now: now}, policy)
 	cfg := &config.Config{GRPCAddr: freeAddr(t), HTTPAddr: freeAddr(t), Zone: zone, Policy: policy,
-		MaxConns: 8, StatementTimeout: 5 * time.Second, MaxMessageBytes: 4 << 20, ShutdownTimeout: 5 * time.Second}
+		MaxConns: 8, StatementTimeout: 5 * time.Second, MaxMessageBytes: 4 << 20, ShutdownTimeout: 5 * time.Second, Now: now}
+	pki := withTestTLS(t, cfg)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, store) }()
-	conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	go func() { done <- serve(ctx, cfg, log, store, keys) }()
+	creds, err := mtls.DialCredentials(cfg.GRPCAddr, pki.Client("gateway"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(cfg.GRPCAddr, append(legacy.ClientOptions(), creds)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +129,7 @@ func startModelSystem(t *testing.T, now func() time.Time, activation mapfront.Ac
 		store.Close()
 	})
 	waitReady(t, "http://"+cfg.HTTPAddr+"/readyz")
-	return &modelSystem{base: edge.URL, store: store, immediate: activation == mapfront.ActivateImmediate}
+	return &modelSystem{base: edge.URL, store: store, admin: admin, immediate: activation == mapfront.ActivateImmediate}
 }
 
 // startModelProcess builds the server binary and runs it as a process in
@@ -141,7 +150,10 @@ func startModelProcess(t *testing.T) *modelSystem {
 	co, _ := mapfront.ParseCutover(cutover)
 	dsn := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	store := modelStore(t, ctx, dsn, keys, mapfront.Clock{Zone: zone, Cutover: co, Now: time.Now}, modelPolicy(mapfront.ActivateImmediate))
+	store, admin := modelStore(t, ctx, dsn, keys, mapfront.Clock{Zone: zone, Cutover: co, Now: time.Now}, modelPolicy(mapfront.ActivateImmediate))
+	var tlsCfg config.Config
+	pki := withTestTLS(t, &tlsCfg)
+	gw := pki.Client("gateway")
 
 	bin := filepath.Join(t.TempDir(), "server")
 	build := exec.Command("go", "build", "-o", bin, "mapfront/server")
@@ -151,11 +163,16 @@ func startModelProcess(t *testing.T) *modelSystem {
 	}
 	grpcAddr, httpAddr, legacyAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	var cmd *exec.Cmd
-	s := &modelSystem{base: "http://" + legacyAddr, store: store, immediate: true}
+	s := &modelSystem{base: "http://" + legacyAddr, store: store, admin: admin, immediate: true}
 	s.start = func() {
 		cmd = exec.Command(bin, "serve", "-grpc-addr", grpcAddr, "-http-addr", httpAddr, "-legacy-addr", legacyAddr,
 			"-activation", "immediate", "-pay-limit", fmt.Sprint(modelPayLimit), "-cutover", cutover, "-db-max-conns", "8",
-			"-log-level", "error")
+			"-log-level", "error", "-roles-file", tlsCfg.RolesFile,
+			"-legacy-client-cert-file", gw.Cert, "-legacy-client-key-file", gw.Key,
+			// The POS resends after a crash; the edge's rate limits are
+			// not what this test is about.
+			"-legacy-terminal-limit", "off", "-legacy-open-card-limit", "off", "-legacy-source-limit", "off")
+		cmd.Args = append(cmd.Args, mtlstest.Args(tlsCfg.TLS)...)
 		cmd.Env = append(os.Environ(), "MAPFRONT_DATABASE_URL="+dsn, "MAPFRONT_MASTER_KEY="+master, "MAPFRONT_MASTER_KEY_FILE=")
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
@@ -209,16 +226,16 @@ func newWorld(t *testing.T, sys *modelSystem, n int64) (*world, error) {
 		w.cfg.Products[p.ID] = refmodel.Product{Name: p.Name, Price: p.Price, Face: p.FaceValue}
 	}
 	for _, s := range w.sellers {
-		if err := sys.store.UpsertSeller(ctx, s, "模型商户", true); err != nil {
+		if err := sys.admin.UpsertSeller(ctx, s, "模型商户", true); err != nil {
 			return nil, err
 		}
-		if err := sys.store.UpsertStore(ctx, s, store, "模型门店", true); err != nil {
+		if err := sys.admin.UpsertStore(ctx, s, store, "模型门店", true); err != nil {
 			return nil, err
 		}
 	}
 	for _, tm := range w.terms {
 		spec := postgresTerminal(tm)
-		if _, err := sys.store.UpsertTerminal(ctx, spec, func(k []byte) string { return kcv(k, false) }); err != nil {
+		if _, err := sys.admin.UpsertTerminal(ctx, spec); err != nil {
 			return nil, err
 		}
 		w.cfg.Terminals[tm[2]] = refmodel.Origin{SellerID: tm[0], StoreID: tm[1]}
@@ -233,10 +250,10 @@ func newWorld(t *testing.T, sys *modelSystem, n int64) (*world, error) {
 	}
 	for i, cash := range []int64{richCash, lowCash} {
 		m := w.mobiles[i]
-		if _, err := sys.store.CreateCustomer(ctx, m, w.ids[i]); err != nil {
+		if _, err := sys.admin.CreateCustomer(ctx, m, w.ids[i]); err != nil {
 			return nil, err
 		}
-		id, _, err := sys.store.TopUpCash(ctx, m, cash, "model-"+m)
+		id, _, err := sys.admin.TopUpCash(ctx, m, cash, "model-"+m)
 		if err != nil {
 			return nil, err
 		}
@@ -250,7 +267,7 @@ func newWorld(t *testing.T, sys *modelSystem, n int64) (*world, error) {
 func readBalances(sys *modelSystem, w *world) (refmodel.Answer, error) {
 	a := refmodel.Answer{Accounts: map[string][]string{}, Passwords: map[string]string{}}
 	for _, m := range w.mobiles {
-		v, err := sys.store.GetCustomer(context.Background(), m)
+		v, err := sys.admin.GetCustomer(context.Background(), m)
 		if mapfront.ErrorCode(err) == mapfront.CodeNotFound {
 			continue
 		}
@@ -321,6 +338,6 @@ func settleDay(sys *modelSystem, w *world, st *refmodel.State, day int, date tim
 	return r, a
 }
 
-func postgresTerminal(t [3]string) postgres.TerminalSpec {
-	return postgres.TerminalSpec{SellerID: t[0], StoreID: t[1], TerminalID: t[2], Enabled: true, TPKHex: demoTPK}
+func postgresTerminal(t [3]string) mapfront.TerminalSpec {
+	return mapfront.TerminalSpec{SellerID: t[0], StoreID: t[1], TerminalID: t[2], Enabled: true, TPKHex: demoTPK}
 }

@@ -51,6 +51,11 @@ type Config struct {
 	// allowlist and rate limits (-legacy-tls-*, -legacy-allow,
 	// -legacy-*-limit; MAPFRONT_LEGACY_*), as the gateway's.
 	LegacyEdge legacy.EdgeConfig
+
+	// Now is the clock the services decide by (payTime, business day,
+	// cancel window; STYLE 7): nil is time.Now. Only tests set it; no flag
+	// or variable does.
+	Now func() time.Time
 }
 
 // LegacyClientTLS is the mutual-TLS files of single-binary mode's in-process
