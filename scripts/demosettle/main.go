@@ -196,6 +196,8 @@ func run() error {
 	}
 
 	fmt.Printf("\n== 5. the new cards (AdminService.GetCustomer)\n")
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for _, b := range buyers {
 		c, err := admin.GetCustomer(ctx, &mapfrontv1.GetCustomerRequest{MobileNum: b.mobile})
 		if err != nil {
