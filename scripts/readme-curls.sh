@@ -42,7 +42,10 @@ for i in $(seq 1 "$blocks"); do
   printf '== block %d: %s\n' "$i" "$(grep -m1 -o 'curl -s [^ ]*' "$code" || head -1 "$code")"
   # shellcheck disable=SC1090
   source "$code" > "$tmp/$i.out" 2> "$tmp/$i.err" || { echo "   block $i failed: $(cat "$tmp/$i.err")"; fail=1; continue; }
-  mapfile -t answers < <(grep '^{' "$tmp/$i.out")
+  # curl -s prints no newline after an answer: two requests in one block
+  # print `{...}{...}` on one line. An answer's inner quotes in "request"
+  # are escaped, so `}{"errcode"` is only ever a boundary.
+  mapfile -t answers < <(sed 's/}{"errcode"/}\n{"errcode"/g' "$tmp/$i.out" | grep '^{')
   if [ ! -f "$tmp/$i.json" ]; then
     continue
   fi
