@@ -68,15 +68,19 @@ test:
 	admin=$$(scripts/devdb.sh admin); \
 	MAPFRONT_TEST_DATABASE_URL="$$admin" $(GO) test -race -count=1 -timeout 20m ./...
 
-## generate: gen/ from proto/ with buf and the local plugins pinned in go.mod.
+## generate: gen/ from proto/ with buf and the local plugins pinned in go.mod,
+## then the legacy paths' OpenAPI document built from them
+## (internal/legacyopenapi/legacy.swagger.json, served by the gateway).
+LEGACY_OPENAPI := internal/legacyopenapi/legacy.swagger.json
 generate:
 	rm -rf gen/mapfront gen/openapi/*.swagger.json
 	$(GO) tool buf generate
+	$(GO) test -count=1 -run '^TestCheckedIn$$' ./internal/legacyopenapi -update
 
 ## check-gen: fail when gen/ is not what proto/ generates.
 check-gen: generate
-	@git diff --exit-code --stat -- gen/ && test -z "$$(git status --porcelain -- gen/)" || \
-	  { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code --stat -- gen/ $(LEGACY_OPENAPI) && test -z "$$(git status --porcelain -- gen/ $(LEGACY_OPENAPI))" || \
+	  { echo "gen/ or $(LEGACY_OPENAPI) is stale: run 'make generate' and commit"; exit 1; }
 
 lint:
 	$(GO) tool buf lint

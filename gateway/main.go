@@ -25,7 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
-	"mapfront/gen/openapi"
+	"mapfront/internal/legacyopenapi"
 	"mapfront/internal/legacy"
 	"mapfront/internal/mtls"
 )
@@ -144,7 +144,9 @@ func routes(api http.Handler, health healthpb.HealthClient, log *slog.Logger, m 
 	})
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapi.Spec)
+		// The legacy paths as they are on the wire (envelope, Chinese
+		// status words, amounts in fen), not the gRPC messages.
+		_, _ = w.Write(legacyopenapi.Spec)
 	})
 	mux.Handle("/", api)
 	return mux
