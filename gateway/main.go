@@ -25,8 +25,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
-	"mapfront/internal/legacyopenapi"
 	"mapfront/internal/legacy"
+	"mapfront/internal/legacyopenapi"
 	"mapfront/internal/mtls"
 )
 

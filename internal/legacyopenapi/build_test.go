@@ -356,4 +356,3 @@ func (full) GetAccountInfo(context.Context, *mapfrontv1.GetAccountInfoRequest, .
 func (full) DownloadProduct(context.Context, *mapfrontv1.DownloadProductRequest, ...grpc.CallOption) (*mapfrontv1.DownloadProductResponse, error) {
 	return answer(&mapfrontv1.DownloadProductResponse{})
 }
-
