@@ -11,6 +11,10 @@
 # its errcode, errmsg and (when it has one) status must be what the server
 # answers. Every earlier answer of the block must have errcode 0. Exit 0 when
 # all agree; 1, with the differences, otherwise.
+#
+# For a test harness (server/readme_test.go): README_CURLS_BASE replaces the
+# README's gateway address http://127.0.0.1:8080, README_CURLS_SERVER its
+# bin/server, in the blocks before they run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 readme=${1:-README.md}
@@ -39,6 +43,8 @@ errmsg() { sed -n 's/^{"errcode":[0-9]*,"errmsg":"\([^"]*\)".*/\1/p' <<<"$1"; }
 fail=0
 for i in $(seq 1 "$blocks"); do
   code="$tmp/$i.sh"
+  if [ -n "${README_CURLS_BASE:-}" ]; then sed -i "s#http://127.0.0.1:8080#$README_CURLS_BASE#g" "$code"; fi
+  if [ -n "${README_CURLS_SERVER:-}" ]; then sed -i "s#bin/server #$README_CURLS_SERVER #g" "$code"; fi
   printf '== block %d: %s\n' "$i" "$(grep -m1 -o 'curl -s [^ ]*' "$code" || head -1 "$code")"
   # shellcheck disable=SC1090
   source "$code" > "$tmp/$i.out" 2> "$tmp/$i.err" || { echo "   block $i failed: $(cat "$tmp/$i.err")"; fail=1; continue; }
