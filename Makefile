@@ -43,7 +43,7 @@ run: build .data/master.key
 ## run-demo-day: `make run` with the business-day cutover 3 minutes after
 ## start (MAPFRONT_CUTOVER, in MAPFRONT_ZONE), so that `make demo-settle` can
 ## settle the day of its sales a few minutes later. Demo only.
-run-demo-day: export MAPFRONT_CUTOVER := $(shell TZ=$${MAPFRONT_ZONE:-Asia/Shanghai} date -d '+3 min' +%H:%M)
+run-demo-day: export MAPFRONT_CUTOVER = $(shell TZ=$${MAPFRONT_ZONE:-Asia/Shanghai} date -d '+3 min' +%H:%M)
 run-demo-day: run
 
 ## demo-settle: against a running `make run-demo-day`: card sales through the
