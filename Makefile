@@ -28,9 +28,9 @@ run: build .data/master.key
 	$(BIN)/server demo; \
 	printf 'MAPFRONT_ZONE=%s\nMAPFRONT_CUTOVER=%s\n' "$$MAPFRONT_ZONE" "$$MAPFRONT_CUTOVER" > .data/run.env; \
 	srv=; gw=; \
-	stop() { trap - INT TERM EXIT; \
+	stop() { trap - INT TERM HUP EXIT; \
 	  for p in $$gw $$srv; do kill -TERM $$p 2>/dev/null || true; wait $$p 2>/dev/null || true; done; }; \
-	trap 'stop; exit 0' INT TERM; trap stop EXIT; \
+	trap 'stop; exit 0' INT TERM HUP; trap stop EXIT; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/server.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/server.key" \
 	  MAPFRONT_ROLES_FILE="$(PKI)/roles" setsid $(BIN)/server serve & srv=$$!; \
 	for i in $$(seq 1 50); do (echo > /dev/tcp/127.0.0.1/9090) 2>/dev/null && break; sleep 0.2; done; \
