@@ -5,28 +5,53 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: run test soak generate check-gen lint build demo-key stop-db clean
+.PHONY: run run-demo-day demo-settle test soak generate check-gen lint build demo-key stop-db clean
 
 ## run: private PostgreSQL (unless MAPFRONT_DATABASE_URL/DATABASE_URL is set),
 ## master key, demo PKI (.data/pki: CA, certificates, roles), migrations, demo
 ## data, then server and gateway together, each with its own certificate.
 PKI := $(CURDIR)/.data/pki
+## The server and the gateway run in sessions of their own (setsid), so that
+## Ctrl-C reaches only this recipe, which stops them once each, in order
+## (gateway first, then server), waits for both and exits 0. make itself is
+## interrupted by the same Ctrl-C and so ends with the shell's 130, silently.
+## .data/run.env records the business-day rule (zone, cutover) the server
+## runs with, for `make demo-settle`.
 run: build .data/master.key
 	@set -euo pipefail; \
 	db=$$(scripts/devdb.sh url mapfront); \
 	export MAPFRONT_DATABASE_URL="$$db"; \
 	if [ -z "$${MAPFRONT_MASTER_KEY:-}" ]; then export MAPFRONT_MASTER_KEY_FILE="$${MAPFRONT_MASTER_KEY_FILE:-$(CURDIR)/.data/master.key}"; fi; \
+	export MAPFRONT_ZONE="$${MAPFRONT_ZONE:-Asia/Shanghai}" MAPFRONT_CUTOVER="$${MAPFRONT_CUTOVER:-00:00}"; \
 	$(BIN)/server certs -dir "$(PKI)"; \
 	$(BIN)/server migrate; \
 	$(BIN)/server demo; \
+	printf 'MAPFRONT_ZONE=%s\nMAPFRONT_CUTOVER=%s\n' "$$MAPFRONT_ZONE" "$$MAPFRONT_CUTOVER" > .data/run.env; \
+	srv=; gw=; \
+	stop() { trap - INT TERM HUP EXIT; \
+	  for p in $$gw $$srv; do kill -TERM $$p 2>/dev/null || true; wait $$p 2>/dev/null || true; done; }; \
+	trap 'stop; exit 0' INT TERM HUP; trap stop EXIT; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/server.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/server.key" \
-	  MAPFRONT_ROLES_FILE="$(PKI)/roles" $(BIN)/server serve & srv=$$!; \
-	trap 'kill $$srv $$gw 2>/dev/null; wait' INT TERM EXIT; \
+	  MAPFRONT_ROLES_FILE="$(PKI)/roles" setsid $(BIN)/server serve & srv=$$!; \
 	for i in $$(seq 1 50); do (echo > /dev/tcp/127.0.0.1/9090) 2>/dev/null && break; sleep 0.2; done; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/gateway.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/gateway.key" \
-	  $(BIN)/gateway & gw=$$!; \
-	echo "mapfront: gRPC 127.0.0.1:9090, legacy JSON http://127.0.0.1:8080/front/offline/... (Ctrl-C stops)"; \
-	wait -n $$srv $$gw
+	  setsid $(BIN)/gateway & gw=$$!; \
+	echo "mapfront: gRPC 127.0.0.1:9090, legacy JSON http://127.0.0.1:8080/front/offline/... (business day: cutover $$MAPFRONT_CUTOVER $$MAPFRONT_ZONE; Ctrl-C stops)"; \
+	rc=0; wait -n $$srv $$gw || rc=$$?; \
+	echo "mapfront: a process stopped (exit $$rc); stopping the other" >&2; exit 1
+
+## run-demo-day: `make run` with the business-day cutover 3 minutes after
+## start (MAPFRONT_CUTOVER, in MAPFRONT_ZONE), so that `make demo-settle` can
+## settle the day of its sales a few minutes later. Demo only.
+run-demo-day: export MAPFRONT_CUTOVER = $(shell TZ=$${MAPFRONT_ZONE:-Asia/Shanghai} date -d '+3 min' +%H:%M)
+run-demo-day: run
+
+## demo-settle: against a running `make run-demo-day`: card sales through the
+## legacy path (one split), that day's settlement file, the settlement once
+## the day has ended, the report and the activated cards (scripts/demosettle).
+demo-settle:
+	@test -x $(BIN)/settlement || $(MAKE) --no-print-directory build
+	$(GO) run ./scripts/demosettle
 
 ## .data/master.key: a local master key for the demo, generated once, never committed.
 .data/master.key:
@@ -52,15 +77,19 @@ soak:
 	MAPFRONT_TEST_DATABASE_URL="$$admin" $(GO) test -count=1 -timeout 0 -run 'TestModel' ./server/ -v -args -model.soak=$(SOAK) | \
 	  grep --line-buffered -v -E '^=== (RUN|NAME|PAUSE|CONT)'
 
-## generate: gen/ from proto/ with buf and the local plugins pinned in go.mod.
+## generate: gen/ from proto/ with buf and the local plugins pinned in go.mod,
+## then the legacy paths' OpenAPI document built from them
+## (internal/legacyopenapi/legacy.swagger.json, served by the gateway).
+LEGACY_OPENAPI := internal/legacyopenapi/legacy.swagger.json
 generate:
 	rm -rf gen/mapfront gen/openapi/*.swagger.json
 	$(GO) tool buf generate
+	$(GO) test -count=1 -run '^TestCheckedIn$$' ./internal/legacyopenapi -update
 
 ## check-gen: fail when gen/ is not what proto/ generates.
 check-gen: generate
-	@git diff --exit-code --stat -- gen/ && test -z "$$(git status --porcelain -- gen/)" || \
-	  { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code --stat -- gen/ $(LEGACY_OPENAPI) && test -z "$$(git status --porcelain -- gen/ $(LEGACY_OPENAPI))" || \
+	  { echo "gen/ or $(LEGACY_OPENAPI) is stale: run 'make generate' and commit"; exit 1; }
 
 lint:
 	$(GO) tool buf lint

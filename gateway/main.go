@@ -24,8 +24,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
-	"mapfront/gen/openapi"
 	"mapfront/internal/legacy"
+	"mapfront/internal/legacyopenapi"
 	"mapfront/internal/mtls"
 )
 
@@ -151,7 +151,9 @@ func routes(api http.Handler, health healthpb.HealthClient, log *slog.Logger, m 
 	})
 	ops["/openapi.json"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapi.Spec)
+		// The legacy paths as they are on the wire (envelope, Chinese
+		// status words, amounts in fen), not the gRPC messages.
+		_, _ = w.Write(legacyopenapi.Spec)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, ok := ops[r.URL.Path]; ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {

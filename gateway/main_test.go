@@ -161,8 +161,12 @@ func TestRoutes(t *testing.T) {
 	}
 	rec = get("/openapi.json")
 	body, _ := io.ReadAll(rec.Body)
-	var doc struct{ Swagger string }
-	if rec.Code != http.StatusOK || json.Unmarshal(body, &doc) != nil || doc.Swagger != "2.0" {
+	var doc struct {
+		Swagger string
+		Paths   map[string]any
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(body, &doc) != nil || doc.Swagger != "2.0" || len(doc.Paths) != 7 ||
+		!strings.Contains(string(body), `"errcode"`) {
 		t.Errorf("/openapi.json: HTTP %d, %.80s", rec.Code, body)
 	}
 	if rec := get("/front/offline/pay"); rec.Code != http.StatusMethodNotAllowed ||

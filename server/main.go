@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/legacy"
@@ -164,6 +165,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		OnBatch: func(status string) { m.Batches.WithLabelValues(status).Inc() }})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
+	// Reflection (v1 and v1alpha) for grpcurl and other tools: any identity
+	// with a role may call it (server/internal/authz, authenticatedMethods).
+	reflection.Register(srv)
 
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {

@@ -1,8 +1,10 @@
 // Package openapi embeds the OpenAPI document of the legacy offline API.
 //
 // This file is hand-written; it only embeds offline.swagger.json, which
-// protoc-gen-openapiv2 generates beside it (buf generate), so that the
-// gateway can serve the document without reading files at run time.
+// protoc-gen-openapiv2 generates beside it (buf generate). It describes the
+// gRPC messages; the document the gateway serves, of the legacy paths as they
+// are on the wire, is internal/legacyopenapi's, which takes its field
+// descriptions from this one.
 package openapi
 
 import _ "embed"

@@ -6,7 +6,7 @@
 // every RPC to the roles allowed. Everything else is refused: a caller
 // without a verified certificate gets Unauthenticated, one whose roles do
 // not allow the method PermissionDenied. Only the gRPC health service is
-// open to all.
+// open to all; gRPC server reflection answers any identity with a role.
 //
 // The interceptors are the server's, in its one chain. The single-binary
 // mode's legacy listener is to reach the server through them too, over an
@@ -182,7 +182,7 @@ func (a *Authorizer) authorize(ctx context.Context, method string) (context.Cont
 		return nil, status.Error(codes.Unauthenticated, "a client certificate signed by the configured CA is required")
 	}
 	roles := (*a.roles.Load())[id]
-	allowed, known := methodRoles[method]
+	allowed, known := Allowed(method)
 	if !known || !slices.ContainsFunc(roles, func(r Role) bool { return slices.Contains(allowed, r) }) {
 		why := "no role of the identity allows the method"
 		if !known {

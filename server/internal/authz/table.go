@@ -1,7 +1,11 @@
 package authz
 
 import (
+	"slices"
+
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 )
@@ -91,10 +95,25 @@ var openMethods = map[string]bool{
 	healthpb.Health_Watch_FullMethodName: true,
 }
 
+// authenticatedMethods answer any identity that holds at least one role,
+// whichever: gRPC server reflection (both protocol versions; grpcurl tries
+// v1 first, older clients speak v1alpha), so that integrators can list and
+// describe the API without the proto files. It describes the services and
+// messages, the same as proto/, and reads nothing stored; it is still closed
+// to callers without a certificate or without a role, like everything but
+// health.
+var authenticatedMethods = map[string]bool{
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      true,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: true,
+}
+
 // Allowed returns the roles allowed to call method (a full method name,
 // "/mapfront.v1.AdminService/TopUpCash"); ok is false for a method the table
 // does not know, which nobody may call.
 func Allowed(method string) (roles []Role, ok bool) {
+	if authenticatedMethods[method] {
+		return slices.Clone(AllRoles), true
+	}
 	roles, ok = methodRoles[method]
 	return append([]Role(nil), roles...), ok
 }

@@ -64,7 +64,7 @@ Commands:
                                         to the business date that last ended
   run --file PATH [--date yyyyMMdd]     settle a local file (date from the name if not given)
   daemon                                settle every business day at cutover + offset
-  exceptions list [--state open|resolved] [--date yyyyMMdd] [--limit N]
+  exceptions list [--state open|resolved|all] [--date yyyyMMdd] [--limit N]
   exceptions show ID
   exceptions resolve ID --action activate|refund_owed|ignore|link_order
                      [--operator DISPLAY_NAME] [--note TEXT] [--order ORDER_ID]
