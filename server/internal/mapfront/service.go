@@ -23,6 +23,7 @@ type Service struct {
 	clock  Clock
 	policy Policy
 	log    *slog.Logger
+	group  *payGroup // group commit of pays; nil: off (GroupPays)
 }
 
 // attempts bounds the tries of one request on transient store errors (a
@@ -53,9 +54,19 @@ func (s *Service) Pay(ctx context.Context, r *PayRequest) (*PaymentAnswer, error
 		return nil, err
 	}
 	fp := r.Fingerprint()
+	if s.group != nil {
+		return s.payGrouped(ctx, r, fp)
+	}
+	return s.paySingle(ctx, r, fp)
+}
+
+// paySingle is a pay as its own transaction: the path without group commit,
+// and the one a rolled-back batch falls back to for each of its pays.
+func (s *Service) paySingle(ctx context.Context, r *PayRequest, fp []byte) (*PaymentAnswer, error) {
 	var a *PaymentAnswer
 	var decline error
 	err := Retry(ctx, attempts, func() error {
+		a, decline = nil, nil
 		st, u, err := s.store.LoadPay(ctx, r)
 		if err != nil {
 			return err
