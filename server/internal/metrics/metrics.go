@@ -29,6 +29,12 @@ type Metrics struct {
 	// Batches counts settlement batches by their final status.
 	Batches *prometheus.CounterVec
 	refused *prometheus.CounterVec
+	// Group commit of pays (mapfront.GroupConfig): batch sizes, how long
+	// a batch's oldest pay waited in the queue, batches run again one pay
+	// at a time.
+	payBatchSize   prometheus.Histogram
+	payBatchWait   prometheus.Histogram
+	payBatchSingly prometheus.Counter
 }
 
 // New registers the server's collectors, the Go runtime's and the pool's.
@@ -49,7 +55,18 @@ func New(pool *pgxpool.Pool) *Metrics {
 			Name: "mapfront_grpc_refused_total", Help: "gRPC calls refused by authentication or authorization, by method and code (Unauthenticated, PermissionDenied).",
 		}, []string{"method", "code"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused,
+	m.payBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mapfront_pay_batch_size", Help: "Pays per group-commit transaction.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	m.payBatchWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mapfront_pay_batch_wait_seconds", Help: "How long the oldest pay of a batch waited in the queue.",
+		Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .02, .05, .1, .5},
+	})
+	m.payBatchSingly = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mapfront_pay_batch_singly_total", Help: "Pay batches that rolled back and were run one pay at a time.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.payBatchSize, m.payBatchWait, m.payBatchSingly,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{pool: pool})
 	return m
@@ -133,3 +150,14 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
 	ch <- prometheus.MustNewConstMetric(poolWaitTime, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds())
 }
+
+// PayBatch records one group-commit batch of pays: its size and how long its
+// oldest pay waited (mapfront.GroupConfig.Observe).
+func (m *Metrics) PayBatch(size int, wait time.Duration) {
+	m.payBatchSize.Observe(float64(size))
+	m.payBatchWait.Observe(wait.Seconds())
+}
+
+// PayBatchSingly counts a batch run again one pay at a time
+// (mapfront.GroupConfig.Singly).
+func (m *Metrics) PayBatchSingly(int, error) { m.payBatchSingly.Inc() }
