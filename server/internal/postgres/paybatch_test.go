@@ -5,10 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"mapfront/server/internal/mapfront"
 	"mapfront/server/internal/secret"
@@ -359,4 +365,129 @@ func TestGroupPayWriteFailureFallsBackToSingles(t *testing.T) {
 		t.Fatalf("%d orders, want %d", orders, len(keysOf))
 	}
 	e.verify(t)
+}
+
+// BenchmarkPayClients measures Service.Pay (no HTTP, no gRPC) against the
+// real PostgreSQL, each pay from one of 64 customers' cash accounts, with 1
+// and 16 concurrent clients, each pay its own transaction (single) and with
+// group commit over 1, 2 and 4 lanes (group, group-lanesN). Reported: ns/op (per pay, all clients together),
+// pays/s and the clients' p50/p99 latency.
+//
+//	go test -run XXX -bench PayClients -benchtime 5s ./server/internal/postgres
+func BenchmarkPayClients(b *testing.B) {
+	for _, mode := range []struct {
+		name  string
+		lanes int // 0: single
+	}{{"single", 0}, {"group", 1}, {"group-lanes2", 2}, {"group-lanes4", 4}} {
+		for _, clients := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/clients=%d", mode.name, clients), func(b *testing.B) {
+				benchPayClients(b, mode.lanes, clients)
+			})
+		}
+	}
+}
+
+func benchPayClients(b *testing.B, lanes, clients int) {
+	e := newEnvTB(b)
+	if lanes > 0 && !e.svc.GroupPays(mapfront.GroupConfig{MaxBatch: 64, Lanes: lanes}) {
+		b.Fatal("group commit did not turn on")
+	}
+	const customers = 64
+	blocks := make([]string, customers)
+	for i := 0; i < customers; i++ {
+		mobile := fmt.Sprintf("1500000%04d", i)
+		if _, err := e.admin.CreateCustomer(e.ctx, mobile, newID); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.admin.SetPaymentPassword(e.ctx, mobile, "123456"); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := e.store.TopUpCash(e.ctx, mobile, 1_000_000_000, "bench-"+mobile); err != nil {
+			b.Fatal(err)
+		}
+		blocks[i] = pinForTB(b, "123456", mobile)
+	}
+	var n atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	cpu0 := backendCPU(b, e)
+	b.ResetTimer()
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := n.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				k := int(i % customers)
+				r := &mapfront.PayRequest{
+					Origin:  mapfront.Origin{SellerID: "SH12345", StoreID: "ST12345", TerminalID: "ZJ000001", OperatorID: "bench"},
+					BatchNo: "1", TerminalOrderID: fmt.Sprint(i), ConsumerID: fmt.Sprintf("1500000%04d", k), PINBlock: blocks[k], Sum: 1,
+				}
+				t0 := time.Now()
+				if _, err := e.svc.Pay(e.ctx, r); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cpu := backendCPU(b, e)
+	var ticks int64
+	for pid, t := range cpu {
+		ticks += t - cpu0[pid] // a backend started during the run counts whole
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "pays/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	// Clock ticks are 10 ms (USER_HZ 100): over a few thousand pays the
+	// figure is good to a few µs.
+	b.ReportMetric(float64(ticks)*10_000/float64(len(all)), "pg-cpu-µs/pay")
+}
+
+// backendCPU reads the CPU time (user + system, in clock ticks) of the
+// PostgreSQL backends serving the test's database, by pid, from /proc: the
+// database's own cost per pay, which a shared machine's scheduler does not
+// blur as it blurs throughput.
+func backendCPU(b *testing.B, e *env) map[int]int64 {
+	rows, err := e.store.pool.Query(e.ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu := map[int]int64{}
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // not on this machine, or gone
+		}
+		// Fields after the command name (which may hold spaces): utime and
+		// stime are the 14th and 15th of the line.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		cpu[int(pid)] = u + s
+	}
+	return cpu
 }
