@@ -34,7 +34,8 @@ type Config struct {
 	// transaction (MAPFRONT_PAY_BATCH_MAX, default 64; 1 turns it off), how
 	// long a batch waits for more pays before it starts
 	// (MAPFRONT_PAY_BATCH_WAIT, default 0: never) and how many batches may be
-	// in the database at once (MAPFRONT_PAY_BATCH_LANES, default 1).
+	// in the database at once (MAPFRONT_PAY_BATCH_LANES, default 4: their
+	// commits overlap; BENCHMARKS.md).
 	PayBatchMax   int
 	PayBatchWait  time.Duration
 	PayBatchLanes int
@@ -93,7 +94,7 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.StringVar(&c.LegacyKey, "legacy-client-key-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_KEY_FILE"), "single binary: PEM private key of -legacy-client-cert-file")
 	batchMax := fs.Int64("pay-batch-max", envInt("MAPFRONT_PAY_BATCH_MAX", 64), "group commit: most pays in one transaction (1: off)")
 	fs.DurationVar(&c.PayBatchWait, "pay-batch-wait", envDuration("MAPFRONT_PAY_BATCH_WAIT", 0), "group commit: how long a batch waits for more pays (0: never)")
-	batchLanes := fs.Int64("pay-batch-lanes", envInt("MAPFRONT_PAY_BATCH_LANES", 1), "group commit: batches in the database at once")
+	batchLanes := fs.Int64("pay-batch-lanes", envInt("MAPFRONT_PAY_BATCH_LANES", 4), "group commit: batches in the database at once")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
