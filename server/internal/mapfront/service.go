@@ -47,8 +47,9 @@ func NewService(store OfflineStore, keys Keys, clock Clock, policy Policy, log *
 
 // Pay spends from one account (SPEC section 5): by accountId that account,
 // by mobile the account the policy chooses; a pay never splits. A repeat of
-// the key answers the stored outcome and moves nothing.
-// Errors: 10001-10011, 10014, 10015, 10017, 10018.
+// the key answers the stored outcome and moves nothing. With group commit on
+// (GroupPays) concurrent pays share one transaction, with the same rules
+// and answers. Errors: 10001-10011, 10014, 10015, 10017, 10018.
 func (s *Service) Pay(ctx context.Context, r *PayRequest) (*PaymentAnswer, error) {
 	if err := r.Validate(s.policy); err != nil {
 		return nil, err
