@@ -491,3 +491,28 @@ func backendCPU(b *testing.B, e *env) map[int]int64 {
 	}
 	return cpu
 }
+
+// A pay given up by its caller while it still waits for a batch had no
+// effect: 10018, nothing written, and a later pay of the key is a first pay.
+func TestGroupPayAbandonedInQueue(t *testing.T) {
+	e, sizes := groupEnv(t, mapfront.GroupConfig{MaxBatch: 4, MaxWait: time.Second})
+	const mobile = "15800007777"
+	cash := newPayer(t, e, mobile, 1000)
+	p := payReq(t, mobile, "123456", "gone", 100)
+	ctx, cancel := context.WithTimeout(e.ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err := e.svc.Pay(ctx, p) // the lane waits a second for more pays; the caller leaves first
+	wantCode(t, err, mapfront.CodeBusy)
+	time.Sleep(1200 * time.Millisecond) // the lane wakes, finds only the abandoned pay
+	if b := e.balance(t, cash); b != 1000 {
+		t.Fatalf("balance %d after an abandoned pay, want 1000", b)
+	}
+	if n := len(sizes.sizes); n != 0 {
+		t.Fatalf("%d batches ran, want none", n)
+	}
+	a, err := e.svc.Pay(e.ctx, p)
+	if err != nil || *a.Balance != 900 {
+		t.Fatalf("the key's first real pay: %+v %v", a, err)
+	}
+	e.verify(t)
+}
