@@ -158,7 +158,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		now = time.Now
 	}
 	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: now}
-	offline := &grpcapi.OfflineServer{Store: mapfront.NewService(store, keys, clock, cfg.Policy, log), Log: log}
+	svc := mapfront.NewService(store, keys, clock, cfg.Policy, log)
+	svc.GroupPays(mapfront.GroupConfig{MaxBatch: cfg.PayBatchMax, MaxWait: cfg.PayBatchWait, Lanes: cfg.PayBatchLanes,
+		Observe: m.PayBatch, Singly: m.PayBatchSingly})
+	offline := &grpcapi.OfflineServer{Store: svc, Log: log}
 	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
 	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: mapfront.NewAdminService(store, keys, cfg.Policy), Log: log})
 	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log, CompletionWindow: cfg.CompletionWindow,

@@ -103,7 +103,11 @@ func startModelSystem(t *testing.T, now func() time.Time, activation mapfront.Ac
 	policy := modelPolicy(activation)
 	store, admin := modelStore(t, ctx, pgtest.NewDatabase(t), keys, mapfront.Clock{Zone: zone, Now: now}, policy)
 	cfg := &config.Config{GRPCAddr: freeAddr(t), HTTPAddr: freeAddr(t), Zone: zone, Policy: policy,
-		MaxConns: 8, StatementTimeout: 5 * time.Second, MaxMessageBytes: 4 << 20, ShutdownTimeout: 5 * time.Second, Now: now}
+		MaxConns: 8, StatementTimeout: 5 * time.Second, MaxMessageBytes: 4 << 20, ShutdownTimeout: 5 * time.Second, Now: now,
+		// Group commit on, so that the concurrent histories check its
+		// batches against the model too (a sequential history's pays are
+		// batches of one).
+		PayBatchMax: 64, PayBatchLanes: 2}
 	pki := withTestTLS(t, cfg)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	done := make(chan error, 1)

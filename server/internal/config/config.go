@@ -31,6 +31,15 @@ type Config struct {
 	MaxMessageBytes  int           // MAPFRONT_GRPC_MAX_MESSAGE, default 4 MiB
 	ShutdownTimeout  time.Duration // MAPFRONT_SHUTDOWN_TIMEOUT, default 15s
 	LogLevel         string        // MAPFRONT_LOG_LEVEL: debug, info, warn, error
+	// Group commit of pays (mapfront.GroupConfig): the most pays in one
+	// transaction (MAPFRONT_PAY_BATCH_MAX, default 64; 1 turns it off), how
+	// long a batch waits for more pays before it starts
+	// (MAPFRONT_PAY_BATCH_WAIT, default 0: never) and how many batches may be
+	// in the database at once (MAPFRONT_PAY_BATCH_LANES, default 4: their
+	// commits overlap; BENCHMARKS.md).
+	PayBatchMax   int
+	PayBatchWait  time.Duration
+	PayBatchLanes int
 	// CompletionWindow: how long a card order may stay short of its price
 	// before settlement files it for manual handling (MAPFRONT_COMPLETION_WINDOW, default 7 days).
 	CompletionWindow time.Duration
@@ -93,6 +102,9 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c.DevPlaintext = mtls.DevPlaintext(os.Getenv)
 	fs.StringVar(&c.LegacyCert, "legacy-client-cert-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_CERT_FILE"), "single binary: PEM certificate (role posp) the legacy listener calls the gRPC API with")
 	fs.StringVar(&c.LegacyKey, "legacy-client-key-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_KEY_FILE"), "single binary: PEM private key of -legacy-client-cert-file")
+	batchMax := fs.Int64("pay-batch-max", envInt("MAPFRONT_PAY_BATCH_MAX", 1), "group commit: most pays in one transaction (1, the default: off; see BENCHMARKS.md before turning it on)")
+	fs.DurationVar(&c.PayBatchWait, "pay-batch-wait", envDuration("MAPFRONT_PAY_BATCH_WAIT", 0), "group commit: how long a batch waits for more pays (0: never)")
+	batchLanes := fs.Int64("pay-batch-lanes", envInt("MAPFRONT_PAY_BATCH_LANES", 4), "group commit: batches in the database at once")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
 	c.LegacyEdge = legacy.DefaultEdgeConfig()
 	var errs []error
@@ -128,6 +140,16 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("db-max-conns %d out of range 1..1000", *maxConns))
 	}
 	c.MaxConns = int32(*maxConns)
+	if *batchMax < 1 || *batchMax > 1000 {
+		errs = append(errs, fmt.Errorf("pay-batch-max %d out of range 1..1000", *batchMax))
+	}
+	if *batchLanes < 1 || *batchLanes > int64(c.MaxConns) {
+		errs = append(errs, fmt.Errorf("pay-batch-lanes %d out of range 1..db-max-conns", *batchLanes))
+	}
+	if c.PayBatchWait < 0 || c.PayBatchWait > time.Second {
+		errs = append(errs, fmt.Errorf("pay-batch-wait %v out of range 0..1s", c.PayBatchWait))
+	}
+	c.PayBatchMax, c.PayBatchLanes = int(*batchMax), int(*batchLanes)
 	if *maxMsg < 1024 || *maxMsg > 64<<20 {
 		errs = append(errs, fmt.Errorf("grpc-max-message %d out of range", *maxMsg))
 	}

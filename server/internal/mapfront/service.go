@@ -23,6 +23,7 @@ type Service struct {
 	clock  Clock
 	policy Policy
 	log    *slog.Logger
+	group  *payGroup // group commit of pays; nil: off (GroupPays)
 }
 
 // attempts bounds the tries of one request on transient store errors (a
@@ -46,16 +47,27 @@ func NewService(store OfflineStore, keys Keys, clock Clock, policy Policy, log *
 
 // Pay spends from one account (SPEC section 5): by accountId that account,
 // by mobile the account the policy chooses; a pay never splits. A repeat of
-// the key answers the stored outcome and moves nothing.
-// Errors: 10001-10011, 10014, 10015, 10017, 10018.
+// the key answers the stored outcome and moves nothing. With group commit on
+// (GroupPays) concurrent pays share one transaction, with the same rules
+// and answers. Errors: 10001-10011, 10014, 10015, 10017, 10018.
 func (s *Service) Pay(ctx context.Context, r *PayRequest) (*PaymentAnswer, error) {
 	if err := r.Validate(s.policy); err != nil {
 		return nil, err
 	}
 	fp := r.Fingerprint()
+	if s.group != nil {
+		return s.payGrouped(ctx, r, fp)
+	}
+	return s.paySingle(ctx, r, fp)
+}
+
+// paySingle is a pay as its own transaction: the path without group commit,
+// and the one a rolled-back batch falls back to for each of its pays.
+func (s *Service) paySingle(ctx context.Context, r *PayRequest, fp []byte) (*PaymentAnswer, error) {
 	var a *PaymentAnswer
 	var decline error
 	err := Retry(ctx, attempts, func() error {
+		a, decline = nil, nil
 		st, u, err := s.store.LoadPay(ctx, r)
 		if err != nil {
 			return err

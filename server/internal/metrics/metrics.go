@@ -31,6 +31,12 @@ type Metrics struct {
 	refused *prometheus.CounterVec
 	// refusals counts legacy requests refused at the edge (single binary).
 	refusals *prometheus.CounterVec
+	// Group commit of pays (mapfront.GroupConfig): batch sizes, how long
+	// a batch's oldest pay waited in the queue, batches run again one pay
+	// at a time.
+	payBatchSize   prometheus.Histogram
+	payBatchWait   prometheus.Histogram
+	payBatchSingly prometheus.Counter
 }
 
 // New registers the server's collectors, the Go runtime's and the pool's.
@@ -55,7 +61,18 @@ func New(pool *pgxpool.Pool) *Metrics {
 			Help: "Legacy requests refused at the edge, by reason: source (allowlist, 403), source_rate, terminal_rate, open_card_rate (10018).",
 		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.refusals,
+	m.payBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mapfront_pay_batch_size", Help: "Pays per group-commit transaction.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	m.payBatchWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mapfront_pay_batch_wait_seconds", Help: "How long the oldest pay of a batch waited in the queue.",
+		Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .02, .05, .1, .5},
+	})
+	m.payBatchSingly = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mapfront_pay_batch_singly_total", Help: "Pay batches that rolled back and were run one pay at a time.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.refusals, m.payBatchSize, m.payBatchWait, m.payBatchSingly,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{pool: pool})
 	return m
@@ -143,3 +160,14 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(poolWaits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
 	ch <- prometheus.MustNewConstMetric(poolWaitTime, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds())
 }
+
+// PayBatch records one group-commit batch of pays: its size and how long its
+// oldest pay waited (mapfront.GroupConfig.Observe).
+func (m *Metrics) PayBatch(size int, wait time.Duration) {
+	m.payBatchSize.Observe(float64(size))
+	m.payBatchWait.Observe(wait.Seconds())
+}
+
+// PayBatchSingly counts a batch run again one pay at a time
+// (mapfront.GroupConfig.Singly).
+func (m *Metrics) PayBatchSingly(int, error) { m.payBatchSingly.Inc() }

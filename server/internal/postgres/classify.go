@@ -93,3 +93,24 @@ func connectionLost(err error) bool {
 	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || pgconn.SafeToRetry(err)
 }
+
+// rolledBack marks a classified error of a batch (group commit) as
+// *mapfront.RolledBack when the transaction certainly did not commit and
+// the same batch would fail again: the server refused a statement (severity
+// ERROR, so nothing of the transaction stands, even with COMMIT sent) or the
+// balance CHECK refused an overdraft. Transient errors stay transient (the
+// batch is tried again); anything else (a lost connection around COMMIT,
+// the deadline) stays as it is: the outcome is unknown.
+func rolledBack(err error) error {
+	if err == nil || mapfront.IsTransient(err) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Severity == "ERROR" {
+		return &mapfront.RolledBack{Err: err}
+	}
+	if mapfront.ErrorCode(err) == mapfront.CodeInsufficient {
+		return &mapfront.RolledBack{Err: err}
+	}
+	return err
+}

@@ -105,3 +105,112 @@ func scanKeyRecord(row pgx.Row) (*mapfront.KeyRecord, error) {
 	}
 	return &r, nil
 }
+
+// keyRecordPutManySQL is keyRecordPutSQL for many keys of one kind in one
+// statement (group commit); each key at most once. $1 kind, $2-$4 the keys,
+// $5 fingerprints, $6 states, $7 errcodes, $8 errmsgs, $9 answers, $10
+// reversals (JSON text or NULL).
+const keyRecordPutManySQL = `INSERT INTO terminal_requests (kind, terminal_id, batch_no, terminal_order_id, fingerprint,
+    state, errcode, errmsg, answer, reversal)
+SELECT $1, t, b, o, f, s, c, m, a::jsonb, r::jsonb
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[])
+    AS u(t, b, o, f, s, c, m, a, r)
+ON CONFLICT (kind, terminal_id, batch_no, terminal_order_id) DO UPDATE SET fingerprint = excluded.fingerprint,
+    state = excluded.state, errcode = excluded.errcode, errmsg = excluded.errmsg, answer = excluded.answer,
+    reversal = excluded.reversal`
+
+// queueKeyRecords queues the write of the records of keys (of one kind) in
+// one statement; a key named twice keeps its last record, as two writes in
+// order would.
+func queueKeyRecords(b *pgx.Batch, kind string, keys []mapfront.TerminalKey, recs []*mapfront.KeyRecord) {
+	last := make(map[mapfront.TerminalKey]int, len(keys))
+	for i, k := range keys {
+		last[k] = i
+	}
+	n := len(last)
+	ts, bs, os := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	fps, states := make([][]byte, 0, n), make([]string, 0, n)
+	codes, msgs := make([]int32, 0, n), make([]string, 0, n)
+	answers, reversals := make([]*string, 0, n), make([]*string, 0, n)
+	for i, k := range keys {
+		if last[k] != i {
+			continue
+		}
+		r := recs[i]
+		code, msg := int32(0), ""
+		if r.Decline != nil {
+			code, msg = int32(r.Decline.Code), r.Decline.Msg
+		}
+		ts, bs, os = append(ts, k.TerminalID), append(bs, k.BatchNo), append(os, k.TerminalOrderID)
+		fps, states = append(fps, r.Fingerprint), append(states, string(r.State))
+		codes, msgs = append(codes, code), append(msgs, msg)
+		answers, reversals = append(answers, textOrNil(r.Answer)), append(reversals, textOrNil(r.Reversal))
+	}
+	b.Queue(keyRecordPutManySQL, kind, ts, bs, os, fps, states, codes, msgs, answers, reversals)
+}
+
+func textOrNil(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := string(b)
+	return &s
+}
+
+// keyLockManySQL takes the transaction locks of many keys of one kind
+// (keyLockSQL's lock for each), in ascending lock order so that two batches
+// never wait for each other in a cycle: the locks are taken after the sort
+// (PostgreSQL evaluates a volatile output column after ORDER BY). $1 kind,
+// $2-$4 the keys.
+const keyLockManySQL = `SELECT pg_advisory_xact_lock(h) FROM (
+    SELECT DISTINCT hashtextextended($1 || '|' || t || '|' || b || '|' || o, 0) AS h
+    FROM unnest($2::text[], $3::text[], $4::text[]) AS u(t, b, o)) s
+ORDER BY h`
+
+// keyRecordManySQL reads the records of many keys of one kind, each row
+// with the (1-based) positions of the key in the arrays. $1 kind, $2-$4.
+const keyRecordManySQL = `SELECT u.n, r.fingerprint, r.state, r.errcode, r.errmsg, r.answer::text, r.reversal::text
+FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(t, b, o, n)
+JOIN terminal_requests r ON r.kind = $1 AND r.terminal_id = u.t AND r.batch_no = u.b AND r.terminal_order_id = u.o`
+
+// queueKeyLoads queues the locks and the reads of many keys' records:
+// into[i] gets the record of keys[i] (nil when it has none).
+func queueKeyLoads(b *pgx.Batch, kind string, keys []mapfront.TerminalKey, into []*mapfront.KeyRecord) {
+	ts, bs, os := keyArrays(keys)
+	b.Queue(keyLockManySQL, kind, ts, bs, os)
+	b.Queue(keyRecordManySQL, kind, ts, bs, os).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				n                int64
+				r                mapfront.KeyRecord
+				state, msg       string
+				code             int
+				answer, reversal *string
+			)
+			if err := rows.Scan(&n, &r.Fingerprint, &state, &code, &msg, &answer, &reversal); err != nil {
+				return err
+			}
+			r.State = mapfront.KeyState(state)
+			if r.State == mapfront.KeyDeclined {
+				r.Decline = &mapfront.Error{Code: mapfront.Code(code), Msg: msg}
+			}
+			if answer != nil {
+				r.Answer = []byte(*answer)
+			}
+			if reversal != nil {
+				r.Reversal = []byte(*reversal)
+			}
+			into[n-1] = &r
+		}
+		return rows.Err()
+	})
+}
+
+// keyArrays splits keys into the three arrays the *Many statements take.
+func keyArrays(keys []mapfront.TerminalKey) (ts, bs, os []string) {
+	ts, bs, os = make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ts[i], bs[i], os[i] = k.TerminalID, k.BatchNo, k.TerminalOrderID
+	}
+	return ts, bs, os
+}

@@ -94,3 +94,34 @@ func post(ctx context.Context, tx pgx.Tx, kind, orderID string, legs ...posting)
 	}
 	return id, nil
 }
+
+// ledgerManyCTE is ledgerCTE for many transactions of one kind in one
+// statement (group commit): one ledger_txns row per order, numbered in the
+// order given, and their postings. The postings trigger moves the balances
+// as for one. Parameters from $6 on are the tail's. $1 kind, $2 order ids,
+// $3 each leg's order id, $4 accounts, $5 amounts.
+const ledgerManyCTE = `
+WITH t AS (INSERT INTO ledger_txns (kind, order_id)
+           SELECT $1, o FROM unnest($2::text[]) WITH ORDINALITY AS u(o, n) ORDER BY n
+           RETURNING txn_id, order_id),
+     p AS (INSERT INTO postings (txn_id, account_id, amount)
+           SELECT t.txn_id, l.a, l.m FROM t JOIN unnest($3::text[], $4::text[], $5::bigint[]) AS l(o, a, m)
+           ON l.o = t.order_id ORDER BY t.txn_id)
+`
+
+// ledgerManyArgs checks and merges the legs of each order (as ledgerArgs)
+// into the arguments of ledgerManyCTE.
+func ledgerManyArgs(kind string, orderIDs []string, legs [][]mapfront.Leg) ([]any, error) {
+	var legOrders, accounts []string
+	var amounts []int64
+	for i, id := range orderIDs {
+		args, err := ledgerArgs(kind, id, legs[i])
+		if err != nil {
+			return nil, err
+		}
+		for j, a := range args[2].([]string) {
+			legOrders, accounts, amounts = append(legOrders, id), append(accounts, a), append(amounts, args[3].([]int64)[j])
+		}
+	}
+	return []any{kind, orderIDs, legOrders, accounts, amounts}, nil
+}

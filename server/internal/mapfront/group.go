@@ -1,0 +1,383 @@
+package mapfront
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Group commit of pays (issue 11). Concurrent Pay calls queue; a lane takes
+// everything queued (up to MaxBatch) and runs it as one transaction: one
+// load of the whole batch (PayBatchStore.LoadPays), the same pure decisions
+// as a single pay (ReplayPay, DecidePay) in arrival order with the batch's
+// own effects applied as it goes, one write and one COMMIT. Pays that
+// arrive while a batch is in the database wait for the next one; there is no
+// timer by default, so at low load a batch is one pay and a pay waits for
+// nothing.
+
+// PayBatchStore is the group-commit half of the pay store, implemented by
+// the postgres store next to OfflineStore.
+type PayBatchStore interface {
+	// LoadPays begins one transaction for the batch rs and reads, in one
+	// round trip, for every request what LoadPay reads for it (the states
+	// are in the order of rs, each with its own order number). It takes the
+	// pay keys' transaction locks (the lock LoadPay and LoadUndo take) in
+	// ascending lock order, then locks the customers in customer_id order and
+	// the accounts in account_id order, so that two batches never deadlock.
+	// Persist writes the outcomes in arrival order, one statement per table,
+	// and commits. Errors: as OfflineStore, plus *RolledBack when the
+	// transaction certainly did not commit but trying the same batch again
+	// would fail the same way (a constraint, a bug).
+	LoadPays(ctx context.Context, rs []*PayRequest) ([]*PayState, Unit[[]*PayOutcome], error)
+}
+
+// RolledBack marks a store error after which the transaction certainly did
+// not commit and that a retry of the same work would meet again (a
+// statement refused by a constraint, a bug). A batch that fails so is run
+// again one request at a time, so that one bad request fails only itself.
+type RolledBack struct{ Err error }
+
+func (e *RolledBack) Error() string { return "rolled back: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *RolledBack) Unwrap() error { return e.Err }
+
+// GroupConfig sets the group commit of pays.
+type GroupConfig struct {
+	// MaxBatch is the most pays in one transaction; 1 or less turns group
+	// commit off (every pay is its own transaction).
+	MaxBatch int
+	// MaxWait is how long a lane that found fewer than MaxBatch pays queued
+	// waits for more before it starts; 0 (the default) never waits.
+	MaxWait time.Duration
+	// Lanes is how many batches may be in the database at once (default 1).
+	Lanes int
+	// Observe, if set, is told each batch's size and how long its oldest
+	// pay waited in the queue (for metrics).
+	Observe func(size int, wait time.Duration)
+	// Singly, if set, is told when a batch is run again one request at a
+	// time, with the error that made it.
+	Singly func(size int, err error)
+}
+
+// GroupPays turns on group commit of pays if the store can load batches
+// (PayBatchStore) and c.MaxBatch > 1. It must be called before the service
+// serves; it reports whether group commit is on.
+func (s *Service) GroupPays(c GroupConfig) bool {
+	bs, ok := s.store.(PayBatchStore)
+	if !ok || c.MaxBatch <= 1 {
+		s.group = nil
+		return false
+	}
+	if c.Lanes < 1 {
+		c.Lanes = 1
+	}
+	s.group = &payGroup{cfg: c, store: bs, more: make(chan struct{}, 1)}
+	return true
+}
+
+// payGroup is the queue of pays and the lanes that run it.
+type payGroup struct {
+	cfg   GroupConfig
+	store PayBatchStore
+	mu    sync.Mutex
+	queue []*payCall
+	busy  int           // lanes running
+	more  chan struct{} // a pay was queued (for a lane waiting MaxWait)
+}
+
+// Call states: a queued call is taken by a lane or given up by its caller,
+// whichever comes first.
+const (
+	callQueued int32 = iota
+	callTaken
+	callAbandoned
+)
+
+// payCall is one Pay waiting for its batch.
+type payCall struct {
+	ctx    context.Context
+	r      *PayRequest
+	fp     []byte
+	queued time.Time
+	state  atomic.Int32
+	done   chan payResult
+}
+
+type payResult struct {
+	a       *PaymentAnswer
+	decline error
+	err     error
+}
+
+// payGrouped queues r and waits for its batch's answer. A pay given up by
+// its caller before a lane took it had no effect (10018); once taken, its
+// answer is awaited (the batch runs under its own deadline, batchContext).
+func (s *Service) payGrouped(ctx context.Context, r *PayRequest, fp []byte) (*PaymentAnswer, error) {
+	g := s.group
+	c := &payCall{ctx: ctx, r: r, fp: fp, queued: time.Now(), done: make(chan payResult, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	start := g.busy < g.cfg.Lanes
+	if start {
+		g.busy++
+	}
+	g.mu.Unlock()
+	if start {
+		go s.runLane()
+	} else {
+		select {
+		case g.more <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case res := <-c.done:
+		return answerOr(res.a, res.decline, res.err)
+	case <-ctx.Done():
+		if c.state.CompareAndSwap(callQueued, callAbandoned) {
+			return nil, &Error{Code: CodeBusy, Msg: ErrBusy.Msg}
+		}
+		res := <-c.done
+		return answerOr(res.a, res.decline, res.err)
+	}
+}
+
+// runLane runs batches until the queue is empty, then ends; the next Pay
+// starts a lane again.
+func (s *Service) runLane() {
+	g := s.group
+	for {
+		batch := g.take()
+		if batch == nil {
+			return
+		}
+		s.runBatch(batch)
+	}
+}
+
+// take removes up to MaxBatch queued calls (waiting up to MaxWait for more
+// when configured) and marks them taken; nil, with the lane released, when
+// nothing is queued.
+func (g *payGroup) take() []*payCall {
+	if g.cfg.MaxWait > 0 {
+		g.linger()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var batch []*payCall
+	for len(g.queue) > 0 && len(batch) < g.cfg.MaxBatch {
+		c := g.queue[0]
+		g.queue[0] = nil
+		g.queue = g.queue[1:]
+		if c.state.CompareAndSwap(callQueued, callTaken) {
+			batch = append(batch, c)
+		}
+	}
+	if len(g.queue) == 0 {
+		g.queue = nil // let the backing array go
+	}
+	if len(batch) == 0 {
+		g.busy--
+		return nil
+	}
+	return batch
+}
+
+// linger waits, up to MaxWait, while fewer than MaxBatch pays are queued.
+func (g *payGroup) linger() {
+	deadline := time.NewTimer(g.cfg.MaxWait)
+	defer deadline.Stop()
+	for {
+		g.mu.Lock()
+		n := len(g.queue)
+		g.mu.Unlock()
+		if n >= g.cfg.MaxBatch {
+			return
+		}
+		select {
+		case <-g.more:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// runBatch runs one batch and answers every call in it. Inside the one
+// retry loop: a transient failure (certainly not committed) runs the batch
+// again; a *RolledBack failure runs each request on its own (the single
+// path, with its own retries), so that one bad request never fails the
+// others; any other failure, around COMMIT, leaves the outcome unknown and
+// answers that error (10000) to every member.
+func (s *Service) runBatch(batch []*payCall) {
+	if o := s.group.cfg.Observe; o != nil {
+		o(len(batch), time.Since(batch[0].queued))
+	}
+	if len(batch) == 1 {
+		// A batch of one is a single pay: the single path's plain
+		// statements cost the database less than the set-based ones, so at
+		// low load a pay costs what it did without group commit.
+		c := batch[0]
+		a, err := s.paySingle(c.ctx, c.r, c.fp)
+		c.done <- payResult{a: a, err: err}
+		return
+	}
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	var results []payResult
+	err := Retry(ctx, attempts, func() error {
+		var err error
+		results, err = s.tryBatch(ctx, batch)
+		return err
+	})
+	var rb *RolledBack
+	switch {
+	case err == nil:
+		for i, c := range batch {
+			c.done <- results[i]
+		}
+	case errors.As(err, &rb):
+		if f := s.group.cfg.Singly; f != nil {
+			f(len(batch), err)
+		}
+		s.log.Warn("pay batch rolled back; paying one at a time", "size", len(batch), "err", err)
+		var wg sync.WaitGroup
+		for _, c := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := s.paySingle(c.ctx, c.r, c.fp)
+				c.done <- payResult{a: a, err: err}
+			}()
+		}
+		wg.Wait()
+	default:
+		if rb != nil {
+			err = rb.Err
+		}
+		for _, c := range batch {
+			c.done <- payResult{err: err}
+		}
+	}
+}
+
+// batchContext is the batch's context: no member's cancellation may cut the
+// others' transaction short, so it ends at the latest member deadline.
+func batchContext(batch []*payCall) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, c := range batch {
+		d, ok := c.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.WithoutCancel(c.ctx))
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
+}
+
+// tryBatch is one attempt at a batch: load, decide in arrival order, persist.
+// Per-member internal errors (a password hash that does not verify) fail
+// that member only; its outcome is not written.
+func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, error) {
+	rs := make([]*PayRequest, len(batch))
+	for i, c := range batch {
+		rs[i] = c.r
+	}
+	sts, u, err := s.group.store.LoadPays(ctx, rs)
+	if err != nil {
+		return nil, err
+	}
+	defer u.Rollback()
+	if len(sts) != len(batch) {
+		return nil, errors.New("pay batch: load returned a state per request count that does not match")
+	}
+	results := make([]payResult, len(batch))
+	outs := make([]*PayOutcome, 0, len(batch))
+	fx := newBatchEffects()
+	for i, c := range batch {
+		st, res := fx.apply(sts[i], c.r.Key()), &results[i]
+		var done bool
+		if res.a, res.decline, done = ReplayPay(st, c.fp, s.clock); done {
+			continue
+		}
+		cred, err := s.credentials(st.Terminal, c.r.TerminalID, c.r.PINBlock, c.r.ConsumerID, st.Customer)
+		if err != nil {
+			res.err = err
+			continue
+		}
+		var out *PayOutcome
+		out, res.a, res.decline = DecidePay(c.r, st, cred, s.policy, s.clock, s.clock.Now(), c.fp)
+		if res.decline != nil && out.Declined == nil && out.Password == nil {
+			continue // nothing to keep: the key stays free
+		}
+		fx.record(out)
+		outs = append(outs, out)
+	}
+	if len(outs) > 0 {
+		if err := u.Persist(ctx, outs); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// batchEffects are the outcomes decided so far in a batch, laid over the
+// states loaded at its start, so that each request sees the ones before it
+// as if they had committed: debited balances, password counts, keys taken.
+type batchEffects struct {
+	balances  map[string]int64
+	passwords map[int64]PasswordChange
+	keys      map[TerminalKey]keyEffect
+}
+
+type keyEffect struct {
+	record *KeyRecord
+	paid   *PayOrder
+}
+
+func newBatchEffects() *batchEffects {
+	return &batchEffects{
+		balances: map[string]int64{}, passwords: map[int64]PasswordChange{}, keys: map[TerminalKey]keyEffect{},
+	}
+}
+
+// apply returns st, the state of a request with key k, with the batch's
+// effects so far; st itself is not changed.
+func (fx *batchEffects) apply(st *PayState, k TerminalKey) *PayState {
+	cp := *st
+	cp.Accounts = make([]AccountChoice, len(st.Accounts))
+	for i, a := range st.Accounts {
+		if b, ok := fx.balances[a.ID]; ok {
+			a.Balance = b
+		}
+		cp.Accounts[i] = a
+	}
+	if st.Customer != nil {
+		c := *st.Customer
+		if p, ok := fx.passwords[c.ID]; ok {
+			c.Failures, c.Locked = p.Failures, p.Locked
+		}
+		cp.Customer = &c
+	}
+	if e, ok := fx.keys[k]; ok {
+		cp.Key, cp.Paid = e.record, e.paid
+	}
+	return &cp
+}
+
+// record keeps out's effects for the requests after it.
+func (fx *batchEffects) record(out *PayOutcome) {
+	if p := out.Password; p != nil {
+		fx.passwords[p.CustomerID] = *p
+	}
+	if o := out.Approved; o != nil {
+		fx.balances[o.AccountID] = o.BalanceAfter
+		fx.keys[out.Key] = keyEffect{paid: o}
+	} else if out.Declined != nil {
+		fx.keys[out.Key] = keyEffect{record: out.Declined}
+	}
+}

@@ -1,0 +1,290 @@
+package postgres
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// Group commit of pays (mapfront.PayBatchStore): the load and the write of a
+// whole batch of pays, set-based, each one pipelined round trip. What each
+// pay reads and writes is what LoadPay and writePay read and write for it.
+
+var _ mapfront.PayBatchStore = (*Store)(nil)
+
+// The batch's locked reads. Customers and accounts are locked in key order
+// (ORDER BY with FOR NO KEY UPDATE locks the rows as they come out of the
+// sort), after the keys' locks, as every batch does: no cycle between
+// batches. $1 mobiles (customers named by mobile), $2 account ids
+// (customers named by one of their accounts).
+const (
+	// UNION rather than OR, so that each arm uses its index.
+	batchCustomersSQL = `SELECT ` + customerColumns + ` FROM customers WHERE customer_id IN (
+    SELECT customer_id FROM customers WHERE mobile = ANY($1::text[])
+    UNION SELECT customer_id FROM accounts WHERE account_id = ANY($2::text[]) AND kind <> 'system')
+ORDER BY customer_id FOR NO KEY UPDATE`
+	// $1 mobiles whose active accounts a pay chooses from, $2 accounts named
+	// by id.
+	batchAccountsSQL = `SELECT a.account_id, a.kind, a.status, a.balance, a.customer_id, a.activated_at FROM accounts a
+WHERE a.account_id IN (
+    SELECT x.account_id FROM accounts x JOIN customers c USING (customer_id)
+    WHERE c.mobile = ANY($1::text[]) AND x.status = 'active'
+    UNION SELECT account_id FROM accounts WHERE account_id = ANY($2::text[]) AND kind <> 'system')
+ORDER BY a.account_id FOR NO KEY UPDATE`
+	batchPayOrdersSQL = `SELECT u.n, ` + payOrderColumns + ` FROM unnest($1::text[], $2::text[], $3::text[])
+    WITH ORDINALITY AS u(t, b, o, n)
+JOIN pay_orders ON kind = 'pay' AND terminal_id = u.t AND batch_no = u.b AND terminal_order_id = u.o`
+	batchOrderSeqSQL = `SELECT nextval('order_seq') FROM generate_series(1, $1)`
+)
+
+// batchAccount is an account row of a batch load.
+type batchAccount struct {
+	mapfront.AccountChoice
+	customerID  int64
+	activatedAt *time.Time
+}
+
+// LoadPays implements mapfront.PayBatchStore.
+func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*mapfront.PayState, mapfront.Unit[[]*mapfront.PayOutcome], error) {
+	sts := make([]*mapfront.PayState, len(rs))
+	keys := make([]mapfront.TerminalKey, len(rs))
+	records := make([]*mapfront.KeyRecord, len(rs))
+	paid := make([]*mapfront.PayOrder, len(rs))
+	var custMobiles, custAccounts, acctMobiles, acctIDs []string
+	for i, r := range rs {
+		sts[i] = &mapfront.PayState{}
+		keys[i] = r.Key()
+		// As LoadPay: the customer by mobile when consumerId is a mobile
+		// number, the accounts by mobile when the pay is by mobile.
+		if mapfront.ValidMobile(r.ConsumerID) {
+			custMobiles = append(custMobiles, r.ConsumerID)
+		} else {
+			custAccounts = append(custAccounts, r.ConsumerID)
+		}
+		if r.ByMobile() {
+			acctMobiles = append(acctMobiles, r.ConsumerID)
+		} else {
+			acctIDs = append(acctIDs, r.ConsumerID)
+		}
+	}
+
+	b := beginBatch()
+	queueKeyLoads(b, mapfront.KindPay, keys, records)
+	ts, bs, os := keyArrays(keys)
+	b.Queue(batchPayOrdersSQL, ts, bs, os).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var n int64
+			o, err := scanPayOrder(scanWithIndex{rows, &n})
+			if err != nil {
+				return err
+			}
+			paid[n-1] = o
+		}
+		return rows.Err()
+	})
+	// Terminals: one read per distinct origin, pipelined; few in a batch.
+	terminals := map[mapfront.Origin]*mapfront.TerminalState{}
+	for _, r := range rs {
+		o := mapfront.Origin{SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID}
+		if _, ok := terminals[o]; !ok {
+			t := &mapfront.TerminalState{}
+			terminals[o] = t
+			queueTerminal(b, o, t)
+		}
+	}
+	var customers []*mapfront.Customer
+	b.Queue(batchCustomersSQL, custMobiles, custAccounts).Query(func(rows pgx.Rows) error {
+		var err error
+		customers, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*mapfront.Customer, error) {
+			return scanCustomer(row)
+		})
+		return err
+	})
+	var accounts []batchAccount
+	b.Queue(batchAccountsSQL, acctMobiles, acctIDs).Query(func(rows pgx.Rows) error {
+		var err error
+		accounts, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (batchAccount, error) {
+			var a batchAccount
+			err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.Balance, &a.customerID, &a.activatedAt)
+			return a, err
+		})
+		return err
+	})
+	var seqs []int64
+	b.Queue(batchOrderSeqSQL, len(rs)).Query(func(rows pgx.Rows) error {
+		var err error
+		seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
+	u, err := begin(ctx, s, "pay batch", b, writePays)
+	if err != nil {
+		return nil, nil, rolledBack(err)
+	}
+	if len(seqs) != len(rs) {
+		u.Rollback()
+		return nil, nil, rolledBack(classify("pay batch load", errShortSeq, false))
+	}
+
+	byMobile := map[string]*mapfront.Customer{}
+	byID := map[int64]*mapfront.Customer{}
+	for _, c := range customers {
+		byMobile[c.Mobile], byID[c.ID] = c, c
+	}
+	accountByID := map[string]batchAccount{}
+	// A customer's active accounts in activation order, as
+	// payAccountsByMobileSQL orders them (NULLs last, then account id).
+	active := map[int64][]batchAccount{}
+	for _, a := range accounts {
+		accountByID[a.ID] = a
+		if a.Status == mapfront.Active {
+			active[a.customerID] = append(active[a.customerID], a)
+		}
+	}
+	for _, as := range active {
+		sort.SliceStable(as, func(i, j int) bool {
+			x, y := as[i].activatedAt, as[j].activatedAt
+			switch {
+			case x == nil || y == nil:
+				return x != nil && y == nil
+			case !x.Equal(*y):
+				return x.Before(*y)
+			}
+			return as[i].ID < as[j].ID
+		})
+	}
+	for i, r := range rs {
+		st := sts[i]
+		st.Key, st.Paid, st.OrderSeq = records[i], paid[i], seqs[i]
+		st.Terminal = *terminals[mapfront.Origin{SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID}]
+		if mapfront.ValidMobile(r.ConsumerID) {
+			st.Customer = copyCustomer(byMobile[r.ConsumerID])
+		} else if a, ok := accountByID[r.ConsumerID]; ok {
+			st.Customer = copyCustomer(byID[a.customerID])
+		}
+		if r.ByMobile() {
+			if c := byMobile[r.ConsumerID]; c != nil {
+				for _, a := range active[c.ID] {
+					st.Accounts = append(st.Accounts, a.AccountChoice)
+				}
+			}
+		} else if a, ok := accountByID[r.ConsumerID]; ok {
+			st.Accounts = []mapfront.AccountChoice{a.AccountChoice}
+		}
+	}
+	return sts, batchUnit{u}, nil
+}
+
+// errShortSeq: the order numbers read were fewer than the pays.
+var errShortSeq = errorString("order numbers: fewer than the pays")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// copyCustomer gives each state its own customer, so that no request's
+// state aliases another's.
+func copyCustomer(c *mapfront.Customer) *mapfront.Customer {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	return &cp
+}
+
+// scanWithIndex scans a row whose first column is an index into n and the
+// rest into what the scan is given.
+type scanWithIndex struct {
+	rows pgx.Rows
+	n    *int64
+}
+
+func (s scanWithIndex) Scan(dest ...any) error { return s.rows.Scan(append([]any{s.n}, dest...)...) }
+
+// batchUnit is the batch's unit: its Persist marks a failure that certainly
+// rolled back as *mapfront.RolledBack, so that the service runs the pays one
+// at a time.
+type batchUnit struct{ *unit[[]*mapfront.PayOutcome] }
+
+func (u batchUnit) Persist(ctx context.Context, outs []*mapfront.PayOutcome) error {
+	return rolledBack(u.unit.Persist(ctx, outs))
+}
+
+// insertPayOrdersTail inserts the batch's approved pays after
+// ledgerManyCTE, from $6 on.
+const insertPayOrdersTail = `INSERT INTO pay_orders (order_id, kind, seller_id, store_id, terminal_id, batch_no,
+    terminal_order_id, operator_id, consumer_id, account_id, amount, balance_after, status,
+    product_name, product_price, product_quantity, remark, business_date, pay_time, fingerprint)
+SELECT o, 'pay', se, st, te, ba, tor, op, co, ac, am, bal, 'success', pn, pp, pq, re, bd, pt, fp
+FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+    $14::text[], $15::bigint[], $16::bigint[], $17::text[], $18::bigint[], $19::text[], $20::text[], $21::date[],
+    $22::timestamptz[], $23::bytea[])
+    AS u(o, se, st, te, ba, tor, op, co, ac, am, bal, pn, pp, pq, re, bd, pt, fp)`
+
+// customerPasswordsSQL writes many customers' password counts. $1 ids, $2
+// failures, $3 locks.
+const customerPasswordsSQL = `UPDATE customers c SET pw_failures = u.f, pw_locked = u.l
+FROM unnest($1::bigint[], $2::int[], $3::bool[]) AS u(id, f, l) WHERE c.customer_id = u.id`
+
+// writePays queues the batch's outcomes: the password counts (each
+// customer's last), the declined keys' records, the approved pays with their
+// ledger transactions; one statement each.
+func writePays(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
+	lastPW := map[int64]int{}
+	var declinedKeys []mapfront.TerminalKey
+	var declined []*mapfront.KeyRecord
+	var approved []*mapfront.PayOrder
+	for i, o := range outs {
+		if o.Password != nil {
+			lastPW[o.Password.CustomerID] = i
+		}
+		if o.Declined != nil {
+			declinedKeys, declined = append(declinedKeys, o.Key), append(declined, o.Declined)
+		}
+		if o.Approved != nil {
+			approved = append(approved, o.Approved)
+		}
+	}
+	if len(lastPW) > 0 {
+		var ids []int64
+		var failures []int32
+		var locks []bool
+		for i, o := range outs {
+			if p := o.Password; p != nil && lastPW[p.CustomerID] == i {
+				ids, failures, locks = append(ids, p.CustomerID), append(failures, int32(p.Failures)), append(locks, p.Locked)
+			}
+		}
+		b.Queue(customerPasswordsSQL, ids, failures, locks)
+	}
+	if len(declined) > 0 {
+		queueKeyRecords(b, mapfront.KindPay, declinedKeys, declined)
+	}
+	if len(approved) == 0 {
+		return nil
+	}
+	n := len(approved)
+	ids, legs := make([]string, n), make([][]mapfront.Leg, n)
+	sellers, stores, terminals, batches := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	torders, operators, consumers, accounts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	amounts, after, prices := make([]int64, n), make([]int64, n), make([]int64, n)
+	names, quantities, remarks := make([]string, n), make([]string, n), make([]string, n)
+	dates, times, fps := make([]time.Time, n), make([]time.Time, n), make([][]byte, n)
+	for i, o := range approved {
+		ids[i], legs[i] = o.ID, mapfront.PayLegs(o)
+		sellers[i], stores[i], terminals[i], batches[i] = o.SellerID, o.StoreID, o.TerminalID, o.BatchNo
+		torders[i], operators[i], consumers[i], accounts[i] = o.TerminalOrderID, o.OperatorID, o.ConsumerID, o.AccountID
+		amounts[i], after[i], prices[i] = o.Amount, o.BalanceAfter, o.ProductPrice
+		names[i], quantities[i], remarks[i] = o.ProductName, o.ProductQuantity, o.Remark
+		dates[i], times[i], fps[i] = o.BusinessDate, o.PayTime, o.Fingerprint
+	}
+	args, err := ledgerManyArgs("pay", ids, legs)
+	if err != nil {
+		return err
+	}
+	b.Queue(ledgerManyCTE+insertPayOrdersTail, append(args, ids, sellers, stores, terminals, batches, torders,
+		operators, consumers, accounts, amounts, after, names, prices, quantities, remarks, dates, times, fps)...)
+	return nil
+}
