@@ -138,7 +138,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now}
 	offline := &grpcapi.OfflineServer{Store: mapfront.NewService(store, keys, clock, cfg.Policy, log), Log: log}
 	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
-	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: mapfront.NewAdminService(store, keys, cfg.Policy), Log: log})
+	admin := mapfront.NewAdminService(store, keys, cfg.Policy)
+	admin.SetApprovalPolicy(cfg.Approval)
+	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: admin, Log: log})
 	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log, CompletionWindow: cfg.CompletionWindow,
 		OnBatch: func(status string) { m.Batches.WithLabelValues(status).Inc() }})
 	hs := health.NewServer()
