@@ -45,6 +45,7 @@ operator=operator
 admin=admin
 auditor=auditor
 supervisor=supervisor
+boss=admin,supervisor
 `
 
 // identityOf is the test identity holding each role.

@@ -141,7 +141,10 @@ func (s *AdminService) SubmitResolution(ctx context.Context, r Resolution) (*Exc
 		return nil, false, nil, err
 	}
 	if e.State != ExceptionOpen {
-		return e, true, nil, nil
+		// Resolved items never reopen: the store answers (and records) the
+		// repeat as it does any other, moving nothing.
+		e, already, err := s.AdminStore.ResolveException(ctx, r)
+		return e, already, nil, err
 	}
 	rr := r
 	p, err := s.CreateProposal(ctx, Proposal{Kind: ProposeResolve, Target: exceptionTarget(r.ID), Resolution: &rr}, s.approval().TTL)
