@@ -9,6 +9,9 @@
 //	server pinblock      build a paymentCodeDES for a PIN, consumerId and key
 //	server keygen        print a new random master key
 //	server certs         create a local CA and the demo's gRPC certificates
+//	server console-user add NAME ROLE
+//	                     create or reset an operations-console account; the
+//	                     password is read from standard input
 package main
 
 import (
@@ -54,7 +57,7 @@ func main() {
 	}
 	var err error
 	switch cmd {
-	case "serve", "migrate", "demo":
+	case "serve", "migrate", "demo", "console-user":
 		err = runServer(cmd, args)
 	case "verify-ledger":
 		err = verifyLedger(args)
@@ -77,7 +80,8 @@ func main() {
 }
 
 func runServer(cmd string, args []string) error {
-	cfg, err := config.Load(flag.NewFlagSet(cmd, flag.ContinueOnError), args)
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	cfg, err := config.Load(fs, args)
 	if err != nil {
 		return err
 	}
@@ -115,6 +119,8 @@ func runServer(cmd string, args []string) error {
 		}
 		log.Info("demo data loaded")
 		return nil
+	case "console-user":
+		return consoleUser(ctx, store, fs.Args(), os.Stdin)
 	}
 	return serve(ctx, cfg, log, store, keys)
 }
@@ -196,6 +202,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 				errc <- err
 			}
 		}()
+	}
+	if cfg.ConsoleAddr != "" {
+		if err := startConsole(ctx, cfg, log, store, admin, errc); err != nil {
+			return err
+		}
 	}
 	log.Info("server listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr, "legacy", cfg.LegacyAddr,
 		"activation", cfg.Policy.Activation, "zone", cfg.Zone.String())
