@@ -19,13 +19,15 @@ run: build .data/master.key
 	$(BIN)/server certs -dir "$(PKI)"; \
 	$(BIN)/server migrate; \
 	$(BIN)/server demo; \
+	scripts/console-users.sh $(BIN)/server; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/server.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/server.key" \
-	  MAPFRONT_ROLES_FILE="$(PKI)/roles" $(BIN)/server serve & srv=$$!; \
+	  MAPFRONT_ROLES_FILE="$(PKI)/roles" MAPFRONT_CONSOLE_ADDR="$${MAPFRONT_CONSOLE_ADDR:-127.0.0.1:8090}" $(BIN)/server serve & srv=$$!; \
 	trap 'kill $$srv $$gw 2>/dev/null; wait' INT TERM EXIT; \
 	for i in $$(seq 1 50); do (echo > /dev/tcp/127.0.0.1/9090) 2>/dev/null && break; sleep 0.2; done; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/gateway.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/gateway.key" \
 	  $(BIN)/gateway & gw=$$!; \
 	echo "mapfront: gRPC 127.0.0.1:9090, legacy JSON http://127.0.0.1:8080/front/offline/... (Ctrl-C stops)"; \
+	echo "mapfront: console http://$${MAPFRONT_CONSOLE_ADDR:-127.0.0.1:8090}/ (accounts in .data/console-passwords)"; \
 	wait -n $$srv $$gw
 
 ## .data/master.key: a local master key for the demo, generated once, never committed.
