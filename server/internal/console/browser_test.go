@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -41,6 +42,7 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 type system struct {
 	url      string
 	store    *postgres.Store
+	admin    *mapfront.AdminService
 	clock    *clock
 	item     mapfront.Exception
 	mobile   string
@@ -118,7 +120,7 @@ func newSystem(t *testing.T) *system {
 	if err != nil || len(items) != 1 || items[0].Type != mapfront.ExMissing {
 		t.Fatalf("queue %v %+v", err, items)
 	}
-	return &system{store: store, clock: clk, item: items[0], mobile: "13800000015", ctx: ctx, password: pw,
+	return &system{store: store, admin: admin, clock: clk, item: items[0], mobile: "13800000015", ctx: ctx, password: pw,
 		url: serveConsole(t, admin, store, clk, zone)}
 }
 
@@ -127,6 +129,10 @@ func serveConsole(t *testing.T, admin *mapfront.AdminService, store *postgres.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	return httptestServer(t, h)
+}
+
+func httptestServer(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL

@@ -62,7 +62,8 @@ type Options struct {
 	Zone *time.Location
 	// Secure marks the cookies Secure (a TLS listener).
 	Secure bool
-	// Now is the store's clock, for the proposals' expiry (default time.Now).
+	// Now is the store's clock, for the proposals' expiry and the
+	// accounts' lockout (default time.Now).
 	Now func() time.Time
 }
 

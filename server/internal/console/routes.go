@@ -77,7 +77,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, refused)
 		return
 	}
-	if u.LockedUntil != nil && time.Now().Before(*u.LockedUntil) {
+	if u.LockedUntil != nil && s.o.Now().Before(*u.LockedUntil) { // the store's clock set it
 		s.o.Log.Warn("console sign-in to a locked account", "user", name)
 		s.showLogin(w, "账户已锁定，请于"+u.LockedUntil.In(s.o.Zone).Format("15:04")+"后再试")
 		return
