@@ -26,17 +26,19 @@ run: build .data/master.key
 	$(BIN)/server certs -dir "$(PKI)"; \
 	$(BIN)/server migrate; \
 	$(BIN)/server demo; \
+	scripts/console-users.sh $(BIN)/server; \
 	printf 'MAPFRONT_ZONE=%s\nMAPFRONT_CUTOVER=%s\n' "$$MAPFRONT_ZONE" "$$MAPFRONT_CUTOVER" > .data/run.env; \
 	srv=; gw=; \
 	stop() { trap - INT TERM HUP EXIT; \
 	  for p in $$gw $$srv; do kill -TERM $$p 2>/dev/null || true; wait $$p 2>/dev/null || true; done; }; \
 	trap 'stop; exit 0' INT TERM HUP; trap stop EXIT; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/server.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/server.key" \
-	  MAPFRONT_ROLES_FILE="$(PKI)/roles" setsid $(BIN)/server serve & srv=$$!; \
+	  MAPFRONT_ROLES_FILE="$(PKI)/roles" MAPFRONT_CONSOLE_ADDR="$${MAPFRONT_CONSOLE_ADDR:-127.0.0.1:8090}" setsid $(BIN)/server serve & srv=$$!; \
 	for i in $$(seq 1 50); do (echo > /dev/tcp/127.0.0.1/9090) 2>/dev/null && break; sleep 0.2; done; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/gateway.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/gateway.key" \
 	  setsid $(BIN)/gateway & gw=$$!; \
 	echo "mapfront: gRPC 127.0.0.1:9090, legacy JSON http://127.0.0.1:8080/front/offline/... (business day: cutover $$MAPFRONT_CUTOVER $$MAPFRONT_ZONE; Ctrl-C stops)"; \
+	echo "mapfront: console http://$${MAPFRONT_CONSOLE_ADDR:-127.0.0.1:8090}/ (accounts in .data/console-passwords)"; \
 	rc=0; wait -n $$srv $$gw || rc=$$?; \
 	echo "mapfront: a process stopped (exit $$rc); stopping the other" >&2; exit 1
 

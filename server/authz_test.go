@@ -44,12 +44,14 @@ settlement=settlement
 operator=operator
 admin=admin
 auditor=auditor
+supervisor=supervisor
+boss=admin,supervisor
 `
 
 // identityOf is the test identity holding each role.
 var identityOf = map[authz.Role]string{
 	authz.POSP: "gateway", authz.Settlement: "settlement", authz.Operator: "operator",
-	authz.Admin: "admin", authz.Auditor: "auditor",
+	authz.Admin: "admin", authz.Auditor: "auditor", authz.Supervisor: "supervisor",
 }
 
 // withTestTLS gives cfg a test PKI's server files and a roles file with
@@ -225,7 +227,7 @@ func TestEveryRPCByRole(t *testing.T) {
 	cfg := startGRPC(t, func(c *config.Config) { p = withTestTLS(t, c) })
 	ctx := context.Background()
 	conns := map[string]*grpc.ClientConn{}
-	for _, id := range []string{"gateway", "settlement", "operator", "admin", "auditor", "nobody"} {
+	for _, id := range []string{"gateway", "settlement", "operator", "admin", "auditor", "supervisor", "nobody"} {
 		conns[id] = dialWith(t, cfg.GRPCAddr, p.Client(id), "")
 	}
 	for _, m := range allRPCs(t) {

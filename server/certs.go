@@ -24,6 +24,7 @@ var demoIdentities = []struct {
 	{"operator", "operator"},
 	{"admin", "admin"},
 	{"auditor", "auditor"},
+	{"supervisor", "supervisor"},
 	{"loadgen", "admin,operator,posp"},
 }
 

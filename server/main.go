@@ -11,6 +11,9 @@
 //	server pinblock      build a paymentCodeDES for a PIN, consumerId and key
 //	server keygen        print a new random master key
 //	server certs         create a local CA and the demo's gRPC certificates
+//	server console-user add NAME ROLE
+//	                     create or reset an operations-console account; the
+//	                     password is read from standard input
 package main
 
 import (
@@ -57,7 +60,7 @@ func main() {
 	}
 	var err error
 	switch cmd {
-	case "serve", "migrate", "demo", "rotate-keys":
+	case "serve", "migrate", "demo", "rotate-keys", "console-user":
 		err = runServer(cmd, args)
 	case "verify-ledger":
 		err = verifyLedger(args)
@@ -84,7 +87,8 @@ func runServer(cmd string, args []string) error {
 	if cmd == "rotate-keys" && len(args) > 0 && (args[0] == "--check" || args[0] == "-check") {
 		check, args = true, args[1:]
 	}
-	cfg, err := config.Load(flag.NewFlagSet(cmd, flag.ContinueOnError), args)
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	cfg, err := config.Load(fs, args)
 	if err != nil {
 		return err
 	}
@@ -133,6 +137,8 @@ func runServer(cmd string, args []string) error {
 		}
 		log.Info("demo data loaded")
 		return nil
+	case "console-user":
+		return consoleUser(ctx, store, fs.Args(), os.Stdin)
 	}
 	return serve(ctx, cfg, log, store, keys)
 }
@@ -163,7 +169,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		Observe: m.PayBatch, Singly: m.PayBatchSingly})
 	offline := &grpcapi.OfflineServer{Store: svc, Log: log}
 	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
-	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: mapfront.NewAdminService(store, keys, cfg.Policy), Log: log})
+	admin := mapfront.NewAdminService(store, keys, cfg.Policy)
+	admin.SetApprovalPolicy(cfg.Approval)
+	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: admin, Log: log})
 	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log, CompletionWindow: cfg.CompletionWindow,
 		OnBatch: func(status string) { m.Batches.WithLabelValues(status).Inc() }})
 	hs := health.NewServer()
@@ -227,6 +235,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 				errc <- err
 			}
 		}()
+	}
+	if cfg.ConsoleAddr != "" {
+		if err := startConsole(ctx, cfg, log, store, admin, errc); err != nil {
+			return err
+		}
 	}
 	log.Info("server listening", "grpc", cfg.GRPCAddr, "http", cfg.HTTPAddr, "legacy", cfg.LegacyAddr,
 		"activation", cfg.Policy.Activation, "zone", cfg.Zone.String())

@@ -339,6 +339,34 @@ func TestE2ESettlement(t *testing.T) {
 		t.Errorf("open items after resolving one: %d, %v", len(open.GetExceptions()), err)
 	}
 
+	// Four eyes (SPEC section 7): activating the missing sale's card is a
+	// proposal; the settlement identity that filed it cannot approve it; a
+	// supervisor does, and the card holds its face value.
+	missingID := fmt.Sprint(first(byType["missing_from_file"]).GetId())
+	r = settleCmd(ctx, vars, time.Now, "exceptions", "resolve", missingID, "--action", "activate", "--note", "POSP确认")
+	m := regexp.MustCompile(`needs a supervisor's approval; proposal (\d+) filed by settlement`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || !strings.Contains(r.stdout, "Nothing has moved yet") {
+		t.Fatalf("resolve --action activate: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	srv.card(t, ctx, mD, "1012", "pending", 0)
+	if r = settleCmd(ctx, vars, time.Now, "proposals", "approve", m[1]); r.code != 1 || !strings.Contains(r.stderr, "PermissionDenied") {
+		t.Errorf("approve as the proposer's identity: exit %d, want a refusal\n%s", r.code, r.stderr)
+	}
+	asSupervisor := maps.Clone(vars)
+	maps.Copy(asSupervisor, mtlstest.Env(sys.pki.Client("supervisor")))
+	if r = settleCmd(ctx, asSupervisor, time.Now, "proposals", "list"); r.code != 0 ||
+		!regexp.MustCompile(`(?m)^`+m[1]+`\s+pending\s+resolve_exception\s+exception:`+missingID+`\s+settlement\s`).MatchString(r.stdout) {
+		t.Errorf("proposals list: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r = settleCmd(ctx, asSupervisor, time.Now, "proposals", "approve", m[1], "--note", "核对"); r.code != 0 ||
+		!strings.Contains(r.stdout, "Proposal "+m[1]+" approved by supervisor (proposed by settlement)") {
+		t.Errorf("approve as supervisor: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r = settleCmd(ctx, asSupervisor, time.Now, "proposals", "approve", m[1]); r.code != 0 || !strings.Contains(r.stdout, "already been approved") {
+		t.Errorf("approve again: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	srv.card(t, ctx, mD, "1012", "active", 200000)
+
 	// The same file again changes nothing and answers the same report.
 	ledger := srv.verifyLedger(t, ctx)
 	r = settleCmd(ctx, vars, time.Now, "run", "--date", date)
@@ -487,7 +515,7 @@ type e2eSystem struct {
 
 // e2eRoles: the test's own client holds every role; the settlement command
 // runs as "settlement".
-const e2eRoles = "e2e=posp,settlement,operator,admin,auditor\nsettlement=settlement\nauditor=auditor\n"
+const e2eRoles = "e2e=posp,settlement,operator,admin,auditor\nsettlement=settlement\nauditor=auditor\nsupervisor=supervisor\n"
 
 func newE2ESystem(t testing.TB) *e2eSystem {
 	t.Helper()

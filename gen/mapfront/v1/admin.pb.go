@@ -1356,9 +1356,13 @@ func (x *TopUpCashRequest) GetReference() string {
 }
 
 type TopUpCashResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	Balance       int64                  `protobuf:"varint,2,opt,name=balance,proto3" json:"balance,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// account_id, balance (fen): the credited cash account; empty when proposed.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Balance   int64  `protobuf:"varint,2,opt,name=balance,proto3" json:"balance,omitempty"`
+	// proposal: set when the amount is above the four-eyes limit: nothing moved;
+	// a supervisor approves it with ApproveProposal.
+	Proposal      *Proposal `protobuf:"bytes,3,opt,name=proposal,proto3" json:"proposal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1405,6 +1409,13 @@ func (x *TopUpCashResponse) GetBalance() int64 {
 		return x.Balance
 	}
 	return 0
+}
+
+func (x *TopUpCashResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
 }
 
 type FreezeAccountRequest struct {
@@ -2727,7 +2738,10 @@ type ResolveExceptionResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Exception *Exception             `protobuf:"bytes,1,opt,name=exception,proto3" json:"exception,omitempty"`
 	// already: the item had been resolved before; nothing changed.
-	Already       bool `protobuf:"varint,2,opt,name=already,proto3" json:"already,omitempty"`
+	Already bool `protobuf:"varint,2,opt,name=already,proto3" json:"already,omitempty"`
+	// proposal: set for activate and refund_owed, which move money: the item is
+	// still open and nothing moved; a supervisor approves it with ApproveProposal.
+	Proposal      *Proposal `protobuf:"bytes,3,opt,name=proposal,proto3" json:"proposal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2774,6 +2788,13 @@ func (x *ResolveExceptionResponse) GetAlready() bool {
 		return x.Already
 	}
 	return false
+}
+
+func (x *ResolveExceptionResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
 }
 
 type ListAuditRequest struct {
@@ -3030,6 +3051,479 @@ func (x *AuditRecord) GetErrcode() int32 {
 	return 0
 }
 
+// Proposal is money moved by hand waiting for (or past) a second identity's
+// decision (four-eyes approval, SPEC section 7).
+type Proposal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// kind: resolve_exception or topup_cash.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// target: "exception:42", "customer:13912345678".
+	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	// args_json: the action as it will be executed (JSON object).
+	ArgsJson string `protobuf:"bytes,4,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	// proposer, proposer_role: the proposing identity and its role(s).
+	Proposer     string `protobuf:"bytes,5,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	ProposerRole string `protobuf:"bytes,6,opt,name=proposer_role,json=proposerRole,proto3" json:"proposer_role,omitempty"`
+	// state: pending, approved, rejected or expired (pending past expires_at).
+	State        string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	Decider      string `protobuf:"bytes,8,opt,name=decider,proto3" json:"decider,omitempty"`
+	DeciderRole  string `protobuf:"bytes,9,opt,name=decider_role,json=deciderRole,proto3" json:"decider_role,omitempty"`
+	DecisionNote string `protobuf:"bytes,10,opt,name=decision_note,json=decisionNote,proto3" json:"decision_note,omitempty"`
+	// result: what the approval did.
+	Result string `protobuf:"bytes,11,opt,name=result,proto3" json:"result,omitempty"`
+	// created_at, expires_at, decided_at: RFC 3339.
+	CreatedAt     string `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     string `protobuf:"bytes,13,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	DecidedAt     string `protobuf:"bytes,14,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Proposal) Reset() {
+	*x = Proposal{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Proposal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Proposal) ProtoMessage() {}
+
+func (x *Proposal) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
+func (*Proposal) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *Proposal) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Proposal) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Proposal) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Proposal) GetArgsJson() string {
+	if x != nil {
+		return x.ArgsJson
+	}
+	return ""
+}
+
+func (x *Proposal) GetProposer() string {
+	if x != nil {
+		return x.Proposer
+	}
+	return ""
+}
+
+func (x *Proposal) GetProposerRole() string {
+	if x != nil {
+		return x.ProposerRole
+	}
+	return ""
+}
+
+func (x *Proposal) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Proposal) GetDecider() string {
+	if x != nil {
+		return x.Decider
+	}
+	return ""
+}
+
+func (x *Proposal) GetDeciderRole() string {
+	if x != nil {
+		return x.DeciderRole
+	}
+	return ""
+}
+
+func (x *Proposal) GetDecisionNote() string {
+	if x != nil {
+		return x.DecisionNote
+	}
+	return ""
+}
+
+func (x *Proposal) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *Proposal) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *Proposal) GetExpiresAt() string {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return ""
+}
+
+func (x *Proposal) GetDecidedAt() string {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return ""
+}
+
+type ListProposalsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state: pending, approved, rejected; empty: all.
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// target: only this target's proposals; empty: all.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// limit: at most this many (default 100, at most 1000).
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProposalsRequest) Reset() {
+	*x = ListProposalsRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProposalsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProposalsRequest) ProtoMessage() {}
+
+func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
+func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListProposalsRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ListProposalsRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ListProposalsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListProposalsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proposals     []*Proposal            `protobuf:"bytes,1,rep,name=proposals,proto3" json:"proposals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProposalsResponse) Reset() {
+	*x = ListProposalsResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProposalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProposalsResponse) ProtoMessage() {}
+
+func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
+func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListProposalsResponse) GetProposals() []*Proposal {
+	if x != nil {
+		return x.Proposals
+	}
+	return nil
+}
+
+type ApproveProposalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveProposalRequest) Reset() {
+	*x = ApproveProposalRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveProposalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveProposalRequest) ProtoMessage() {}
+
+func (x *ApproveProposalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveProposalRequest.ProtoReflect.Descriptor instead.
+func (*ApproveProposalRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ApproveProposalRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ApproveProposalRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type ApproveProposalResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Proposal *Proposal              `protobuf:"bytes,1,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	// already: it had been decided before; nothing changed.
+	Already       bool `protobuf:"varint,2,opt,name=already,proto3" json:"already,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveProposalResponse) Reset() {
+	*x = ApproveProposalResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveProposalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveProposalResponse) ProtoMessage() {}
+
+func (x *ApproveProposalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveProposalResponse.ProtoReflect.Descriptor instead.
+func (*ApproveProposalResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ApproveProposalResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
+func (x *ApproveProposalResponse) GetAlready() bool {
+	if x != nil {
+		return x.Already
+	}
+	return false
+}
+
+type RejectProposalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectProposalRequest) Reset() {
+	*x = RejectProposalRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectProposalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectProposalRequest) ProtoMessage() {}
+
+func (x *RejectProposalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectProposalRequest.ProtoReflect.Descriptor instead.
+func (*RejectProposalRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *RejectProposalRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RejectProposalRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type RejectProposalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proposal      *Proposal              `protobuf:"bytes,1,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	Already       bool                   `protobuf:"varint,2,opt,name=already,proto3" json:"already,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectProposalResponse) Reset() {
+	*x = RejectProposalResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectProposalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectProposalResponse) ProtoMessage() {}
+
+func (x *RejectProposalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectProposalResponse.ProtoReflect.Descriptor instead.
+func (*RejectProposalResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RejectProposalResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
+func (x *RejectProposalResponse) GetAlready() bool {
+	if x != nil {
+		return x.Already
+	}
+	return false
+}
+
 var File_mapfront_v1_admin_proto protoreflect.FileDescriptor
 
 const file_mapfront_v1_admin_proto_rawDesc = "" +
@@ -3122,11 +3616,12 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"mobile_num\x18\x01 \x01(\tR\tmobileNum\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12\x1c\n" +
-	"\treference\x18\x03 \x01(\tR\treference\"L\n" +
+	"\treference\x18\x03 \x01(\tR\treference\"\x7f\n" +
 	"\x11TopUpCashResponse\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x18\n" +
-	"\abalance\x18\x02 \x01(\x03R\abalance\"M\n" +
+	"\abalance\x18\x02 \x01(\x03R\abalance\x121\n" +
+	"\bproposal\x18\x03 \x01(\v2\x15.mapfront.v1.ProposalR\bproposal\"M\n" +
 	"\x14FreezeAccountRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x16\n" +
@@ -3242,10 +3737,11 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\x06action\x18\x02 \x01(\x0e2\x1c.mapfront.v1.ExceptionActionR\x06action\x12\x1a\n" +
 	"\boperator\x18\x03 \x01(\tR\boperator\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\x12\x19\n" +
-	"\border_id\x18\x05 \x01(\tR\aorderId\"j\n" +
+	"\border_id\x18\x05 \x01(\tR\aorderId\"\x9d\x01\n" +
 	"\x18ResolveExceptionResponse\x124\n" +
 	"\texception\x18\x01 \x01(\v2\x16.mapfront.v1.ExceptionR\texception\x12\x18\n" +
-	"\aalready\x18\x02 \x01(\bR\aalready\"\xa0\x01\n" +
+	"\aalready\x18\x02 \x01(\bR\aalready\x121\n" +
+	"\bproposal\x18\x03 \x01(\v2\x15.mapfront.v1.ProposalR\bproposal\"\xa0\x01\n" +
 	"\x10ListAuditRequest\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x14\n" +
@@ -3264,11 +3760,48 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x12\x1b\n" +
 	"\targs_json\x18\a \x01(\tR\bargsJson\x12\x18\n" +
 	"\aoutcome\x18\b \x01(\tR\aoutcome\x12\x18\n" +
-	"\aerrcode\x18\t \x01(\x05R\aerrcode*d\n" +
+	"\aerrcode\x18\t \x01(\x05R\aerrcode\"\x91\x03\n" +
+	"\bProposal\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1b\n" +
+	"\targs_json\x18\x04 \x01(\tR\bargsJson\x12\x1a\n" +
+	"\bproposer\x18\x05 \x01(\tR\bproposer\x12#\n" +
+	"\rproposer_role\x18\x06 \x01(\tR\fproposerRole\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x18\n" +
+	"\adecider\x18\b \x01(\tR\adecider\x12!\n" +
+	"\fdecider_role\x18\t \x01(\tR\vdeciderRole\x12#\n" +
+	"\rdecision_note\x18\n" +
+	" \x01(\tR\fdecisionNote\x12\x16\n" +
+	"\x06result\x18\v \x01(\tR\x06result\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\f \x01(\tR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\r \x01(\tR\texpiresAt\x12\x1d\n" +
+	"\n" +
+	"decided_at\x18\x0e \x01(\tR\tdecidedAt\"Z\n" +
+	"\x14ListProposalsRequest\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"L\n" +
+	"\x15ListProposalsResponse\x123\n" +
+	"\tproposals\x18\x01 \x03(\v2\x15.mapfront.v1.ProposalR\tproposals\"<\n" +
+	"\x16ApproveProposalRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"f\n" +
+	"\x17ApproveProposalResponse\x121\n" +
+	"\bproposal\x18\x01 \x01(\v2\x15.mapfront.v1.ProposalR\bproposal\x12\x18\n" +
+	"\aalready\x18\x02 \x01(\bR\aalready\";\n" +
+	"\x15RejectProposalRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"e\n" +
+	"\x16RejectProposalResponse\x121\n" +
+	"\bproposal\x18\x01 \x01(\v2\x15.mapfront.v1.ProposalR\bproposal\x12\x18\n" +
+	"\aalready\x18\x02 \x01(\bR\aalready*d\n" +
 	"\vProductKind\x12\x1c\n" +
 	"\x18PRODUCT_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRODUCT_KIND_DISCOUNT\x10\x01\x12\x1c\n" +
-	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\x83\x0e\n" +
+	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\x94\x10\n" +
 	"\fAdminService\x12V\n" +
 	"\rUpsertProduct\x12!.mapfront.v1.UpsertProductRequest\x1a\".mapfront.v1.UpsertProductResponse\x12S\n" +
 	"\fListProducts\x12 .mapfront.v1.ListProductsRequest\x1a!.mapfront.v1.ListProductsResponse\x12S\n" +
@@ -3289,7 +3822,10 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\x0eListExceptions\x12\".mapfront.v1.ListExceptionsRequest\x1a#.mapfront.v1.ListExceptionsResponse\x12S\n" +
 	"\fGetException\x12 .mapfront.v1.GetExceptionRequest\x1a!.mapfront.v1.GetExceptionResponse\x12_\n" +
 	"\x10ResolveException\x12$.mapfront.v1.ResolveExceptionRequest\x1a%.mapfront.v1.ResolveExceptionResponse\x12J\n" +
-	"\tListAudit\x12\x1d.mapfront.v1.ListAuditRequest\x1a\x1e.mapfront.v1.ListAuditResponseB%Z#mapfront/gen/mapfront/v1;mapfrontv1b\x06proto3"
+	"\tListAudit\x12\x1d.mapfront.v1.ListAuditRequest\x1a\x1e.mapfront.v1.ListAuditResponse\x12V\n" +
+	"\rListProposals\x12!.mapfront.v1.ListProposalsRequest\x1a\".mapfront.v1.ListProposalsResponse\x12\\\n" +
+	"\x0fApproveProposal\x12#.mapfront.v1.ApproveProposalRequest\x1a$.mapfront.v1.ApproveProposalResponse\x12Y\n" +
+	"\x0eRejectProposal\x12\".mapfront.v1.RejectProposalRequest\x1a#.mapfront.v1.RejectProposalResponseB%Z#mapfront/gen/mapfront/v1;mapfrontv1b\x06proto3"
 
 var (
 	file_mapfront_v1_admin_proto_rawDescOnce sync.Once
@@ -3304,7 +3840,7 @@ func file_mapfront_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_mapfront_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_mapfront_v1_admin_proto_goTypes = []any{
 	(ProductKind)(0),                      // 0: mapfront.v1.ProductKind
 	(*Product)(nil),                       // 1: mapfront.v1.Product
@@ -3355,81 +3891,99 @@ var file_mapfront_v1_admin_proto_goTypes = []any{
 	(*ListAuditRequest)(nil),              // 46: mapfront.v1.ListAuditRequest
 	(*ListAuditResponse)(nil),             // 47: mapfront.v1.ListAuditResponse
 	(*AuditRecord)(nil),                   // 48: mapfront.v1.AuditRecord
-	(AccountStatus)(0),                    // 49: mapfront.v1.AccountStatus
-	(CardPaymentStatus)(0),                // 50: mapfront.v1.CardPaymentStatus
-	(OrderStatus)(0),                      // 51: mapfront.v1.OrderStatus
-	(ExceptionType)(0),                    // 52: mapfront.v1.ExceptionType
-	(ExceptionState)(0),                   // 53: mapfront.v1.ExceptionState
-	(ExceptionAction)(0),                  // 54: mapfront.v1.ExceptionAction
+	(*Proposal)(nil),                      // 49: mapfront.v1.Proposal
+	(*ListProposalsRequest)(nil),          // 50: mapfront.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),         // 51: mapfront.v1.ListProposalsResponse
+	(*ApproveProposalRequest)(nil),        // 52: mapfront.v1.ApproveProposalRequest
+	(*ApproveProposalResponse)(nil),       // 53: mapfront.v1.ApproveProposalResponse
+	(*RejectProposalRequest)(nil),         // 54: mapfront.v1.RejectProposalRequest
+	(*RejectProposalResponse)(nil),        // 55: mapfront.v1.RejectProposalResponse
+	(AccountStatus)(0),                    // 56: mapfront.v1.AccountStatus
+	(CardPaymentStatus)(0),                // 57: mapfront.v1.CardPaymentStatus
+	(OrderStatus)(0),                      // 58: mapfront.v1.OrderStatus
+	(ExceptionType)(0),                    // 59: mapfront.v1.ExceptionType
+	(ExceptionState)(0),                   // 60: mapfront.v1.ExceptionState
+	(ExceptionAction)(0),                  // 61: mapfront.v1.ExceptionAction
 }
 var file_mapfront_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: mapfront.v1.Product.kind:type_name -> mapfront.v1.ProductKind
 	1,  // 1: mapfront.v1.UpsertProductRequest.product:type_name -> mapfront.v1.Product
 	1,  // 2: mapfront.v1.UpsertProductResponse.product:type_name -> mapfront.v1.Product
 	1,  // 3: mapfront.v1.ListProductsResponse.products:type_name -> mapfront.v1.Product
-	49, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
+	56, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
 	12, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
 	13, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
 	13, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	50, // 8: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
-	51, // 9: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
-	31, // 10: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
-	32, // 11: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
-	35, // 12: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
-	52, // 13: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
-	53, // 14: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
-	54, // 15: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
-	53, // 16: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
-	39, // 17: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
-	39, // 18: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	54, // 19: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
-	39, // 20: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	48, // 21: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
-	2,  // 22: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
-	4,  // 23: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
-	6,  // 24: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
-	8,  // 25: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
-	10, // 26: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
-	14, // 27: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
-	16, // 28: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
-	18, // 29: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
-	20, // 30: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
-	22, // 31: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
-	24, // 32: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
-	26, // 33: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
-	28, // 34: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
-	30, // 35: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
-	34, // 36: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
-	37, // 37: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
-	40, // 38: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
-	42, // 39: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
-	44, // 40: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
-	46, // 41: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
-	3,  // 42: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
-	5,  // 43: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
-	7,  // 44: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
-	9,  // 45: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
-	11, // 46: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
-	15, // 47: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
-	17, // 48: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
-	19, // 49: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
-	21, // 50: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
-	23, // 51: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
-	25, // 52: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
-	27, // 53: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
-	29, // 54: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
-	33, // 55: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
-	36, // 56: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
-	38, // 57: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
-	41, // 58: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
-	43, // 59: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
-	45, // 60: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
-	47, // 61: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
-	42, // [42:62] is the sub-list for method output_type
-	22, // [22:42] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	49, // 8: mapfront.v1.TopUpCashResponse.proposal:type_name -> mapfront.v1.Proposal
+	57, // 9: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
+	58, // 10: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
+	31, // 11: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
+	32, // 12: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
+	35, // 13: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
+	59, // 14: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
+	60, // 15: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
+	61, // 16: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
+	60, // 17: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
+	39, // 18: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
+	39, // 19: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	61, // 20: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
+	39, // 21: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	49, // 22: mapfront.v1.ResolveExceptionResponse.proposal:type_name -> mapfront.v1.Proposal
+	48, // 23: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
+	49, // 24: mapfront.v1.ListProposalsResponse.proposals:type_name -> mapfront.v1.Proposal
+	49, // 25: mapfront.v1.ApproveProposalResponse.proposal:type_name -> mapfront.v1.Proposal
+	49, // 26: mapfront.v1.RejectProposalResponse.proposal:type_name -> mapfront.v1.Proposal
+	2,  // 27: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
+	4,  // 28: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
+	6,  // 29: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
+	8,  // 30: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
+	10, // 31: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
+	14, // 32: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
+	16, // 33: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
+	18, // 34: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
+	20, // 35: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
+	22, // 36: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
+	24, // 37: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
+	26, // 38: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
+	28, // 39: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
+	30, // 40: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
+	34, // 41: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
+	37, // 42: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
+	40, // 43: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
+	42, // 44: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
+	44, // 45: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
+	46, // 46: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
+	50, // 47: mapfront.v1.AdminService.ListProposals:input_type -> mapfront.v1.ListProposalsRequest
+	52, // 48: mapfront.v1.AdminService.ApproveProposal:input_type -> mapfront.v1.ApproveProposalRequest
+	54, // 49: mapfront.v1.AdminService.RejectProposal:input_type -> mapfront.v1.RejectProposalRequest
+	3,  // 50: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
+	5,  // 51: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
+	7,  // 52: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
+	9,  // 53: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
+	11, // 54: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
+	15, // 55: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
+	17, // 56: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
+	19, // 57: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
+	21, // 58: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
+	23, // 59: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
+	25, // 60: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
+	27, // 61: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
+	29, // 62: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
+	33, // 63: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
+	36, // 64: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
+	38, // 65: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
+	41, // 66: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
+	43, // 67: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
+	45, // 68: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
+	47, // 69: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
+	51, // 70: mapfront.v1.AdminService.ListProposals:output_type -> mapfront.v1.ListProposalsResponse
+	53, // 71: mapfront.v1.AdminService.ApproveProposal:output_type -> mapfront.v1.ApproveProposalResponse
+	55, // 72: mapfront.v1.AdminService.RejectProposal:output_type -> mapfront.v1.RejectProposalResponse
+	50, // [50:73] is the sub-list for method output_type
+	27, // [27:50] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_mapfront_v1_admin_proto_init() }
@@ -3444,7 +3998,7 @@ func file_mapfront_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mapfront_v1_admin_proto_rawDesc), len(file_mapfront_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   48,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,9 @@ const (
 	AdminService_GetException_FullMethodName          = "/mapfront.v1.AdminService/GetException"
 	AdminService_ResolveException_FullMethodName      = "/mapfront.v1.AdminService/ResolveException"
 	AdminService_ListAudit_FullMethodName             = "/mapfront.v1.AdminService/ListAudit"
+	AdminService_ListProposals_FullMethodName         = "/mapfront.v1.AdminService/ListProposals"
+	AdminService_ApproveProposal_FullMethodName       = "/mapfront.v1.AdminService/ApproveProposal"
+	AdminService_RejectProposal_FullMethodName        = "/mapfront.v1.AdminService/RejectProposal"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -91,6 +94,17 @@ type AdminServiceClient interface {
 	// ListAudit reads the audit trail of changes made through AdminService and
 	// the queue, newest first (SPEC section 7).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// ListProposals lists four-eyes proposals (SPEC section 7), newest first:
+	// money moved by hand (ResolveException activate/refund_owed, TopUpCash above
+	// the configured amount) waits in them for a supervisor.
+	ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error)
+	// ApproveProposal executes a pending proposal, in the transaction that marks it
+	// approved; the caller must not be its proposer (PermissionDenied). Approving
+	// twice is once. Errors: 10006 expired, 10010 unknown, the action's errcodes.
+	ApproveProposal(ctx context.Context, in *ApproveProposalRequest, opts ...grpc.CallOption) (*ApproveProposalResponse, error)
+	// RejectProposal closes a pending proposal without executing it; the caller
+	// must not be its proposer. Errors: 10010 unknown.
+	RejectProposal(ctx context.Context, in *RejectProposalRequest, opts ...grpc.CallOption) (*RejectProposalResponse, error)
 }
 
 type adminServiceClient struct {
@@ -301,6 +315,36 @@ func (c *adminServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest
 	return out, nil
 }
 
+func (c *adminServiceClient) ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProposalsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListProposals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ApproveProposal(ctx context.Context, in *ApproveProposalRequest, opts ...grpc.CallOption) (*ApproveProposalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveProposalResponse)
+	err := c.cc.Invoke(ctx, AdminService_ApproveProposal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RejectProposal(ctx context.Context, in *RejectProposalRequest, opts ...grpc.CallOption) (*RejectProposalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectProposalResponse)
+	err := c.cc.Invoke(ctx, AdminService_RejectProposal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -351,6 +395,17 @@ type AdminServiceServer interface {
 	// ListAudit reads the audit trail of changes made through AdminService and
 	// the queue, newest first (SPEC section 7).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// ListProposals lists four-eyes proposals (SPEC section 7), newest first:
+	// money moved by hand (ResolveException activate/refund_owed, TopUpCash above
+	// the configured amount) waits in them for a supervisor.
+	ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error)
+	// ApproveProposal executes a pending proposal, in the transaction that marks it
+	// approved; the caller must not be its proposer (PermissionDenied). Approving
+	// twice is once. Errors: 10006 expired, 10010 unknown, the action's errcodes.
+	ApproveProposal(context.Context, *ApproveProposalRequest) (*ApproveProposalResponse, error)
+	// RejectProposal closes a pending proposal without executing it; the caller
+	// must not be its proposer. Errors: 10010 unknown.
+	RejectProposal(context.Context, *RejectProposalRequest) (*RejectProposalResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -420,6 +475,15 @@ func (UnimplementedAdminServiceServer) ResolveException(context.Context, *Resolv
 }
 func (UnimplementedAdminServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedAdminServiceServer) ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListProposals not implemented")
+}
+func (UnimplementedAdminServiceServer) ApproveProposal(context.Context, *ApproveProposalRequest) (*ApproveProposalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveProposal not implemented")
+}
+func (UnimplementedAdminServiceServer) RejectProposal(context.Context, *RejectProposalRequest) (*RejectProposalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectProposal not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -802,6 +866,60 @@ func _AdminService_ListAudit_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListProposals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProposalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListProposals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListProposals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListProposals(ctx, req.(*ListProposalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ApproveProposal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveProposalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ApproveProposal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ApproveProposal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ApproveProposal(ctx, req.(*ApproveProposalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RejectProposal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectProposalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RejectProposal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RejectProposal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RejectProposal(ctx, req.(*RejectProposalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -888,6 +1006,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _AdminService_ListAudit_Handler,
+		},
+		{
+			MethodName: "ListProposals",
+			Handler:    _AdminService_ListProposals_Handler,
+		},
+		{
+			MethodName: "ApproveProposal",
+			Handler:    _AdminService_ApproveProposal_Handler,
+		},
+		{
+			MethodName: "RejectProposal",
+			Handler:    _AdminService_RejectProposal_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -30,14 +30,17 @@ const (
 	Admin Role = "admin"
 	// Auditor reads and changes nothing.
 	Auditor Role = "auditor"
+	// Supervisor is the second pair of eyes: approves or rejects money moved
+	// by hand that another identity proposed (four eyes), and reads.
+	Supervisor Role = "supervisor"
 )
 
 // AllRoles lists every role, for parsing and for tests.
-var AllRoles = []Role{POSP, Settlement, Operator, Admin, Auditor}
+var AllRoles = []Role{POSP, Settlement, Operator, Admin, Auditor, Supervisor}
 
 // reads are the look-ups every internal role but posp may make; the audit
 // trail's read joins them.
-var reads = []Role{Operator, Admin, Auditor}
+var reads = []Role{Operator, Admin, Auditor, Supervisor}
 
 // methodRoles is the one table of SPEC section 7: every RPC of
 // OfflineService, AdminService and SettlementService, by full method name,
@@ -68,8 +71,8 @@ var methodRoles = map[string][]Role{
 	mapfrontv1.AdminService_UnfreezeAccount_FullMethodName:       {Operator},
 	// AdminService: the manual-handling queue (operator; the settlement
 	// command's `exceptions` subcommands).
-	mapfrontv1.AdminService_ListExceptions_FullMethodName:   {Operator, Admin, Auditor, Settlement},
-	mapfrontv1.AdminService_GetException_FullMethodName:     {Operator, Admin, Auditor, Settlement},
+	mapfrontv1.AdminService_ListExceptions_FullMethodName:   {Operator, Admin, Auditor, Settlement, Supervisor},
+	mapfrontv1.AdminService_GetException_FullMethodName:     {Operator, Admin, Auditor, Settlement, Supervisor},
 	mapfrontv1.AdminService_ResolveException_FullMethodName: {Operator, Settlement},
 	// AdminService: reads.
 	mapfrontv1.AdminService_ListProducts_FullMethodName:  reads,
@@ -78,14 +81,19 @@ var methodRoles = map[string][]Role{
 	mapfrontv1.AdminService_ListStatement_FullMethodName: reads,
 	mapfrontv1.AdminService_VerifyLedger_FullMethodName:  reads,
 	// AdminService: the audit trail, for those who answer for the changes.
-	mapfrontv1.AdminService_ListAudit_FullMethodName: {Auditor, Admin},
+	mapfrontv1.AdminService_ListAudit_FullMethodName: {Auditor, Admin, Supervisor},
+	// AdminService: four eyes. Proposals are filed by ResolveException and
+	// TopUpCash; only a supervisor decides (and never on its own proposal).
+	mapfrontv1.AdminService_ListProposals_FullMethodName:   {Operator, Admin, Auditor, Settlement, Supervisor},
+	mapfrontv1.AdminService_ApproveProposal_FullMethodName: {Supervisor},
+	mapfrontv1.AdminService_RejectProposal_FullMethodName:  {Supervisor},
 
 	// SettlementService: the settlement command; batch reports are reads.
 	mapfrontv1.SettlementService_SubmitBatch_FullMethodName:     {Settlement},
 	mapfrontv1.SettlementService_MarkFileMissing_FullMethodName: {Settlement},
 	mapfrontv1.SettlementService_RunDaily_FullMethodName:        {Settlement},
-	mapfrontv1.SettlementService_GetBatch_FullMethodName:        {Settlement, Operator, Admin, Auditor},
-	mapfrontv1.SettlementService_ListBatches_FullMethodName:     {Settlement, Operator, Admin, Auditor},
+	mapfrontv1.SettlementService_GetBatch_FullMethodName:        {Settlement, Operator, Admin, Auditor, Supervisor},
+	mapfrontv1.SettlementService_ListBatches_FullMethodName:     {Settlement, Operator, Admin, Auditor, Supervisor},
 }
 
 // openMethods answer every caller, with a certificate or without: the gRPC

@@ -65,6 +65,17 @@ type Config struct {
 	// cancel window; STYLE 7): nil is time.Now. Only tests set it; no flag
 	// or variable does.
 	Now func() time.Time
+
+	// Approval: four eyes on money moved by hand (SPEC section 7):
+	// MAPFRONT_TOPUP_APPROVAL_ABOVE (fen, default 5000000 = 50,000.00 yuan)
+	// and MAPFRONT_PROPOSAL_TTL (default 24h).
+	Approval mapfront.ApprovalPolicy
+	// ConsoleAddr: the operations console's own listener (MAPFRONT_CONSOLE_ADDR);
+	// empty: no console. Never the POSP's port.
+	ConsoleAddr string
+	// ConsoleIdle: a console session ends after this long without a request
+	// (MAPFRONT_CONSOLE_IDLE, default 15m).
+	ConsoleIdle time.Duration
 }
 
 // LegacyClientTLS is the mutual-TLS files of single-binary mode's in-process
@@ -106,6 +117,10 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.DurationVar(&c.PayBatchWait, "pay-batch-wait", envDuration("MAPFRONT_PAY_BATCH_WAIT", 0), "group commit: how long a batch waits for more pays (0: never)")
 	batchLanes := fs.Int64("pay-batch-lanes", envInt("MAPFRONT_PAY_BATCH_LANES", 4), "group commit: batches in the database at once")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
+	fs.Int64Var(&c.Approval.TopUpAbove, "topup-approval-above", envInt("MAPFRONT_TOPUP_APPROVAL_ABOVE", mapfront.DefaultTopUpApprovalAbove), "cash top-ups of more fen than this need a supervisor's approval")
+	fs.DurationVar(&c.Approval.TTL, "proposal-ttl", envDuration("MAPFRONT_PROPOSAL_TTL", mapfront.DefaultProposalTTL), "how long a four-eyes proposal waits before it expires")
+	fs.StringVar(&c.ConsoleAddr, "console-addr", os.Getenv("MAPFRONT_CONSOLE_ADDR"), "operations console listen address (HTTP); empty: off")
+	fs.DurationVar(&c.ConsoleIdle, "console-idle", envDuration("MAPFRONT_CONSOLE_IDLE", 15*time.Minute), "console session idle timeout")
 	c.LegacyEdge = legacy.DefaultEdgeConfig()
 	var errs []error
 	for _, f := range c.LegacyEdge.RegisterFlags(fs, "legacy-", "MAPFRONT_LEGACY_") {
@@ -156,6 +171,12 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c.MaxMessageBytes = int(*maxMsg)
 	if c.CompletionWindow <= 0 {
 		errs = append(errs, errors.New("completion-window must be positive"))
+	}
+	if c.Approval.TopUpAbove <= 0 || c.Approval.TTL <= 0 || c.ConsoleIdle <= 0 {
+		errs = append(errs, errors.New("topup-approval-above, proposal-ttl and console-idle must be positive"))
+	}
+	if c.ConsoleAddr != "" && (c.ConsoleAddr == c.LegacyAddr || c.ConsoleAddr == c.GRPCAddr || c.ConsoleAddr == c.HTTPAddr) {
+		errs = append(errs, fmt.Errorf("console-addr %s must be a listener of its own (not the POSP, gRPC or health port)", c.ConsoleAddr))
 	}
 	if c.StatementTimeout <= 0 {
 		errs = append(errs, errors.New("statement-timeout must be positive"))

@@ -55,6 +55,8 @@ type Admin interface {
 	// ResolveException settles a queue item once; already says it was:
 	// 10001, 10006, 10010, 10015, 10018.
 	ResolveException(ctx context.Context, r mapfront.Resolution) (*mapfront.Exception, bool, error)
+	// Proposals: four-eyes approval (proposals.go).
+	Proposals
 }
 
 // AdminServer implements mapfrontv1.AdminServiceServer over Admin.
@@ -194,11 +196,11 @@ func (s *AdminServer) UnlockPaymentPassword(ctx context.Context, in *mapfrontv1.
 
 // TopUpCash implements the RPC of the same name.
 func (s *AdminServer) TopUpCash(ctx context.Context, in *mapfrontv1.TopUpCashRequest) (*mapfrontv1.TopUpCashResponse, error) {
-	account, balance, err := s.Store.TopUpCash(ctx, in.MobileNum, in.Amount, in.Reference)
+	account, balance, p, err := s.Store.SubmitTopUp(ctx, in.MobileNum, in.Amount, in.Reference)
 	if err != nil {
 		return nil, s.fail(ctx, "TopUpCash", err)
 	}
-	return &mapfrontv1.TopUpCashResponse{AccountId: account, Balance: balance}, nil
+	return &mapfrontv1.TopUpCashResponse{AccountId: account, Balance: balance, Proposal: ProposalOut(p, time.Now())}, nil
 }
 
 // FreezeAccount implements the RPC of the same name.

@@ -260,12 +260,13 @@ func (s *AdminServer) GetException(ctx context.Context, in *mapfrontv1.GetExcept
 }
 
 // ResolveException implements the RPC of the same name; resolving twice is
-// once, the second answer says already.
+// once, the second answer says already. activate and refund_owed move money:
+// they become a proposal for a supervisor (four eyes) and the item stays open.
 func (s *AdminServer) ResolveException(ctx context.Context, in *mapfrontv1.ResolveExceptionRequest) (*mapfrontv1.ResolveExceptionResponse, error) {
-	e, already, err := s.Store.ResolveException(ctx, mapfront.Resolution{ID: in.Id, Action: mapfront.ResolveAction(enumtext.Word(in.Action)),
+	e, already, p, err := s.Store.SubmitResolution(ctx, mapfront.Resolution{ID: in.Id, Action: mapfront.ResolveAction(enumtext.Word(in.Action)),
 		Operator: operatorName(ctx, in.Operator), Note: in.Note, OrderID: in.OrderId})
 	if err != nil {
 		return nil, s.fail(ctx, "ResolveException", err)
 	}
-	return &mapfrontv1.ResolveExceptionResponse{Exception: exceptionOut(e), Already: already}, nil
+	return &mapfrontv1.ResolveExceptionResponse{Exception: exceptionOut(e), Already: already, Proposal: ProposalOut(p, time.Now())}, nil
 }

@@ -139,6 +139,8 @@ type AdminStore interface {
 	// LoadDemoCard adds the demo card with its balance (SPEC section 8),
 	// once.
 	LoadDemoCard(ctx context.Context, mobile, card string) error
+	// ProposalStore keeps the four-eyes proposals (proposals.go).
+	ProposalStore
 }
 
 // AdminService is the back office's application service (AdminService of
@@ -146,8 +148,9 @@ type AdminStore interface {
 // keys, hashing passwords) and asks the store.
 type AdminService struct {
 	AdminStore
-	keys   Keys
-	policy Policy
+	keys           Keys
+	policy         Policy
+	approvalPolicy ApprovalPolicy
 }
 
 // NewAdminService returns the admin service over store.

@@ -164,6 +164,17 @@ func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, refe
 	var balance int64
 	err := s.auditedTx(ctx, audit.Change{Op: "TopUpCash", Target: customerTarget(mobile),
 		Args: map[string]any{"amount": amount, "reference": reference}}, func(tx pgx.Tx) error {
+		var err error
+		account, balance, err = s.topUpTx(ctx, tx, mobile, amount, reference)
+		return err
+	})
+	return account, balance, err
+}
+
+// topUpTx is TopUpCash's work inside tx (also an approved proposal's, in the
+// transaction that marks it approved).
+func (s *Store) topUpTx(ctx context.Context, tx pgx.Tx, mobile string, amount int64, reference string) (account string, balance int64, _ error) {
+	err := func() error {
 		var status string
 		err := tx.QueryRow(ctx, `SELECT a.account_id, a.status FROM accounts a JOIN customers c USING (customer_id)
 WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account, &status)
@@ -197,7 +208,7 @@ WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account,
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, account).Scan(&balance)
-	})
+	}()
 	return account, balance, err
 }
 

@@ -88,7 +88,24 @@ func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*m
 	var already bool
 	err := s.auditedTx(ctx, audit.Change{Op: "ResolveException", Target: "exception:" + strconv.FormatInt(r.ID, 10),
 		Args: map[string]any{"action": r.Action, "order_id": r.OrderID, "operator": r.Operator, "note": r.Note}}, func(tx pgx.Tx) error {
-		out, already = nil, false
+		var err error
+		out, already, err = s.resolveTx(ctx, tx, r)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !already {
+		s.log.Info("settlement exception resolved", "id", out.ID, "type", out.Type, "action", out.Action,
+			"operator", out.Operator, "order", out.LinkedOrderID)
+	}
+	return out, already, nil
+}
+
+// resolveTx is ResolveException's work inside tx (also an approved
+// proposal's, in the transaction that marks it approved).
+func (s *Store) resolveTx(ctx context.Context, tx pgx.Tx, r mapfront.Resolution) (out *mapfront.Exception, already bool, _ error) {
+	err := func() error {
 		e, err := scanException(tx.QueryRow(ctx, `SELECT `+exceptionColumns+` FROM settlement_exceptions
 WHERE exception_id = $1 FOR UPDATE`, r.ID))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -130,15 +147,8 @@ WHERE exception_id = $1 AND state = 'open'
 RETURNING ` + exceptionColumns
 		out, err = scanException(tx.QueryRow(ctx, q, r.ID, string(r.Action), r.Operator, r.Note, linked, s.clock.Now()))
 		return err
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	if !already {
-		s.log.Info("settlement exception resolved", "id", out.ID, "type", out.Type, "action", out.Action,
-			"operator", out.Operator, "order", out.LinkedOrderID)
-	}
-	return out, already, nil
+	}()
+	return out, already, err
 }
 
 // activateManually activates an order an operator vouches for: our records

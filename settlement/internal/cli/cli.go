@@ -68,6 +68,11 @@ Commands:
   exceptions show ID
   exceptions resolve ID --action activate|refund_owed|ignore|link_order
                      [--operator DISPLAY_NAME] [--note TEXT] [--order ORDER_ID]
+                                        (activate and refund_owed file a proposal for a supervisor)
+  proposals list [--state pending|approved|rejected|all]
+  proposals approve|reject ID [--note TEXT]
+                                        four-eyes approval of money moved by hand
+                                        (approve/reject: a certificate with the supervisor role)
   report --date yyyyMMdd [--csv FILE]   print a batch report, or write it as CSV ("-" for stdout)
   audit [--identity ID] [--target T] [--since T] [--until T] [--limit N]
                                         the audit trail of AdminService and queue changes
@@ -117,6 +122,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		cmd = a.report
 	case "audit":
 		cmd = a.audit
+	case "proposals":
+		cmd = a.proposals
 	default:
 		fmt.Fprintf(env.Stderr, "settlement: unknown command %q\n\n%s", args[0], usage)
 		return ExitUsage

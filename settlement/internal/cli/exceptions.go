@@ -167,7 +167,12 @@ func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
 	if err != nil {
 		return explain(calendar.Date{}, fmt.Errorf("ResolveException %d: %w", id, err))
 	}
-	if resp.GetAlready() {
+	if p := resp.GetProposal(); p != nil {
+		// activate and refund_owed move money: four eyes (SPEC section 7).
+		fmt.Fprintf(a.env.Stdout, "Exception %d: %s needs a supervisor's approval; proposal %d filed by %s, expires %s.\n"+
+			"Nothing has moved yet. A supervisor approves it with: settlement proposals approve %d\n\n",
+			id, *action, p.GetId(), p.GetProposer(), p.GetExpiresAt(), p.GetId())
+	} else if resp.GetAlready() {
 		// Resolving twice is once (SPEC section 6): say so rather than
 		// pretend this call did it.
 		fmt.Fprintf(a.env.Stdout, "Exception %d had already been resolved; nothing changed.\n\n", id)

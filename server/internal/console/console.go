@@ -1,0 +1,360 @@
+// Package console is the operations console (运营控制台, SPEC section 7): a
+// server-rendered web UI in Chinese on a listener of its own (never the
+// POSP's). Operators sign in with console accounts (argon2id passwords,
+// sessions with an idle timeout, CSRF tokens on every POST, lockout after
+// failed sign-ins). Every page and action names the AdminService or
+// SettlementService RPC it stands for: the signed-in role must be allowed
+// that RPC by the one authorization table (authz.Allowed), and the action runs
+// through the same application service with an audit.Actor in the context,
+// so it is audited and four-eyes approved exactly as over gRPC.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"mapfront/server/internal/audit"
+	"mapfront/server/internal/authz"
+	"mapfront/server/internal/mapfront"
+	"mapfront/server/internal/postgres"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+// Users is what the console needs of the account table.
+type Users interface {
+	ConsoleUser(ctx context.Context, name string) (*postgres.ConsoleUser, error)
+	ConsoleSignInFailed(ctx context.Context, name string, lockAfter int, lockFor time.Duration) (bool, error)
+	ConsoleSignInOK(ctx context.Context, name string) error
+}
+
+// Batches reads settlement batch reports (SettlementService's reads).
+type Batches interface {
+	GetBatch(ctx context.Context, date time.Time) (*mapfront.BatchReport, error)
+	ListBatches(ctx context.Context, limit int) ([]mapfront.BatchReport, error)
+}
+
+// Options configure the console.
+type Options struct {
+	Admin   *mapfront.AdminService
+	Batches Batches
+	Users   Users
+	Log     *slog.Logger
+	// Idle ends a session after this long without a request (default 15m).
+	Idle time.Duration
+	// LockAfter failed sign-ins in a row lock an account for LockFor
+	// (defaults 5 and 15m).
+	LockAfter int
+	LockFor   time.Duration
+	// Zone shows times in the business zone.
+	Zone *time.Location
+	// Secure marks the cookies Secure (a TLS listener).
+	Secure bool
+	// Now is the store's clock, for the proposals' expiry and the
+	// accounts' lockout (default time.Now).
+	Now func() time.Time
+}
+
+// Server is the console's http.Handler. Create it with New.
+type Server struct {
+	o     Options
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+
+	mu       sync.Mutex
+	sessions map[string]*session
+}
+
+type session struct {
+	user     string
+	role     authz.Role
+	csrf     string
+	lastSeen time.Time
+	flash    string
+}
+
+const cookieName = "mapfront_console"
+
+// IdentityPrefix is prepended to console account names to make the
+// identity recorded in the audit trail and compared by four eyes: a console
+// account is never the same identity as a client certificate.
+const IdentityPrefix = "console/"
+
+// New returns the console. Errors: templates that do not parse.
+func New(o Options) (*Server, error) {
+	if o.Idle <= 0 {
+		o.Idle = 15 * time.Minute
+	}
+	if o.LockAfter <= 0 {
+		o.LockAfter = 5
+	}
+	if o.LockFor <= 0 {
+		o.LockFor = 15 * time.Minute
+	}
+	if o.Zone == nil {
+		o.Zone = time.Local
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, pages: map[string]*template.Template{}, mux: http.NewServeMux(), sessions: map[string]*session{}}
+	funcs := template.FuncMap{
+		"yuan": mapfront.FormatYuan,
+		"when": func(t any) string {
+			switch v := t.(type) {
+			case time.Time:
+				if v.IsZero() {
+					return ""
+				}
+				return v.In(o.Zone).Format("2006-01-02 15:04:05")
+			case *time.Time:
+				if v == nil {
+					return ""
+				}
+				return v.In(o.Zone).Format("2006-01-02 15:04:05")
+			}
+			return ""
+		},
+		"date":     mapfront.DateString,
+		"typename": func(t mapfront.ExceptionType) string { return exceptionNames[t] + "（" + string(t) + "）" },
+	}
+	names, err := templateFiles.ReadDir("templates")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if n.Name() == "layout.html" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+n.Name())
+		if err != nil {
+			return nil, err
+		}
+		s.pages[strings.TrimSuffix(n.Name(), ".html")] = t
+	}
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP applies the security headers and the routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r)
+}
+
+// Serve runs the console on addr until ctx ends.
+func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("console listening", "addr", addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+func token() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// current returns the request's live session, touching it; nil when there is
+// none or it has been idle too long.
+func (s *Server) current(r *http.Request) (string, *session) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for id, ss := range s.sessions { // drop idle sessions as we go
+		if now.Sub(ss.lastSeen) > s.o.Idle {
+			delete(s.sessions, id)
+		}
+	}
+	ss := s.sessions[c.Value]
+	if ss == nil {
+		return "", nil
+	}
+	ss.lastSeen = now
+	return c.Value, ss
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: s.o.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: maxAge})
+}
+
+// page is what every template gets.
+type page struct {
+	Title string
+	User  string
+	Role  authz.Role
+	CSRF  string
+	Flash string
+	Error string
+	Nav   []navItem
+	Data  any
+	can   func(method string) bool
+}
+
+type navItem struct{ Href, Label string }
+
+// Can reports whether the signed-in role may call the RPC (short name, e.g.
+// "ApproveProposal"), for showing the forms it may submit.
+func (p page) Can(short string) bool { return p.can != nil && p.can(methodOf(short)) }
+
+func methodOf(short string) string {
+	if short == "ListBatches" || short == "GetBatch" {
+		return "/mapfront.v1.SettlementService/" + short
+	}
+	return "/mapfront.v1.AdminService/" + short
+}
+
+func allowed(role authz.Role, method string) bool {
+	roles, ok := authz.Allowed(method)
+	return ok && slices.Contains(roles, role)
+}
+
+var nav = []struct{ href, label, rpc string }{
+	{"/exceptions", "人工处理", "ListExceptions"},
+	{"/proposals", "复核", "ListProposals"},
+	{"/customers", "客户", "GetCustomer"},
+	{"/orders", "订单", "GetOrder"},
+	{"/batches", "日切批次", "ListBatches"},
+	{"/ledger", "账务核验", "VerifyLedger"},
+	{"/audit", "审计记录", "ListAudit"},
+}
+
+func (s *Server) render(w http.ResponseWriter, name string, ss *session, title string, data any, errMsg string) {
+	p := page{Title: title, Data: data, Error: errMsg}
+	if ss != nil {
+		s.mu.Lock()
+		p.User, p.Role, p.CSRF, p.Flash = ss.user, ss.role, ss.csrf, ss.flash
+		ss.flash = ""
+		s.mu.Unlock()
+		role := ss.role
+		p.can = func(m string) bool { return allowed(role, m) }
+		for _, n := range nav {
+			if allowed(role, methodOf(n.rpc)) {
+				p.Nav = append(p.Nav, navItem{n.href, n.label})
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if errMsg != "" && name != "login" {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+	}
+	if err := s.pages[name].ExecuteTemplate(w, "layout.html", p); err != nil {
+		s.o.Log.Error("console template", "page", name, "err", err)
+	}
+}
+
+// handler is a page or action standing for one RPC.
+type handler func(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error
+
+// guard wraps h: a live session, the role allowed the RPC (403 otherwise),
+// a valid CSRF token on POST, and the audit actor in the context.
+func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
+	method := methodOf(rpc)
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, ss := s.current(r)
+		if ss == nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		if !allowed(ss.role, method) {
+			s.o.Log.Warn("console action refused", "identity", IdentityPrefix+ss.user, "method", method)
+			w.WriteHeader(http.StatusForbidden)
+			s.render(w, "forbidden", ss, "无权操作", rpc, "")
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(ss.csrf)) != 1 {
+				http.Error(w, "CSRF token missing or wrong", http.StatusForbidden)
+				return
+			}
+		}
+		ctx := audit.WithActor(r.Context(), audit.Actor{Identity: IdentityPrefix + ss.user, Role: string(ss.role), Method: method})
+		if err := h(ctx, w, r, ss); err != nil {
+			s.fail(w, r, ss, err)
+		}
+	}
+}
+
+// fail shows a business refusal with its errcode, or an internal error with
+// a logged reference.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, ss *session, err error) {
+	msg := ""
+	var de *mapfront.Error
+	switch {
+	case errors.As(err, &de):
+		msg = de.Error()
+	case errors.Is(err, mapfront.ErrSelfApproval):
+		msg = "四眼原则：提案人不能复核自己的提案"
+	default:
+		ref := token()[:8]
+		s.o.Log.Error("console internal error", "path", r.URL.Path, "ref", ref, "err", err)
+		msg = "其它错误（参考号" + ref + "）"
+	}
+	if r.Method == http.MethodPost {
+		s.flash(ss, "操作未完成："+msg)
+		http.Redirect(w, r, backTo(r), http.StatusSeeOther)
+		return
+	}
+	s.render(w, "error", ss, "出错", nil, msg)
+}
+
+func (s *Server) flash(ss *session, msg string) {
+	s.mu.Lock()
+	ss.flash = msg
+	s.mu.Unlock()
+}
+
+// backTo is where a POST returns: the form's "back" path when it is local.
+func backTo(r *http.Request) string {
+	b := r.PostFormValue("back")
+	if strings.HasPrefix(b, "/") && !strings.HasPrefix(b, "//") && !strings.Contains(b, "\\") {
+		return b
+	}
+	return "/"
+}
+
+// exceptionNames are the queue's types in Chinese (SPEC section 6).
+var exceptionNames = map[mapfront.ExceptionType]string{
+	mapfront.ExAmountMismatch: "金额不符",
+	mapfront.ExNotOpenable:    "无法开通",
+	mapfront.ExDuplicate:      "重复",
+	mapfront.ExMissing:        "文件缺失",
+	mapfront.ExOverpaid:       "多付",
+	mapfront.ExIncomplete:     "逾期未付足",
+	mapfront.ExBadLine:        "无法解析的行",
+}

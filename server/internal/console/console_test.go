@@ -1,0 +1,150 @@
+package console_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"mapfront/server/internal/console"
+	"mapfront/server/internal/mapfront"
+)
+
+// client is a browser without JavaScript: a cookie jar, no redirects
+// followed, and the last CSRF token seen on a page.
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	csrf string
+}
+
+func newClient(t *testing.T, base string) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+func (c *client) do(method, path string, form url.Values) (int, string, string) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+func (c *client) signIn(user, password string) (int, string, string) {
+	c.do("GET", "/login", nil)
+	return c.do("POST", "/login", url.Values{"csrf": {c.csrf}, "user": {user}, "password": {password}})
+}
+
+func TestPasswordHash(t *testing.T) {
+	h, err := console.HashPassword("correct horse")
+	if err != nil || !strings.HasPrefix(h, "$argon2id$v=19$m=") {
+		t.Fatalf("hash %q %v", h, err)
+	}
+	h2, _ := console.HashPassword("correct horse")
+	if h == h2 {
+		t.Error("two hashes of one password are equal: no salt")
+	}
+	for pw, want := range map[string]bool{"correct horse": true, "correct horsf": false, "": false} {
+		if ok, err := console.VerifyPassword(h, pw); err != nil || ok != want {
+			t.Errorf("verify %q: %v %v, want %v", pw, ok, err, want)
+		}
+	}
+	if _, err := console.VerifyPassword("$2a$10$bcrypt", "x"); err == nil {
+		t.Error("a non-argon2id hash verified")
+	}
+}
+
+// Sign-in: a wrong password and an unknown name get the same answer; the
+// fifth failure in a row locks the account, even against the right
+// password; the sign-in form needs its CSRF token; a session ends when idle.
+func TestSignInLockoutCSRFIdle(t *testing.T) {
+	s := newSystem(t)
+	c := newClient(t, s.url)
+	if code, loc, _ := c.do("GET", "/exceptions", nil); code != http.StatusSeeOther || loc != "/login" {
+		t.Fatalf("signed out: %d %q, want a redirect to /login", code, loc)
+	}
+	// No token, or another one: refused before the password is looked at.
+	if code, _, _ := c.do("POST", "/login", url.Values{"user": {"alice"}, "password": {s.password("alice")}}); code != http.StatusForbidden {
+		t.Errorf("sign-in without the CSRF token: %d, want 403", code)
+	}
+	_, _, unknown := c.signIn("nobody", "whatever-pw")
+	_, _, wrong := c.signIn("alice", "wrong-password")
+	if !strings.Contains(unknown, "用户名或密码错误") || !strings.Contains(wrong, "用户名或密码错误") {
+		t.Errorf("unknown name and wrong password must answer alike")
+	}
+	for range 3 {
+		c.signIn("alice", "wrong-password")
+	}
+	if _, _, body := c.signIn("alice", "wrong-password"); !strings.Contains(body, "已锁定") {
+		t.Errorf("fifth failure: no lock:\n%s", body)
+	}
+	if code, _, body := c.signIn("alice", s.password("alice")); code == http.StatusSeeOther || !strings.Contains(body, "已锁定") {
+		t.Errorf("right password on a locked account: %d", code)
+	}
+
+	// bob signs in; a POST without the session's token is refused and
+	// changes nothing; the idle timeout ends the session.
+	if code, loc, _ := c.signIn("bob", s.password("bob")); code != http.StatusSeeOther || loc != "/" {
+		t.Fatalf("bob signs in: %d %q", code, loc)
+	}
+	if code, _, _ := c.do("GET", "/proposals", nil); code != http.StatusOK {
+		t.Fatalf("proposals: %d", code)
+	}
+	if code, _, _ := c.do("POST", "/proposals/1/reject", url.Values{"csrf": {"0000"}}); code != http.StatusForbidden {
+		t.Errorf("POST with a wrong CSRF token: %d, want 403", code)
+	}
+	// A supervisor may not resolve (the table's ResolveException roles).
+	if code, _, body := c.do("POST", "/exceptions/1/resolve", url.Values{"csrf": {c.csrf}, "action": {"ignore"}}); code != http.StatusForbidden || !strings.Contains(body, "ResolveException") {
+		t.Errorf("supervisor resolves: %d, want 403", code)
+	}
+	if x, err := s.store.GetException(s.ctx, s.item.ID); err != nil || x.State != mapfront.ExceptionOpen {
+		t.Errorf("item after refused POSTs: %v %+v", err, x)
+	}
+}
+
+// An idle session ends.
+func TestIdleSession(t *testing.T) {
+	s := newSystem(t)
+	h, err := console.New(console.Options{Admin: s.admin, Batches: s.store, Users: s.store, Idle: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptestServer(t, h)
+	c := newClient(t, srv)
+	if code, _, _ := c.signIn("carol", s.password("carol")); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	if code, _, _ := c.do("GET", "/audit", nil); code != http.StatusOK {
+		t.Fatalf("auditor reads the audit trail: %d", code)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if code, loc, _ := c.do("GET", "/audit", nil); code != http.StatusSeeOther || loc != "/login" {
+		t.Errorf("after the idle timeout: %d %q, want a redirect to /login", code, loc)
+	}
+}

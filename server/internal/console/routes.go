@@ -1,0 +1,402 @@
+package console
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"mapfront/server/internal/audit"
+	"mapfront/server/internal/authz"
+	"mapfront/server/internal/mapfront"
+)
+
+const loginCookie = "mapfront_console_login"
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /login", s.loginPage)
+	m.HandleFunc("POST /login", s.login)
+	m.HandleFunc("POST /logout", s.logout)
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/exceptions", http.StatusSeeOther)
+	})
+	m.HandleFunc("GET /exceptions", s.guard("ListExceptions", s.exceptions))
+	m.HandleFunc("GET /exceptions/{id}", s.guard("GetException", s.exception))
+	m.HandleFunc("POST /exceptions/{id}/resolve", s.guard("ResolveException", s.resolve))
+	m.HandleFunc("GET /proposals", s.guard("ListProposals", s.proposals))
+	m.HandleFunc("POST /proposals/{id}/approve", s.guard("ApproveProposal", s.decide(true)))
+	m.HandleFunc("POST /proposals/{id}/reject", s.guard("RejectProposal", s.decide(false)))
+	m.HandleFunc("GET /customers", s.guard("GetCustomer", s.customer))
+	m.HandleFunc("POST /customers/unlock", s.guard("UnlockPaymentPassword", s.unlock))
+	m.HandleFunc("POST /accounts/freeze", s.guard("FreezeAccount", s.freeze(true)))
+	m.HandleFunc("POST /accounts/unfreeze", s.guard("UnfreezeAccount", s.freeze(false)))
+	m.HandleFunc("GET /orders", s.guard("GetOrder", s.order))
+	m.HandleFunc("GET /batches", s.guard("ListBatches", s.batches))
+	m.HandleFunc("GET /batches/{date}", s.guard("GetBatch", s.batch))
+	m.HandleFunc("GET /ledger", s.guard("VerifyLedger", s.ledger))
+	m.HandleFunc("GET /audit", s.guard("ListAudit", s.audit))
+}
+
+// The sign-in form carries a token that must equal a cookie set with it
+// (double submit): a page of another site cannot sign a browser in.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if _, ss := s.current(r); ss != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	s.showLogin(w, "")
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, msg string) {
+	t := token()
+	s.setCookie(w, loginCookie, t, 600)
+	s.render(w, "login", nil, "登录", t, msg)
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	c, err := r.Cookie(loginCookie)
+	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) != 1 {
+		http.Error(w, "CSRF token missing or wrong", http.StatusForbidden)
+		return
+	}
+	name, password := strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password")
+	const refused = "用户名或密码错误"
+	u, err := s.o.Users.ConsoleUser(r.Context(), name)
+	if err != nil {
+		if mapfront.ErrorCode(err) != mapfront.CodeNotFound {
+			s.o.Log.Error("console sign-in", "err", err)
+		}
+		// The same answer as a wrong password: names are not to be probed.
+		_, _ = VerifyPassword(dummyHash, password)
+		s.showLogin(w, refused)
+		return
+	}
+	if u.LockedUntil != nil && s.o.Now().Before(*u.LockedUntil) { // the store's clock set it
+		s.o.Log.Warn("console sign-in to a locked account", "user", name)
+		s.showLogin(w, "账户已锁定，请于"+u.LockedUntil.In(s.o.Zone).Format("15:04")+"后再试")
+		return
+	}
+	ok, err := VerifyPassword(u.PasswordHash, password)
+	if err != nil || !ok {
+		locked, lerr := s.o.Users.ConsoleSignInFailed(r.Context(), name, s.o.LockAfter, s.o.LockFor)
+		if lerr != nil {
+			s.o.Log.Error("console sign-in failure count", "err", lerr)
+		}
+		s.o.Log.Warn("console sign-in failed", "user", name, "locked", locked)
+		if locked {
+			s.showLogin(w, "失败次数过多，账户已锁定")
+			return
+		}
+		s.showLogin(w, refused)
+		return
+	}
+	if err := s.o.Users.ConsoleSignInOK(r.Context(), name); err != nil {
+		s.o.Log.Error("console sign-in", "err", err)
+	}
+	id := token()
+	s.mu.Lock()
+	s.sessions[id] = &session{user: u.Name, role: authz.Role(u.Role), csrf: token(), lastSeen: time.Now()}
+	s.mu.Unlock()
+	s.setCookie(w, loginCookie, "", -1)
+	s.setCookie(w, cookieName, id, 0)
+	s.o.Log.Info("console sign-in", "identity", IdentityPrefix+u.Name, "role", u.Role)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// dummyHash makes a sign-in to an unknown name cost what a wrong password does.
+var dummyHash, _ = HashPassword("not a password")
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	id, ss := s.current(r)
+	if ss != nil && subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(ss.csrf)) == 1 {
+		s.mu.Lock()
+		delete(s.sessions, id)
+		s.mu.Unlock()
+	}
+	s.setCookie(w, cookieName, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, mapfront.Invalid("id", "须为正整数")
+	}
+	return id, nil
+}
+
+type exceptionsData struct {
+	Date, Type, State string
+	Types             []mapfront.ExceptionType
+	Items             []mapfront.Exception
+}
+
+func (s *Server) exceptions(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	q := r.URL.Query()
+	d := exceptionsData{Date: q.Get("date"), Type: q.Get("type"), State: q.Get("state"), Types: mapfront.ExceptionTypes()}
+	if !r.URL.Query().Has("state") {
+		d.State = mapfront.ExceptionOpen
+	}
+	f := mapfront.ExceptionFilter{State: d.State, Limit: 1000}
+	if d.Date != "" {
+		date, err := mapfront.ParseDate(d.Date)
+		if err != nil {
+			return mapfront.Invalid("date", "须为yyyyMMdd")
+		}
+		f.BusinessDate = date
+	}
+	items, err := s.o.Admin.ListExceptions(ctx, f)
+	if err != nil {
+		return err
+	}
+	for _, e := range items {
+		if d.Type == "" || string(e.Type) == d.Type {
+			d.Items = append(d.Items, e)
+		}
+	}
+	s.render(w, "exceptions", ss, "人工处理队列", d, "")
+	return nil
+}
+
+type exceptionData struct {
+	E         *mapfront.Exception
+	Order     *mapfront.OrderView
+	Proposals []mapfront.Proposal
+	Actions   []mapfront.ResolveAction
+}
+
+func (s *Server) exception(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	e, err := s.o.Admin.GetException(ctx, id)
+	if err != nil {
+		return err
+	}
+	d := exceptionData{E: e, Actions: []mapfront.ResolveAction{mapfront.ActionActivate, mapfront.ActionRefundOwed, mapfront.ActionIgnore, mapfront.ActionLinkOrder}}
+	if e.OrderID != "" && allowed(ss.role, methodOf("GetOrder")) {
+		d.Order, _ = s.o.Admin.GetOrder(ctx, e.OrderID) // the item may name an order we never had
+	}
+	if allowed(ss.role, methodOf("ListProposals")) {
+		if d.Proposals, err = s.o.Admin.ListProposals(ctx, mapfront.ProposalFilter{Target: "exception:" + strconv.FormatInt(id, 10)}); err != nil {
+			return err
+		}
+	}
+	s.render(w, "exception", ss, fmt.Sprintf("异常 %d", id), d, "")
+	return nil
+}
+
+func (s *Server) resolve(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	res := mapfront.Resolution{ID: id, Action: mapfront.ResolveAction(r.PostFormValue("action")),
+		Operator: operatorName(ss.user), Note: r.PostFormValue("note"), OrderID: strings.TrimSpace(r.PostFormValue("order_id"))}
+	_, already, p, err := s.o.Admin.SubmitResolution(ctx, res)
+	if err != nil {
+		return err
+	}
+	switch {
+	case p != nil:
+		s.flash(ss, fmt.Sprintf("已提交复核提案 %d：须由另一位复核员批准后才生效，资金尚未变动。", p.ID))
+	case already:
+		s.flash(ss, "该异常此前已处理，本次未作变动。")
+	default:
+		s.flash(ss, "已处理。")
+	}
+	http.Redirect(w, r, fmt.Sprintf("/exceptions/%d", id), http.StatusSeeOther)
+	return nil
+}
+
+// operatorName is the queue's display name: the console identity, cut to
+// the field's limit.
+func operatorName(user string) string {
+	n := IdentityPrefix + user
+	if len(n) > mapfront.MaxIDLen {
+		n = n[:mapfront.MaxIDLen]
+	}
+	return n
+}
+
+type proposalsData struct {
+	State string
+	Items []mapfront.Proposal
+	Now   time.Time
+	Me    string
+}
+
+func (s *Server) proposals(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	state := r.URL.Query().Get("state")
+	if !r.URL.Query().Has("state") {
+		state = mapfront.ProposalPending
+	}
+	items, err := s.o.Admin.ListProposals(ctx, mapfront.ProposalFilter{State: state})
+	if err != nil {
+		return err
+	}
+	s.render(w, "proposals", ss, "复核（四眼原则）", proposalsData{State: state, Items: items, Now: s.o.Now(), Me: IdentityPrefix + ss.user}, "")
+	return nil
+}
+
+func (s *Server) decide(approve bool) handler {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		decide := s.o.Admin.RejectProposal
+		if approve {
+			decide = s.o.Admin.ApproveProposal
+		}
+		p, already, err := decide(ctx, id, r.PostFormValue("note"))
+		if err != nil {
+			return err
+		}
+		if already {
+			s.flash(ss, fmt.Sprintf("提案 %d 此前已由 %s 处理，本次未作变动。", id, p.Decider))
+		} else if approve {
+			s.flash(ss, fmt.Sprintf("提案 %d 已批准并执行：%s", id, p.Result))
+		} else {
+			s.flash(ss, fmt.Sprintf("提案 %d 已驳回。", id))
+		}
+		http.Redirect(w, r, backTo(r), http.StatusSeeOther)
+		return nil
+	}
+}
+
+type customerData struct {
+	Mobile     string
+	C          *mapfront.CustomerView
+	Statements map[string][]mapfront.StatementLine
+}
+
+func (s *Server) customer(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	d := customerData{Mobile: strings.TrimSpace(r.URL.Query().Get("mobile")), Statements: map[string][]mapfront.StatementLine{}}
+	if d.Mobile != "" {
+		c, err := s.o.Admin.GetCustomer(ctx, d.Mobile)
+		if err != nil {
+			return err
+		}
+		d.C = c
+		if allowed(ss.role, methodOf("ListStatement")) {
+			for _, a := range c.Accounts {
+				if _, lines, err := s.o.Admin.ListStatement(ctx, a.ID, 20); err == nil {
+					d.Statements[a.ID] = lines
+				}
+			}
+		}
+	}
+	s.render(w, "customer", ss, "客户", d, "")
+	return nil
+}
+
+func (s *Server) unlock(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	mobile := r.PostFormValue("mobile")
+	if err := s.o.Admin.UnlockPaymentPassword(ctx, mobile); err != nil {
+		return err
+	}
+	s.flash(ss, "支付密码已解锁。")
+	http.Redirect(w, r, "/customers?mobile="+mobile, http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) freeze(frozen bool) handler {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+		if err := s.o.Admin.SetAccountFrozen(ctx, r.PostFormValue("account"), frozen); err != nil {
+			return err
+		}
+		s.flash(ss, map[bool]string{true: "账户已冻结。", false: "账户已解冻。"}[frozen])
+		http.Redirect(w, r, backTo(r), http.StatusSeeOther)
+		return nil
+	}
+}
+
+func (s *Server) order(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	id := strings.TrimSpace(r.URL.Query().Get("id"))
+	var o *mapfront.OrderView
+	if id != "" {
+		var err error
+		if o, err = s.o.Admin.GetOrder(ctx, id); err != nil {
+			return err
+		}
+	}
+	s.render(w, "order", ss, "订单", struct {
+		ID string
+		O  *mapfront.OrderView
+	}{id, o}, "")
+	return nil
+}
+
+func (s *Server) batches(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	bs, err := s.o.Batches.ListBatches(ctx, 60)
+	if err != nil {
+		return err
+	}
+	s.render(w, "batches", ss, "日切批次", bs, "")
+	return nil
+}
+
+// batch shows one batch's report, or writes it as CSV (?format=csv).
+func (s *Server) batch(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	d, err := mapfront.ParseDate(r.PathValue("date"))
+	if err != nil {
+		return mapfront.Invalid("date", "须为yyyyMMdd")
+	}
+	b, err := s.o.Batches.GetBatch(ctx, d)
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("format") != "csv" {
+		s.render(w, "batch", ss, "日切批次 "+mapfront.DateString(d), b, "")
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="settlement-%s.csv"`, mapfront.DateString(d)))
+	cw := csv.NewWriter(w)
+	rows := [][]string{
+		{"item", "count", "amount_fen"},
+		{"records", strconv.FormatInt(b.Records, 10), strconv.FormatInt(b.TotalFen, 10)},
+		{"matched", strconv.FormatInt(b.Matched, 10), ""},
+		{"opened", strconv.FormatInt(b.Opened, 10), ""},
+		{"merged", strconv.FormatInt(b.Merged, 10), ""},
+		{"activated", strconv.FormatInt(b.Activated, 10), ""},
+	}
+	for _, e := range b.Exceptions {
+		rows = append(rows, []string{"exception:" + string(e.Type), strconv.FormatInt(e.Count, 10), strconv.FormatInt(e.Amount, 10)})
+	}
+	if err := cw.WriteAll(rows); err != nil {
+		s.o.Log.Warn("console CSV", "err", err)
+	}
+	return nil
+}
+
+func (s *Server) ledger(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	rep, err := s.o.Admin.VerifyLedger(ctx)
+	if err != nil {
+		return err
+	}
+	s.render(w, "ledger", ss, "账务核验", rep, "")
+	return nil
+}
+
+func (s *Server) audit(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	q := r.URL.Query()
+	f := audit.Filter{Identity: strings.TrimSpace(q.Get("identity")), Target: strings.TrimSpace(q.Get("target")), Limit: 200}
+	es, err := s.o.Admin.ListAudit(ctx, f)
+	if err != nil {
+		return err
+	}
+	s.render(w, "audit", ss, "审计记录", struct {
+		F       audit.Filter
+		Entries []audit.Entry
+	}{f, es}, "")
+	return nil
+}

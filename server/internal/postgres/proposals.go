@@ -1,0 +1,225 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"mapfront/server/internal/audit"
+	"mapfront/server/internal/mapfront"
+)
+
+// Four-eyes proposals (SPEC section 7, migration 0008). The approval runs
+// the proposed action in the transaction that marks the proposal approved:
+// the row lock on the proposal and the conditional update pending →
+// approved make a second approval, concurrent or later, a no-op.
+
+const proposalColumns = `proposal_id, kind, target, args::text, proposer, proposer_role, state, decider, decider_role,
+decision_note, result, created_at, expires_at, decided_at`
+
+func scanProposal(row pgx.Row) (*mapfront.Proposal, error) {
+	var p mapfront.Proposal
+	var args string
+	err := row.Scan(&p.ID, &p.Kind, &p.Target, &args, &p.Proposer, &p.ProposerRole, &p.State, &p.Decider,
+		&p.DeciderRole, &p.DecisionNote, &p.Result, &p.CreatedAt, &p.ExpiresAt, &p.DecidedAt)
+	if err != nil {
+		return nil, err
+	}
+	switch p.Kind {
+	case mapfront.ProposeResolve:
+		p.Resolution = &mapfront.Resolution{}
+		err = json.Unmarshal([]byte(args), p.Resolution)
+	case mapfront.ProposeTopUp:
+		p.TopUp = &mapfront.TopUp{}
+		err = json.Unmarshal([]byte(args), p.TopUp)
+	default:
+		err = fmt.Errorf("proposal %d: unknown kind %q", p.ID, p.Kind)
+	}
+	return &p, err
+}
+
+// proposalArgs is what a proposal's args column holds: the action, as it will
+// be executed.
+func proposalArgs(p *mapfront.Proposal) (any, error) {
+	switch {
+	case p.Kind == mapfront.ProposeResolve && p.Resolution != nil:
+		return p.Resolution, nil
+	case p.Kind == mapfront.ProposeTopUp && p.TopUp != nil:
+		return p.TopUp, nil
+	}
+	return nil, mapfront.Invalid("kind", "须为resolve_exception或topup_cash")
+}
+
+// CreateProposal stores a pending proposal of the caller, expiring ttl from
+// now, with its audit record (op Propose<Action>, on the proposal's target).
+// Errors: 10001.
+func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl time.Duration) (*mapfront.Proposal, error) {
+	args, err := proposalArgs(&p)
+	if err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(args)
+	if err != nil {
+		return nil, err
+	}
+	actor, ok := audit.ActorFrom(ctx)
+	if !ok {
+		actor = audit.Actor{Identity: audit.Local}
+	}
+	change := audit.Change{Op: "Propose", Target: p.Target, Args: map[string]any{"kind": p.Kind, "action": args}}
+	var out *mapfront.Proposal
+	err = s.auditedTx(ctx, change, func(tx pgx.Tx) error {
+		now := s.clock.Now()
+		var err error
+		out, err = scanProposal(tx.QueryRow(ctx, `INSERT INTO proposals (kind, target, args, proposer, proposer_role, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+proposalColumns,
+			string(p.Kind), p.Target, js, actor.Identity, actor.Role, now, now.Add(ttl)))
+		if err != nil {
+			return err
+		}
+		change.Args["proposal_id"] = out.ID
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("proposal filed", "id", out.ID, "kind", out.Kind, "target", out.Target, "proposer", out.Proposer)
+	return out, nil
+}
+
+// ListProposals returns proposals, newest first. Errors: 10001.
+func (s *Store) ListProposals(ctx context.Context, f mapfront.ProposalFilter) ([]mapfront.Proposal, error) {
+	switch f.State {
+	case "", mapfront.ProposalPending, mapfront.ProposalApproved, mapfront.ProposalRejected:
+	default:
+		return nil, mapfront.Invalid("state", "须为pending、approved或rejected")
+	}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	if f.Limit < 0 || f.Limit > 1000 {
+		return nil, mapfront.Invalid("limit", "须为1到1000")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+proposalColumns+` FROM proposals
+WHERE ($1 = '' OR state = $1) AND ($2 = '' OR target = $2) ORDER BY proposal_id DESC LIMIT $3`, f.State, f.Target, f.Limit)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (mapfront.Proposal, error) {
+		p, err := scanProposal(row)
+		if err != nil {
+			return mapfront.Proposal{}, err
+		}
+		return *p, nil
+	})
+	return out, s.wrap(err)
+}
+
+// GetProposal returns one proposal. Errors: 10010.
+func (s *Store) GetProposal(ctx context.Context, id int64) (*mapfront.Proposal, error) {
+	p, err := scanProposal(s.pool.QueryRow(ctx, `SELECT `+proposalColumns+` FROM proposals WHERE proposal_id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, mapfront.Errorf(mapfront.CodeNoOriginal, "提案%d不存在", id)
+	}
+	return p, s.wrap(err)
+}
+
+// DecideProposal approves or rejects a pending proposal as the caller. An
+// approval executes the action (resolveTx, topUpTx) in this transaction; if
+// the action fails, nothing changes and the proposal stays pending. The audit
+// record (op Approve/Reject, on the proposal's target) names the decider as
+// its identity and the proposer in its args. A proposal decided before is
+// returned with already = true. Errors: mapfront.ErrSelfApproval; 10006
+// expired; 10010 no such proposal; the action's errcodes.
+func (s *Store) DecideProposal(ctx context.Context, id int64, approve bool, note string) (*mapfront.Proposal, bool, error) {
+	op, state := "Reject", mapfront.ProposalRejected
+	if approve {
+		op, state = "Approve", mapfront.ProposalApproved
+	}
+	actor, ok := audit.ActorFrom(ctx)
+	if !ok {
+		actor = audit.Actor{Identity: audit.Local}
+	}
+	// The record is on the proposal's target (which never changes), so that
+	// the target's trail shows the proposer and the decider together;
+	// auditedTx writes it after fn, from this same Args map.
+	target := fmt.Sprintf("proposal:%d", id)
+	if err := s.pool.QueryRow(ctx, `SELECT target FROM proposals WHERE proposal_id = $1`, id).Scan(&target); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, s.wrap(err)
+	}
+	change := audit.Change{Op: op, Target: target, Args: map[string]any{"proposal_id": id, "note": note}}
+	var out *mapfront.Proposal
+	var already bool
+	err := s.auditedTx(ctx, change, func(tx pgx.Tx) error {
+		out, already = nil, false
+		p, err := scanProposal(tx.QueryRow(ctx, `SELECT `+proposalColumns+` FROM proposals WHERE proposal_id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return mapfront.Errorf(mapfront.CodeNoOriginal, "提案%d不存在", id)
+		}
+		if err != nil {
+			return err
+		}
+		change.Args["proposer"], change.Args["kind"] = p.Proposer, p.Kind
+		if p.State != mapfront.ProposalPending {
+			out, already = p, true
+			return nil
+		}
+		if actor.Identity == p.Proposer {
+			return mapfront.ErrSelfApproval
+		}
+		now := s.clock.Now()
+		if approve && p.Expired(now) {
+			return mapfront.Errorf(mapfront.CodeAccountState, "提案%d已于%s过期，须重新提出", id, p.ExpiresAt.In(s.clock.Zone).Format("2006-01-02 15:04"))
+		}
+		result := ""
+		if approve {
+			if result, err = s.execute(ctx, tx, p); err != nil {
+				return err
+			}
+		}
+		out, err = scanProposal(tx.QueryRow(ctx, `UPDATE proposals SET state = $2, decider = $3, decider_role = $4,
+    decision_note = $5, result = $6, decided_at = $7
+WHERE proposal_id = $1 AND state = 'pending' RETURNING `+proposalColumns,
+			id, state, actor.Identity, actor.Role, note, result, now))
+		change.Args["result"] = result
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !already {
+		s.log.Info("proposal decided", "id", out.ID, "state", out.State, "proposer", out.Proposer, "decider", out.Decider, "result", out.Result)
+	}
+	return out, already, nil
+}
+
+// execute runs an approved proposal's action in tx and says what it did.
+func (s *Store) execute(ctx context.Context, tx pgx.Tx, p *mapfront.Proposal) (string, error) {
+	switch {
+	case p.Kind == mapfront.ProposeResolve && p.Resolution != nil:
+		r := *p.Resolution
+		if err := r.Validate(); err != nil {
+			return "", err
+		}
+		e, already, err := s.resolveTx(ctx, tx, r)
+		if err != nil {
+			return "", err
+		}
+		if already {
+			return fmt.Sprintf("异常%d此前已处理，未变动", e.ID), nil
+		}
+		return fmt.Sprintf("异常%d已处理：%s %s", e.ID, e.Action, e.LinkedOrderID), nil
+	case p.Kind == mapfront.ProposeTopUp && p.TopUp != nil:
+		t := p.TopUp
+		account, balance, err := s.topUpTx(ctx, tx, t.Mobile, t.Amount, t.Reference)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("现金账户%s充值%s元，余额%s元", account, mapfront.FormatYuan(t.Amount), mapfront.FormatYuan(balance)), nil
+	}
+	return "", fmt.Errorf("proposal %d: nothing to execute", p.ID)
+}
