@@ -136,7 +136,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	go reloadRolesOnHUP(ctx, cfg.RolesFile, az, log)
 	srv := grpc.NewServer(append([]grpc.ServerOption{creds}, serverOptions(cfg, log, m, az)...)...)
 	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: time.Now}
-	offline := &grpcapi.OfflineServer{Store: mapfront.NewService(store, keys, clock, cfg.Policy, log), Log: log}
+	svc := mapfront.NewService(store, keys, clock, cfg.Policy, log).WithPINBudget(cfg.PINBudget, m.ObserveSuspendedTerminal)
+	offline := &grpcapi.OfflineServer{Store: svc, Log: log}
 	mapfrontv1.RegisterOfflineServiceServer(srv, offline)
 	mapfrontv1.RegisterAdminServiceServer(srv, &grpcapi.AdminServer{Store: mapfront.NewAdminService(store, keys, cfg.Policy), Log: log})
 	mapfrontv1.RegisterSettlementServiceServer(srv, &grpcapi.SettlementServer{Store: store, Log: log, CompletionWindow: cfg.CompletionWindow,

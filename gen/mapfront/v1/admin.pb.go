@@ -687,6 +687,95 @@ func (x *UpsertTerminalResponse) GetKcv() string {
 	return ""
 }
 
+type LiftTerminalSuspensionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TerminalId    string                 `protobuf:"bytes,1,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftTerminalSuspensionRequest) Reset() {
+	*x = LiftTerminalSuspensionRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftTerminalSuspensionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftTerminalSuspensionRequest) ProtoMessage() {}
+
+func (x *LiftTerminalSuspensionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftTerminalSuspensionRequest.ProtoReflect.Descriptor instead.
+func (*LiftTerminalSuspensionRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LiftTerminalSuspensionRequest) GetTerminalId() string {
+	if x != nil {
+		return x.TerminalId
+	}
+	return ""
+}
+
+type LiftTerminalSuspensionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// was_suspended: the terminal was suspended when the call lifted it.
+	WasSuspended  bool `protobuf:"varint,1,opt,name=was_suspended,json=wasSuspended,proto3" json:"was_suspended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftTerminalSuspensionResponse) Reset() {
+	*x = LiftTerminalSuspensionResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftTerminalSuspensionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftTerminalSuspensionResponse) ProtoMessage() {}
+
+func (x *LiftTerminalSuspensionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftTerminalSuspensionResponse.ProtoReflect.Descriptor instead.
+func (*LiftTerminalSuspensionResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LiftTerminalSuspensionResponse) GetWasSuspended() bool {
+	if x != nil {
+		return x.WasSuspended
+	}
+	return false
+}
+
 // Account is a customer's cash or card account.
 type Account struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -704,7 +793,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +805,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +818,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Account) GetAccountId() string {
@@ -790,7 +879,7 @@ type Customer struct {
 
 func (x *Customer) Reset() {
 	*x = Customer{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +891,7 @@ func (x *Customer) String() string {
 func (*Customer) ProtoMessage() {}
 
 func (x *Customer) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +904,7 @@ func (x *Customer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Customer.ProtoReflect.Descriptor instead.
 func (*Customer) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Customer) GetMobileNum() string {
@@ -870,7 +959,7 @@ type CreateCustomerRequest struct {
 
 func (x *CreateCustomerRequest) Reset() {
 	*x = CreateCustomerRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +971,7 @@ func (x *CreateCustomerRequest) String() string {
 func (*CreateCustomerRequest) ProtoMessage() {}
 
 func (x *CreateCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +984,7 @@ func (x *CreateCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCustomerRequest.ProtoReflect.Descriptor instead.
 func (*CreateCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateCustomerRequest) GetMobileNum() string {
@@ -921,7 +1010,7 @@ type CreateCustomerResponse struct {
 
 func (x *CreateCustomerResponse) Reset() {
 	*x = CreateCustomerResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1022,7 @@ func (x *CreateCustomerResponse) String() string {
 func (*CreateCustomerResponse) ProtoMessage() {}
 
 func (x *CreateCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1035,7 @@ func (x *CreateCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCustomerResponse.ProtoReflect.Descriptor instead.
 func (*CreateCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateCustomerResponse) GetCustomer() *Customer {
@@ -965,7 +1054,7 @@ type GetCustomerRequest struct {
 
 func (x *GetCustomerRequest) Reset() {
 	*x = GetCustomerRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1066,7 @@ func (x *GetCustomerRequest) String() string {
 func (*GetCustomerRequest) ProtoMessage() {}
 
 func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1079,7 @@ func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerRequest.ProtoReflect.Descriptor instead.
 func (*GetCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCustomerRequest) GetMobileNum() string {
@@ -1009,7 +1098,7 @@ type GetCustomerResponse struct {
 
 func (x *GetCustomerResponse) Reset() {
 	*x = GetCustomerResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1110,7 @@ func (x *GetCustomerResponse) String() string {
 func (*GetCustomerResponse) ProtoMessage() {}
 
 func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1123,7 @@ func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerResponse.ProtoReflect.Descriptor instead.
 func (*GetCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCustomerResponse) GetCustomer() *Customer {
@@ -1055,7 +1144,7 @@ type SetPaymentPasswordRequest struct {
 
 func (x *SetPaymentPasswordRequest) Reset() {
 	*x = SetPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1156,7 @@ func (x *SetPaymentPasswordRequest) String() string {
 func (*SetPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *SetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1169,7 @@ func (x *SetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetPaymentPasswordRequest) GetMobileNum() string {
@@ -1105,7 +1194,7 @@ type SetPaymentPasswordResponse struct {
 
 func (x *SetPaymentPasswordResponse) Reset() {
 	*x = SetPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1206,7 @@ func (x *SetPaymentPasswordResponse) String() string {
 func (*SetPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *SetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1219,7 @@ func (x *SetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type ResetPaymentPasswordRequest struct {
@@ -1142,7 +1231,7 @@ type ResetPaymentPasswordRequest struct {
 
 func (x *ResetPaymentPasswordRequest) Reset() {
 	*x = ResetPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1243,7 @@ func (x *ResetPaymentPasswordRequest) String() string {
 func (*ResetPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1256,7 @@ func (x *ResetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResetPaymentPasswordRequest) GetMobileNum() string {
@@ -1185,7 +1274,7 @@ type ResetPaymentPasswordResponse struct {
 
 func (x *ResetPaymentPasswordResponse) Reset() {
 	*x = ResetPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1286,7 @@ func (x *ResetPaymentPasswordResponse) String() string {
 func (*ResetPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1299,7 @@ func (x *ResetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 type UnlockPaymentPasswordRequest struct {
@@ -1222,7 +1311,7 @@ type UnlockPaymentPasswordRequest struct {
 
 func (x *UnlockPaymentPasswordRequest) Reset() {
 	*x = UnlockPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1323,7 @@ func (x *UnlockPaymentPasswordRequest) String() string {
 func (*UnlockPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *UnlockPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1336,7 @@ func (x *UnlockPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*UnlockPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UnlockPaymentPasswordRequest) GetMobileNum() string {
@@ -1265,7 +1354,7 @@ type UnlockPaymentPasswordResponse struct {
 
 func (x *UnlockPaymentPasswordResponse) Reset() {
 	*x = UnlockPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1366,7 @@ func (x *UnlockPaymentPasswordResponse) String() string {
 func (*UnlockPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *UnlockPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1379,7 @@ func (x *UnlockPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*UnlockPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 type TopUpCashRequest struct {
@@ -1306,7 +1395,7 @@ type TopUpCashRequest struct {
 
 func (x *TopUpCashRequest) Reset() {
 	*x = TopUpCashRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1407,7 @@ func (x *TopUpCashRequest) String() string {
 func (*TopUpCashRequest) ProtoMessage() {}
 
 func (x *TopUpCashRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1420,7 @@ func (x *TopUpCashRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopUpCashRequest.ProtoReflect.Descriptor instead.
 func (*TopUpCashRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TopUpCashRequest) GetMobileNum() string {
@@ -1365,7 +1454,7 @@ type TopUpCashResponse struct {
 
 func (x *TopUpCashResponse) Reset() {
 	*x = TopUpCashResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1466,7 @@ func (x *TopUpCashResponse) String() string {
 func (*TopUpCashResponse) ProtoMessage() {}
 
 func (x *TopUpCashResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1479,7 @@ func (x *TopUpCashResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopUpCashResponse.ProtoReflect.Descriptor instead.
 func (*TopUpCashResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TopUpCashResponse) GetAccountId() string {
@@ -1417,7 +1506,7 @@ type FreezeAccountRequest struct {
 
 func (x *FreezeAccountRequest) Reset() {
 	*x = FreezeAccountRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1518,7 @@ func (x *FreezeAccountRequest) String() string {
 func (*FreezeAccountRequest) ProtoMessage() {}
 
 func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1531,7 @@ func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*FreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FreezeAccountRequest) GetAccountId() string {
@@ -1467,7 +1556,7 @@ type FreezeAccountResponse struct {
 
 func (x *FreezeAccountResponse) Reset() {
 	*x = FreezeAccountResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1568,7 @@ func (x *FreezeAccountResponse) String() string {
 func (*FreezeAccountResponse) ProtoMessage() {}
 
 func (x *FreezeAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1581,7 @@ func (x *FreezeAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeAccountResponse.ProtoReflect.Descriptor instead.
 func (*FreezeAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 type UnfreezeAccountRequest struct {
@@ -1504,7 +1593,7 @@ type UnfreezeAccountRequest struct {
 
 func (x *UnfreezeAccountRequest) Reset() {
 	*x = UnfreezeAccountRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1605,7 @@ func (x *UnfreezeAccountRequest) String() string {
 func (*UnfreezeAccountRequest) ProtoMessage() {}
 
 func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1618,7 @@ func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnfreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*UnfreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UnfreezeAccountRequest) GetAccountId() string {
@@ -1547,7 +1636,7 @@ type UnfreezeAccountResponse struct {
 
 func (x *UnfreezeAccountResponse) Reset() {
 	*x = UnfreezeAccountResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1648,7 @@ func (x *UnfreezeAccountResponse) String() string {
 func (*UnfreezeAccountResponse) ProtoMessage() {}
 
 func (x *UnfreezeAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1661,7 @@ func (x *UnfreezeAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnfreezeAccountResponse.ProtoReflect.Descriptor instead.
 func (*UnfreezeAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 type GetOrderRequest struct {
@@ -1584,7 +1673,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1685,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1698,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -1635,7 +1724,7 @@ type Payment struct {
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1736,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1749,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Payment) GetTerminalId() string {
@@ -1744,7 +1833,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1845,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1858,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Order) GetOrderId() string {
@@ -1900,7 +1989,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2001,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2014,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -1945,7 +2034,7 @@ type ListStatementRequest struct {
 
 func (x *ListStatementRequest) Reset() {
 	*x = ListStatementRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2046,7 @@ func (x *ListStatementRequest) String() string {
 func (*ListStatementRequest) ProtoMessage() {}
 
 func (x *ListStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2059,7 @@ func (x *ListStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStatementRequest.ProtoReflect.Descriptor instead.
 func (*ListStatementRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListStatementRequest) GetAccountId() string {
@@ -2001,7 +2090,7 @@ type StatementLine struct {
 
 func (x *StatementLine) Reset() {
 	*x = StatementLine{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2102,7 @@ func (x *StatementLine) String() string {
 func (*StatementLine) ProtoMessage() {}
 
 func (x *StatementLine) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2115,7 @@ func (x *StatementLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatementLine.ProtoReflect.Descriptor instead.
 func (*StatementLine) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StatementLine) GetTxnId() int64 {
@@ -2074,7 +2163,7 @@ type ListStatementResponse struct {
 
 func (x *ListStatementResponse) Reset() {
 	*x = ListStatementResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2175,7 @@ func (x *ListStatementResponse) String() string {
 func (*ListStatementResponse) ProtoMessage() {}
 
 func (x *ListStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2188,7 @@ func (x *ListStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStatementResponse.ProtoReflect.Descriptor instead.
 func (*ListStatementResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListStatementResponse) GetBalance() int64 {
@@ -2124,7 +2213,7 @@ type VerifyLedgerRequest struct {
 
 func (x *VerifyLedgerRequest) Reset() {
 	*x = VerifyLedgerRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2136,7 +2225,7 @@ func (x *VerifyLedgerRequest) String() string {
 func (*VerifyLedgerRequest) ProtoMessage() {}
 
 func (x *VerifyLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2149,7 +2238,7 @@ func (x *VerifyLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLedgerRequest.ProtoReflect.Descriptor instead.
 func (*VerifyLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 type VerifyLedgerResponse struct {
@@ -2171,7 +2260,7 @@ type VerifyLedgerResponse struct {
 
 func (x *VerifyLedgerResponse) Reset() {
 	*x = VerifyLedgerResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2272,7 @@ func (x *VerifyLedgerResponse) String() string {
 func (*VerifyLedgerResponse) ProtoMessage() {}
 
 func (x *VerifyLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2285,7 @@ func (x *VerifyLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLedgerResponse.ProtoReflect.Descriptor instead.
 func (*VerifyLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *VerifyLedgerResponse) GetOk() bool {
@@ -2282,7 +2371,7 @@ type Exception struct {
 
 func (x *Exception) Reset() {
 	*x = Exception{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2383,7 @@ func (x *Exception) String() string {
 func (*Exception) ProtoMessage() {}
 
 func (x *Exception) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2396,7 @@ func (x *Exception) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exception.ProtoReflect.Descriptor instead.
 func (*Exception) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Exception) GetId() int64 {
@@ -2463,7 +2552,7 @@ type ListExceptionsRequest struct {
 
 func (x *ListExceptionsRequest) Reset() {
 	*x = ListExceptionsRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2564,7 @@ func (x *ListExceptionsRequest) String() string {
 func (*ListExceptionsRequest) ProtoMessage() {}
 
 func (x *ListExceptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2577,7 @@ func (x *ListExceptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExceptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExceptionsRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListExceptionsRequest) GetState() ExceptionState {
@@ -2521,7 +2610,7 @@ type ListExceptionsResponse struct {
 
 func (x *ListExceptionsResponse) Reset() {
 	*x = ListExceptionsResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2622,7 @@ func (x *ListExceptionsResponse) String() string {
 func (*ListExceptionsResponse) ProtoMessage() {}
 
 func (x *ListExceptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2635,7 @@ func (x *ListExceptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExceptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExceptionsResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListExceptionsResponse) GetExceptions() []*Exception {
@@ -2565,7 +2654,7 @@ type GetExceptionRequest struct {
 
 func (x *GetExceptionRequest) Reset() {
 	*x = GetExceptionRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +2666,7 @@ func (x *GetExceptionRequest) String() string {
 func (*GetExceptionRequest) ProtoMessage() {}
 
 func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +2679,7 @@ func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionRequest.ProtoReflect.Descriptor instead.
 func (*GetExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetExceptionRequest) GetId() int64 {
@@ -2609,7 +2698,7 @@ type GetExceptionResponse struct {
 
 func (x *GetExceptionResponse) Reset() {
 	*x = GetExceptionResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2710,7 @@ func (x *GetExceptionResponse) String() string {
 func (*GetExceptionResponse) ProtoMessage() {}
 
 func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2723,7 @@ func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionResponse.ProtoReflect.Descriptor instead.
 func (*GetExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetExceptionResponse) GetException() *Exception {
@@ -2660,7 +2749,7 @@ type ResolveExceptionRequest struct {
 
 func (x *ResolveExceptionRequest) Reset() {
 	*x = ResolveExceptionRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2761,7 @@ func (x *ResolveExceptionRequest) String() string {
 func (*ResolveExceptionRequest) ProtoMessage() {}
 
 func (x *ResolveExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2774,7 @@ func (x *ResolveExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveExceptionRequest.ProtoReflect.Descriptor instead.
 func (*ResolveExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ResolveExceptionRequest) GetId() int64 {
@@ -2734,7 +2823,7 @@ type ResolveExceptionResponse struct {
 
 func (x *ResolveExceptionResponse) Reset() {
 	*x = ResolveExceptionResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2746,7 +2835,7 @@ func (x *ResolveExceptionResponse) String() string {
 func (*ResolveExceptionResponse) ProtoMessage() {}
 
 func (x *ResolveExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2759,7 +2848,7 @@ func (x *ResolveExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveExceptionResponse.ProtoReflect.Descriptor instead.
 func (*ResolveExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ResolveExceptionResponse) GetException() *Exception {
@@ -2798,7 +2887,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2810,7 +2899,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2823,7 +2912,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAuditRequest) GetIdentity() string {
@@ -2877,7 +2966,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2889,7 +2978,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2902,7 +2991,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -2939,7 +3028,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +3040,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +3053,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AuditRecord) GetId() int64 {
@@ -3076,7 +3165,12 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"legacy_des\x18\x06 \x01(\bR\tlegacyDes\"*\n" +
 	"\x16UpsertTerminalResponse\x12\x10\n" +
-	"\x03kcv\x18\x01 \x01(\tR\x03kcv\"\xcc\x01\n" +
+	"\x03kcv\x18\x01 \x01(\tR\x03kcv\"@\n" +
+	"\x1dLiftTerminalSuspensionRequest\x12\x1f\n" +
+	"\vterminal_id\x18\x01 \x01(\tR\n" +
+	"terminalId\"E\n" +
+	"\x1eLiftTerminalSuspensionResponse\x12#\n" +
+	"\rwas_suspended\x18\x01 \x01(\bR\fwasSuspended\"\xcc\x01\n" +
 	"\aAccount\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x12\n" +
@@ -3268,13 +3362,14 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\vProductKind\x12\x1c\n" +
 	"\x18PRODUCT_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRODUCT_KIND_DISCOUNT\x10\x01\x12\x1c\n" +
-	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\x83\x0e\n" +
+	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\xf6\x0e\n" +
 	"\fAdminService\x12V\n" +
 	"\rUpsertProduct\x12!.mapfront.v1.UpsertProductRequest\x1a\".mapfront.v1.UpsertProductResponse\x12S\n" +
 	"\fListProducts\x12 .mapfront.v1.ListProductsRequest\x1a!.mapfront.v1.ListProductsResponse\x12S\n" +
 	"\fUpsertSeller\x12 .mapfront.v1.UpsertSellerRequest\x1a!.mapfront.v1.UpsertSellerResponse\x12P\n" +
 	"\vUpsertStore\x12\x1f.mapfront.v1.UpsertStoreRequest\x1a .mapfront.v1.UpsertStoreResponse\x12Y\n" +
-	"\x0eUpsertTerminal\x12\".mapfront.v1.UpsertTerminalRequest\x1a#.mapfront.v1.UpsertTerminalResponse\x12Y\n" +
+	"\x0eUpsertTerminal\x12\".mapfront.v1.UpsertTerminalRequest\x1a#.mapfront.v1.UpsertTerminalResponse\x12q\n" +
+	"\x16LiftTerminalSuspension\x12*.mapfront.v1.LiftTerminalSuspensionRequest\x1a+.mapfront.v1.LiftTerminalSuspensionResponse\x12Y\n" +
 	"\x0eCreateCustomer\x12\".mapfront.v1.CreateCustomerRequest\x1a#.mapfront.v1.CreateCustomerResponse\x12P\n" +
 	"\vGetCustomer\x12\x1f.mapfront.v1.GetCustomerRequest\x1a .mapfront.v1.GetCustomerResponse\x12e\n" +
 	"\x12SetPaymentPassword\x12&.mapfront.v1.SetPaymentPasswordRequest\x1a'.mapfront.v1.SetPaymentPasswordResponse\x12k\n" +
@@ -3304,129 +3399,133 @@ func file_mapfront_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_mapfront_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_mapfront_v1_admin_proto_goTypes = []any{
-	(ProductKind)(0),                      // 0: mapfront.v1.ProductKind
-	(*Product)(nil),                       // 1: mapfront.v1.Product
-	(*UpsertProductRequest)(nil),          // 2: mapfront.v1.UpsertProductRequest
-	(*UpsertProductResponse)(nil),         // 3: mapfront.v1.UpsertProductResponse
-	(*ListProductsRequest)(nil),           // 4: mapfront.v1.ListProductsRequest
-	(*ListProductsResponse)(nil),          // 5: mapfront.v1.ListProductsResponse
-	(*UpsertSellerRequest)(nil),           // 6: mapfront.v1.UpsertSellerRequest
-	(*UpsertSellerResponse)(nil),          // 7: mapfront.v1.UpsertSellerResponse
-	(*UpsertStoreRequest)(nil),            // 8: mapfront.v1.UpsertStoreRequest
-	(*UpsertStoreResponse)(nil),           // 9: mapfront.v1.UpsertStoreResponse
-	(*UpsertTerminalRequest)(nil),         // 10: mapfront.v1.UpsertTerminalRequest
-	(*UpsertTerminalResponse)(nil),        // 11: mapfront.v1.UpsertTerminalResponse
-	(*Account)(nil),                       // 12: mapfront.v1.Account
-	(*Customer)(nil),                      // 13: mapfront.v1.Customer
-	(*CreateCustomerRequest)(nil),         // 14: mapfront.v1.CreateCustomerRequest
-	(*CreateCustomerResponse)(nil),        // 15: mapfront.v1.CreateCustomerResponse
-	(*GetCustomerRequest)(nil),            // 16: mapfront.v1.GetCustomerRequest
-	(*GetCustomerResponse)(nil),           // 17: mapfront.v1.GetCustomerResponse
-	(*SetPaymentPasswordRequest)(nil),     // 18: mapfront.v1.SetPaymentPasswordRequest
-	(*SetPaymentPasswordResponse)(nil),    // 19: mapfront.v1.SetPaymentPasswordResponse
-	(*ResetPaymentPasswordRequest)(nil),   // 20: mapfront.v1.ResetPaymentPasswordRequest
-	(*ResetPaymentPasswordResponse)(nil),  // 21: mapfront.v1.ResetPaymentPasswordResponse
-	(*UnlockPaymentPasswordRequest)(nil),  // 22: mapfront.v1.UnlockPaymentPasswordRequest
-	(*UnlockPaymentPasswordResponse)(nil), // 23: mapfront.v1.UnlockPaymentPasswordResponse
-	(*TopUpCashRequest)(nil),              // 24: mapfront.v1.TopUpCashRequest
-	(*TopUpCashResponse)(nil),             // 25: mapfront.v1.TopUpCashResponse
-	(*FreezeAccountRequest)(nil),          // 26: mapfront.v1.FreezeAccountRequest
-	(*FreezeAccountResponse)(nil),         // 27: mapfront.v1.FreezeAccountResponse
-	(*UnfreezeAccountRequest)(nil),        // 28: mapfront.v1.UnfreezeAccountRequest
-	(*UnfreezeAccountResponse)(nil),       // 29: mapfront.v1.UnfreezeAccountResponse
-	(*GetOrderRequest)(nil),               // 30: mapfront.v1.GetOrderRequest
-	(*Payment)(nil),                       // 31: mapfront.v1.Payment
-	(*Order)(nil),                         // 32: mapfront.v1.Order
-	(*GetOrderResponse)(nil),              // 33: mapfront.v1.GetOrderResponse
-	(*ListStatementRequest)(nil),          // 34: mapfront.v1.ListStatementRequest
-	(*StatementLine)(nil),                 // 35: mapfront.v1.StatementLine
-	(*ListStatementResponse)(nil),         // 36: mapfront.v1.ListStatementResponse
-	(*VerifyLedgerRequest)(nil),           // 37: mapfront.v1.VerifyLedgerRequest
-	(*VerifyLedgerResponse)(nil),          // 38: mapfront.v1.VerifyLedgerResponse
-	(*Exception)(nil),                     // 39: mapfront.v1.Exception
-	(*ListExceptionsRequest)(nil),         // 40: mapfront.v1.ListExceptionsRequest
-	(*ListExceptionsResponse)(nil),        // 41: mapfront.v1.ListExceptionsResponse
-	(*GetExceptionRequest)(nil),           // 42: mapfront.v1.GetExceptionRequest
-	(*GetExceptionResponse)(nil),          // 43: mapfront.v1.GetExceptionResponse
-	(*ResolveExceptionRequest)(nil),       // 44: mapfront.v1.ResolveExceptionRequest
-	(*ResolveExceptionResponse)(nil),      // 45: mapfront.v1.ResolveExceptionResponse
-	(*ListAuditRequest)(nil),              // 46: mapfront.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),             // 47: mapfront.v1.ListAuditResponse
-	(*AuditRecord)(nil),                   // 48: mapfront.v1.AuditRecord
-	(AccountStatus)(0),                    // 49: mapfront.v1.AccountStatus
-	(CardPaymentStatus)(0),                // 50: mapfront.v1.CardPaymentStatus
-	(OrderStatus)(0),                      // 51: mapfront.v1.OrderStatus
-	(ExceptionType)(0),                    // 52: mapfront.v1.ExceptionType
-	(ExceptionState)(0),                   // 53: mapfront.v1.ExceptionState
-	(ExceptionAction)(0),                  // 54: mapfront.v1.ExceptionAction
+	(ProductKind)(0),                       // 0: mapfront.v1.ProductKind
+	(*Product)(nil),                        // 1: mapfront.v1.Product
+	(*UpsertProductRequest)(nil),           // 2: mapfront.v1.UpsertProductRequest
+	(*UpsertProductResponse)(nil),          // 3: mapfront.v1.UpsertProductResponse
+	(*ListProductsRequest)(nil),            // 4: mapfront.v1.ListProductsRequest
+	(*ListProductsResponse)(nil),           // 5: mapfront.v1.ListProductsResponse
+	(*UpsertSellerRequest)(nil),            // 6: mapfront.v1.UpsertSellerRequest
+	(*UpsertSellerResponse)(nil),           // 7: mapfront.v1.UpsertSellerResponse
+	(*UpsertStoreRequest)(nil),             // 8: mapfront.v1.UpsertStoreRequest
+	(*UpsertStoreResponse)(nil),            // 9: mapfront.v1.UpsertStoreResponse
+	(*UpsertTerminalRequest)(nil),          // 10: mapfront.v1.UpsertTerminalRequest
+	(*UpsertTerminalResponse)(nil),         // 11: mapfront.v1.UpsertTerminalResponse
+	(*LiftTerminalSuspensionRequest)(nil),  // 12: mapfront.v1.LiftTerminalSuspensionRequest
+	(*LiftTerminalSuspensionResponse)(nil), // 13: mapfront.v1.LiftTerminalSuspensionResponse
+	(*Account)(nil),                        // 14: mapfront.v1.Account
+	(*Customer)(nil),                       // 15: mapfront.v1.Customer
+	(*CreateCustomerRequest)(nil),          // 16: mapfront.v1.CreateCustomerRequest
+	(*CreateCustomerResponse)(nil),         // 17: mapfront.v1.CreateCustomerResponse
+	(*GetCustomerRequest)(nil),             // 18: mapfront.v1.GetCustomerRequest
+	(*GetCustomerResponse)(nil),            // 19: mapfront.v1.GetCustomerResponse
+	(*SetPaymentPasswordRequest)(nil),      // 20: mapfront.v1.SetPaymentPasswordRequest
+	(*SetPaymentPasswordResponse)(nil),     // 21: mapfront.v1.SetPaymentPasswordResponse
+	(*ResetPaymentPasswordRequest)(nil),    // 22: mapfront.v1.ResetPaymentPasswordRequest
+	(*ResetPaymentPasswordResponse)(nil),   // 23: mapfront.v1.ResetPaymentPasswordResponse
+	(*UnlockPaymentPasswordRequest)(nil),   // 24: mapfront.v1.UnlockPaymentPasswordRequest
+	(*UnlockPaymentPasswordResponse)(nil),  // 25: mapfront.v1.UnlockPaymentPasswordResponse
+	(*TopUpCashRequest)(nil),               // 26: mapfront.v1.TopUpCashRequest
+	(*TopUpCashResponse)(nil),              // 27: mapfront.v1.TopUpCashResponse
+	(*FreezeAccountRequest)(nil),           // 28: mapfront.v1.FreezeAccountRequest
+	(*FreezeAccountResponse)(nil),          // 29: mapfront.v1.FreezeAccountResponse
+	(*UnfreezeAccountRequest)(nil),         // 30: mapfront.v1.UnfreezeAccountRequest
+	(*UnfreezeAccountResponse)(nil),        // 31: mapfront.v1.UnfreezeAccountResponse
+	(*GetOrderRequest)(nil),                // 32: mapfront.v1.GetOrderRequest
+	(*Payment)(nil),                        // 33: mapfront.v1.Payment
+	(*Order)(nil),                          // 34: mapfront.v1.Order
+	(*GetOrderResponse)(nil),               // 35: mapfront.v1.GetOrderResponse
+	(*ListStatementRequest)(nil),           // 36: mapfront.v1.ListStatementRequest
+	(*StatementLine)(nil),                  // 37: mapfront.v1.StatementLine
+	(*ListStatementResponse)(nil),          // 38: mapfront.v1.ListStatementResponse
+	(*VerifyLedgerRequest)(nil),            // 39: mapfront.v1.VerifyLedgerRequest
+	(*VerifyLedgerResponse)(nil),           // 40: mapfront.v1.VerifyLedgerResponse
+	(*Exception)(nil),                      // 41: mapfront.v1.Exception
+	(*ListExceptionsRequest)(nil),          // 42: mapfront.v1.ListExceptionsRequest
+	(*ListExceptionsResponse)(nil),         // 43: mapfront.v1.ListExceptionsResponse
+	(*GetExceptionRequest)(nil),            // 44: mapfront.v1.GetExceptionRequest
+	(*GetExceptionResponse)(nil),           // 45: mapfront.v1.GetExceptionResponse
+	(*ResolveExceptionRequest)(nil),        // 46: mapfront.v1.ResolveExceptionRequest
+	(*ResolveExceptionResponse)(nil),       // 47: mapfront.v1.ResolveExceptionResponse
+	(*ListAuditRequest)(nil),               // 48: mapfront.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),              // 49: mapfront.v1.ListAuditResponse
+	(*AuditRecord)(nil),                    // 50: mapfront.v1.AuditRecord
+	(AccountStatus)(0),                     // 51: mapfront.v1.AccountStatus
+	(CardPaymentStatus)(0),                 // 52: mapfront.v1.CardPaymentStatus
+	(OrderStatus)(0),                       // 53: mapfront.v1.OrderStatus
+	(ExceptionType)(0),                     // 54: mapfront.v1.ExceptionType
+	(ExceptionState)(0),                    // 55: mapfront.v1.ExceptionState
+	(ExceptionAction)(0),                   // 56: mapfront.v1.ExceptionAction
 }
 var file_mapfront_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: mapfront.v1.Product.kind:type_name -> mapfront.v1.ProductKind
 	1,  // 1: mapfront.v1.UpsertProductRequest.product:type_name -> mapfront.v1.Product
 	1,  // 2: mapfront.v1.UpsertProductResponse.product:type_name -> mapfront.v1.Product
 	1,  // 3: mapfront.v1.ListProductsResponse.products:type_name -> mapfront.v1.Product
-	49, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
-	12, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
-	13, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	13, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	50, // 8: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
-	51, // 9: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
-	31, // 10: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
-	32, // 11: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
-	35, // 12: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
-	52, // 13: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
-	53, // 14: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
-	54, // 15: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
-	53, // 16: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
-	39, // 17: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
-	39, // 18: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	54, // 19: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
-	39, // 20: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	48, // 21: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
+	51, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
+	14, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
+	15, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
+	15, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
+	52, // 8: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
+	53, // 9: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
+	33, // 10: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
+	34, // 11: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
+	37, // 12: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
+	54, // 13: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
+	55, // 14: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
+	56, // 15: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
+	55, // 16: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
+	41, // 17: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
+	41, // 18: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	56, // 19: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
+	41, // 20: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	50, // 21: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
 	2,  // 22: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
 	4,  // 23: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
 	6,  // 24: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
 	8,  // 25: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
 	10, // 26: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
-	14, // 27: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
-	16, // 28: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
-	18, // 29: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
-	20, // 30: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
-	22, // 31: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
-	24, // 32: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
-	26, // 33: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
-	28, // 34: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
-	30, // 35: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
-	34, // 36: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
-	37, // 37: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
-	40, // 38: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
-	42, // 39: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
-	44, // 40: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
-	46, // 41: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
-	3,  // 42: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
-	5,  // 43: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
-	7,  // 44: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
-	9,  // 45: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
-	11, // 46: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
-	15, // 47: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
-	17, // 48: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
-	19, // 49: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
-	21, // 50: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
-	23, // 51: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
-	25, // 52: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
-	27, // 53: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
-	29, // 54: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
-	33, // 55: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
-	36, // 56: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
-	38, // 57: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
-	41, // 58: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
-	43, // 59: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
-	45, // 60: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
-	47, // 61: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
-	42, // [42:62] is the sub-list for method output_type
-	22, // [22:42] is the sub-list for method input_type
+	12, // 27: mapfront.v1.AdminService.LiftTerminalSuspension:input_type -> mapfront.v1.LiftTerminalSuspensionRequest
+	16, // 28: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
+	18, // 29: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
+	20, // 30: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
+	22, // 31: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
+	24, // 32: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
+	26, // 33: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
+	28, // 34: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
+	30, // 35: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
+	32, // 36: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
+	36, // 37: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
+	39, // 38: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
+	42, // 39: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
+	44, // 40: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
+	46, // 41: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
+	48, // 42: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
+	3,  // 43: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
+	5,  // 44: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
+	7,  // 45: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
+	9,  // 46: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
+	11, // 47: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
+	13, // 48: mapfront.v1.AdminService.LiftTerminalSuspension:output_type -> mapfront.v1.LiftTerminalSuspensionResponse
+	17, // 49: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
+	19, // 50: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
+	21, // 51: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
+	23, // 52: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
+	25, // 53: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
+	27, // 54: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
+	29, // 55: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
+	31, // 56: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
+	35, // 57: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
+	38, // 58: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
+	40, // 59: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
+	43, // 60: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
+	45, // 61: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
+	47, // 62: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
+	49, // 63: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
+	43, // [43:64] is the sub-list for method output_type
+	22, // [22:43] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -3444,7 +3543,7 @@ func file_mapfront_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mapfront_v1_admin_proto_rawDesc), len(file_mapfront_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

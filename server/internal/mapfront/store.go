@@ -90,6 +90,7 @@ type TerminalState struct {
 	Enabled   bool // terminal, store and seller are all enabled
 	SealedTPK []byte
 	LegacyDES bool
+	PINGuard  PINGuard // the terminal's wrong-PIN budget (SPEC section 7)
 }
 
 // Customer is a customer as the rules need them.
@@ -108,6 +109,9 @@ type PasswordChange struct {
 	CustomerID int64
 	Failures   int
 	Locked     bool
+	// Terminal is the wrong PIN to count against the terminal's budget
+	// (SPEC section 7), written with the customer's count; nil: none.
+	Terminal *PINFailure
 }
 
 // PayStatus is the state of a payment order.

@@ -31,6 +31,9 @@ type Metrics struct {
 	refused *prometheus.CounterVec
 	// refusals counts legacy requests refused at the edge (single binary).
 	refusals *prometheus.CounterVec
+	// suspended counts password-bearing requests refused because their
+	// terminal is suspended for wrong PINs (SPEC section 7).
+	suspended prometheus.Counter
 }
 
 // New registers the server's collectors, the Go runtime's and the pool's.
@@ -54,8 +57,12 @@ func New(pool *pgxpool.Pool) *Metrics {
 			Name: "mapfront_legacy_refusals_total",
 			Help: "Legacy requests refused at the edge, by reason: source (allowlist, 403), source_rate, terminal_rate, open_card_rate (10018).",
 		}, []string{"reason"}),
+		suspended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mapfront_terminal_suspended_refusals_total",
+			Help: "Password-bearing requests (pay, get_account_info) refused with 10002 because the terminal is suspended for wrong PINs.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.refusals,
+	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.refusals, m.suspended,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{pool: pool})
 	return m
@@ -64,6 +71,10 @@ func New(pool *pgxpool.Pool) *Metrics {
 // ObserveRefusal counts a legacy request refused at the edge (the reasons
 // of legacy.NewServer and legacy.Options.Refused).
 func (m *Metrics) ObserveRefusal(reason string) { m.refusals.WithLabelValues(reason).Inc() }
+
+// ObserveSuspendedTerminal counts a request refused because its terminal is
+// suspended for wrong PINs (mapfront.Service.WithPINBudget).
+func (m *Metrics) ObserveSuspendedTerminal() { m.suspended.Inc() }
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
