@@ -19,17 +19,17 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	DatabaseURL      string         // MAPFRONT_DATABASE_URL or DATABASE_URL
-	GRPCAddr         string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
-	HTTPAddr         string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics), default 127.0.0.1:9091
-	LegacyAddr       string         // MAPFRONT_LEGACY_ADDR: also serve the legacy JSON paths in-process (single binary); empty: off
-	Zone             *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
-	Cutover          time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
-	Policy           mapfront.Policy
+	DatabaseURL string         // MAPFRONT_DATABASE_URL or DATABASE_URL
+	GRPCAddr    string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
+	HTTPAddr    string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics), default 127.0.0.1:9091
+	LegacyAddr  string         // MAPFRONT_LEGACY_ADDR: also serve the legacy JSON paths in-process (single binary); empty: off
+	Zone        *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
+	Cutover     time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
+	Policy      mapfront.Policy
 	// PINBudget is the wrong-PIN budget per terminal (SPEC section 7):
 	// MAPFRONT_TERMINAL_PIN_LIMIT (default 20, 0 off),
 	// MAPFRONT_TERMINAL_PIN_WINDOW (10m), MAPFRONT_TERMINAL_PIN_SUSPENSION (10m).
-	PINBudget mapfront.PINBudget
+	PINBudget        mapfront.PINBudget
 	MaxConns         int32         // MAPFRONT_DB_MAX_CONNS, default 16
 	StatementTimeout time.Duration // MAPFRONT_STATEMENT_TIMEOUT, default 5s
 	MaxMessageBytes  int           // MAPFRONT_GRPC_MAX_MESSAGE, default 4 MiB
