@@ -14,7 +14,8 @@
 #
 # PostgreSQL: MAPFRONT_KILLTEST_PG_ADMIN (a maintenance-database URL whose role
 # may create databases), else the private cluster of scripts/devdb.sh.
-# Ports 29090 (gRPC), 29091 (health), 28080 (gateway).
+# Ports 29090 (gRPC), 29091 (health), 28080 (gateway); MAPFRONT_KILLTEST_GRPC_ADDR,
+# _HEALTH_ADDR, _GATEWAY_ADDR override them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -25,10 +26,12 @@ while [ $# -gt 0 ]; do
     -c) conc=${2:?}; shift 2 ;;
     -customers) customers=${2:?}; shift 2 ;;
     -keep) keep=1; shift ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
   esac
 done
-grpc_addr=127.0.0.1:29090 health_addr=127.0.0.1:29091 gateway_addr=127.0.0.1:28080
+grpc_addr=${MAPFRONT_KILLTEST_GRPC_ADDR:-127.0.0.1:29090}
+health_addr=${MAPFRONT_KILLTEST_HEALTH_ADDR:-127.0.0.1:29091}
+gateway_addr=${MAPFRONT_KILLTEST_GATEWAY_ADDR:-127.0.0.1:28080}
 say() { printf 'kill-during-pay: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 port_open() { (echo >"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
