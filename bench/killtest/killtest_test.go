@@ -9,6 +9,32 @@ import (
 	"testing"
 )
 
+func TestJudge(t *testing.T) {
+	for _, c := range []struct {
+		code   int
+		found  bool
+		status string
+		bad    bool
+	}{
+		{10018, false, "", false},
+		{10018, true, "success", true},  // a false "no effect": the bug of issue 10
+		{10018, true, "reversed", true}, // moved money, even if later undone
+		{10000, false, "", false},
+		{10000, true, "reversed", false},
+		{10000, true, "success", true}, // the reversal did not take
+		{-1, true, "success", true},
+		{0, true, "success", false},
+		{0, false, "", true},
+		{0, true, "reversed", true},
+		{10009, false, "", false},
+	} {
+		v := judge(answer{errcode: c.code, key: "k"}, c.found, c.status)
+		if (v != "") != c.bad {
+			t.Errorf("%d found=%v %q: violation %q, want bad=%v", c.code, c.found, c.status, v, c.bad)
+		}
+	}
+}
+
 // freeAddr returns a loopback address nothing listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
