@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		now = time.Now
 	}
 	clock := mapfront.Clock{Zone: cfg.Zone, Cutover: cfg.Cutover, Now: now}
-	svc := mapfront.NewService(store, keys, clock, cfg.Policy, log)
+	svc := mapfront.NewService(store, keys, clock, cfg.Policy, log).WithPINBudget(cfg.PINBudget, m.ObserveSuspendedTerminal)
 	svc.GroupPays(mapfront.GroupConfig{MaxBatch: cfg.PayBatchMax, MaxWait: cfg.PayBatchWait, Lanes: cfg.PayBatchLanes,
 		Observe: m.PayBatch, Singly: m.PayBatchSingly})
 	offline := &grpcapi.OfflineServer{Store: svc, Log: log}

@@ -687,6 +687,95 @@ func (x *UpsertTerminalResponse) GetKcv() string {
 	return ""
 }
 
+type LiftTerminalSuspensionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TerminalId    string                 `protobuf:"bytes,1,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftTerminalSuspensionRequest) Reset() {
+	*x = LiftTerminalSuspensionRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftTerminalSuspensionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftTerminalSuspensionRequest) ProtoMessage() {}
+
+func (x *LiftTerminalSuspensionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftTerminalSuspensionRequest.ProtoReflect.Descriptor instead.
+func (*LiftTerminalSuspensionRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LiftTerminalSuspensionRequest) GetTerminalId() string {
+	if x != nil {
+		return x.TerminalId
+	}
+	return ""
+}
+
+type LiftTerminalSuspensionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// was_suspended: the terminal was suspended when the call lifted it.
+	WasSuspended  bool `protobuf:"varint,1,opt,name=was_suspended,json=wasSuspended,proto3" json:"was_suspended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LiftTerminalSuspensionResponse) Reset() {
+	*x = LiftTerminalSuspensionResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LiftTerminalSuspensionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LiftTerminalSuspensionResponse) ProtoMessage() {}
+
+func (x *LiftTerminalSuspensionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LiftTerminalSuspensionResponse.ProtoReflect.Descriptor instead.
+func (*LiftTerminalSuspensionResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LiftTerminalSuspensionResponse) GetWasSuspended() bool {
+	if x != nil {
+		return x.WasSuspended
+	}
+	return false
+}
+
 // Account is a customer's cash or card account.
 type Account struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -704,7 +793,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +805,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[11]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +818,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Account) GetAccountId() string {
@@ -790,7 +879,7 @@ type Customer struct {
 
 func (x *Customer) Reset() {
 	*x = Customer{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +891,7 @@ func (x *Customer) String() string {
 func (*Customer) ProtoMessage() {}
 
 func (x *Customer) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[12]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +904,7 @@ func (x *Customer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Customer.ProtoReflect.Descriptor instead.
 func (*Customer) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Customer) GetMobileNum() string {
@@ -870,7 +959,7 @@ type CreateCustomerRequest struct {
 
 func (x *CreateCustomerRequest) Reset() {
 	*x = CreateCustomerRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +971,7 @@ func (x *CreateCustomerRequest) String() string {
 func (*CreateCustomerRequest) ProtoMessage() {}
 
 func (x *CreateCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[13]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +984,7 @@ func (x *CreateCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCustomerRequest.ProtoReflect.Descriptor instead.
 func (*CreateCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateCustomerRequest) GetMobileNum() string {
@@ -921,7 +1010,7 @@ type CreateCustomerResponse struct {
 
 func (x *CreateCustomerResponse) Reset() {
 	*x = CreateCustomerResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1022,7 @@ func (x *CreateCustomerResponse) String() string {
 func (*CreateCustomerResponse) ProtoMessage() {}
 
 func (x *CreateCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[14]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1035,7 @@ func (x *CreateCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCustomerResponse.ProtoReflect.Descriptor instead.
 func (*CreateCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateCustomerResponse) GetCustomer() *Customer {
@@ -965,7 +1054,7 @@ type GetCustomerRequest struct {
 
 func (x *GetCustomerRequest) Reset() {
 	*x = GetCustomerRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1066,7 @@ func (x *GetCustomerRequest) String() string {
 func (*GetCustomerRequest) ProtoMessage() {}
 
 func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[15]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1079,7 @@ func (x *GetCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerRequest.ProtoReflect.Descriptor instead.
 func (*GetCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCustomerRequest) GetMobileNum() string {
@@ -1009,7 +1098,7 @@ type GetCustomerResponse struct {
 
 func (x *GetCustomerResponse) Reset() {
 	*x = GetCustomerResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1110,7 @@ func (x *GetCustomerResponse) String() string {
 func (*GetCustomerResponse) ProtoMessage() {}
 
 func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[16]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1123,7 @@ func (x *GetCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCustomerResponse.ProtoReflect.Descriptor instead.
 func (*GetCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCustomerResponse) GetCustomer() *Customer {
@@ -1055,7 +1144,7 @@ type SetPaymentPasswordRequest struct {
 
 func (x *SetPaymentPasswordRequest) Reset() {
 	*x = SetPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1156,7 @@ func (x *SetPaymentPasswordRequest) String() string {
 func (*SetPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *SetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[17]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1169,7 @@ func (x *SetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetPaymentPasswordRequest) GetMobileNum() string {
@@ -1105,7 +1194,7 @@ type SetPaymentPasswordResponse struct {
 
 func (x *SetPaymentPasswordResponse) Reset() {
 	*x = SetPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1206,7 @@ func (x *SetPaymentPasswordResponse) String() string {
 func (*SetPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *SetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[18]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1219,7 @@ func (x *SetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type ResetPaymentPasswordRequest struct {
@@ -1142,7 +1231,7 @@ type ResetPaymentPasswordRequest struct {
 
 func (x *ResetPaymentPasswordRequest) Reset() {
 	*x = ResetPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1243,7 @@ func (x *ResetPaymentPasswordRequest) String() string {
 func (*ResetPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1256,7 @@ func (x *ResetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResetPaymentPasswordRequest) GetMobileNum() string {
@@ -1185,7 +1274,7 @@ type ResetPaymentPasswordResponse struct {
 
 func (x *ResetPaymentPasswordResponse) Reset() {
 	*x = ResetPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1286,7 @@ func (x *ResetPaymentPasswordResponse) String() string {
 func (*ResetPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1299,7 @@ func (x *ResetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 type UnlockPaymentPasswordRequest struct {
@@ -1222,7 +1311,7 @@ type UnlockPaymentPasswordRequest struct {
 
 func (x *UnlockPaymentPasswordRequest) Reset() {
 	*x = UnlockPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1323,7 @@ func (x *UnlockPaymentPasswordRequest) String() string {
 func (*UnlockPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *UnlockPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1336,7 @@ func (x *UnlockPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*UnlockPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UnlockPaymentPasswordRequest) GetMobileNum() string {
@@ -1265,7 +1354,7 @@ type UnlockPaymentPasswordResponse struct {
 
 func (x *UnlockPaymentPasswordResponse) Reset() {
 	*x = UnlockPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1366,7 @@ func (x *UnlockPaymentPasswordResponse) String() string {
 func (*UnlockPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *UnlockPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1379,7 @@ func (x *UnlockPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*UnlockPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 type TopUpCashRequest struct {
@@ -1306,7 +1395,7 @@ type TopUpCashRequest struct {
 
 func (x *TopUpCashRequest) Reset() {
 	*x = TopUpCashRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1407,7 @@ func (x *TopUpCashRequest) String() string {
 func (*TopUpCashRequest) ProtoMessage() {}
 
 func (x *TopUpCashRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1420,7 @@ func (x *TopUpCashRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopUpCashRequest.ProtoReflect.Descriptor instead.
 func (*TopUpCashRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TopUpCashRequest) GetMobileNum() string {
@@ -1369,7 +1458,7 @@ type TopUpCashResponse struct {
 
 func (x *TopUpCashResponse) Reset() {
 	*x = TopUpCashResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1470,7 @@ func (x *TopUpCashResponse) String() string {
 func (*TopUpCashResponse) ProtoMessage() {}
 
 func (x *TopUpCashResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1483,7 @@ func (x *TopUpCashResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopUpCashResponse.ProtoReflect.Descriptor instead.
 func (*TopUpCashResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TopUpCashResponse) GetAccountId() string {
@@ -1428,7 +1517,7 @@ type FreezeAccountRequest struct {
 
 func (x *FreezeAccountRequest) Reset() {
 	*x = FreezeAccountRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1529,7 @@ func (x *FreezeAccountRequest) String() string {
 func (*FreezeAccountRequest) ProtoMessage() {}
 
 func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1542,7 @@ func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*FreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FreezeAccountRequest) GetAccountId() string {
@@ -1478,7 +1567,7 @@ type FreezeAccountResponse struct {
 
 func (x *FreezeAccountResponse) Reset() {
 	*x = FreezeAccountResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1579,7 @@ func (x *FreezeAccountResponse) String() string {
 func (*FreezeAccountResponse) ProtoMessage() {}
 
 func (x *FreezeAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1592,7 @@ func (x *FreezeAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeAccountResponse.ProtoReflect.Descriptor instead.
 func (*FreezeAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 type UnfreezeAccountRequest struct {
@@ -1515,7 +1604,7 @@ type UnfreezeAccountRequest struct {
 
 func (x *UnfreezeAccountRequest) Reset() {
 	*x = UnfreezeAccountRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1616,7 @@ func (x *UnfreezeAccountRequest) String() string {
 func (*UnfreezeAccountRequest) ProtoMessage() {}
 
 func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1629,7 @@ func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnfreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*UnfreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UnfreezeAccountRequest) GetAccountId() string {
@@ -1558,7 +1647,7 @@ type UnfreezeAccountResponse struct {
 
 func (x *UnfreezeAccountResponse) Reset() {
 	*x = UnfreezeAccountResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1659,7 @@ func (x *UnfreezeAccountResponse) String() string {
 func (*UnfreezeAccountResponse) ProtoMessage() {}
 
 func (x *UnfreezeAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1672,7 @@ func (x *UnfreezeAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnfreezeAccountResponse.ProtoReflect.Descriptor instead.
 func (*UnfreezeAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 type GetOrderRequest struct {
@@ -1595,7 +1684,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1696,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1709,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -1646,7 +1735,7 @@ type Payment struct {
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1747,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1760,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Payment) GetTerminalId() string {
@@ -1755,7 +1844,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1856,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1869,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Order) GetOrderId() string {
@@ -1911,7 +2000,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2012,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2025,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -1956,7 +2045,7 @@ type ListStatementRequest struct {
 
 func (x *ListStatementRequest) Reset() {
 	*x = ListStatementRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2057,7 @@ func (x *ListStatementRequest) String() string {
 func (*ListStatementRequest) ProtoMessage() {}
 
 func (x *ListStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2070,7 @@ func (x *ListStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStatementRequest.ProtoReflect.Descriptor instead.
 func (*ListStatementRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListStatementRequest) GetAccountId() string {
@@ -2012,7 +2101,7 @@ type StatementLine struct {
 
 func (x *StatementLine) Reset() {
 	*x = StatementLine{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2113,7 @@ func (x *StatementLine) String() string {
 func (*StatementLine) ProtoMessage() {}
 
 func (x *StatementLine) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2126,7 @@ func (x *StatementLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatementLine.ProtoReflect.Descriptor instead.
 func (*StatementLine) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StatementLine) GetTxnId() int64 {
@@ -2085,7 +2174,7 @@ type ListStatementResponse struct {
 
 func (x *ListStatementResponse) Reset() {
 	*x = ListStatementResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2186,7 @@ func (x *ListStatementResponse) String() string {
 func (*ListStatementResponse) ProtoMessage() {}
 
 func (x *ListStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2199,7 @@ func (x *ListStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStatementResponse.ProtoReflect.Descriptor instead.
 func (*ListStatementResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListStatementResponse) GetBalance() int64 {
@@ -2135,7 +2224,7 @@ type VerifyLedgerRequest struct {
 
 func (x *VerifyLedgerRequest) Reset() {
 	*x = VerifyLedgerRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2236,7 @@ func (x *VerifyLedgerRequest) String() string {
 func (*VerifyLedgerRequest) ProtoMessage() {}
 
 func (x *VerifyLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2249,7 @@ func (x *VerifyLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLedgerRequest.ProtoReflect.Descriptor instead.
 func (*VerifyLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 type VerifyLedgerResponse struct {
@@ -2182,7 +2271,7 @@ type VerifyLedgerResponse struct {
 
 func (x *VerifyLedgerResponse) Reset() {
 	*x = VerifyLedgerResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2283,7 @@ func (x *VerifyLedgerResponse) String() string {
 func (*VerifyLedgerResponse) ProtoMessage() {}
 
 func (x *VerifyLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2296,7 @@ func (x *VerifyLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLedgerResponse.ProtoReflect.Descriptor instead.
 func (*VerifyLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *VerifyLedgerResponse) GetOk() bool {
@@ -2293,7 +2382,7 @@ type Exception struct {
 
 func (x *Exception) Reset() {
 	*x = Exception{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2394,7 @@ func (x *Exception) String() string {
 func (*Exception) ProtoMessage() {}
 
 func (x *Exception) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2407,7 @@ func (x *Exception) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exception.ProtoReflect.Descriptor instead.
 func (*Exception) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Exception) GetId() int64 {
@@ -2474,7 +2563,7 @@ type ListExceptionsRequest struct {
 
 func (x *ListExceptionsRequest) Reset() {
 	*x = ListExceptionsRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2575,7 @@ func (x *ListExceptionsRequest) String() string {
 func (*ListExceptionsRequest) ProtoMessage() {}
 
 func (x *ListExceptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2588,7 @@ func (x *ListExceptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExceptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExceptionsRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListExceptionsRequest) GetState() ExceptionState {
@@ -2532,7 +2621,7 @@ type ListExceptionsResponse struct {
 
 func (x *ListExceptionsResponse) Reset() {
 	*x = ListExceptionsResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2633,7 @@ func (x *ListExceptionsResponse) String() string {
 func (*ListExceptionsResponse) ProtoMessage() {}
 
 func (x *ListExceptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2646,7 @@ func (x *ListExceptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExceptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExceptionsResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListExceptionsResponse) GetExceptions() []*Exception {
@@ -2576,7 +2665,7 @@ type GetExceptionRequest struct {
 
 func (x *GetExceptionRequest) Reset() {
 	*x = GetExceptionRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2677,7 @@ func (x *GetExceptionRequest) String() string {
 func (*GetExceptionRequest) ProtoMessage() {}
 
 func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2690,7 @@ func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionRequest.ProtoReflect.Descriptor instead.
 func (*GetExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetExceptionRequest) GetId() int64 {
@@ -2620,7 +2709,7 @@ type GetExceptionResponse struct {
 
 func (x *GetExceptionResponse) Reset() {
 	*x = GetExceptionResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2632,7 +2721,7 @@ func (x *GetExceptionResponse) String() string {
 func (*GetExceptionResponse) ProtoMessage() {}
 
 func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2645,7 +2734,7 @@ func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionResponse.ProtoReflect.Descriptor instead.
 func (*GetExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetExceptionResponse) GetException() *Exception {
@@ -2671,7 +2760,7 @@ type ResolveExceptionRequest struct {
 
 func (x *ResolveExceptionRequest) Reset() {
 	*x = ResolveExceptionRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +2772,7 @@ func (x *ResolveExceptionRequest) String() string {
 func (*ResolveExceptionRequest) ProtoMessage() {}
 
 func (x *ResolveExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +2785,7 @@ func (x *ResolveExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveExceptionRequest.ProtoReflect.Descriptor instead.
 func (*ResolveExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ResolveExceptionRequest) GetId() int64 {
@@ -2748,7 +2837,7 @@ type ResolveExceptionResponse struct {
 
 func (x *ResolveExceptionResponse) Reset() {
 	*x = ResolveExceptionResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2849,7 @@ func (x *ResolveExceptionResponse) String() string {
 func (*ResolveExceptionResponse) ProtoMessage() {}
 
 func (x *ResolveExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2862,7 @@ func (x *ResolveExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveExceptionResponse.ProtoReflect.Descriptor instead.
 func (*ResolveExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ResolveExceptionResponse) GetException() *Exception {
@@ -2819,7 +2908,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +2920,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +2933,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAuditRequest) GetIdentity() string {
@@ -2898,7 +2987,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +2999,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +3012,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -2960,7 +3049,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3061,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3074,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AuditRecord) GetId() int64 {
@@ -3082,7 +3171,7 @@ type Proposal struct {
 
 func (x *Proposal) Reset() {
 	*x = Proposal{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3183,7 @@ func (x *Proposal) String() string {
 func (*Proposal) ProtoMessage() {}
 
 func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3196,7 @@ func (x *Proposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
 func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Proposal) GetId() int64 {
@@ -3222,7 +3311,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3323,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3336,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListProposalsRequest) GetState() string {
@@ -3280,7 +3369,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3381,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3394,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*Proposal {
@@ -3325,7 +3414,7 @@ type ApproveProposalRequest struct {
 
 func (x *ApproveProposalRequest) Reset() {
 	*x = ApproveProposalRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3426,7 @@ func (x *ApproveProposalRequest) String() string {
 func (*ApproveProposalRequest) ProtoMessage() {}
 
 func (x *ApproveProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3439,7 @@ func (x *ApproveProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveProposalRequest.ProtoReflect.Descriptor instead.
 func (*ApproveProposalRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ApproveProposalRequest) GetId() int64 {
@@ -3378,7 +3467,7 @@ type ApproveProposalResponse struct {
 
 func (x *ApproveProposalResponse) Reset() {
 	*x = ApproveProposalResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3479,7 @@ func (x *ApproveProposalResponse) String() string {
 func (*ApproveProposalResponse) ProtoMessage() {}
 
 func (x *ApproveProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3492,7 @@ func (x *ApproveProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveProposalResponse.ProtoReflect.Descriptor instead.
 func (*ApproveProposalResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ApproveProposalResponse) GetProposal() *Proposal {
@@ -3430,7 +3519,7 @@ type RejectProposalRequest struct {
 
 func (x *RejectProposalRequest) Reset() {
 	*x = RejectProposalRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3531,7 @@ func (x *RejectProposalRequest) String() string {
 func (*RejectProposalRequest) ProtoMessage() {}
 
 func (x *RejectProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3544,7 @@ func (x *RejectProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectProposalRequest.ProtoReflect.Descriptor instead.
 func (*RejectProposalRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RejectProposalRequest) GetId() int64 {
@@ -3482,7 +3571,7 @@ type RejectProposalResponse struct {
 
 func (x *RejectProposalResponse) Reset() {
 	*x = RejectProposalResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3583,7 @@ func (x *RejectProposalResponse) String() string {
 func (*RejectProposalResponse) ProtoMessage() {}
 
 func (x *RejectProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3596,7 @@ func (x *RejectProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectProposalResponse.ProtoReflect.Descriptor instead.
 func (*RejectProposalResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RejectProposalResponse) GetProposal() *Proposal {
@@ -3570,7 +3659,12 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"legacy_des\x18\x06 \x01(\bR\tlegacyDes\"*\n" +
 	"\x16UpsertTerminalResponse\x12\x10\n" +
-	"\x03kcv\x18\x01 \x01(\tR\x03kcv\"\xcc\x01\n" +
+	"\x03kcv\x18\x01 \x01(\tR\x03kcv\"@\n" +
+	"\x1dLiftTerminalSuspensionRequest\x12\x1f\n" +
+	"\vterminal_id\x18\x01 \x01(\tR\n" +
+	"terminalId\"E\n" +
+	"\x1eLiftTerminalSuspensionResponse\x12#\n" +
+	"\rwas_suspended\x18\x01 \x01(\bR\fwasSuspended\"\xcc\x01\n" +
 	"\aAccount\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x12\n" +
@@ -3801,13 +3895,14 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\vProductKind\x12\x1c\n" +
 	"\x18PRODUCT_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRODUCT_KIND_DISCOUNT\x10\x01\x12\x1c\n" +
-	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\x94\x10\n" +
+	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\x87\x11\n" +
 	"\fAdminService\x12V\n" +
 	"\rUpsertProduct\x12!.mapfront.v1.UpsertProductRequest\x1a\".mapfront.v1.UpsertProductResponse\x12S\n" +
 	"\fListProducts\x12 .mapfront.v1.ListProductsRequest\x1a!.mapfront.v1.ListProductsResponse\x12S\n" +
 	"\fUpsertSeller\x12 .mapfront.v1.UpsertSellerRequest\x1a!.mapfront.v1.UpsertSellerResponse\x12P\n" +
 	"\vUpsertStore\x12\x1f.mapfront.v1.UpsertStoreRequest\x1a .mapfront.v1.UpsertStoreResponse\x12Y\n" +
-	"\x0eUpsertTerminal\x12\".mapfront.v1.UpsertTerminalRequest\x1a#.mapfront.v1.UpsertTerminalResponse\x12Y\n" +
+	"\x0eUpsertTerminal\x12\".mapfront.v1.UpsertTerminalRequest\x1a#.mapfront.v1.UpsertTerminalResponse\x12q\n" +
+	"\x16LiftTerminalSuspension\x12*.mapfront.v1.LiftTerminalSuspensionRequest\x1a+.mapfront.v1.LiftTerminalSuspensionResponse\x12Y\n" +
 	"\x0eCreateCustomer\x12\".mapfront.v1.CreateCustomerRequest\x1a#.mapfront.v1.CreateCustomerResponse\x12P\n" +
 	"\vGetCustomer\x12\x1f.mapfront.v1.GetCustomerRequest\x1a .mapfront.v1.GetCustomerResponse\x12e\n" +
 	"\x12SetPaymentPassword\x12&.mapfront.v1.SetPaymentPasswordRequest\x1a'.mapfront.v1.SetPaymentPasswordResponse\x12k\n" +
@@ -3840,147 +3935,151 @@ func file_mapfront_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_mapfront_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_mapfront_v1_admin_proto_goTypes = []any{
-	(ProductKind)(0),                      // 0: mapfront.v1.ProductKind
-	(*Product)(nil),                       // 1: mapfront.v1.Product
-	(*UpsertProductRequest)(nil),          // 2: mapfront.v1.UpsertProductRequest
-	(*UpsertProductResponse)(nil),         // 3: mapfront.v1.UpsertProductResponse
-	(*ListProductsRequest)(nil),           // 4: mapfront.v1.ListProductsRequest
-	(*ListProductsResponse)(nil),          // 5: mapfront.v1.ListProductsResponse
-	(*UpsertSellerRequest)(nil),           // 6: mapfront.v1.UpsertSellerRequest
-	(*UpsertSellerResponse)(nil),          // 7: mapfront.v1.UpsertSellerResponse
-	(*UpsertStoreRequest)(nil),            // 8: mapfront.v1.UpsertStoreRequest
-	(*UpsertStoreResponse)(nil),           // 9: mapfront.v1.UpsertStoreResponse
-	(*UpsertTerminalRequest)(nil),         // 10: mapfront.v1.UpsertTerminalRequest
-	(*UpsertTerminalResponse)(nil),        // 11: mapfront.v1.UpsertTerminalResponse
-	(*Account)(nil),                       // 12: mapfront.v1.Account
-	(*Customer)(nil),                      // 13: mapfront.v1.Customer
-	(*CreateCustomerRequest)(nil),         // 14: mapfront.v1.CreateCustomerRequest
-	(*CreateCustomerResponse)(nil),        // 15: mapfront.v1.CreateCustomerResponse
-	(*GetCustomerRequest)(nil),            // 16: mapfront.v1.GetCustomerRequest
-	(*GetCustomerResponse)(nil),           // 17: mapfront.v1.GetCustomerResponse
-	(*SetPaymentPasswordRequest)(nil),     // 18: mapfront.v1.SetPaymentPasswordRequest
-	(*SetPaymentPasswordResponse)(nil),    // 19: mapfront.v1.SetPaymentPasswordResponse
-	(*ResetPaymentPasswordRequest)(nil),   // 20: mapfront.v1.ResetPaymentPasswordRequest
-	(*ResetPaymentPasswordResponse)(nil),  // 21: mapfront.v1.ResetPaymentPasswordResponse
-	(*UnlockPaymentPasswordRequest)(nil),  // 22: mapfront.v1.UnlockPaymentPasswordRequest
-	(*UnlockPaymentPasswordResponse)(nil), // 23: mapfront.v1.UnlockPaymentPasswordResponse
-	(*TopUpCashRequest)(nil),              // 24: mapfront.v1.TopUpCashRequest
-	(*TopUpCashResponse)(nil),             // 25: mapfront.v1.TopUpCashResponse
-	(*FreezeAccountRequest)(nil),          // 26: mapfront.v1.FreezeAccountRequest
-	(*FreezeAccountResponse)(nil),         // 27: mapfront.v1.FreezeAccountResponse
-	(*UnfreezeAccountRequest)(nil),        // 28: mapfront.v1.UnfreezeAccountRequest
-	(*UnfreezeAccountResponse)(nil),       // 29: mapfront.v1.UnfreezeAccountResponse
-	(*GetOrderRequest)(nil),               // 30: mapfront.v1.GetOrderRequest
-	(*Payment)(nil),                       // 31: mapfront.v1.Payment
-	(*Order)(nil),                         // 32: mapfront.v1.Order
-	(*GetOrderResponse)(nil),              // 33: mapfront.v1.GetOrderResponse
-	(*ListStatementRequest)(nil),          // 34: mapfront.v1.ListStatementRequest
-	(*StatementLine)(nil),                 // 35: mapfront.v1.StatementLine
-	(*ListStatementResponse)(nil),         // 36: mapfront.v1.ListStatementResponse
-	(*VerifyLedgerRequest)(nil),           // 37: mapfront.v1.VerifyLedgerRequest
-	(*VerifyLedgerResponse)(nil),          // 38: mapfront.v1.VerifyLedgerResponse
-	(*Exception)(nil),                     // 39: mapfront.v1.Exception
-	(*ListExceptionsRequest)(nil),         // 40: mapfront.v1.ListExceptionsRequest
-	(*ListExceptionsResponse)(nil),        // 41: mapfront.v1.ListExceptionsResponse
-	(*GetExceptionRequest)(nil),           // 42: mapfront.v1.GetExceptionRequest
-	(*GetExceptionResponse)(nil),          // 43: mapfront.v1.GetExceptionResponse
-	(*ResolveExceptionRequest)(nil),       // 44: mapfront.v1.ResolveExceptionRequest
-	(*ResolveExceptionResponse)(nil),      // 45: mapfront.v1.ResolveExceptionResponse
-	(*ListAuditRequest)(nil),              // 46: mapfront.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),             // 47: mapfront.v1.ListAuditResponse
-	(*AuditRecord)(nil),                   // 48: mapfront.v1.AuditRecord
-	(*Proposal)(nil),                      // 49: mapfront.v1.Proposal
-	(*ListProposalsRequest)(nil),          // 50: mapfront.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil),         // 51: mapfront.v1.ListProposalsResponse
-	(*ApproveProposalRequest)(nil),        // 52: mapfront.v1.ApproveProposalRequest
-	(*ApproveProposalResponse)(nil),       // 53: mapfront.v1.ApproveProposalResponse
-	(*RejectProposalRequest)(nil),         // 54: mapfront.v1.RejectProposalRequest
-	(*RejectProposalResponse)(nil),        // 55: mapfront.v1.RejectProposalResponse
-	(AccountStatus)(0),                    // 56: mapfront.v1.AccountStatus
-	(CardPaymentStatus)(0),                // 57: mapfront.v1.CardPaymentStatus
-	(OrderStatus)(0),                      // 58: mapfront.v1.OrderStatus
-	(ExceptionType)(0),                    // 59: mapfront.v1.ExceptionType
-	(ExceptionState)(0),                   // 60: mapfront.v1.ExceptionState
-	(ExceptionAction)(0),                  // 61: mapfront.v1.ExceptionAction
+	(ProductKind)(0),                       // 0: mapfront.v1.ProductKind
+	(*Product)(nil),                        // 1: mapfront.v1.Product
+	(*UpsertProductRequest)(nil),           // 2: mapfront.v1.UpsertProductRequest
+	(*UpsertProductResponse)(nil),          // 3: mapfront.v1.UpsertProductResponse
+	(*ListProductsRequest)(nil),            // 4: mapfront.v1.ListProductsRequest
+	(*ListProductsResponse)(nil),           // 5: mapfront.v1.ListProductsResponse
+	(*UpsertSellerRequest)(nil),            // 6: mapfront.v1.UpsertSellerRequest
+	(*UpsertSellerResponse)(nil),           // 7: mapfront.v1.UpsertSellerResponse
+	(*UpsertStoreRequest)(nil),             // 8: mapfront.v1.UpsertStoreRequest
+	(*UpsertStoreResponse)(nil),            // 9: mapfront.v1.UpsertStoreResponse
+	(*UpsertTerminalRequest)(nil),          // 10: mapfront.v1.UpsertTerminalRequest
+	(*UpsertTerminalResponse)(nil),         // 11: mapfront.v1.UpsertTerminalResponse
+	(*LiftTerminalSuspensionRequest)(nil),  // 12: mapfront.v1.LiftTerminalSuspensionRequest
+	(*LiftTerminalSuspensionResponse)(nil), // 13: mapfront.v1.LiftTerminalSuspensionResponse
+	(*Account)(nil),                        // 14: mapfront.v1.Account
+	(*Customer)(nil),                       // 15: mapfront.v1.Customer
+	(*CreateCustomerRequest)(nil),          // 16: mapfront.v1.CreateCustomerRequest
+	(*CreateCustomerResponse)(nil),         // 17: mapfront.v1.CreateCustomerResponse
+	(*GetCustomerRequest)(nil),             // 18: mapfront.v1.GetCustomerRequest
+	(*GetCustomerResponse)(nil),            // 19: mapfront.v1.GetCustomerResponse
+	(*SetPaymentPasswordRequest)(nil),      // 20: mapfront.v1.SetPaymentPasswordRequest
+	(*SetPaymentPasswordResponse)(nil),     // 21: mapfront.v1.SetPaymentPasswordResponse
+	(*ResetPaymentPasswordRequest)(nil),    // 22: mapfront.v1.ResetPaymentPasswordRequest
+	(*ResetPaymentPasswordResponse)(nil),   // 23: mapfront.v1.ResetPaymentPasswordResponse
+	(*UnlockPaymentPasswordRequest)(nil),   // 24: mapfront.v1.UnlockPaymentPasswordRequest
+	(*UnlockPaymentPasswordResponse)(nil),  // 25: mapfront.v1.UnlockPaymentPasswordResponse
+	(*TopUpCashRequest)(nil),               // 26: mapfront.v1.TopUpCashRequest
+	(*TopUpCashResponse)(nil),              // 27: mapfront.v1.TopUpCashResponse
+	(*FreezeAccountRequest)(nil),           // 28: mapfront.v1.FreezeAccountRequest
+	(*FreezeAccountResponse)(nil),          // 29: mapfront.v1.FreezeAccountResponse
+	(*UnfreezeAccountRequest)(nil),         // 30: mapfront.v1.UnfreezeAccountRequest
+	(*UnfreezeAccountResponse)(nil),        // 31: mapfront.v1.UnfreezeAccountResponse
+	(*GetOrderRequest)(nil),                // 32: mapfront.v1.GetOrderRequest
+	(*Payment)(nil),                        // 33: mapfront.v1.Payment
+	(*Order)(nil),                          // 34: mapfront.v1.Order
+	(*GetOrderResponse)(nil),               // 35: mapfront.v1.GetOrderResponse
+	(*ListStatementRequest)(nil),           // 36: mapfront.v1.ListStatementRequest
+	(*StatementLine)(nil),                  // 37: mapfront.v1.StatementLine
+	(*ListStatementResponse)(nil),          // 38: mapfront.v1.ListStatementResponse
+	(*VerifyLedgerRequest)(nil),            // 39: mapfront.v1.VerifyLedgerRequest
+	(*VerifyLedgerResponse)(nil),           // 40: mapfront.v1.VerifyLedgerResponse
+	(*Exception)(nil),                      // 41: mapfront.v1.Exception
+	(*ListExceptionsRequest)(nil),          // 42: mapfront.v1.ListExceptionsRequest
+	(*ListExceptionsResponse)(nil),         // 43: mapfront.v1.ListExceptionsResponse
+	(*GetExceptionRequest)(nil),            // 44: mapfront.v1.GetExceptionRequest
+	(*GetExceptionResponse)(nil),           // 45: mapfront.v1.GetExceptionResponse
+	(*ResolveExceptionRequest)(nil),        // 46: mapfront.v1.ResolveExceptionRequest
+	(*ResolveExceptionResponse)(nil),       // 47: mapfront.v1.ResolveExceptionResponse
+	(*ListAuditRequest)(nil),               // 48: mapfront.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),              // 49: mapfront.v1.ListAuditResponse
+	(*AuditRecord)(nil),                    // 50: mapfront.v1.AuditRecord
+	(*Proposal)(nil),                       // 51: mapfront.v1.Proposal
+	(*ListProposalsRequest)(nil),           // 52: mapfront.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),          // 53: mapfront.v1.ListProposalsResponse
+	(*ApproveProposalRequest)(nil),         // 54: mapfront.v1.ApproveProposalRequest
+	(*ApproveProposalResponse)(nil),        // 55: mapfront.v1.ApproveProposalResponse
+	(*RejectProposalRequest)(nil),          // 56: mapfront.v1.RejectProposalRequest
+	(*RejectProposalResponse)(nil),         // 57: mapfront.v1.RejectProposalResponse
+	(AccountStatus)(0),                     // 58: mapfront.v1.AccountStatus
+	(CardPaymentStatus)(0),                 // 59: mapfront.v1.CardPaymentStatus
+	(OrderStatus)(0),                       // 60: mapfront.v1.OrderStatus
+	(ExceptionType)(0),                     // 61: mapfront.v1.ExceptionType
+	(ExceptionState)(0),                    // 62: mapfront.v1.ExceptionState
+	(ExceptionAction)(0),                   // 63: mapfront.v1.ExceptionAction
 }
 var file_mapfront_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: mapfront.v1.Product.kind:type_name -> mapfront.v1.ProductKind
 	1,  // 1: mapfront.v1.UpsertProductRequest.product:type_name -> mapfront.v1.Product
 	1,  // 2: mapfront.v1.UpsertProductResponse.product:type_name -> mapfront.v1.Product
 	1,  // 3: mapfront.v1.ListProductsResponse.products:type_name -> mapfront.v1.Product
-	56, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
-	12, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
-	13, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	13, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	49, // 8: mapfront.v1.TopUpCashResponse.proposal:type_name -> mapfront.v1.Proposal
-	57, // 9: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
-	58, // 10: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
-	31, // 11: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
-	32, // 12: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
-	35, // 13: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
-	59, // 14: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
-	60, // 15: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
-	61, // 16: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
-	60, // 17: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
-	39, // 18: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
-	39, // 19: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	61, // 20: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
-	39, // 21: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	49, // 22: mapfront.v1.ResolveExceptionResponse.proposal:type_name -> mapfront.v1.Proposal
-	48, // 23: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
-	49, // 24: mapfront.v1.ListProposalsResponse.proposals:type_name -> mapfront.v1.Proposal
-	49, // 25: mapfront.v1.ApproveProposalResponse.proposal:type_name -> mapfront.v1.Proposal
-	49, // 26: mapfront.v1.RejectProposalResponse.proposal:type_name -> mapfront.v1.Proposal
+	58, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
+	14, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
+	15, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
+	15, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
+	51, // 8: mapfront.v1.TopUpCashResponse.proposal:type_name -> mapfront.v1.Proposal
+	59, // 9: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
+	60, // 10: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
+	33, // 11: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
+	34, // 12: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
+	37, // 13: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
+	61, // 14: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
+	62, // 15: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
+	63, // 16: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
+	62, // 17: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
+	41, // 18: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
+	41, // 19: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	63, // 20: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
+	41, // 21: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	51, // 22: mapfront.v1.ResolveExceptionResponse.proposal:type_name -> mapfront.v1.Proposal
+	50, // 23: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
+	51, // 24: mapfront.v1.ListProposalsResponse.proposals:type_name -> mapfront.v1.Proposal
+	51, // 25: mapfront.v1.ApproveProposalResponse.proposal:type_name -> mapfront.v1.Proposal
+	51, // 26: mapfront.v1.RejectProposalResponse.proposal:type_name -> mapfront.v1.Proposal
 	2,  // 27: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
 	4,  // 28: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
 	6,  // 29: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
 	8,  // 30: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
 	10, // 31: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
-	14, // 32: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
-	16, // 33: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
-	18, // 34: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
-	20, // 35: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
-	22, // 36: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
-	24, // 37: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
-	26, // 38: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
-	28, // 39: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
-	30, // 40: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
-	34, // 41: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
-	37, // 42: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
-	40, // 43: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
-	42, // 44: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
-	44, // 45: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
-	46, // 46: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
-	50, // 47: mapfront.v1.AdminService.ListProposals:input_type -> mapfront.v1.ListProposalsRequest
-	52, // 48: mapfront.v1.AdminService.ApproveProposal:input_type -> mapfront.v1.ApproveProposalRequest
-	54, // 49: mapfront.v1.AdminService.RejectProposal:input_type -> mapfront.v1.RejectProposalRequest
-	3,  // 50: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
-	5,  // 51: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
-	7,  // 52: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
-	9,  // 53: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
-	11, // 54: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
-	15, // 55: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
-	17, // 56: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
-	19, // 57: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
-	21, // 58: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
-	23, // 59: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
-	25, // 60: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
-	27, // 61: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
-	29, // 62: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
-	33, // 63: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
-	36, // 64: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
-	38, // 65: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
-	41, // 66: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
-	43, // 67: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
-	45, // 68: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
-	47, // 69: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
-	51, // 70: mapfront.v1.AdminService.ListProposals:output_type -> mapfront.v1.ListProposalsResponse
-	53, // 71: mapfront.v1.AdminService.ApproveProposal:output_type -> mapfront.v1.ApproveProposalResponse
-	55, // 72: mapfront.v1.AdminService.RejectProposal:output_type -> mapfront.v1.RejectProposalResponse
-	50, // [50:73] is the sub-list for method output_type
-	27, // [27:50] is the sub-list for method input_type
+	12, // 32: mapfront.v1.AdminService.LiftTerminalSuspension:input_type -> mapfront.v1.LiftTerminalSuspensionRequest
+	16, // 33: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
+	18, // 34: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
+	20, // 35: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
+	22, // 36: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
+	24, // 37: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
+	26, // 38: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
+	28, // 39: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
+	30, // 40: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
+	32, // 41: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
+	36, // 42: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
+	39, // 43: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
+	42, // 44: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
+	44, // 45: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
+	46, // 46: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
+	48, // 47: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
+	52, // 48: mapfront.v1.AdminService.ListProposals:input_type -> mapfront.v1.ListProposalsRequest
+	54, // 49: mapfront.v1.AdminService.ApproveProposal:input_type -> mapfront.v1.ApproveProposalRequest
+	56, // 50: mapfront.v1.AdminService.RejectProposal:input_type -> mapfront.v1.RejectProposalRequest
+	3,  // 51: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
+	5,  // 52: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
+	7,  // 53: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
+	9,  // 54: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
+	11, // 55: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
+	13, // 56: mapfront.v1.AdminService.LiftTerminalSuspension:output_type -> mapfront.v1.LiftTerminalSuspensionResponse
+	17, // 57: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
+	19, // 58: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
+	21, // 59: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
+	23, // 60: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
+	25, // 61: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
+	27, // 62: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
+	29, // 63: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
+	31, // 64: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
+	35, // 65: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
+	38, // 66: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
+	40, // 67: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
+	43, // 68: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
+	45, // 69: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
+	47, // 70: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
+	49, // 71: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
+	53, // 72: mapfront.v1.AdminService.ListProposals:output_type -> mapfront.v1.ListProposalsResponse
+	55, // 73: mapfront.v1.AdminService.ApproveProposal:output_type -> mapfront.v1.ApproveProposalResponse
+	57, // 74: mapfront.v1.AdminService.RejectProposal:output_type -> mapfront.v1.RejectProposalResponse
+	51, // [51:75] is the sub-list for method output_type
+	27, // [27:51] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -3998,7 +4097,7 @@ func file_mapfront_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mapfront_v1_admin_proto_rawDesc), len(file_mapfront_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   55,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,29 +19,30 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_UpsertProduct_FullMethodName         = "/mapfront.v1.AdminService/UpsertProduct"
-	AdminService_ListProducts_FullMethodName          = "/mapfront.v1.AdminService/ListProducts"
-	AdminService_UpsertSeller_FullMethodName          = "/mapfront.v1.AdminService/UpsertSeller"
-	AdminService_UpsertStore_FullMethodName           = "/mapfront.v1.AdminService/UpsertStore"
-	AdminService_UpsertTerminal_FullMethodName        = "/mapfront.v1.AdminService/UpsertTerminal"
-	AdminService_CreateCustomer_FullMethodName        = "/mapfront.v1.AdminService/CreateCustomer"
-	AdminService_GetCustomer_FullMethodName           = "/mapfront.v1.AdminService/GetCustomer"
-	AdminService_SetPaymentPassword_FullMethodName    = "/mapfront.v1.AdminService/SetPaymentPassword"
-	AdminService_ResetPaymentPassword_FullMethodName  = "/mapfront.v1.AdminService/ResetPaymentPassword"
-	AdminService_UnlockPaymentPassword_FullMethodName = "/mapfront.v1.AdminService/UnlockPaymentPassword"
-	AdminService_TopUpCash_FullMethodName             = "/mapfront.v1.AdminService/TopUpCash"
-	AdminService_FreezeAccount_FullMethodName         = "/mapfront.v1.AdminService/FreezeAccount"
-	AdminService_UnfreezeAccount_FullMethodName       = "/mapfront.v1.AdminService/UnfreezeAccount"
-	AdminService_GetOrder_FullMethodName              = "/mapfront.v1.AdminService/GetOrder"
-	AdminService_ListStatement_FullMethodName         = "/mapfront.v1.AdminService/ListStatement"
-	AdminService_VerifyLedger_FullMethodName          = "/mapfront.v1.AdminService/VerifyLedger"
-	AdminService_ListExceptions_FullMethodName        = "/mapfront.v1.AdminService/ListExceptions"
-	AdminService_GetException_FullMethodName          = "/mapfront.v1.AdminService/GetException"
-	AdminService_ResolveException_FullMethodName      = "/mapfront.v1.AdminService/ResolveException"
-	AdminService_ListAudit_FullMethodName             = "/mapfront.v1.AdminService/ListAudit"
-	AdminService_ListProposals_FullMethodName         = "/mapfront.v1.AdminService/ListProposals"
-	AdminService_ApproveProposal_FullMethodName       = "/mapfront.v1.AdminService/ApproveProposal"
-	AdminService_RejectProposal_FullMethodName        = "/mapfront.v1.AdminService/RejectProposal"
+	AdminService_UpsertProduct_FullMethodName          = "/mapfront.v1.AdminService/UpsertProduct"
+	AdminService_ListProducts_FullMethodName           = "/mapfront.v1.AdminService/ListProducts"
+	AdminService_UpsertSeller_FullMethodName           = "/mapfront.v1.AdminService/UpsertSeller"
+	AdminService_UpsertStore_FullMethodName            = "/mapfront.v1.AdminService/UpsertStore"
+	AdminService_UpsertTerminal_FullMethodName         = "/mapfront.v1.AdminService/UpsertTerminal"
+	AdminService_LiftTerminalSuspension_FullMethodName = "/mapfront.v1.AdminService/LiftTerminalSuspension"
+	AdminService_CreateCustomer_FullMethodName         = "/mapfront.v1.AdminService/CreateCustomer"
+	AdminService_GetCustomer_FullMethodName            = "/mapfront.v1.AdminService/GetCustomer"
+	AdminService_SetPaymentPassword_FullMethodName     = "/mapfront.v1.AdminService/SetPaymentPassword"
+	AdminService_ResetPaymentPassword_FullMethodName   = "/mapfront.v1.AdminService/ResetPaymentPassword"
+	AdminService_UnlockPaymentPassword_FullMethodName  = "/mapfront.v1.AdminService/UnlockPaymentPassword"
+	AdminService_TopUpCash_FullMethodName              = "/mapfront.v1.AdminService/TopUpCash"
+	AdminService_FreezeAccount_FullMethodName          = "/mapfront.v1.AdminService/FreezeAccount"
+	AdminService_UnfreezeAccount_FullMethodName        = "/mapfront.v1.AdminService/UnfreezeAccount"
+	AdminService_GetOrder_FullMethodName               = "/mapfront.v1.AdminService/GetOrder"
+	AdminService_ListStatement_FullMethodName          = "/mapfront.v1.AdminService/ListStatement"
+	AdminService_VerifyLedger_FullMethodName           = "/mapfront.v1.AdminService/VerifyLedger"
+	AdminService_ListExceptions_FullMethodName         = "/mapfront.v1.AdminService/ListExceptions"
+	AdminService_GetException_FullMethodName           = "/mapfront.v1.AdminService/GetException"
+	AdminService_ResolveException_FullMethodName       = "/mapfront.v1.AdminService/ResolveException"
+	AdminService_ListAudit_FullMethodName              = "/mapfront.v1.AdminService/ListAudit"
+	AdminService_ListProposals_FullMethodName          = "/mapfront.v1.AdminService/ListProposals"
+	AdminService_ApproveProposal_FullMethodName        = "/mapfront.v1.AdminService/ApproveProposal"
+	AdminService_RejectProposal_FullMethodName         = "/mapfront.v1.AdminService/RejectProposal"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -62,6 +63,9 @@ type AdminServiceClient interface {
 	UpsertStore(ctx context.Context, in *UpsertStoreRequest, opts ...grpc.CallOption) (*UpsertStoreResponse, error)
 	// UpsertTerminal creates or updates a terminal (终端) and, when tpk is given, its PIN key.
 	UpsertTerminal(ctx context.Context, in *UpsertTerminalRequest, opts ...grpc.CallOption) (*UpsertTerminalResponse, error)
+	// LiftTerminalSuspension ends a terminal's suspension for wrong PINs (SPEC section 7) and
+	// clears its wrong-PIN count; errcode 10002 for an unknown terminal. Audited.
+	LiftTerminalSuspension(ctx context.Context, in *LiftTerminalSuspensionRequest, opts ...grpc.CallOption) (*LiftTerminalSuspensionResponse, error)
 	// CreateCustomer registers a customer and opens their cash account; an existing
 	// customer with the same mobile and ID is returned as is.
 	CreateCustomer(ctx context.Context, in *CreateCustomerRequest, opts ...grpc.CallOption) (*CreateCustomerResponse, error)
@@ -159,6 +163,16 @@ func (c *adminServiceClient) UpsertTerminal(ctx context.Context, in *UpsertTermi
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpsertTerminalResponse)
 	err := c.cc.Invoke(ctx, AdminService_UpsertTerminal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) LiftTerminalSuspension(ctx context.Context, in *LiftTerminalSuspensionRequest, opts ...grpc.CallOption) (*LiftTerminalSuspensionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LiftTerminalSuspensionResponse)
+	err := c.cc.Invoke(ctx, AdminService_LiftTerminalSuspension_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -363,6 +377,9 @@ type AdminServiceServer interface {
 	UpsertStore(context.Context, *UpsertStoreRequest) (*UpsertStoreResponse, error)
 	// UpsertTerminal creates or updates a terminal (终端) and, when tpk is given, its PIN key.
 	UpsertTerminal(context.Context, *UpsertTerminalRequest) (*UpsertTerminalResponse, error)
+	// LiftTerminalSuspension ends a terminal's suspension for wrong PINs (SPEC section 7) and
+	// clears its wrong-PIN count; errcode 10002 for an unknown terminal. Audited.
+	LiftTerminalSuspension(context.Context, *LiftTerminalSuspensionRequest) (*LiftTerminalSuspensionResponse, error)
 	// CreateCustomer registers a customer and opens their cash account; an existing
 	// customer with the same mobile and ID is returned as is.
 	CreateCustomer(context.Context, *CreateCustomerRequest) (*CreateCustomerResponse, error)
@@ -430,6 +447,9 @@ func (UnimplementedAdminServiceServer) UpsertStore(context.Context, *UpsertStore
 }
 func (UnimplementedAdminServiceServer) UpsertTerminal(context.Context, *UpsertTerminalRequest) (*UpsertTerminalResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertTerminal not implemented")
+}
+func (UnimplementedAdminServiceServer) LiftTerminalSuspension(context.Context, *LiftTerminalSuspensionRequest) (*LiftTerminalSuspensionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LiftTerminalSuspension not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateCustomer(context.Context, *CreateCustomerRequest) (*CreateCustomerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateCustomer not implemented")
@@ -592,6 +612,24 @@ func _AdminService_UpsertTerminal_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).UpsertTerminal(ctx, req.(*UpsertTerminalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_LiftTerminalSuspension_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LiftTerminalSuspensionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).LiftTerminalSuspension(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_LiftTerminalSuspension_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).LiftTerminalSuspension(ctx, req.(*LiftTerminalSuspensionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -946,6 +984,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpsertTerminal",
 			Handler:    _AdminService_UpsertTerminal_Handler,
+		},
+		{
+			MethodName: "LiftTerminalSuspension",
+			Handler:    _AdminService_LiftTerminalSuspension_Handler,
 		},
 		{
 			MethodName: "CreateCustomer",

@@ -61,7 +61,10 @@ var methodRoles = map[string][]Role{
 	mapfrontv1.AdminService_UpsertSeller_FullMethodName:   {Admin},
 	mapfrontv1.AdminService_UpsertStore_FullMethodName:    {Admin},
 	mapfrontv1.AdminService_UpsertTerminal_FullMethodName: {Admin}, // with its PIN key
-	mapfrontv1.AdminService_TopUpCash_FullMethodName:      {Admin},
+	// A terminal suspended for wrong PINs (SPEC section 7) is the
+	// registry's: whoever provisions terminals decides it may guess again.
+	mapfrontv1.AdminService_LiftTerminalSuspension_FullMethodName: {Admin},
+	mapfrontv1.AdminService_TopUpCash_FullMethodName:              {Admin},
 	// AdminService: customer service (operator).
 	mapfrontv1.AdminService_CreateCustomer_FullMethodName:        {Operator},
 	mapfrontv1.AdminService_SetPaymentPassword_FullMethodName:    {Operator},

@@ -19,13 +19,17 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	DatabaseURL      string         // MAPFRONT_DATABASE_URL or DATABASE_URL
-	GRPCAddr         string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
-	HTTPAddr         string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics), default 127.0.0.1:9091
-	LegacyAddr       string         // MAPFRONT_LEGACY_ADDR: also serve the legacy JSON paths in-process (single binary); empty: off
-	Zone             *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
-	Cutover          time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
-	Policy           mapfront.Policy
+	DatabaseURL string         // MAPFRONT_DATABASE_URL or DATABASE_URL
+	GRPCAddr    string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
+	HTTPAddr    string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics), default 127.0.0.1:9091
+	LegacyAddr  string         // MAPFRONT_LEGACY_ADDR: also serve the legacy JSON paths in-process (single binary); empty: off
+	Zone        *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
+	Cutover     time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
+	Policy      mapfront.Policy
+	// PINBudget is the wrong-PIN budget per terminal (SPEC section 7):
+	// MAPFRONT_TERMINAL_PIN_LIMIT (default 20, 0 off),
+	// MAPFRONT_TERMINAL_PIN_WINDOW (10m), MAPFRONT_TERMINAL_PIN_SUSPENSION (10m).
+	PINBudget        mapfront.PINBudget
 	MaxConns         int32         // MAPFRONT_DB_MAX_CONNS, default 16
 	StatementTimeout time.Duration // MAPFRONT_STATEMENT_TIMEOUT, default 5s
 	MaxMessageBytes  int           // MAPFRONT_GRPC_MAX_MESSAGE, default 4 MiB
@@ -102,6 +106,10 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.StringVar(&password, "password-policy", envOr("MAPFRONT_PASSWORD_POLICY", string(def.Password)), "initial payment password: id-last6 or none")
 	fs.StringVar(&rule, "account-rule", envOr("MAPFRONT_ACCOUNT_RULE", string(def.Accounts)), "account choice for a mobile number: card-first or cash-first")
 	fs.Int64Var(&payLimit, "pay-limit", envInt("MAPFRONT_PAY_LIMIT", def.PayLimit), "per-transaction limit in fen")
+	defBudget := mapfront.DefaultPINBudget()
+	pinLimit := fs.Int64("terminal-pin-limit", envInt("MAPFRONT_TERMINAL_PIN_LIMIT", int64(defBudget.Limit)), "wrong PINs per terminal (all customers) within -terminal-pin-window that suspend it; 0: off")
+	fs.DurationVar(&c.PINBudget.Window, "terminal-pin-window", envDuration("MAPFRONT_TERMINAL_PIN_WINDOW", defBudget.Window), "window of -terminal-pin-limit")
+	fs.DurationVar(&c.PINBudget.Suspension, "terminal-pin-suspension", envDuration("MAPFRONT_TERMINAL_PIN_SUSPENSION", defBudget.Suspension), "how long a terminal past its wrong-PIN budget stays suspended")
 	maxConns := fs.Int64("db-max-conns", envInt("MAPFRONT_DB_MAX_CONNS", 16), "database pool size")
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", envDuration("MAPFRONT_STATEMENT_TIMEOUT", 5*time.Second), "statement timeout")
 	maxMsg := fs.Int64("grpc-max-message", envInt("MAPFRONT_GRPC_MAX_MESSAGE", 4<<20), "gRPC message size limit in bytes")
@@ -150,6 +158,19 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if *pinLimit < 0 || *pinLimit > 1_000_000 {
+		errs = append(errs, fmt.Errorf("terminal-pin-limit %d out of range 0..1000000", *pinLimit))
+	}
+	c.PINBudget.Limit = int(*pinLimit)
+	if err := c.PINBudget.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	// Group commit's batch executor does not yet count wrong PINs against
+	// the terminal budget, so the two cannot be on together: a door left
+	// open is worse than a slower pay.
+	if *batchMax > 1 && c.PINBudget.Limit > 0 {
+		errs = append(errs, errors.New("pay-batch-max > 1 (group commit) needs terminal-pin-limit 0: the batch executor does not count the terminal wrong-PIN budget yet"))
 	}
 	if *maxConns < 1 || *maxConns > 1000 {
 		errs = append(errs, fmt.Errorf("db-max-conns %d out of range 1..1000", *maxConns))

@@ -27,6 +27,9 @@ type Admin interface {
 	// UpsertTerminal returns the key check value: 10001 bad id or key, 10002
 	// unknown seller/store.
 	UpsertTerminal(ctx context.Context, t mapfront.TerminalSpec) (string, error)
+	// LiftTerminalSuspension reports whether the terminal was suspended:
+	// 10002 unknown terminal.
+	LiftTerminalSuspension(ctx context.Context, terminalID string) (bool, error)
 	// CreateCustomer: 10001, 10016.
 	CreateCustomer(ctx context.Context, mobile, idNumber string) (*mapfront.CustomerView, error)
 	// GetCustomer: 10005.
@@ -184,6 +187,15 @@ func (s *AdminServer) ResetPaymentPassword(ctx context.Context, in *mapfrontv1.R
 		return nil, s.fail(ctx, "ResetPaymentPassword", err)
 	}
 	return &mapfrontv1.ResetPaymentPasswordResponse{}, nil
+}
+
+// LiftTerminalSuspension implements the RPC of the same name (SPEC section 7).
+func (s *AdminServer) LiftTerminalSuspension(ctx context.Context, in *mapfrontv1.LiftTerminalSuspensionRequest) (*mapfrontv1.LiftTerminalSuspensionResponse, error) {
+	was, err := s.Store.LiftTerminalSuspension(ctx, in.TerminalId)
+	if err != nil {
+		return nil, s.fail(ctx, "LiftTerminalSuspension", err)
+	}
+	return &mapfrontv1.LiftTerminalSuspensionResponse{WasSuspended: was}, nil
 }
 
 // UnlockPaymentPassword implements the RPC of the same name.

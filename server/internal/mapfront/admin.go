@@ -119,6 +119,10 @@ type AdminStore interface {
 	SetPasswordHash(ctx context.Context, mobile string, hash []byte) error
 	// UnlockPaymentPassword clears the count and the lock. 10005.
 	UnlockPaymentPassword(ctx context.Context, mobile string) error
+	// LiftTerminalSuspension ends a terminal's wrong-PIN suspension and
+	// clears its count (SPEC section 7), reporting whether it was suspended
+	// (its end still to come by the store's clock). 10002 unknown terminal.
+	LiftTerminalSuspension(ctx context.Context, terminalID string) (bool, error)
 	// TopUpCash credits a cash account once per reference. 10003, 10005, 10006.
 	TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error)
 	// SetAccountFrozen: 10005, 10006.

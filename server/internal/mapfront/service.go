@@ -24,6 +24,10 @@ type Service struct {
 	policy Policy
 	log    *slog.Logger
 	group  *payGroup // group commit of pays; nil: off (GroupPays)
+	budget PINBudget
+	// suspended counts the requests refused because their terminal is
+	// suspended (metrics); nil: not counted.
+	suspended func()
 }
 
 // attempts bounds the tries of one request on transient store errors (a
@@ -42,7 +46,42 @@ func NewService(store OfflineStore, keys Keys, clock Clock, policy Policy, log *
 	if clock.Zone == nil {
 		clock.Zone = time.UTC
 	}
-	return &Service{store: store, keys: keys, clock: clock, policy: policy, log: log}
+	return &Service{store: store, keys: keys, clock: clock, policy: policy, log: log, budget: DefaultPINBudget()}
+}
+
+// WithPINBudget sets the terminal wrong-PIN budget (SPEC section 7; default
+// DefaultPINBudget) and a counter of the requests it refuses (nil: none).
+func (s *Service) WithPINBudget(b PINBudget, refused func()) *Service {
+	s.budget, s.suspended = b, refused
+	return s
+}
+
+// pinBudget refuses a password-bearing request from a suspended terminal
+// (10002) before its PIN block is opened, logging the security event
+// (terminal, never the PIN block).
+func (s *Service) pinBudget(t TerminalState, o Origin, now time.Time) error {
+	if err := CheckTerminal(t, o); err != nil {
+		return nil // the terminal's own answer comes from Authenticate
+	}
+	err := CheckPINBudget(t, o, now, s.clock.Zone)
+	if err != nil {
+		s.log.Warn("security: request from a terminal suspended for wrong PINs refused",
+			"terminal", o.TerminalID, "seller", o.SellerID, "store", o.StoreID, "until", t.PINGuard.SuspendedUntil)
+		if s.suspended != nil {
+			s.suspended()
+		}
+	}
+	return err
+}
+
+// countPINFailure adds a wrong PIN to the terminal's budget in the
+// customer's password change (a wrong PIN always changes the customer's
+// count, so change is non-nil then).
+func (s *Service) countPINFailure(change *PasswordChange, decline error, o Origin, now time.Time) {
+	if change == nil {
+		return
+	}
+	change.Terminal = CountPINFailure(decline, o, s.budget, now)
 }
 
 // Pay spends from one account (SPEC section 5): by accountId that account,
@@ -55,7 +94,9 @@ func (s *Service) Pay(ctx context.Context, r *PayRequest) (*PaymentAnswer, error
 		return nil, err
 	}
 	fp := r.Fingerprint()
-	if s.group != nil {
+	// The batch executor does not count the terminal wrong-PIN budget yet
+	// (config refuses both on); a pay under a budget always runs singly.
+	if s.group != nil && s.budget.Limit == 0 {
 		return s.payGrouped(ctx, r, fp)
 	}
 	return s.paySingle(ctx, r, fp)
@@ -77,12 +118,18 @@ func (s *Service) paySingle(ctx context.Context, r *PayRequest, fp []byte) (*Pay
 		if a, decline, done = ReplayPay(st, fp, s.clock); done {
 			return nil
 		}
+		now := s.clock.Now()
+		if decline = s.pinBudget(st.Terminal, r.Origin, now); decline != nil {
+			a = nil
+			return nil // nothing to keep: the key stays free
+		}
 		cred, err := s.credentials(st.Terminal, r.TerminalID, r.PINBlock, r.ConsumerID, st.Customer)
 		if err != nil {
 			return err
 		}
 		var out *PayOutcome
-		out, a, decline = DecidePay(r, st, cred, s.policy, s.clock, s.clock.Now(), fp)
+		out, a, decline = DecidePay(r, st, cred, s.policy, s.clock, now, fp)
+		s.countPINFailure(out.Password, decline, r.Origin, now)
 		if decline != nil && out.Declined == nil && out.Password == nil {
 			return nil // nothing to keep: the key stays free
 		}
@@ -249,12 +296,18 @@ func (s *Service) GetAccountInfo(ctx context.Context, r *AccountQuery) (*Account
 			return err
 		}
 		defer u.Rollback()
+		now := s.clock.Now()
+		if decline = s.pinBudget(st.Terminal, r.Origin, now); decline != nil {
+			info = nil
+			return nil
+		}
 		cred, err := s.credentials(st.Terminal, r.TerminalID, r.PINBlock, r.ConsumerID, st.Customer)
 		if err != nil {
 			return err
 		}
 		var change *PasswordChange
 		change, info, decline = DecideAccountQuery(r, st, cred, s.policy.MaxPasswordFailures)
+		s.countPINFailure(change, decline, r.Origin, now)
 		return u.Persist(ctx, change)
 	})
 	return answerOr(info, decline, err)

@@ -90,6 +90,7 @@ type TerminalState struct {
 	Enabled   bool // terminal, store and seller are all enabled
 	SealedTPK []byte
 	LegacyDES bool
+	PINGuard  PINGuard // the terminal's wrong-PIN budget (SPEC section 7)
 }
 
 // Customer is a customer as the rules need them.
@@ -112,6 +113,9 @@ type PasswordChange struct {
 	// under an old master key and is hashed again under the current one
 	// (SPEC section 7, rotation), in the same write as the count.
 	Rehash []byte
+	// Terminal is the wrong PIN to count against the terminal's budget
+	// (SPEC section 7), written with the customer's count; nil: none.
+	Terminal *PINFailure
 }
 
 // PayStatus is the state of a payment order.

@@ -37,6 +37,9 @@ type Metrics struct {
 	payBatchSize   prometheus.Histogram
 	payBatchWait   prometheus.Histogram
 	payBatchSingly prometheus.Counter
+	// suspended counts password-bearing requests refused because their
+	// terminal is suspended for wrong PINs (SPEC section 7).
+	suspended prometheus.Counter
 }
 
 // New registers the server's collectors, the Go runtime's and the pool's.
@@ -60,6 +63,10 @@ func New(pool *pgxpool.Pool) *Metrics {
 			Name: "mapfront_legacy_refusals_total",
 			Help: "Legacy requests refused at the edge, by reason: source (allowlist, 403), source_rate, terminal_rate, open_card_rate (10018).",
 		}, []string{"reason"}),
+		suspended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mapfront_terminal_suspended_refusals_total",
+			Help: "Password-bearing requests (pay, get_account_info) refused with 10002 because the terminal is suspended for wrong PINs.",
+		}),
 	}
 	m.payBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "mapfront_pay_batch_size", Help: "Pays per group-commit transaction.",
@@ -72,7 +79,7 @@ func New(pool *pgxpool.Pool) *Metrics {
 	m.payBatchSingly = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mapfront_pay_batch_singly_total", Help: "Pay batches that rolled back and were run one pay at a time.",
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.refusals, m.payBatchSize, m.payBatchWait, m.payBatchSingly,
+	m.reg.MustRegister(m.requests, m.latency, m.Batches, m.refused, m.refusals, m.payBatchSize, m.payBatchWait, m.payBatchSingly, m.suspended,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&poolCollector{pool: pool})
 	return m
@@ -81,6 +88,10 @@ func New(pool *pgxpool.Pool) *Metrics {
 // ObserveRefusal counts a legacy request refused at the edge (the reasons
 // of legacy.NewServer and legacy.Options.Refused).
 func (m *Metrics) ObserveRefusal(reason string) { m.refusals.WithLabelValues(reason).Inc() }
+
+// ObserveSuspendedTerminal counts a request refused because its terminal is
+// suspended for wrong PINs (mapfront.Service.WithPINBudget).
+func (m *Metrics) ObserveSuspendedTerminal() { m.suspended.Inc() }
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }

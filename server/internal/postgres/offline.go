@@ -108,9 +108,16 @@ WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id 
 // queueTerminal queues the read of the request's terminal into *t.
 func queueTerminal(b *pgx.Batch, o mapfront.Origin, t *mapfront.TerminalState) {
 	b.Queue(terminalSQL, o.TerminalID, o.SellerID, o.StoreID).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&t.SealedTPK, &t.LegacyDES, &t.Enabled)
+		var windowStart, suspendedUntil *time.Time
+		err := row.Scan(&t.SealedTPK, &t.LegacyDES, &t.Enabled, &t.PINGuard.Failures, &windowStart, &suspendedUntil)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
+		}
+		if windowStart != nil {
+			t.PINGuard.WindowStart = *windowStart
+		}
+		if suspendedUntil != nil {
+			t.PINGuard.SuspendedUntil = *suspendedUntil
 		}
 		t.Found = err == nil
 		return err
@@ -138,9 +145,26 @@ func optional[T any](v *T, err error) func(into **T) error {
 	}
 }
 
+// terminalPINFailureSQL counts one wrong PIN against a terminal
+// (mapfront.PINFailure, whose PINGuard.Next is the same rule) in one
+// statement whose expressions read only the row it updates, so that
+// concurrent requests from the terminal, which do not lock its row in their
+// loads, lose no count (PostgreSQL re-evaluates them on the newest row). $2 the start of the current window, $3 now,
+// $4 the limit, $5 the end of a suspension the count reaches.
+const terminalPINFailureSQL = `UPDATE terminals SET
+    pin_failures = CASE WHEN pin_window_start > $2 THEN pin_failures + 1 ELSE 1 END,
+    pin_window_start = CASE WHEN pin_window_start > $2 THEN pin_window_start ELSE $3 END,
+    pin_suspended_until = CASE WHEN (CASE WHEN pin_window_start > $2 THEN pin_failures + 1 ELSE 1 END) >= $4
+        THEN $5 ELSE pin_suspended_until END
+WHERE terminal_id = $1`
+
 func queuePasswordChange(b *pgx.Batch, c *mapfront.PasswordChange) {
-	if c != nil {
-		b.Queue(customerPasswordSQL, c.CustomerID, c.Failures, c.Locked, c.Rehash)
+	if c == nil {
+		return
+	}
+	b.Queue(customerPasswordSQL, c.CustomerID, c.Failures, c.Locked, c.Rehash)
+	if f := c.Terminal; f != nil {
+		b.Queue(terminalPINFailureSQL, f.TerminalID, f.WindowFrom, f.Now, f.Limit, f.SuspendUntil)
 	}
 }
 

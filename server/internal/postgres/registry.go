@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 
@@ -10,9 +11,11 @@ import (
 )
 
 // terminalSQL reads a terminal with whether it, its store and its seller
-// are all enabled; $1 terminal, $2 seller, $3 store.
+// are all enabled, and its wrong-PIN budget (migration 0009); $1 terminal,
+// $2 seller, $3 store.
 const terminalSQL = `
-SELECT t.tpk_sealed, t.legacy_des, t.enabled AND st.enabled AND se.enabled
+SELECT t.tpk_sealed, t.legacy_des, t.enabled AND st.enabled AND se.enabled,
+    t.pin_failures, t.pin_window_start, t.pin_suspended_until
 FROM terminals t
 JOIN stores st ON st.seller_id = t.seller_id AND st.store_id = t.store_id
 JOIN sellers se ON se.seller_id = t.seller_id
@@ -72,4 +75,22 @@ RETURNING tpk_kcv`
 		return err
 	})
 	return check, err
+}
+
+// LiftTerminalSuspension ends a terminal's wrong-PIN suspension and clears
+// its count (SPEC section 7), audited; it reports whether the terminal was
+// suspended at the store's clock. Errors: 10002 unknown terminal.
+func (s *Store) LiftTerminalSuspension(ctx context.Context, terminalID string) (bool, error) {
+	var was bool
+	err := s.auditedTx(ctx, audit.Change{Op: "LiftTerminalSuspension", Target: "terminal:" + terminalID}, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE terminals t SET pin_failures = 0, pin_window_start = NULL, pin_suspended_until = NULL
+FROM (SELECT terminal_id, pin_suspended_until FROM terminals WHERE terminal_id = $1 FOR UPDATE) old
+WHERE t.terminal_id = old.terminal_id
+RETURNING coalesce(old.pin_suspended_until > $2, false)`, terminalID, s.clock.Now()).Scan(&was)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return mapfront.Errorf(mapfront.CodeTerminal, "终端%s未登记", terminalID)
+		}
+		return err
+	})
+	return was, err
 }
