@@ -90,7 +90,7 @@ func provision(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
 	c.register(fs)
 	concurrency := fs.Int("concurrency", 16, "customers provisioned at once")
-	topUp := fs.Int64("topup", 100_000_000, "cash credited once per customer, in fen")
+	topUp := fs.Int64("topup", 5_000_000, "cash credited once per customer, in fen (up to the server's four-eyes threshold, -topup-approval-above, default 5000000: a larger top-up waits for a supervisor)")
 	timeout := fs.Duration("timeout", 30*time.Second, "per admin call")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -176,7 +176,12 @@ func provisionCustomer(admin mapfrontv1.AdminServiceClient, call func(string, fu
 		return err
 	}
 	return call("TopUpCash "+mobile, func(c context.Context) error {
-		_, err := admin.TopUpCash(c, &mapfrontv1.TopUpCashRequest{MobileNum: mobile, Amount: cfg.TopUp, Reference: "bench-" + mobile})
+		resp, err := admin.TopUpCash(c, &mapfrontv1.TopUpCashRequest{MobileNum: mobile, Amount: cfg.TopUp, Reference: "bench-" + mobile})
+		if err == nil && resp.GetProposal() != nil {
+			// Above the server's four-eyes threshold a top-up is only a
+			// proposal: nothing was credited, and every pay would be 10009.
+			return fmt.Errorf("top-up of %d fen needs a supervisor's approval (proposal %d): use a -topup at or below the server's -topup-approval-above", cfg.TopUp, resp.GetProposal().GetId())
+		}
 		return err
 	})
 }

@@ -49,7 +49,7 @@ func groupEnv(t *testing.T, c mapfront.GroupConfig) (*env, *batchSizes) {
 	sizes := &batchSizes{}
 	c.Observe = sizes.observe
 	c.Singly = func(int, error) { sizes.mu.Lock(); sizes.singly++; sizes.mu.Unlock() }
-	if !e.svc.GroupPays(c) {
+	if !e.svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(c) {
 		t.Fatal("group commit did not turn on")
 	}
 	return e, sizes
@@ -330,7 +330,7 @@ func TestGroupPayWriteFailureFallsBackToSingles(t *testing.T) {
 	svc := mapfront.NewService(f, keys, mapfront.Clock{Zone: e.clock.now.Location(), Now: e.clock.Now},
 		mapfront.DefaultPolicy(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	sizes := &batchSizes{}
-	if !svc.GroupPays(mapfront.GroupConfig{MaxBatch: 6, MaxWait: 5 * time.Second, Observe: sizes.observe,
+	if !svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(mapfront.GroupConfig{MaxBatch: 6, MaxWait: 5 * time.Second, Observe: sizes.observe,
 		Singly: func(int, error) { sizes.mu.Lock(); sizes.singly++; sizes.mu.Unlock() }}) {
 		t.Fatal("group commit did not turn on")
 	}
@@ -389,7 +389,7 @@ func BenchmarkPayClients(b *testing.B) {
 
 func benchPayClients(b *testing.B, lanes, clients int) {
 	e := newEnvTB(b)
-	if lanes > 0 && !e.svc.GroupPays(mapfront.GroupConfig{MaxBatch: 64, Lanes: lanes}) {
+	if lanes > 0 && !e.svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(mapfront.GroupConfig{MaxBatch: 64, Lanes: lanes}) {
 		b.Fatal("group commit did not turn on")
 	}
 	const customers = 64
