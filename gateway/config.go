@@ -162,5 +162,8 @@ func (c config) validate() error {
 	if err := c.Edge.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Edge.CheckAddr("", c.Addr); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -45,11 +45,13 @@ func TestLoadConfig(t *testing.T) {
 	})
 	t.Run("flag beats environment beats default", func(t *testing.T) {
 		c, err := loadConfig([]string{"-grpc-addr", "10.0.0.2:9090"}, env(map[string]string{
-			"MAPFRONT_GATEWAY_ADDR":         "0.0.0.0:8081",
-			"MAPFRONT_GRPC_ADDR":            "10.0.0.1:9090",
-			"MAPFRONT_GATEWAY_CALL_TIMEOUT": "5s",
-			"MAPFRONT_LOG_LEVEL":            "debug",
-			"MAPFRONT_GATEWAY_READ_TIMEOUT": "",
+			"MAPFRONT_GATEWAY_ADDR":          "0.0.0.0:8081",
+			"MAPFRONT_GATEWAY_TLS_CERT_FILE": "/etc/gw.pem",
+			"MAPFRONT_GATEWAY_TLS_KEY_FILE":  "/etc/gw.key",
+			"MAPFRONT_GRPC_ADDR":             "10.0.0.1:9090",
+			"MAPFRONT_GATEWAY_CALL_TIMEOUT":  "5s",
+			"MAPFRONT_LOG_LEVEL":             "debug",
+			"MAPFRONT_GATEWAY_READ_TIMEOUT":  "",
 		}))
 		if err != nil {
 			t.Fatal(err)
@@ -91,6 +93,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad allowlist", nil, map[string]string{"MAPFRONT_GATEWAY_ALLOW": "10.0.0.0/8,nowhere"}, "MAPFRONT_GATEWAY_ALLOW"},
 		{"bad limit", nil, map[string]string{"MAPFRONT_GATEWAY_SOURCE_LIMIT": "100"}, "MAPFRONT_GATEWAY_SOURCE_LIMIT"},
 		{"bad TLS version", []string{"-tls-min-version", "1.0"}, nil, "tls-min-version"},
+		{"plain HTTP off loopback", []string{"-addr", "0.0.0.0:8080"}, nil, "plain HTTP"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"mapfront/internal/mtls"
 )
 
 // EdgeConfig is the POSP-facing listener (SPEC section 7, "the POSP edge"),
@@ -98,6 +100,17 @@ func (c EdgeConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("tls-min-version %v: want 1.2 or 1.3", c.MinTLS))
 	}
 	return errors.Join(errs...)
+}
+
+// CheckAddr refuses plain HTTP on an address that is not loopback: the
+// POSP edge is HTTPS (SPEC section 7), and plain HTTP is for a developer's
+// own machine (`make run`). Errors: plain HTTP on a non-loopback addr.
+func (c EdgeConfig) CheckAddr(flagPrefix, addr string) error {
+	if c.CertFile == "" && !mtls.IsLoopback(addr) {
+		return fmt.Errorf("%saddr %s: plain HTTP is served only on a loopback address; give -%stls-cert-file and -%stls-key-file (the POSP edge is HTTPS, SPEC section 7)",
+			flagPrefix, addr, flagPrefix, flagPrefix)
+	}
+	return nil
 }
 
 // tlsConfig loads the key material; nil without a certificate.

@@ -145,6 +145,11 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	if err := c.LegacyEdge.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.LegacyAddr != "" {
+		if err := c.LegacyEdge.CheckAddr("legacy-", c.LegacyAddr); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	var err error
 	if c.Zone, err = time.LoadLocation(zone); err != nil {
 		errs = append(errs, fmt.Errorf("zone %q: %w", zone, err))
@@ -195,6 +200,12 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	}
 	if c.Approval.TopUpAbove <= 0 || c.Approval.TTL <= 0 || c.ConsoleIdle <= 0 {
 		errs = append(errs, errors.New("topup-approval-above, proposal-ttl and console-idle must be positive"))
+	}
+	// The console serves plain HTTP: loopback only (reach it through an SSH
+	// tunnel or a TLS proxy), so that no password or session cookie crosses
+	// a network in the clear.
+	if c.ConsoleAddr != "" && !mtls.IsLoopback(c.ConsoleAddr) {
+		errs = append(errs, fmt.Errorf("console-addr %s: the console serves plain HTTP, so only on a loopback address (put a TLS proxy or an SSH tunnel in front)", c.ConsoleAddr))
 	}
 	if c.ConsoleAddr != "" && (c.ConsoleAddr == c.LegacyAddr || c.ConsoleAddr == c.GRPCAddr || c.ConsoleAddr == c.HTTPAddr) {
 		errs = append(errs, fmt.Errorf("console-addr %s must be a listener of its own (not the POSP, gRPC or health port)", c.ConsoleAddr))

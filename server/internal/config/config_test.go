@@ -49,6 +49,8 @@ func TestBadValuesStop(t *testing.T) {
 		{"MAPFRONT_LEGACY_ALLOW", "10.0.0.0/40", "MAPFRONT_LEGACY_ALLOW"},
 		{"MAPFRONT_LEGACY_TERMINAL_LIMIT", "fast", "MAPFRONT_LEGACY_TERMINAL_LIMIT"},
 		{"MAPFRONT_LEGACY_TLS_CERT_FILE", "/etc/cert.pem", "tls-key-file"},
+		{"MAPFRONT_LEGACY_ADDR", "0.0.0.0:8080", "plain HTTP"},
+		{"MAPFRONT_CONSOLE_ADDR", "0.0.0.0:8090", "console-addr"},
 	}
 	for _, c := range cases {
 		t.Run(c.env+"="+c.val, func(t *testing.T) {

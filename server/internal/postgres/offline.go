@@ -107,7 +107,22 @@ WHERE kind = 'pay' AND terminal_id = $1 AND batch_no = $2 AND terminal_order_id 
 
 // queueTerminal queues the read of the request's terminal into *t.
 func queueTerminal(b *pgx.Batch, o mapfront.Origin, t *mapfront.TerminalState) {
-	b.Queue(terminalSQL, o.TerminalID, o.SellerID, o.StoreID).QueryRow(func(row pgx.Row) error {
+	queueTerminalSQL(b, terminalSQL, o, t)
+}
+
+// queueTerminalLocked reads the terminal as queueTerminal does and locks its
+// row until the transaction ends: the password-bearing requests (pay,
+// get_account_info) take it so that concurrent wrong PINs from one terminal
+// see each other's count and a suspension the previous one committed (SPEC
+// section 7), rather than all passing the check on the same old row. The
+// lock comes after the key's and before the customer's and accounts', the
+// order every such request takes them in.
+func queueTerminalLocked(b *pgx.Batch, o mapfront.Origin, t *mapfront.TerminalState) {
+	queueTerminalSQL(b, terminalSQL+` FOR NO KEY UPDATE OF t`, o, t)
+}
+
+func queueTerminalSQL(b *pgx.Batch, q string, o mapfront.Origin, t *mapfront.TerminalState) {
+	b.Queue(q, o.TerminalID, o.SellerID, o.StoreID).QueryRow(func(row pgx.Row) error {
 		var windowStart, suspendedUntil *time.Time
 		err := row.Scan(&t.SealedTPK, &t.LegacyDES, &t.Enabled, &t.PINGuard.Failures, &windowStart, &suspendedUntil)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -177,7 +192,7 @@ func (s *Store) LoadPay(ctx context.Context, r *mapfront.PayRequest) (*mapfront.
 	b.Queue(payOrderByKeySQL, k.TerminalID, k.BatchNo, k.TerminalOrderID).QueryRow(func(row pgx.Row) error {
 		return optional(scanPayOrder(row))(&st.Paid)
 	})
-	queueTerminal(b, r.Origin, &st.Terminal)
+	queueTerminalLocked(b, r.Origin, &st.Terminal)
 	queueCustomer(b, r.ConsumerID, &st.Customer)
 	q := payAccountByIDSQL
 	if r.ByMobile() {
@@ -477,7 +492,7 @@ WHERE order_id = $1`, ord.ID, ord.Paid, ord.Filling, ord.Status, ord.Credited, o
 func (s *Store) LoadAccountQuery(ctx context.Context, r *mapfront.AccountQuery) (*mapfront.AccountQueryState, mapfront.Unit[*mapfront.PasswordChange], error) {
 	st := &mapfront.AccountQueryState{}
 	b := beginBatch()
-	queueTerminal(b, r.Origin, &st.Terminal)
+	queueTerminalLocked(b, r.Origin, &st.Terminal)
 	queueCustomer(b, r.ConsumerID, &st.Customer)
 	q := `SELECT a.account_id, a.status, a.balance, coalesce(p.name, '现金账户') FROM accounts a
 LEFT JOIN products p ON p.product_id = a.product_id WHERE `

@@ -224,22 +224,28 @@ FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::te
     $22::timestamptz[], $23::bytea[])
     AS u(o, se, st, te, ba, tor, op, co, ac, am, bal, pn, pp, pq, re, bd, pt, fp)`
 
-// customerPasswordsSQL writes many customers' password counts. $1 ids, $2
-// failures, $3 locks.
-const customerPasswordsSQL = `UPDATE customers c SET pw_failures = u.f, pw_locked = u.l
-FROM unnest($1::bigint[], $2::int[], $3::bool[]) AS u(id, f, l) WHERE c.customer_id = u.id`
+// customerPasswordsSQL writes many customers' password counts and, where a
+// password verified under an old master key, its new hash (as
+// customerPasswordSQL does for one). $1 ids, $2 failures, $3 locks, $4
+// hashes (NULL: keep).
+const customerPasswordsSQL = `UPDATE customers c SET pw_failures = u.f, pw_locked = u.l, pw_hash = coalesce(u.h, c.pw_hash)
+FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bytea[]) AS u(id, f, l, h) WHERE c.customer_id = u.id`
 
 // writePays queues the batch's outcomes: the password counts (each
 // customer's last), the declined keys' records, the approved pays with their
 // ledger transactions; one statement each.
 func writePays(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
 	lastPW := map[int64]int{}
+	rehash := map[int64][]byte{}
 	var declinedKeys []mapfront.TerminalKey
 	var declined []*mapfront.KeyRecord
 	var approved []*mapfront.PayOrder
 	for i, o := range outs {
 		if o.Password != nil {
 			lastPW[o.Password.CustomerID] = i
+			if o.Password.Rehash != nil {
+				rehash[o.Password.CustomerID] = o.Password.Rehash
+			}
 		}
 		if o.Declined != nil {
 			declinedKeys, declined = append(declinedKeys, o.Key), append(declined, o.Declined)
@@ -252,12 +258,14 @@ func writePays(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
 		var ids []int64
 		var failures []int32
 		var locks []bool
+		var hashes [][]byte
 		for i, o := range outs {
 			if p := o.Password; p != nil && lastPW[p.CustomerID] == i {
 				ids, failures, locks = append(ids, p.CustomerID), append(failures, int32(p.Failures)), append(locks, p.Locked)
+				hashes = append(hashes, rehash[p.CustomerID])
 			}
 		}
-		b.Queue(customerPasswordsSQL, ids, failures, locks)
+		b.Queue(customerPasswordsSQL, ids, failures, locks, hashes)
 	}
 	if len(declined) > 0 {
 		queueKeyRecords(b, mapfront.KindPay, declinedKeys, declined)

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mapfront/server/internal/mapfront"
+	"mapfront/server/internal/pgtest"
 	"mapfront/server/internal/secret"
 )
 
@@ -515,4 +516,44 @@ func TestGroupPayAbandonedInQueue(t *testing.T) {
 		t.Fatalf("the key's first real pay: %+v %v", a, err)
 	}
 	e.verify(t)
+}
+
+// A password that verifies under an old master key is hashed again under
+// the current one inside a batch too, as on the single path (found by a
+// review: the batch's password write kept the old hash).
+func TestGroupPayRehashesUnderTheCurrentKey(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	zone, _ := time.LoadLocation("Asia/Shanghai")
+	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
+	a := keyedEnv(t, url, testKeys(t, keyA), clk)
+	if err := a.admin.LoadDemo(a.ctx, testTPK); err != nil {
+		t.Fatal(err)
+	}
+	ring := testKeys(t, keyB, keyA)
+	b := keyedEnv(t, url, ring, clk)
+	sizes := &batchSizes{}
+	if !b.svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(mapfront.GroupConfig{MaxBatch: 2, MaxWait: 300 * time.Millisecond, Observe: sizes.observe}) {
+		t.Fatal("group commit refused")
+	}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.svc.Pay(b.ctx, payReq(t, demoMobile, "123456", fmt.Sprintf("rh%d", i), 100)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if sizes.max() < 2 {
+		t.Skip("the two pays did not share a batch")
+	}
+	var hash []byte
+	if err := b.store.pool.QueryRow(b.ctx, `SELECT pw_hash FROM customers WHERE mobile = $1`, demoMobile).Scan(&hash); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(hash), string(ring.CurrentPrefix())) {
+		t.Fatal("the batch kept the password hash under the old key")
+	}
 }
