@@ -43,6 +43,7 @@ type system struct {
 	url      string
 	store    *postgres.Store
 	admin    *mapfront.AdminService
+	svc      *mapfront.Service
 	clock    *clock
 	item     mapfront.Exception
 	mobile   string
@@ -120,7 +121,7 @@ func newSystem(t *testing.T) *system {
 	if err != nil || len(items) != 1 || items[0].Type != mapfront.ExMissing {
 		t.Fatalf("queue %v %+v", err, items)
 	}
-	return &system{store: store, admin: admin, clock: clk, item: items[0], mobile: "13800000015", ctx: ctx, password: pw,
+	return &system{store: store, admin: admin, svc: svc, clock: clk, item: items[0], mobile: "13800000015", ctx: ctx, password: pw,
 		url: serveConsole(t, admin, store, clk, zone)}
 }
 
