@@ -81,6 +81,9 @@ var methodRoles = map[string][]Role{
 	mapfrontv1.AdminService_ListProducts_FullMethodName:  reads,
 	mapfrontv1.AdminService_GetCustomer_FullMethodName:   reads,
 	mapfrontv1.AdminService_GetOrder_FullMethodName:      reads,
+	// The console's look-ups: reads like GetCustomer and GetOrder.
+	mapfrontv1.AdminService_FindCustomerByID_FullMethodName:      reads,
+	mapfrontv1.AdminService_GetTerminalKeyHistory_FullMethodName: reads,
 	mapfrontv1.AdminService_ListStatement_FullMethodName: reads,
 	mapfrontv1.AdminService_VerifyLedger_FullMethodName:  reads,
 	// AdminService: the audit trail, for those who answer for the changes.

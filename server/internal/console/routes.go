@@ -34,7 +34,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /customers", s.guard("GetCustomer", s.customer))
 	// The ID number travels in a POST body, never a URL: it must not reach
 	// a log or the browser's history (SPEC section 7).
-	m.HandleFunc("POST /customers/by-id", s.guard("GetCustomer", s.customerByID))
+	m.HandleFunc("POST /customers/by-id", s.guard("FindCustomerByID", s.customerByID))
 	m.HandleFunc("POST /customers/unlock", s.guard("UnlockPaymentPassword", s.unlock))
 	m.HandleFunc("POST /accounts/freeze", s.guard("FreezeAccount", s.freeze(true)))
 	m.HandleFunc("POST /accounts/unfreeze", s.guard("UnfreezeAccount", s.freeze(false)))
@@ -371,6 +371,11 @@ func (s *Server) order(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 	}
 	if d.Key != (mapfront.TerminalKey{}) {
+		if !allowed(ss.role, methodOf("GetTerminalKeyHistory")) {
+			w.WriteHeader(http.StatusForbidden)
+			s.render(w, "forbidden", ss, "无权操作", "GetTerminalKeyHistory", "")
+			return nil
+		}
 		d.Asked = true
 		if d.History, err = s.o.Admin.TerminalKeyHistory(ctx, d.Key); err != nil {
 			return err
