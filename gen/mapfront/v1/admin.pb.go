@@ -1133,6 +1133,95 @@ func (x *GetCustomerResponse) GetCustomer() *Customer {
 	return nil
 }
 
+type FindCustomerByIDRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id_number: the whole ID number (18 characters); used for the blind index only.
+	IdNumber      string `protobuf:"bytes,1,opt,name=id_number,json=idNumber,proto3" json:"id_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCustomerByIDRequest) Reset() {
+	*x = FindCustomerByIDRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCustomerByIDRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCustomerByIDRequest) ProtoMessage() {}
+
+func (x *FindCustomerByIDRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCustomerByIDRequest.ProtoReflect.Descriptor instead.
+func (*FindCustomerByIDRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FindCustomerByIDRequest) GetIdNumber() string {
+	if x != nil {
+		return x.IdNumber
+	}
+	return ""
+}
+
+type FindCustomerByIDResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Customers     []*Customer            `protobuf:"bytes,1,rep,name=customers,proto3" json:"customers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCustomerByIDResponse) Reset() {
+	*x = FindCustomerByIDResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCustomerByIDResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCustomerByIDResponse) ProtoMessage() {}
+
+func (x *FindCustomerByIDResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCustomerByIDResponse.ProtoReflect.Descriptor instead.
+func (*FindCustomerByIDResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *FindCustomerByIDResponse) GetCustomers() []*Customer {
+	if x != nil {
+		return x.Customers
+	}
+	return nil
+}
+
 type SetPaymentPasswordRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MobileNum string                 `protobuf:"bytes,1,opt,name=mobile_num,json=mobileNum,proto3" json:"mobile_num,omitempty"`
@@ -1144,7 +1233,7 @@ type SetPaymentPasswordRequest struct {
 
 func (x *SetPaymentPasswordRequest) Reset() {
 	*x = SetPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1245,7 @@ func (x *SetPaymentPasswordRequest) String() string {
 func (*SetPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *SetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[19]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1258,7 @@ func (x *SetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetPaymentPasswordRequest) GetMobileNum() string {
@@ -1194,7 +1283,7 @@ type SetPaymentPasswordResponse struct {
 
 func (x *SetPaymentPasswordResponse) Reset() {
 	*x = SetPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1295,7 @@ func (x *SetPaymentPasswordResponse) String() string {
 func (*SetPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *SetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[20]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1308,7 @@ func (x *SetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 type ResetPaymentPasswordRequest struct {
@@ -1231,7 +1320,7 @@ type ResetPaymentPasswordRequest struct {
 
 func (x *ResetPaymentPasswordRequest) Reset() {
 	*x = ResetPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1332,7 @@ func (x *ResetPaymentPasswordRequest) String() string {
 func (*ResetPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[21]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1345,7 @@ func (x *ResetPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResetPaymentPasswordRequest) GetMobileNum() string {
@@ -1274,7 +1363,7 @@ type ResetPaymentPasswordResponse struct {
 
 func (x *ResetPaymentPasswordResponse) Reset() {
 	*x = ResetPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1375,7 @@ func (x *ResetPaymentPasswordResponse) String() string {
 func (*ResetPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[22]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1388,7 @@ func (x *ResetPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 type UnlockPaymentPasswordRequest struct {
@@ -1311,7 +1400,7 @@ type UnlockPaymentPasswordRequest struct {
 
 func (x *UnlockPaymentPasswordRequest) Reset() {
 	*x = UnlockPaymentPasswordRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1412,7 @@ func (x *UnlockPaymentPasswordRequest) String() string {
 func (*UnlockPaymentPasswordRequest) ProtoMessage() {}
 
 func (x *UnlockPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[23]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1425,7 @@ func (x *UnlockPaymentPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockPaymentPasswordRequest.ProtoReflect.Descriptor instead.
 func (*UnlockPaymentPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UnlockPaymentPasswordRequest) GetMobileNum() string {
@@ -1354,7 +1443,7 @@ type UnlockPaymentPasswordResponse struct {
 
 func (x *UnlockPaymentPasswordResponse) Reset() {
 	*x = UnlockPaymentPasswordResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1455,7 @@ func (x *UnlockPaymentPasswordResponse) String() string {
 func (*UnlockPaymentPasswordResponse) ProtoMessage() {}
 
 func (x *UnlockPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[24]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1468,7 @@ func (x *UnlockPaymentPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockPaymentPasswordResponse.ProtoReflect.Descriptor instead.
 func (*UnlockPaymentPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 type TopUpCashRequest struct {
@@ -1395,7 +1484,7 @@ type TopUpCashRequest struct {
 
 func (x *TopUpCashRequest) Reset() {
 	*x = TopUpCashRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1496,7 @@ func (x *TopUpCashRequest) String() string {
 func (*TopUpCashRequest) ProtoMessage() {}
 
 func (x *TopUpCashRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[25]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1509,7 @@ func (x *TopUpCashRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopUpCashRequest.ProtoReflect.Descriptor instead.
 func (*TopUpCashRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TopUpCashRequest) GetMobileNum() string {
@@ -1458,7 +1547,7 @@ type TopUpCashResponse struct {
 
 func (x *TopUpCashResponse) Reset() {
 	*x = TopUpCashResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1559,7 @@ func (x *TopUpCashResponse) String() string {
 func (*TopUpCashResponse) ProtoMessage() {}
 
 func (x *TopUpCashResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[26]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1572,7 @@ func (x *TopUpCashResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopUpCashResponse.ProtoReflect.Descriptor instead.
 func (*TopUpCashResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TopUpCashResponse) GetAccountId() string {
@@ -1517,7 +1606,7 @@ type FreezeAccountRequest struct {
 
 func (x *FreezeAccountRequest) Reset() {
 	*x = FreezeAccountRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1618,7 @@ func (x *FreezeAccountRequest) String() string {
 func (*FreezeAccountRequest) ProtoMessage() {}
 
 func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[27]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1631,7 @@ func (x *FreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*FreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FreezeAccountRequest) GetAccountId() string {
@@ -1567,7 +1656,7 @@ type FreezeAccountResponse struct {
 
 func (x *FreezeAccountResponse) Reset() {
 	*x = FreezeAccountResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1668,7 @@ func (x *FreezeAccountResponse) String() string {
 func (*FreezeAccountResponse) ProtoMessage() {}
 
 func (x *FreezeAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[28]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1681,7 @@ func (x *FreezeAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezeAccountResponse.ProtoReflect.Descriptor instead.
 func (*FreezeAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 type UnfreezeAccountRequest struct {
@@ -1604,7 +1693,7 @@ type UnfreezeAccountRequest struct {
 
 func (x *UnfreezeAccountRequest) Reset() {
 	*x = UnfreezeAccountRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1705,7 @@ func (x *UnfreezeAccountRequest) String() string {
 func (*UnfreezeAccountRequest) ProtoMessage() {}
 
 func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[29]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1718,7 @@ func (x *UnfreezeAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnfreezeAccountRequest.ProtoReflect.Descriptor instead.
 func (*UnfreezeAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UnfreezeAccountRequest) GetAccountId() string {
@@ -1647,7 +1736,7 @@ type UnfreezeAccountResponse struct {
 
 func (x *UnfreezeAccountResponse) Reset() {
 	*x = UnfreezeAccountResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1748,7 @@ func (x *UnfreezeAccountResponse) String() string {
 func (*UnfreezeAccountResponse) ProtoMessage() {}
 
 func (x *UnfreezeAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[30]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1761,7 @@ func (x *UnfreezeAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnfreezeAccountResponse.ProtoReflect.Descriptor instead.
 func (*UnfreezeAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 type GetOrderRequest struct {
@@ -1684,7 +1773,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1785,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[31]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1798,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -1735,7 +1824,7 @@ type Payment struct {
 
 func (x *Payment) Reset() {
 	*x = Payment{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1836,7 @@ func (x *Payment) String() string {
 func (*Payment) ProtoMessage() {}
 
 func (x *Payment) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[32]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1849,7 @@ func (x *Payment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Payment.ProtoReflect.Descriptor instead.
 func (*Payment) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Payment) GetTerminalId() string {
@@ -1844,7 +1933,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1945,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[33]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +1958,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Order) GetOrderId() string {
@@ -2000,7 +2089,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2101,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[34]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,12 +2114,261 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
 	if x != nil {
 		return x.Order
+	}
+	return nil
+}
+
+type GetTerminalKeyHistoryRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	TerminalId      string                 `protobuf:"bytes,1,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
+	BatchNo         string                 `protobuf:"bytes,2,opt,name=batch_no,json=batchNo,proto3" json:"batch_no,omitempty"`
+	TerminalOrderId string                 `protobuf:"bytes,3,opt,name=terminal_order_id,json=terminalOrderId,proto3" json:"terminal_order_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetTerminalKeyHistoryRequest) Reset() {
+	*x = GetTerminalKeyHistoryRequest{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTerminalKeyHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTerminalKeyHistoryRequest) ProtoMessage() {}
+
+func (x *GetTerminalKeyHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTerminalKeyHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetTerminalKeyHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetTerminalKeyHistoryRequest) GetTerminalId() string {
+	if x != nil {
+		return x.TerminalId
+	}
+	return ""
+}
+
+func (x *GetTerminalKeyHistoryRequest) GetBatchNo() string {
+	if x != nil {
+		return x.BatchNo
+	}
+	return ""
+}
+
+func (x *GetTerminalKeyHistoryRequest) GetTerminalOrderId() string {
+	if x != nil {
+		return x.TerminalOrderId
+	}
+	return ""
+}
+
+// KeyEvent is one entry of a terminal key's history: the orders under the
+// key, the cancels naming its pay, then its stored outcomes other than
+// approvals, each group in time order.
+type KeyEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event: open_card, pay, cancel, decline, tombstone or reversal.
+	Event string `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// kind: the kind of the key the entry is stored under: open_card, pay or pay_cancel.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// order_id: the entry's order (a reversal's: the reversed pay's).
+	OrderId string `protobuf:"bytes,3,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// original_order_id: the pay a cancel names.
+	OriginalOrderId string `protobuf:"bytes,4,opt,name=original_order_id,json=originalOrderId,proto3" json:"original_order_id,omitempty"`
+	// status: the order's status, or the key's state.
+	Status string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// amount in fen; 0 where none is stored (declines, tombstones).
+	Amount int64 `protobuf:"varint,6,opt,name=amount,proto3" json:"amount,omitempty"`
+	// errcode, errmsg: a decline's (SPEC section 3).
+	Errcode int32  `protobuf:"varint,7,opt,name=errcode,proto3" json:"errcode,omitempty"`
+	Errmsg  string `protobuf:"bytes,8,opt,name=errmsg,proto3" json:"errmsg,omitempty"`
+	// terminal_id, batch_no, terminal_order_id: the key the entry is stored
+	// under (a cancel naming the pay has its own).
+	TerminalId      string `protobuf:"bytes,9,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
+	BatchNo         string `protobuf:"bytes,10,opt,name=batch_no,json=batchNo,proto3" json:"batch_no,omitempty"`
+	TerminalOrderId string `protobuf:"bytes,11,opt,name=terminal_order_id,json=terminalOrderId,proto3" json:"terminal_order_id,omitempty"`
+	// at: RFC 3339.
+	At            string `protobuf:"bytes,12,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyEvent) Reset() {
+	*x = KeyEvent{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyEvent) ProtoMessage() {}
+
+func (x *KeyEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyEvent.ProtoReflect.Descriptor instead.
+func (*KeyEvent) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *KeyEvent) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetOriginalOrderId() string {
+	if x != nil {
+		return x.OriginalOrderId
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *KeyEvent) GetErrcode() int32 {
+	if x != nil {
+		return x.Errcode
+	}
+	return 0
+}
+
+func (x *KeyEvent) GetErrmsg() string {
+	if x != nil {
+		return x.Errmsg
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetTerminalId() string {
+	if x != nil {
+		return x.TerminalId
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetBatchNo() string {
+	if x != nil {
+		return x.BatchNo
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetTerminalOrderId() string {
+	if x != nil {
+		return x.TerminalOrderId
+	}
+	return ""
+}
+
+func (x *KeyEvent) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+type GetTerminalKeyHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*KeyEvent            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTerminalKeyHistoryResponse) Reset() {
+	*x = GetTerminalKeyHistoryResponse{}
+	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTerminalKeyHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTerminalKeyHistoryResponse) ProtoMessage() {}
+
+func (x *GetTerminalKeyHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTerminalKeyHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetTerminalKeyHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetTerminalKeyHistoryResponse) GetEvents() []*KeyEvent {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -2045,7 +2383,7 @@ type ListStatementRequest struct {
 
 func (x *ListStatementRequest) Reset() {
 	*x = ListStatementRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2395,7 @@ func (x *ListStatementRequest) String() string {
 func (*ListStatementRequest) ProtoMessage() {}
 
 func (x *ListStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[35]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2408,7 @@ func (x *ListStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStatementRequest.ProtoReflect.Descriptor instead.
 func (*ListStatementRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListStatementRequest) GetAccountId() string {
@@ -2101,7 +2439,7 @@ type StatementLine struct {
 
 func (x *StatementLine) Reset() {
 	*x = StatementLine{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2451,7 @@ func (x *StatementLine) String() string {
 func (*StatementLine) ProtoMessage() {}
 
 func (x *StatementLine) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[36]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2464,7 @@ func (x *StatementLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatementLine.ProtoReflect.Descriptor instead.
 func (*StatementLine) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StatementLine) GetTxnId() int64 {
@@ -2174,7 +2512,7 @@ type ListStatementResponse struct {
 
 func (x *ListStatementResponse) Reset() {
 	*x = ListStatementResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2524,7 @@ func (x *ListStatementResponse) String() string {
 func (*ListStatementResponse) ProtoMessage() {}
 
 func (x *ListStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[37]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2537,7 @@ func (x *ListStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStatementResponse.ProtoReflect.Descriptor instead.
 func (*ListStatementResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListStatementResponse) GetBalance() int64 {
@@ -2224,7 +2562,7 @@ type VerifyLedgerRequest struct {
 
 func (x *VerifyLedgerRequest) Reset() {
 	*x = VerifyLedgerRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2574,7 @@ func (x *VerifyLedgerRequest) String() string {
 func (*VerifyLedgerRequest) ProtoMessage() {}
 
 func (x *VerifyLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[38]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2587,7 @@ func (x *VerifyLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLedgerRequest.ProtoReflect.Descriptor instead.
 func (*VerifyLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 type VerifyLedgerResponse struct {
@@ -2271,7 +2609,7 @@ type VerifyLedgerResponse struct {
 
 func (x *VerifyLedgerResponse) Reset() {
 	*x = VerifyLedgerResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2621,7 @@ func (x *VerifyLedgerResponse) String() string {
 func (*VerifyLedgerResponse) ProtoMessage() {}
 
 func (x *VerifyLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[39]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2634,7 @@ func (x *VerifyLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyLedgerResponse.ProtoReflect.Descriptor instead.
 func (*VerifyLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *VerifyLedgerResponse) GetOk() bool {
@@ -2382,7 +2720,7 @@ type Exception struct {
 
 func (x *Exception) Reset() {
 	*x = Exception{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2732,7 @@ func (x *Exception) String() string {
 func (*Exception) ProtoMessage() {}
 
 func (x *Exception) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[40]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2745,7 @@ func (x *Exception) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exception.ProtoReflect.Descriptor instead.
 func (*Exception) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Exception) GetId() int64 {
@@ -2563,7 +2901,7 @@ type ListExceptionsRequest struct {
 
 func (x *ListExceptionsRequest) Reset() {
 	*x = ListExceptionsRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2913,7 @@ func (x *ListExceptionsRequest) String() string {
 func (*ListExceptionsRequest) ProtoMessage() {}
 
 func (x *ListExceptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[41]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2926,7 @@ func (x *ListExceptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExceptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExceptionsRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListExceptionsRequest) GetState() ExceptionState {
@@ -2621,7 +2959,7 @@ type ListExceptionsResponse struct {
 
 func (x *ListExceptionsResponse) Reset() {
 	*x = ListExceptionsResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2971,7 @@ func (x *ListExceptionsResponse) String() string {
 func (*ListExceptionsResponse) ProtoMessage() {}
 
 func (x *ListExceptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[42]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2984,7 @@ func (x *ListExceptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExceptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExceptionsResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListExceptionsResponse) GetExceptions() []*Exception {
@@ -2665,7 +3003,7 @@ type GetExceptionRequest struct {
 
 func (x *GetExceptionRequest) Reset() {
 	*x = GetExceptionRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +3015,7 @@ func (x *GetExceptionRequest) String() string {
 func (*GetExceptionRequest) ProtoMessage() {}
 
 func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[43]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +3028,7 @@ func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionRequest.ProtoReflect.Descriptor instead.
 func (*GetExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetExceptionRequest) GetId() int64 {
@@ -2709,7 +3047,7 @@ type GetExceptionResponse struct {
 
 func (x *GetExceptionResponse) Reset() {
 	*x = GetExceptionResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +3059,7 @@ func (x *GetExceptionResponse) String() string {
 func (*GetExceptionResponse) ProtoMessage() {}
 
 func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[44]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +3072,7 @@ func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionResponse.ProtoReflect.Descriptor instead.
 func (*GetExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetExceptionResponse) GetException() *Exception {
@@ -2760,7 +3098,7 @@ type ResolveExceptionRequest struct {
 
 func (x *ResolveExceptionRequest) Reset() {
 	*x = ResolveExceptionRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +3110,7 @@ func (x *ResolveExceptionRequest) String() string {
 func (*ResolveExceptionRequest) ProtoMessage() {}
 
 func (x *ResolveExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[45]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +3123,7 @@ func (x *ResolveExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveExceptionRequest.ProtoReflect.Descriptor instead.
 func (*ResolveExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResolveExceptionRequest) GetId() int64 {
@@ -2837,7 +3175,7 @@ type ResolveExceptionResponse struct {
 
 func (x *ResolveExceptionResponse) Reset() {
 	*x = ResolveExceptionResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2849,7 +3187,7 @@ func (x *ResolveExceptionResponse) String() string {
 func (*ResolveExceptionResponse) ProtoMessage() {}
 
 func (x *ResolveExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[46]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2862,7 +3200,7 @@ func (x *ResolveExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveExceptionResponse.ProtoReflect.Descriptor instead.
 func (*ResolveExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResolveExceptionResponse) GetException() *Exception {
@@ -2908,7 +3246,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2920,7 +3258,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[47]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2933,7 +3271,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListAuditRequest) GetIdentity() string {
@@ -2987,7 +3325,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2999,7 +3337,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[48]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3012,7 +3350,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -3049,7 +3387,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3399,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[49]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3412,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AuditRecord) GetId() int64 {
@@ -3171,7 +3509,7 @@ type Proposal struct {
 
 func (x *Proposal) Reset() {
 	*x = Proposal{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +3521,7 @@ func (x *Proposal) String() string {
 func (*Proposal) ProtoMessage() {}
 
 func (x *Proposal) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[50]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +3534,7 @@ func (x *Proposal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
 func (*Proposal) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Proposal) GetId() int64 {
@@ -3311,7 +3649,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3661,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[51]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3674,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListProposalsRequest) GetState() string {
@@ -3369,7 +3707,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3719,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[52]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3732,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*Proposal {
@@ -3414,7 +3752,7 @@ type ApproveProposalRequest struct {
 
 func (x *ApproveProposalRequest) Reset() {
 	*x = ApproveProposalRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3426,7 +3764,7 @@ func (x *ApproveProposalRequest) String() string {
 func (*ApproveProposalRequest) ProtoMessage() {}
 
 func (x *ApproveProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[53]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3439,7 +3777,7 @@ func (x *ApproveProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveProposalRequest.ProtoReflect.Descriptor instead.
 func (*ApproveProposalRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ApproveProposalRequest) GetId() int64 {
@@ -3467,7 +3805,7 @@ type ApproveProposalResponse struct {
 
 func (x *ApproveProposalResponse) Reset() {
 	*x = ApproveProposalResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3817,7 @@ func (x *ApproveProposalResponse) String() string {
 func (*ApproveProposalResponse) ProtoMessage() {}
 
 func (x *ApproveProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[54]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3830,7 @@ func (x *ApproveProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveProposalResponse.ProtoReflect.Descriptor instead.
 func (*ApproveProposalResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ApproveProposalResponse) GetProposal() *Proposal {
@@ -3519,7 +3857,7 @@ type RejectProposalRequest struct {
 
 func (x *RejectProposalRequest) Reset() {
 	*x = RejectProposalRequest{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[55]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3531,7 +3869,7 @@ func (x *RejectProposalRequest) String() string {
 func (*RejectProposalRequest) ProtoMessage() {}
 
 func (x *RejectProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[55]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3544,7 +3882,7 @@ func (x *RejectProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectProposalRequest.ProtoReflect.Descriptor instead.
 func (*RejectProposalRequest) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RejectProposalRequest) GetId() int64 {
@@ -3571,7 +3909,7 @@ type RejectProposalResponse struct {
 
 func (x *RejectProposalResponse) Reset() {
 	*x = RejectProposalResponse{}
-	mi := &file_mapfront_v1_admin_proto_msgTypes[56]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +3921,7 @@ func (x *RejectProposalResponse) String() string {
 func (*RejectProposalResponse) ProtoMessage() {}
 
 func (x *RejectProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mapfront_v1_admin_proto_msgTypes[56]
+	mi := &file_mapfront_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +3934,7 @@ func (x *RejectProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectProposalResponse.ProtoReflect.Descriptor instead.
 func (*RejectProposalResponse) Descriptor() ([]byte, []int) {
-	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_mapfront_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RejectProposalResponse) GetProposal() *Proposal {
@@ -3692,7 +4030,11 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"mobile_num\x18\x01 \x01(\tR\tmobileNum\"H\n" +
 	"\x13GetCustomerResponse\x121\n" +
-	"\bcustomer\x18\x01 \x01(\v2\x15.mapfront.v1.CustomerR\bcustomer\"V\n" +
+	"\bcustomer\x18\x01 \x01(\v2\x15.mapfront.v1.CustomerR\bcustomer\"6\n" +
+	"\x17FindCustomerByIDRequest\x12\x1b\n" +
+	"\tid_number\x18\x01 \x01(\tR\bidNumber\"O\n" +
+	"\x18FindCustomerByIDResponse\x123\n" +
+	"\tcustomers\x18\x01 \x03(\v2\x15.mapfront.v1.CustomerR\tcustomers\"V\n" +
 	"\x19SetPaymentPasswordRequest\x12\x1d\n" +
 	"\n" +
 	"mobile_num\x18\x01 \x01(\tR\tmobileNum\x12\x1a\n" +
@@ -3761,7 +4103,29 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\bpayments\x18\x10 \x03(\v2\x14.mapfront.v1.PaymentR\bpayments\x12*\n" +
 	"\x11original_order_id\x18\x11 \x01(\tR\x0foriginalOrderId\"<\n" +
 	"\x10GetOrderResponse\x12(\n" +
-	"\x05order\x18\x01 \x01(\v2\x12.mapfront.v1.OrderR\x05order\"K\n" +
+	"\x05order\x18\x01 \x01(\v2\x12.mapfront.v1.OrderR\x05order\"\x86\x01\n" +
+	"\x1cGetTerminalKeyHistoryRequest\x12\x1f\n" +
+	"\vterminal_id\x18\x01 \x01(\tR\n" +
+	"terminalId\x12\x19\n" +
+	"\bbatch_no\x18\x02 \x01(\tR\abatchNo\x12*\n" +
+	"\x11terminal_order_id\x18\x03 \x01(\tR\x0fterminalOrderId\"\xd5\x02\n" +
+	"\bKeyEvent\x12\x14\n" +
+	"\x05event\x18\x01 \x01(\tR\x05event\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x19\n" +
+	"\border_id\x18\x03 \x01(\tR\aorderId\x12*\n" +
+	"\x11original_order_id\x18\x04 \x01(\tR\x0foriginalOrderId\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x16\n" +
+	"\x06amount\x18\x06 \x01(\x03R\x06amount\x12\x18\n" +
+	"\aerrcode\x18\a \x01(\x05R\aerrcode\x12\x16\n" +
+	"\x06errmsg\x18\b \x01(\tR\x06errmsg\x12\x1f\n" +
+	"\vterminal_id\x18\t \x01(\tR\n" +
+	"terminalId\x12\x19\n" +
+	"\bbatch_no\x18\n" +
+	" \x01(\tR\abatchNo\x12*\n" +
+	"\x11terminal_order_id\x18\v \x01(\tR\x0fterminalOrderId\x12\x0e\n" +
+	"\x02at\x18\f \x01(\tR\x02at\"N\n" +
+	"\x1dGetTerminalKeyHistoryResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.mapfront.v1.KeyEventR\x06events\"K\n" +
 	"\x14ListStatementRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x14\n" +
@@ -3895,7 +4259,7 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\vProductKind\x12\x1c\n" +
 	"\x18PRODUCT_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRODUCT_KIND_DISCOUNT\x10\x01\x12\x1c\n" +
-	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\x87\x11\n" +
+	"\x18PRODUCT_KIND_INSTALLMENT\x10\x022\xd8\x12\n" +
 	"\fAdminService\x12V\n" +
 	"\rUpsertProduct\x12!.mapfront.v1.UpsertProductRequest\x1a\".mapfront.v1.UpsertProductResponse\x12S\n" +
 	"\fListProducts\x12 .mapfront.v1.ListProductsRequest\x1a!.mapfront.v1.ListProductsResponse\x12S\n" +
@@ -3904,14 +4268,16 @@ const file_mapfront_v1_admin_proto_rawDesc = "" +
 	"\x0eUpsertTerminal\x12\".mapfront.v1.UpsertTerminalRequest\x1a#.mapfront.v1.UpsertTerminalResponse\x12q\n" +
 	"\x16LiftTerminalSuspension\x12*.mapfront.v1.LiftTerminalSuspensionRequest\x1a+.mapfront.v1.LiftTerminalSuspensionResponse\x12Y\n" +
 	"\x0eCreateCustomer\x12\".mapfront.v1.CreateCustomerRequest\x1a#.mapfront.v1.CreateCustomerResponse\x12P\n" +
-	"\vGetCustomer\x12\x1f.mapfront.v1.GetCustomerRequest\x1a .mapfront.v1.GetCustomerResponse\x12e\n" +
+	"\vGetCustomer\x12\x1f.mapfront.v1.GetCustomerRequest\x1a .mapfront.v1.GetCustomerResponse\x12_\n" +
+	"\x10FindCustomerByID\x12$.mapfront.v1.FindCustomerByIDRequest\x1a%.mapfront.v1.FindCustomerByIDResponse\x12e\n" +
 	"\x12SetPaymentPassword\x12&.mapfront.v1.SetPaymentPasswordRequest\x1a'.mapfront.v1.SetPaymentPasswordResponse\x12k\n" +
 	"\x14ResetPaymentPassword\x12(.mapfront.v1.ResetPaymentPasswordRequest\x1a).mapfront.v1.ResetPaymentPasswordResponse\x12n\n" +
 	"\x15UnlockPaymentPassword\x12).mapfront.v1.UnlockPaymentPasswordRequest\x1a*.mapfront.v1.UnlockPaymentPasswordResponse\x12J\n" +
 	"\tTopUpCash\x12\x1d.mapfront.v1.TopUpCashRequest\x1a\x1e.mapfront.v1.TopUpCashResponse\x12V\n" +
 	"\rFreezeAccount\x12!.mapfront.v1.FreezeAccountRequest\x1a\".mapfront.v1.FreezeAccountResponse\x12\\\n" +
 	"\x0fUnfreezeAccount\x12#.mapfront.v1.UnfreezeAccountRequest\x1a$.mapfront.v1.UnfreezeAccountResponse\x12G\n" +
-	"\bGetOrder\x12\x1c.mapfront.v1.GetOrderRequest\x1a\x1d.mapfront.v1.GetOrderResponse\x12V\n" +
+	"\bGetOrder\x12\x1c.mapfront.v1.GetOrderRequest\x1a\x1d.mapfront.v1.GetOrderResponse\x12n\n" +
+	"\x15GetTerminalKeyHistory\x12).mapfront.v1.GetTerminalKeyHistoryRequest\x1a*.mapfront.v1.GetTerminalKeyHistoryResponse\x12V\n" +
 	"\rListStatement\x12!.mapfront.v1.ListStatementRequest\x1a\".mapfront.v1.ListStatementResponse\x12S\n" +
 	"\fVerifyLedger\x12 .mapfront.v1.VerifyLedgerRequest\x1a!.mapfront.v1.VerifyLedgerResponse\x12Y\n" +
 	"\x0eListExceptions\x12\".mapfront.v1.ListExceptionsRequest\x1a#.mapfront.v1.ListExceptionsResponse\x12S\n" +
@@ -3935,7 +4301,7 @@ func file_mapfront_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_mapfront_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_mapfront_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_mapfront_v1_admin_proto_goTypes = []any{
 	(ProductKind)(0),                       // 0: mapfront.v1.ProductKind
 	(*Product)(nil),                        // 1: mapfront.v1.Product
@@ -3957,132 +4323,143 @@ var file_mapfront_v1_admin_proto_goTypes = []any{
 	(*CreateCustomerResponse)(nil),         // 17: mapfront.v1.CreateCustomerResponse
 	(*GetCustomerRequest)(nil),             // 18: mapfront.v1.GetCustomerRequest
 	(*GetCustomerResponse)(nil),            // 19: mapfront.v1.GetCustomerResponse
-	(*SetPaymentPasswordRequest)(nil),      // 20: mapfront.v1.SetPaymentPasswordRequest
-	(*SetPaymentPasswordResponse)(nil),     // 21: mapfront.v1.SetPaymentPasswordResponse
-	(*ResetPaymentPasswordRequest)(nil),    // 22: mapfront.v1.ResetPaymentPasswordRequest
-	(*ResetPaymentPasswordResponse)(nil),   // 23: mapfront.v1.ResetPaymentPasswordResponse
-	(*UnlockPaymentPasswordRequest)(nil),   // 24: mapfront.v1.UnlockPaymentPasswordRequest
-	(*UnlockPaymentPasswordResponse)(nil),  // 25: mapfront.v1.UnlockPaymentPasswordResponse
-	(*TopUpCashRequest)(nil),               // 26: mapfront.v1.TopUpCashRequest
-	(*TopUpCashResponse)(nil),              // 27: mapfront.v1.TopUpCashResponse
-	(*FreezeAccountRequest)(nil),           // 28: mapfront.v1.FreezeAccountRequest
-	(*FreezeAccountResponse)(nil),          // 29: mapfront.v1.FreezeAccountResponse
-	(*UnfreezeAccountRequest)(nil),         // 30: mapfront.v1.UnfreezeAccountRequest
-	(*UnfreezeAccountResponse)(nil),        // 31: mapfront.v1.UnfreezeAccountResponse
-	(*GetOrderRequest)(nil),                // 32: mapfront.v1.GetOrderRequest
-	(*Payment)(nil),                        // 33: mapfront.v1.Payment
-	(*Order)(nil),                          // 34: mapfront.v1.Order
-	(*GetOrderResponse)(nil),               // 35: mapfront.v1.GetOrderResponse
-	(*ListStatementRequest)(nil),           // 36: mapfront.v1.ListStatementRequest
-	(*StatementLine)(nil),                  // 37: mapfront.v1.StatementLine
-	(*ListStatementResponse)(nil),          // 38: mapfront.v1.ListStatementResponse
-	(*VerifyLedgerRequest)(nil),            // 39: mapfront.v1.VerifyLedgerRequest
-	(*VerifyLedgerResponse)(nil),           // 40: mapfront.v1.VerifyLedgerResponse
-	(*Exception)(nil),                      // 41: mapfront.v1.Exception
-	(*ListExceptionsRequest)(nil),          // 42: mapfront.v1.ListExceptionsRequest
-	(*ListExceptionsResponse)(nil),         // 43: mapfront.v1.ListExceptionsResponse
-	(*GetExceptionRequest)(nil),            // 44: mapfront.v1.GetExceptionRequest
-	(*GetExceptionResponse)(nil),           // 45: mapfront.v1.GetExceptionResponse
-	(*ResolveExceptionRequest)(nil),        // 46: mapfront.v1.ResolveExceptionRequest
-	(*ResolveExceptionResponse)(nil),       // 47: mapfront.v1.ResolveExceptionResponse
-	(*ListAuditRequest)(nil),               // 48: mapfront.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),              // 49: mapfront.v1.ListAuditResponse
-	(*AuditRecord)(nil),                    // 50: mapfront.v1.AuditRecord
-	(*Proposal)(nil),                       // 51: mapfront.v1.Proposal
-	(*ListProposalsRequest)(nil),           // 52: mapfront.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil),          // 53: mapfront.v1.ListProposalsResponse
-	(*ApproveProposalRequest)(nil),         // 54: mapfront.v1.ApproveProposalRequest
-	(*ApproveProposalResponse)(nil),        // 55: mapfront.v1.ApproveProposalResponse
-	(*RejectProposalRequest)(nil),          // 56: mapfront.v1.RejectProposalRequest
-	(*RejectProposalResponse)(nil),         // 57: mapfront.v1.RejectProposalResponse
-	(AccountStatus)(0),                     // 58: mapfront.v1.AccountStatus
-	(CardPaymentStatus)(0),                 // 59: mapfront.v1.CardPaymentStatus
-	(OrderStatus)(0),                       // 60: mapfront.v1.OrderStatus
-	(ExceptionType)(0),                     // 61: mapfront.v1.ExceptionType
-	(ExceptionState)(0),                    // 62: mapfront.v1.ExceptionState
-	(ExceptionAction)(0),                   // 63: mapfront.v1.ExceptionAction
+	(*FindCustomerByIDRequest)(nil),        // 20: mapfront.v1.FindCustomerByIDRequest
+	(*FindCustomerByIDResponse)(nil),       // 21: mapfront.v1.FindCustomerByIDResponse
+	(*SetPaymentPasswordRequest)(nil),      // 22: mapfront.v1.SetPaymentPasswordRequest
+	(*SetPaymentPasswordResponse)(nil),     // 23: mapfront.v1.SetPaymentPasswordResponse
+	(*ResetPaymentPasswordRequest)(nil),    // 24: mapfront.v1.ResetPaymentPasswordRequest
+	(*ResetPaymentPasswordResponse)(nil),   // 25: mapfront.v1.ResetPaymentPasswordResponse
+	(*UnlockPaymentPasswordRequest)(nil),   // 26: mapfront.v1.UnlockPaymentPasswordRequest
+	(*UnlockPaymentPasswordResponse)(nil),  // 27: mapfront.v1.UnlockPaymentPasswordResponse
+	(*TopUpCashRequest)(nil),               // 28: mapfront.v1.TopUpCashRequest
+	(*TopUpCashResponse)(nil),              // 29: mapfront.v1.TopUpCashResponse
+	(*FreezeAccountRequest)(nil),           // 30: mapfront.v1.FreezeAccountRequest
+	(*FreezeAccountResponse)(nil),          // 31: mapfront.v1.FreezeAccountResponse
+	(*UnfreezeAccountRequest)(nil),         // 32: mapfront.v1.UnfreezeAccountRequest
+	(*UnfreezeAccountResponse)(nil),        // 33: mapfront.v1.UnfreezeAccountResponse
+	(*GetOrderRequest)(nil),                // 34: mapfront.v1.GetOrderRequest
+	(*Payment)(nil),                        // 35: mapfront.v1.Payment
+	(*Order)(nil),                          // 36: mapfront.v1.Order
+	(*GetOrderResponse)(nil),               // 37: mapfront.v1.GetOrderResponse
+	(*GetTerminalKeyHistoryRequest)(nil),   // 38: mapfront.v1.GetTerminalKeyHistoryRequest
+	(*KeyEvent)(nil),                       // 39: mapfront.v1.KeyEvent
+	(*GetTerminalKeyHistoryResponse)(nil),  // 40: mapfront.v1.GetTerminalKeyHistoryResponse
+	(*ListStatementRequest)(nil),           // 41: mapfront.v1.ListStatementRequest
+	(*StatementLine)(nil),                  // 42: mapfront.v1.StatementLine
+	(*ListStatementResponse)(nil),          // 43: mapfront.v1.ListStatementResponse
+	(*VerifyLedgerRequest)(nil),            // 44: mapfront.v1.VerifyLedgerRequest
+	(*VerifyLedgerResponse)(nil),           // 45: mapfront.v1.VerifyLedgerResponse
+	(*Exception)(nil),                      // 46: mapfront.v1.Exception
+	(*ListExceptionsRequest)(nil),          // 47: mapfront.v1.ListExceptionsRequest
+	(*ListExceptionsResponse)(nil),         // 48: mapfront.v1.ListExceptionsResponse
+	(*GetExceptionRequest)(nil),            // 49: mapfront.v1.GetExceptionRequest
+	(*GetExceptionResponse)(nil),           // 50: mapfront.v1.GetExceptionResponse
+	(*ResolveExceptionRequest)(nil),        // 51: mapfront.v1.ResolveExceptionRequest
+	(*ResolveExceptionResponse)(nil),       // 52: mapfront.v1.ResolveExceptionResponse
+	(*ListAuditRequest)(nil),               // 53: mapfront.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),              // 54: mapfront.v1.ListAuditResponse
+	(*AuditRecord)(nil),                    // 55: mapfront.v1.AuditRecord
+	(*Proposal)(nil),                       // 56: mapfront.v1.Proposal
+	(*ListProposalsRequest)(nil),           // 57: mapfront.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),          // 58: mapfront.v1.ListProposalsResponse
+	(*ApproveProposalRequest)(nil),         // 59: mapfront.v1.ApproveProposalRequest
+	(*ApproveProposalResponse)(nil),        // 60: mapfront.v1.ApproveProposalResponse
+	(*RejectProposalRequest)(nil),          // 61: mapfront.v1.RejectProposalRequest
+	(*RejectProposalResponse)(nil),         // 62: mapfront.v1.RejectProposalResponse
+	(AccountStatus)(0),                     // 63: mapfront.v1.AccountStatus
+	(CardPaymentStatus)(0),                 // 64: mapfront.v1.CardPaymentStatus
+	(OrderStatus)(0),                       // 65: mapfront.v1.OrderStatus
+	(ExceptionType)(0),                     // 66: mapfront.v1.ExceptionType
+	(ExceptionState)(0),                    // 67: mapfront.v1.ExceptionState
+	(ExceptionAction)(0),                   // 68: mapfront.v1.ExceptionAction
 }
 var file_mapfront_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: mapfront.v1.Product.kind:type_name -> mapfront.v1.ProductKind
 	1,  // 1: mapfront.v1.UpsertProductRequest.product:type_name -> mapfront.v1.Product
 	1,  // 2: mapfront.v1.UpsertProductResponse.product:type_name -> mapfront.v1.Product
 	1,  // 3: mapfront.v1.ListProductsResponse.products:type_name -> mapfront.v1.Product
-	58, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
+	63, // 4: mapfront.v1.Account.status:type_name -> mapfront.v1.AccountStatus
 	14, // 5: mapfront.v1.Customer.accounts:type_name -> mapfront.v1.Account
 	15, // 6: mapfront.v1.CreateCustomerResponse.customer:type_name -> mapfront.v1.Customer
 	15, // 7: mapfront.v1.GetCustomerResponse.customer:type_name -> mapfront.v1.Customer
-	51, // 8: mapfront.v1.TopUpCashResponse.proposal:type_name -> mapfront.v1.Proposal
-	59, // 9: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
-	60, // 10: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
-	33, // 11: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
-	34, // 12: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
-	37, // 13: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
-	61, // 14: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
-	62, // 15: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
-	63, // 16: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
-	62, // 17: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
-	41, // 18: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
-	41, // 19: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	63, // 20: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
-	41, // 21: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
-	51, // 22: mapfront.v1.ResolveExceptionResponse.proposal:type_name -> mapfront.v1.Proposal
-	50, // 23: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
-	51, // 24: mapfront.v1.ListProposalsResponse.proposals:type_name -> mapfront.v1.Proposal
-	51, // 25: mapfront.v1.ApproveProposalResponse.proposal:type_name -> mapfront.v1.Proposal
-	51, // 26: mapfront.v1.RejectProposalResponse.proposal:type_name -> mapfront.v1.Proposal
-	2,  // 27: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
-	4,  // 28: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
-	6,  // 29: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
-	8,  // 30: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
-	10, // 31: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
-	12, // 32: mapfront.v1.AdminService.LiftTerminalSuspension:input_type -> mapfront.v1.LiftTerminalSuspensionRequest
-	16, // 33: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
-	18, // 34: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
-	20, // 35: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
-	22, // 36: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
-	24, // 37: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
-	26, // 38: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
-	28, // 39: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
-	30, // 40: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
-	32, // 41: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
-	36, // 42: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
-	39, // 43: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
-	42, // 44: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
-	44, // 45: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
-	46, // 46: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
-	48, // 47: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
-	52, // 48: mapfront.v1.AdminService.ListProposals:input_type -> mapfront.v1.ListProposalsRequest
-	54, // 49: mapfront.v1.AdminService.ApproveProposal:input_type -> mapfront.v1.ApproveProposalRequest
-	56, // 50: mapfront.v1.AdminService.RejectProposal:input_type -> mapfront.v1.RejectProposalRequest
-	3,  // 51: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
-	5,  // 52: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
-	7,  // 53: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
-	9,  // 54: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
-	11, // 55: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
-	13, // 56: mapfront.v1.AdminService.LiftTerminalSuspension:output_type -> mapfront.v1.LiftTerminalSuspensionResponse
-	17, // 57: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
-	19, // 58: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
-	21, // 59: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
-	23, // 60: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
-	25, // 61: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
-	27, // 62: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
-	29, // 63: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
-	31, // 64: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
-	35, // 65: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
-	38, // 66: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
-	40, // 67: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
-	43, // 68: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
-	45, // 69: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
-	47, // 70: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
-	49, // 71: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
-	53, // 72: mapfront.v1.AdminService.ListProposals:output_type -> mapfront.v1.ListProposalsResponse
-	55, // 73: mapfront.v1.AdminService.ApproveProposal:output_type -> mapfront.v1.ApproveProposalResponse
-	57, // 74: mapfront.v1.AdminService.RejectProposal:output_type -> mapfront.v1.RejectProposalResponse
-	51, // [51:75] is the sub-list for method output_type
-	27, // [27:51] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	15, // 8: mapfront.v1.FindCustomerByIDResponse.customers:type_name -> mapfront.v1.Customer
+	56, // 9: mapfront.v1.TopUpCashResponse.proposal:type_name -> mapfront.v1.Proposal
+	64, // 10: mapfront.v1.Payment.status:type_name -> mapfront.v1.CardPaymentStatus
+	65, // 11: mapfront.v1.Order.status:type_name -> mapfront.v1.OrderStatus
+	35, // 12: mapfront.v1.Order.payments:type_name -> mapfront.v1.Payment
+	36, // 13: mapfront.v1.GetOrderResponse.order:type_name -> mapfront.v1.Order
+	39, // 14: mapfront.v1.GetTerminalKeyHistoryResponse.events:type_name -> mapfront.v1.KeyEvent
+	42, // 15: mapfront.v1.ListStatementResponse.lines:type_name -> mapfront.v1.StatementLine
+	66, // 16: mapfront.v1.Exception.type:type_name -> mapfront.v1.ExceptionType
+	67, // 17: mapfront.v1.Exception.state:type_name -> mapfront.v1.ExceptionState
+	68, // 18: mapfront.v1.Exception.action:type_name -> mapfront.v1.ExceptionAction
+	67, // 19: mapfront.v1.ListExceptionsRequest.state:type_name -> mapfront.v1.ExceptionState
+	46, // 20: mapfront.v1.ListExceptionsResponse.exceptions:type_name -> mapfront.v1.Exception
+	46, // 21: mapfront.v1.GetExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	68, // 22: mapfront.v1.ResolveExceptionRequest.action:type_name -> mapfront.v1.ExceptionAction
+	46, // 23: mapfront.v1.ResolveExceptionResponse.exception:type_name -> mapfront.v1.Exception
+	56, // 24: mapfront.v1.ResolveExceptionResponse.proposal:type_name -> mapfront.v1.Proposal
+	55, // 25: mapfront.v1.ListAuditResponse.records:type_name -> mapfront.v1.AuditRecord
+	56, // 26: mapfront.v1.ListProposalsResponse.proposals:type_name -> mapfront.v1.Proposal
+	56, // 27: mapfront.v1.ApproveProposalResponse.proposal:type_name -> mapfront.v1.Proposal
+	56, // 28: mapfront.v1.RejectProposalResponse.proposal:type_name -> mapfront.v1.Proposal
+	2,  // 29: mapfront.v1.AdminService.UpsertProduct:input_type -> mapfront.v1.UpsertProductRequest
+	4,  // 30: mapfront.v1.AdminService.ListProducts:input_type -> mapfront.v1.ListProductsRequest
+	6,  // 31: mapfront.v1.AdminService.UpsertSeller:input_type -> mapfront.v1.UpsertSellerRequest
+	8,  // 32: mapfront.v1.AdminService.UpsertStore:input_type -> mapfront.v1.UpsertStoreRequest
+	10, // 33: mapfront.v1.AdminService.UpsertTerminal:input_type -> mapfront.v1.UpsertTerminalRequest
+	12, // 34: mapfront.v1.AdminService.LiftTerminalSuspension:input_type -> mapfront.v1.LiftTerminalSuspensionRequest
+	16, // 35: mapfront.v1.AdminService.CreateCustomer:input_type -> mapfront.v1.CreateCustomerRequest
+	18, // 36: mapfront.v1.AdminService.GetCustomer:input_type -> mapfront.v1.GetCustomerRequest
+	20, // 37: mapfront.v1.AdminService.FindCustomerByID:input_type -> mapfront.v1.FindCustomerByIDRequest
+	22, // 38: mapfront.v1.AdminService.SetPaymentPassword:input_type -> mapfront.v1.SetPaymentPasswordRequest
+	24, // 39: mapfront.v1.AdminService.ResetPaymentPassword:input_type -> mapfront.v1.ResetPaymentPasswordRequest
+	26, // 40: mapfront.v1.AdminService.UnlockPaymentPassword:input_type -> mapfront.v1.UnlockPaymentPasswordRequest
+	28, // 41: mapfront.v1.AdminService.TopUpCash:input_type -> mapfront.v1.TopUpCashRequest
+	30, // 42: mapfront.v1.AdminService.FreezeAccount:input_type -> mapfront.v1.FreezeAccountRequest
+	32, // 43: mapfront.v1.AdminService.UnfreezeAccount:input_type -> mapfront.v1.UnfreezeAccountRequest
+	34, // 44: mapfront.v1.AdminService.GetOrder:input_type -> mapfront.v1.GetOrderRequest
+	38, // 45: mapfront.v1.AdminService.GetTerminalKeyHistory:input_type -> mapfront.v1.GetTerminalKeyHistoryRequest
+	41, // 46: mapfront.v1.AdminService.ListStatement:input_type -> mapfront.v1.ListStatementRequest
+	44, // 47: mapfront.v1.AdminService.VerifyLedger:input_type -> mapfront.v1.VerifyLedgerRequest
+	47, // 48: mapfront.v1.AdminService.ListExceptions:input_type -> mapfront.v1.ListExceptionsRequest
+	49, // 49: mapfront.v1.AdminService.GetException:input_type -> mapfront.v1.GetExceptionRequest
+	51, // 50: mapfront.v1.AdminService.ResolveException:input_type -> mapfront.v1.ResolveExceptionRequest
+	53, // 51: mapfront.v1.AdminService.ListAudit:input_type -> mapfront.v1.ListAuditRequest
+	57, // 52: mapfront.v1.AdminService.ListProposals:input_type -> mapfront.v1.ListProposalsRequest
+	59, // 53: mapfront.v1.AdminService.ApproveProposal:input_type -> mapfront.v1.ApproveProposalRequest
+	61, // 54: mapfront.v1.AdminService.RejectProposal:input_type -> mapfront.v1.RejectProposalRequest
+	3,  // 55: mapfront.v1.AdminService.UpsertProduct:output_type -> mapfront.v1.UpsertProductResponse
+	5,  // 56: mapfront.v1.AdminService.ListProducts:output_type -> mapfront.v1.ListProductsResponse
+	7,  // 57: mapfront.v1.AdminService.UpsertSeller:output_type -> mapfront.v1.UpsertSellerResponse
+	9,  // 58: mapfront.v1.AdminService.UpsertStore:output_type -> mapfront.v1.UpsertStoreResponse
+	11, // 59: mapfront.v1.AdminService.UpsertTerminal:output_type -> mapfront.v1.UpsertTerminalResponse
+	13, // 60: mapfront.v1.AdminService.LiftTerminalSuspension:output_type -> mapfront.v1.LiftTerminalSuspensionResponse
+	17, // 61: mapfront.v1.AdminService.CreateCustomer:output_type -> mapfront.v1.CreateCustomerResponse
+	19, // 62: mapfront.v1.AdminService.GetCustomer:output_type -> mapfront.v1.GetCustomerResponse
+	21, // 63: mapfront.v1.AdminService.FindCustomerByID:output_type -> mapfront.v1.FindCustomerByIDResponse
+	23, // 64: mapfront.v1.AdminService.SetPaymentPassword:output_type -> mapfront.v1.SetPaymentPasswordResponse
+	25, // 65: mapfront.v1.AdminService.ResetPaymentPassword:output_type -> mapfront.v1.ResetPaymentPasswordResponse
+	27, // 66: mapfront.v1.AdminService.UnlockPaymentPassword:output_type -> mapfront.v1.UnlockPaymentPasswordResponse
+	29, // 67: mapfront.v1.AdminService.TopUpCash:output_type -> mapfront.v1.TopUpCashResponse
+	31, // 68: mapfront.v1.AdminService.FreezeAccount:output_type -> mapfront.v1.FreezeAccountResponse
+	33, // 69: mapfront.v1.AdminService.UnfreezeAccount:output_type -> mapfront.v1.UnfreezeAccountResponse
+	37, // 70: mapfront.v1.AdminService.GetOrder:output_type -> mapfront.v1.GetOrderResponse
+	40, // 71: mapfront.v1.AdminService.GetTerminalKeyHistory:output_type -> mapfront.v1.GetTerminalKeyHistoryResponse
+	43, // 72: mapfront.v1.AdminService.ListStatement:output_type -> mapfront.v1.ListStatementResponse
+	45, // 73: mapfront.v1.AdminService.VerifyLedger:output_type -> mapfront.v1.VerifyLedgerResponse
+	48, // 74: mapfront.v1.AdminService.ListExceptions:output_type -> mapfront.v1.ListExceptionsResponse
+	50, // 75: mapfront.v1.AdminService.GetException:output_type -> mapfront.v1.GetExceptionResponse
+	52, // 76: mapfront.v1.AdminService.ResolveException:output_type -> mapfront.v1.ResolveExceptionResponse
+	54, // 77: mapfront.v1.AdminService.ListAudit:output_type -> mapfront.v1.ListAuditResponse
+	58, // 78: mapfront.v1.AdminService.ListProposals:output_type -> mapfront.v1.ListProposalsResponse
+	60, // 79: mapfront.v1.AdminService.ApproveProposal:output_type -> mapfront.v1.ApproveProposalResponse
+	62, // 80: mapfront.v1.AdminService.RejectProposal:output_type -> mapfront.v1.RejectProposalResponse
+	55, // [55:81] is the sub-list for method output_type
+	29, // [29:55] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_mapfront_v1_admin_proto_init() }
@@ -4097,7 +4474,7 @@ func file_mapfront_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mapfront_v1_admin_proto_rawDesc), len(file_mapfront_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   57,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	AdminService_LiftTerminalSuspension_FullMethodName = "/mapfront.v1.AdminService/LiftTerminalSuspension"
 	AdminService_CreateCustomer_FullMethodName         = "/mapfront.v1.AdminService/CreateCustomer"
 	AdminService_GetCustomer_FullMethodName            = "/mapfront.v1.AdminService/GetCustomer"
+	AdminService_FindCustomerByID_FullMethodName       = "/mapfront.v1.AdminService/FindCustomerByID"
 	AdminService_SetPaymentPassword_FullMethodName     = "/mapfront.v1.AdminService/SetPaymentPassword"
 	AdminService_ResetPaymentPassword_FullMethodName   = "/mapfront.v1.AdminService/ResetPaymentPassword"
 	AdminService_UnlockPaymentPassword_FullMethodName  = "/mapfront.v1.AdminService/UnlockPaymentPassword"
@@ -34,6 +35,7 @@ const (
 	AdminService_FreezeAccount_FullMethodName          = "/mapfront.v1.AdminService/FreezeAccount"
 	AdminService_UnfreezeAccount_FullMethodName        = "/mapfront.v1.AdminService/UnfreezeAccount"
 	AdminService_GetOrder_FullMethodName               = "/mapfront.v1.AdminService/GetOrder"
+	AdminService_GetTerminalKeyHistory_FullMethodName  = "/mapfront.v1.AdminService/GetTerminalKeyHistory"
 	AdminService_ListStatement_FullMethodName          = "/mapfront.v1.AdminService/ListStatement"
 	AdminService_VerifyLedger_FullMethodName           = "/mapfront.v1.AdminService/VerifyLedger"
 	AdminService_ListExceptions_FullMethodName         = "/mapfront.v1.AdminService/ListExceptions"
@@ -71,6 +73,11 @@ type AdminServiceClient interface {
 	CreateCustomer(ctx context.Context, in *CreateCustomerRequest, opts ...grpc.CallOption) (*CreateCustomerResponse, error)
 	// GetCustomer returns a customer with their accounts.
 	GetCustomer(ctx context.Context, in *GetCustomerRequest, opts ...grpc.CallOption) (*GetCustomerResponse, error)
+	// FindCustomerByID finds the customers registered with a whole ID number,
+	// through its keyed blind index (the number is never stored in clear);
+	// answers show the masked ID only. None found is an empty list.
+	// Errors: 10001 not 18 characters with a valid check digit.
+	FindCustomerByID(ctx context.Context, in *FindCustomerByIDRequest, opts ...grpc.CallOption) (*FindCustomerByIDResponse, error)
 	// SetPaymentPassword sets a customer's payment password and unlocks it.
 	SetPaymentPassword(ctx context.Context, in *SetPaymentPasswordRequest, opts ...grpc.CallOption) (*SetPaymentPasswordResponse, error)
 	// ResetPaymentPassword puts the initial password of the configured policy back.
@@ -85,6 +92,11 @@ type AdminServiceClient interface {
 	UnfreezeAccount(ctx context.Context, in *UnfreezeAccountRequest, opts ...grpc.CallOption) (*UnfreezeAccountResponse, error)
 	// GetOrder looks up a card order or a payment order by orderId.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
+	// GetTerminalKeyHistory returns a terminal key's whole history (SPEC
+	// section 5): its pay or card sale, declines with their errcodes, the
+	// cancels of its pay, its reversal or tombstone. An unknown key has none.
+	// Errors: 10001 a missing part.
+	GetTerminalKeyHistory(ctx context.Context, in *GetTerminalKeyHistoryRequest, opts ...grpc.CallOption) (*GetTerminalKeyHistoryResponse, error)
 	// ListStatement lists an account's postings, newest first.
 	ListStatement(ctx context.Context, in *ListStatementRequest, opts ...grpc.CallOption) (*ListStatementResponse, error)
 	// VerifyLedger proves the ledger invariants (SPEC section 4).
@@ -199,6 +211,16 @@ func (c *adminServiceClient) GetCustomer(ctx context.Context, in *GetCustomerReq
 	return out, nil
 }
 
+func (c *adminServiceClient) FindCustomerByID(ctx context.Context, in *FindCustomerByIDRequest, opts ...grpc.CallOption) (*FindCustomerByIDResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindCustomerByIDResponse)
+	err := c.cc.Invoke(ctx, AdminService_FindCustomerByID_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) SetPaymentPassword(ctx context.Context, in *SetPaymentPasswordRequest, opts ...grpc.CallOption) (*SetPaymentPasswordResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetPaymentPasswordResponse)
@@ -263,6 +285,16 @@ func (c *adminServiceClient) GetOrder(ctx context.Context, in *GetOrderRequest, 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetOrderResponse)
 	err := c.cc.Invoke(ctx, AdminService_GetOrder_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetTerminalKeyHistory(ctx context.Context, in *GetTerminalKeyHistoryRequest, opts ...grpc.CallOption) (*GetTerminalKeyHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTerminalKeyHistoryResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetTerminalKeyHistory_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -385,6 +417,11 @@ type AdminServiceServer interface {
 	CreateCustomer(context.Context, *CreateCustomerRequest) (*CreateCustomerResponse, error)
 	// GetCustomer returns a customer with their accounts.
 	GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error)
+	// FindCustomerByID finds the customers registered with a whole ID number,
+	// through its keyed blind index (the number is never stored in clear);
+	// answers show the masked ID only. None found is an empty list.
+	// Errors: 10001 not 18 characters with a valid check digit.
+	FindCustomerByID(context.Context, *FindCustomerByIDRequest) (*FindCustomerByIDResponse, error)
 	// SetPaymentPassword sets a customer's payment password and unlocks it.
 	SetPaymentPassword(context.Context, *SetPaymentPasswordRequest) (*SetPaymentPasswordResponse, error)
 	// ResetPaymentPassword puts the initial password of the configured policy back.
@@ -399,6 +436,11 @@ type AdminServiceServer interface {
 	UnfreezeAccount(context.Context, *UnfreezeAccountRequest) (*UnfreezeAccountResponse, error)
 	// GetOrder looks up a card order or a payment order by orderId.
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
+	// GetTerminalKeyHistory returns a terminal key's whole history (SPEC
+	// section 5): its pay or card sale, declines with their errcodes, the
+	// cancels of its pay, its reversal or tombstone. An unknown key has none.
+	// Errors: 10001 a missing part.
+	GetTerminalKeyHistory(context.Context, *GetTerminalKeyHistoryRequest) (*GetTerminalKeyHistoryResponse, error)
 	// ListStatement lists an account's postings, newest first.
 	ListStatement(context.Context, *ListStatementRequest) (*ListStatementResponse, error)
 	// VerifyLedger proves the ledger invariants (SPEC section 4).
@@ -457,6 +499,9 @@ func (UnimplementedAdminServiceServer) CreateCustomer(context.Context, *CreateCu
 func (UnimplementedAdminServiceServer) GetCustomer(context.Context, *GetCustomerRequest) (*GetCustomerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCustomer not implemented")
 }
+func (UnimplementedAdminServiceServer) FindCustomerByID(context.Context, *FindCustomerByIDRequest) (*FindCustomerByIDResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindCustomerByID not implemented")
+}
 func (UnimplementedAdminServiceServer) SetPaymentPassword(context.Context, *SetPaymentPasswordRequest) (*SetPaymentPasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPaymentPassword not implemented")
 }
@@ -477,6 +522,9 @@ func (UnimplementedAdminServiceServer) UnfreezeAccount(context.Context, *Unfreez
 }
 func (UnimplementedAdminServiceServer) GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOrder not implemented")
+}
+func (UnimplementedAdminServiceServer) GetTerminalKeyHistory(context.Context, *GetTerminalKeyHistoryRequest) (*GetTerminalKeyHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTerminalKeyHistory not implemented")
 }
 func (UnimplementedAdminServiceServer) ListStatement(context.Context, *ListStatementRequest) (*ListStatementResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListStatement not implemented")
@@ -670,6 +718,24 @@ func _AdminService_GetCustomer_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_FindCustomerByID_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindCustomerByIDRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).FindCustomerByID(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_FindCustomerByID_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).FindCustomerByID(ctx, req.(*FindCustomerByIDRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_SetPaymentPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetPaymentPasswordRequest)
 	if err := dec(in); err != nil {
@@ -792,6 +858,24 @@ func _AdminService_GetOrder_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).GetOrder(ctx, req.(*GetOrderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetTerminalKeyHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTerminalKeyHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetTerminalKeyHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetTerminalKeyHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetTerminalKeyHistory(ctx, req.(*GetTerminalKeyHistoryRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -998,6 +1082,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_GetCustomer_Handler,
 		},
 		{
+			MethodName: "FindCustomerByID",
+			Handler:    _AdminService_FindCustomerByID_Handler,
+		},
+		{
 			MethodName: "SetPaymentPassword",
 			Handler:    _AdminService_SetPaymentPassword_Handler,
 		},
@@ -1024,6 +1112,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetOrder",
 			Handler:    _AdminService_GetOrder_Handler,
+		},
+		{
+			MethodName: "GetTerminalKeyHistory",
+			Handler:    _AdminService_GetTerminalKeyHistory_Handler,
 		},
 		{
 			MethodName: "ListStatement",

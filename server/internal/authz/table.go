@@ -78,11 +78,14 @@ var methodRoles = map[string][]Role{
 	mapfrontv1.AdminService_GetException_FullMethodName:     {Operator, Admin, Auditor, Settlement, Supervisor},
 	mapfrontv1.AdminService_ResolveException_FullMethodName: {Operator, Settlement},
 	// AdminService: reads.
-	mapfrontv1.AdminService_ListProducts_FullMethodName:  reads,
-	mapfrontv1.AdminService_GetCustomer_FullMethodName:   reads,
-	mapfrontv1.AdminService_GetOrder_FullMethodName:      reads,
-	mapfrontv1.AdminService_ListStatement_FullMethodName: reads,
-	mapfrontv1.AdminService_VerifyLedger_FullMethodName:  reads,
+	mapfrontv1.AdminService_ListProducts_FullMethodName: reads,
+	mapfrontv1.AdminService_GetCustomer_FullMethodName:  reads,
+	mapfrontv1.AdminService_GetOrder_FullMethodName:     reads,
+	// The console's look-ups: reads like GetCustomer and GetOrder.
+	mapfrontv1.AdminService_FindCustomerByID_FullMethodName:      reads,
+	mapfrontv1.AdminService_GetTerminalKeyHistory_FullMethodName: reads,
+	mapfrontv1.AdminService_ListStatement_FullMethodName:         reads,
+	mapfrontv1.AdminService_VerifyLedger_FullMethodName:          reads,
 	// AdminService: the audit trail, for those who answer for the changes.
 	mapfrontv1.AdminService_ListAudit_FullMethodName: {Auditor, Admin, Supervisor},
 	// AdminService: four eyes. Proposals are filed by ResolveException and

@@ -43,6 +43,7 @@ type system struct {
 	url      string
 	store    *postgres.Store
 	admin    *mapfront.AdminService
+	svc      *mapfront.Service
 	clock    *clock
 	item     mapfront.Exception
 	mobile   string
@@ -120,7 +121,7 @@ func newSystem(t *testing.T) *system {
 	if err != nil || len(items) != 1 || items[0].Type != mapfront.ExMissing {
 		t.Fatalf("queue %v %+v", err, items)
 	}
-	return &system{store: store, admin: admin, clock: clk, item: items[0], mobile: "13800000015", ctx: ctx, password: pw,
+	return &system{store: store, admin: admin, svc: svc, clock: clk, item: items[0], mobile: "13800000015", ctx: ctx, password: pw,
 		url: serveConsole(t, admin, store, clk, zone)}
 }
 
@@ -365,6 +366,32 @@ func TestConsoleFourEyesInBrowser(t *testing.T) {
 		if err := chromedp.Run(ctx, post(path, map[string]string{"action": "ignore", "account": "x"}, &status)); err != nil || status != 403 {
 			t.Errorf("auditor POST %s: %v %d, want 403", path, err, status)
 		}
+	}
+	// The look-ups: a customer by the whole ID number typed in the form (the
+	// page shows it masked only), the card sale's terminal key history.
+	var byID, byIDHTML, history string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(s.url+"/customers"),
+		chromedp.WaitVisible("#id_number", chromedp.ByID),
+		chromedp.SendKeys("#id_number", checkDigit("11010519900101005"), chromedp.ByID),
+		chromedp.Click("#by-id", chromedp.ByID),
+		chromedp.WaitVisible("#customer", chromedp.ByID),
+		text("#customer", &byID),
+		chromedp.OuterHTML("html", &byIDHTML),
+		screenshot(dir, "customer-by-id"),
+		chromedp.Navigate(s.url+"/orders?terminal=POS01&batch=000001&seq=000006"),
+		chromedp.WaitVisible("#history", chromedp.ByID),
+		text("#history", &history),
+		screenshot(dir, "order-history"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole := checkDigit("11010519900101005"); !strings.Contains(byID, s.mobile) || !strings.Contains(byID, mapfront.MaskIDNumber(whole)) || strings.Contains(byIDHTML, whole) {
+		t.Errorf("customer by ID:\n%s", byID)
+	}
+	if !strings.Contains(history, "开卡付款") || !strings.Contains(history, "1500.00") {
+		t.Errorf("terminal key history:\n%s", history)
 	}
 	var batchText string
 	err = chromedp.Run(ctx,

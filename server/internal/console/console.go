@@ -131,6 +131,7 @@ func New(o Options) (*Server, error) {
 			return ""
 		},
 		"date":     mapfront.DateString,
+		"event":    func(e string) string { return eventNames[e] },
 		"typename": func(t mapfront.ExceptionType) string { return exceptionNames[t] + "（" + string(t) + "）" },
 	}
 	names, err := templateFiles.ReadDir("templates")
@@ -346,6 +347,16 @@ func backTo(r *http.Request) string {
 		return b
 	}
 	return "/"
+}
+
+// eventNames name a terminal key's history entries in Chinese.
+var eventNames = map[string]string{
+	mapfront.EventOpenCard:  "开卡付款",
+	mapfront.EventPay:       "消费",
+	mapfront.EventCancel:    "消费撤销",
+	mapfront.EventDecline:   "拒绝",
+	mapfront.EventTombstone: "冲正（先于消费）",
+	mapfront.EventReversal:  "冲正",
 }
 
 // exceptionNames are the queue's types in Chinese (SPEC section 6).

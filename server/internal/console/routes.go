@@ -32,6 +32,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /proposals/{id}/approve", s.guard("ApproveProposal", s.decide(true)))
 	m.HandleFunc("POST /proposals/{id}/reject", s.guard("RejectProposal", s.decide(false)))
 	m.HandleFunc("GET /customers", s.guard("GetCustomer", s.customer))
+	// The ID number travels in a POST body, never a URL: it must not reach
+	// a log or the browser's history (SPEC section 7).
+	m.HandleFunc("POST /customers/by-id", s.guard("FindCustomerByID", s.customerByID))
 	m.HandleFunc("POST /customers/unlock", s.guard("UnlockPaymentPassword", s.unlock))
 	m.HandleFunc("POST /accounts/freeze", s.guard("FreezeAccount", s.freeze(true)))
 	m.HandleFunc("POST /accounts/unfreeze", s.guard("UnfreezeAccount", s.freeze(false)))
@@ -276,26 +279,52 @@ type customerData struct {
 	Mobile     string
 	C          *mapfront.CustomerView
 	Statements map[string][]mapfront.StatementLine
+	// ByID is set after a search by ID number; Matches are its customers
+	// when there is more than one (one is shown as C).
+	ByID    bool
+	Matches []*mapfront.CustomerView
 }
 
 func (s *Server) customer(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
-	d := customerData{Mobile: strings.TrimSpace(r.URL.Query().Get("mobile")), Statements: map[string][]mapfront.StatementLine{}}
+	d := customerData{Mobile: strings.TrimSpace(r.URL.Query().Get("mobile"))}
 	if d.Mobile != "" {
 		c, err := s.o.Admin.GetCustomer(ctx, d.Mobile)
 		if err != nil {
 			return err
 		}
 		d.C = c
-		if allowed(ss.role, methodOf("ListStatement")) {
-			for _, a := range c.Accounts {
-				if _, lines, err := s.o.Admin.ListStatement(ctx, a.ID, 20); err == nil {
-					d.Statements[a.ID] = lines
-				}
+	}
+	s.showCustomer(ctx, w, ss, d)
+	return nil
+}
+
+// customerByID finds customers by a whole ID number through its blind
+// index; the page echoes only the masked form.
+func (s *Server) customerByID(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
+	cs, err := s.o.Admin.FindCustomersByID(ctx, r.PostFormValue("id_number"))
+	if err != nil {
+		return err
+	}
+	d := customerData{ByID: true}
+	if len(cs) == 1 {
+		d.C, d.Mobile = cs[0], cs[0].Mobile
+	} else {
+		d.Matches = cs
+	}
+	s.showCustomer(ctx, w, ss, d)
+	return nil
+}
+
+func (s *Server) showCustomer(ctx context.Context, w http.ResponseWriter, ss *session, d customerData) {
+	d.Statements = map[string][]mapfront.StatementLine{}
+	if d.C != nil && allowed(ss.role, methodOf("ListStatement")) {
+		for _, a := range d.C.Accounts {
+			if _, lines, err := s.o.Admin.ListStatement(ctx, a.ID, 20); err == nil {
+				d.Statements[a.ID] = lines
 			}
 		}
 	}
 	s.render(w, "customer", ss, "客户", d, "")
-	return nil
 }
 
 func (s *Server) unlock(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
@@ -319,19 +348,40 @@ func (s *Server) freeze(frozen bool) handler {
 	}
 }
 
+type orderData struct {
+	ID string
+	O  *mapfront.OrderView
+	// Key is the terminal key asked for; History its whole history, Asked
+	// whether one was asked for.
+	Key     mapfront.TerminalKey
+	Asked   bool
+	History []mapfront.KeyEvent
+}
+
+// order shows an order by orderId, or a terminal key's whole history
+// (?terminal=&batch=&seq=): its pay, declines, cancels and reversal.
 func (s *Server) order(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
-	id := strings.TrimSpace(r.URL.Query().Get("id"))
-	var o *mapfront.OrderView
-	if id != "" {
-		var err error
-		if o, err = s.o.Admin.GetOrder(ctx, id); err != nil {
+	q := r.URL.Query()
+	d := orderData{ID: strings.TrimSpace(q.Get("id")), Key: mapfront.TerminalKey{TerminalID: strings.TrimSpace(q.Get("terminal")),
+		BatchNo: strings.TrimSpace(q.Get("batch")), TerminalOrderID: strings.TrimSpace(q.Get("seq"))}}
+	var err error
+	if d.ID != "" {
+		if d.O, err = s.o.Admin.GetOrder(ctx, d.ID); err != nil {
 			return err
 		}
 	}
-	s.render(w, "order", ss, "订单", struct {
-		ID string
-		O  *mapfront.OrderView
-	}{id, o}, "")
+	if d.Key != (mapfront.TerminalKey{}) {
+		if !allowed(ss.role, methodOf("GetTerminalKeyHistory")) {
+			w.WriteHeader(http.StatusForbidden)
+			s.render(w, "forbidden", ss, "无权操作", "GetTerminalKeyHistory", "")
+			return nil
+		}
+		d.Asked = true
+		if d.History, err = s.o.Admin.TerminalKeyHistory(ctx, d.Key); err != nil {
+			return err
+		}
+	}
+	s.render(w, "order", ss, "订单", d, "")
 	return nil
 }
 

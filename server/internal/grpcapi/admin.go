@@ -60,6 +60,8 @@ type Admin interface {
 	ResolveException(ctx context.Context, r mapfront.Resolution) (*mapfront.Exception, bool, error)
 	// Proposals: four-eyes approval (proposals.go).
 	Proposals
+	// Lookups: the console's look-ups (lookup.go).
+	Lookups
 }
 
 // AdminServer implements mapfrontv1.AdminServiceServer over Admin.

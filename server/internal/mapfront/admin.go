@@ -145,6 +145,8 @@ type AdminStore interface {
 	LoadDemoCard(ctx context.Context, mobile, card string) error
 	// ProposalStore keeps the four-eyes proposals (proposals.go).
 	ProposalStore
+	// LookupStore finds customers by ID number and terminal keys' histories (lookup.go).
+	LookupStore
 }
 
 // AdminService is the back office's application service (AdminService of
