@@ -390,20 +390,21 @@ func TestE2ESettlement(t *testing.T) {
 	// A date whose file never comes: the job waits until its deadline, then
 	// records the batch as file-missing and exits 3. The deadline of a past
 	// date is its end plus MAPFRONT_SETTLE_DEADLINE, long gone on the real
-	// clock, so the command's clock starts 2 s before it.
+	// clock, so the command's clock starts 4 s before it (room for three
+	// retries 400 ms apart even on a loaded machine).
 	missing := d.AddDays(-1)
 	vars["MAPFRONT_SETTLE_DEADLINE"] = "1h"
 	vars["MAPFRONT_SETTLE_RETRY_INTERVAL"] = "400ms"
 	giveUp := calendar.Calendar{Zone: shanghai, Offset: 30 * time.Minute, Deadline: time.Hour}.GiveUpTime(missing)
-	shift := time.Until(giveUp.Add(-2 * time.Second))
+	shift := time.Until(giveUp.Add(-4 * time.Second))
 	waitStart := time.Now()
 	r = settleCmd(ctx, vars, func() time.Time { return time.Now().Add(shift) }, "run", "--date", missing.String())
 	waited := time.Since(waitStart)
 	if r.code != cli.ExitFileMissing || !strings.Contains(r.stderr, "FILE MISSING") {
 		t.Errorf("run --date %s without a file: exit %d, want 3\nstdout:\n%s\nstderr:\n%s", missing, r.code, r.stdout, r.stderr)
 	}
-	if tries := strings.Count(r.stderr, "will try again"); tries < 3 || waited < 1500*time.Millisecond || waited > 15*time.Second {
-		t.Errorf("gave up after %v and %d retries, want about 2s and 5", waited, tries)
+	if tries := strings.Count(r.stderr, "will try again"); tries < 3 || waited < 3500*time.Millisecond || waited > 20*time.Second {
+		t.Errorf("gave up after %v and %d retries, want about 4s and at least 3", waited, tries)
 	}
 	if b := srv.getBatch(t, ctx, missing.String()); b.Status != mapfrontv1.BatchState_BATCH_STATE_FILE_MISSING {
 		t.Errorf("batch of %s: status %s, want file_missing", missing, b.Status)
