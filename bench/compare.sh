@@ -1,34 +1,48 @@
 #!/usr/bin/env bash
-# compare.sh: mapfront's pay throughput through the gateway, next to what the
-# same PostgreSQL server does with pgbench's simple-update transaction
-# (pgbench -N), at the same number of clients for the same time.
+# compare.sh: mapfront's pay throughput through the gateway and through the
+# single binary, next to what the same PostgreSQL server does with pgbench's
+# simple-update transaction (pgbench -N), at the same number of clients for
+# the same time, from one run; with what each costs in CPU per pay.
 #
-#   bench/compare.sh [-c CLIENTS] [-d SECONDS] [-customers N] [-mix MIX] [-keep] [-single]
-#   (-single: the server serves the legacy paths in-process, no gateway program)
+#   bench/compare.sh [-c CLIENTS] [-d SECONDS] [-customers N] [-tool loadgen|wrk]
+#                    [-mix MIX] [-only gateway|single] [-keep]
 #
-# Defaults: -c 16 -d 30 -customers 100000 -mix pay=100. The PostgreSQL server is
-# the private cluster of scripts/devdb.sh (started if needed), or the one whose
-# maintenance-database URL is in MAPFRONT_BENCH_PG_ADMIN. Everything runs in
-# fresh databases that are dropped at the end (-keep keeps them; a failed run
-# keeps them for inspection and says so). What it starts it stops (trap), and
-# its ports (gRPC 19090, health 19091, gateway 18080; MAPFRONT_BENCH_*_ADDR to
-# change) do not clash with `make run`. See bench/README.md for the numbers.
+# Defaults: -c 16 -d 30 -customers 10000 -tool loadgen -mix pay=100, both
+# modes (gateway: server + bin/gateway; single: the server serves the legacy
+# paths itself; -single is -only single). -tool wrk drives both modes with
+# wrk and bench/wrk/pay.lua (pays only) instead of loadgen. The PostgreSQL
+# server is the private cluster of scripts/devdb.sh (started if needed), or
+# the one whose maintenance-database URL is in MAPFRONT_BENCH_PG_ADMIN.
+# Everything runs in fresh databases that are dropped at the end (-keep keeps
+# them; a failed run keeps them and says so). What it starts it stops (trap).
+# Ports: gRPC 19090, health 19091, gateway 18080, single binary 18081
+# (MAPFRONT_BENCH_{GRPC,HEALTH,GATEWAY,LEGACY}_ADDR). See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
 clients=16
 duration=30
-customers=100000
+customers=10000
 mix=pay=100
 keep=0
+only=""
+tool=loadgen
 grpc_addr=${MAPFRONT_BENCH_GRPC_ADDR:-127.0.0.1:19090}
 health_addr=${MAPFRONT_BENCH_HEALTH_ADDR:-127.0.0.1:19091}
 gateway_addr=${MAPFRONT_BENCH_GATEWAY_ADDR:-127.0.0.1:18080}
+legacy_addr=${MAPFRONT_BENCH_LEGACY_ADDR:-127.0.0.1:18081}
+# Where the binaries, the demo PKI and the master key live (a test gives its own).
+bin=${MAPFRONT_BENCH_BIN:-$top/bin}
+pki=${MAPFRONT_BENCH_PKI_DIR:-$top/.data/pki}
+master_key=${MAPFRONT_BENCH_MASTER_KEY_FILE:-$top/.data/master.key}
+# wrk: bodies for this many pays per second of -d (a thread that runs out stops
+# and fails the run rather than send a key twice).
+wrk_rate=${MAPFRONT_BENCH_WRK_RATE:-20000}
 
 say() { printf 'compare: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,15 +51,35 @@ while [ $# -gt 0 ]; do
     -customers) customers=${2:?-customers needs a value}; shift 2 ;;
     -mix) mix=${2:?-mix needs a value}; shift 2 ;;
     -keep) keep=1; shift ;;
-    -single) single=1; shift ;;
+    -only) only=${2:?-only needs gateway or single}; shift 2 ;;
+    -single) only=single; shift ;;
+    -tool) tool=${2:?-tool needs loadgen or wrk}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
 done
-for v in clients duration customers; do
-  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "-$v must be a positive integer, got '${!v}'"
+for v in clients duration customers wrk_rate; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
+case "$only" in
+  "") modes=(gateway single) ;;
+  gateway|single) modes=("$only") ;;
+  *) die "-only: want gateway or single, got '$only'" ;;
+esac
+case "$tool" in
+  loadgen) ;;
+  wrk) [ "$mix" = pay=100 ] || die "-mix is loadgen's: wrk sends pays only" ;;
+  *) die "-tool: want loadgen or wrk, got '$tool'" ;;
+esac
 for t in psql pgbench go; do command -v "$t" >/dev/null || die "$t not found (Debian: postgresql-client, Go 1.26)"; done
+if [ "$tool" = wrk ] && ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing wrk (Debian package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || true
+  fi
+  command -v wrk >/dev/null || die "wrk not found (Debian: apt-get install wrk)"
+fi
+has_mode() { [[ " ${modes[*]} " == *" $1 "* ]]; }
 
 # ---- PostgreSQL ------------------------------------------------------------
 admin=${MAPFRONT_BENCH_PG_ADMIN:-$(scripts/devdb.sh admin)}
@@ -68,7 +102,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mapfront-bench.XXXXXX")
 say "logs and outputs in $work"
 
 # ---- cleanup: stop what we started, drop what we created --------------------
-server_pid="" gateway_pid="" loadgen_pid="" sampler_pid="" created=() failed=1
+server_pid="" gateway_pid="" load_pid="" sampler_pid="" created=() failed=1
 stop_pid() { # stop_pid PID: TERM, up to 25 s of grace (servers drain), then KILL
   local pid=$1 i
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
@@ -80,12 +114,13 @@ stop_pid() { # stop_pid PID: TERM, up to 25 s of grace (servers drain), then KIL
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  stop_pid "$sampler_pid"; stop_pid "$loadgen_pid"; stop_pid "$gateway_pid"; stop_pid "$server_pid"
+  stop_pid "$sampler_pid"; stop_pid "$load_pid"; stop_pid "$gateway_pid"; stop_pid "$server_pid"
   if [ "$keep" = 1 ] || [ "$failed" = 1 ]; then
     [ ${#created[@]} -gt 0 ] && say "kept databases: ${created[*]} (drop with: psql '$admin' -c 'DROP DATABASE name')"
   else
     for db in "${created[@]}"; do sql "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || say "could not drop $db"; done
   fi
+  rm -rf "$work"/bodies-* # large, and not needed to inspect a run
   exit "$rc"
 }
 trap cleanup EXIT
@@ -111,26 +146,30 @@ await_own() {
     fi
   done
 }
-for a in "$grpc_addr" "$health_addr" "$gateway_addr"; do
+for a in "$grpc_addr" "$health_addr" "$gateway_addr" "$legacy_addr"; do
   port_open "$a" && die "$a is already in use (another compare.sh?): set MAPFRONT_BENCH_*_ADDR"
 done
 
 # ---- build -------------------------------------------------------------------
-say "building server, gateway and loadgen"
-mkdir -p bin
-go build -o bin/ ./server ./gateway
-go build -o bin/loadgen ./bench/loadgen
-if [ ! -f .data/master.key ]; then
-  mkdir -p .data
-  (umask 077 && go run ./server keygen >.data/master.key)
-  say "generated a local master key in .data/master.key"
+say "building server, gateway and loadgen into $bin"
+mkdir -p "$bin"
+go build -o "$bin/" ./server ./gateway
+go build -o "$bin/loadgen" ./bench/loadgen
+if [ ! -f "$master_key" ]; then
+  mkdir -p "$(dirname "$master_key")"
+  (umask 077 && go run ./server keygen >"$master_key")
+  say "generated a local master key in $master_key"
 fi
 # Mutual TLS on gRPC: the demo PKI (created the first time), one certificate
-# per program; the roles file gives loadgen admin, operator and posp.
-bin/server certs -dir .data/pki >/dev/null
+# per program; the roles file gives loadgen admin, operator and posp, the
+# gateway posp (the single binary's in-process legacy client uses it too).
+"$bin/server" certs -dir "$pki" >/dev/null
 tls_args() { # tls_args NAME: the -grpc-*-file flags of certificate NAME
-  echo -grpc-ca-file "$top/.data/pki/ca.crt" -grpc-cert-file "$top/.data/pki/$1.crt" -grpc-key-file "$top/.data/pki/$1.key"
+  echo -grpc-ca-file "$pki/ca.crt" -grpc-cert-file "$pki/$1.crt" -grpc-key-file "$pki/$1.key"
 }
+kv() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -1; } # kv FILE KEY
+# per_op SECONDS COUNT: microseconds per operation
+per_op() { awk -v s="${1:-0}" -v n="${2:-0}" 'BEGIN { if (n > 0) printf "%.0f", s * 1e6 / n; else print "n/a" }'; }
 
 # ---- (a) pgbench -N ------------------------------------------------------------
 scale=$(( (customers + 99999) / 100000 ))
@@ -139,10 +178,13 @@ sql "CREATE DATABASE \"$pgb_db\""; created+=("$pgb_db")
 say "pgbench -i -s $scale in $pgb_db"
 pgbench -i -q -s "$scale" "$(db_url "$pgb_db")" >"$work/pgbench-init.log" 2>&1 || { cat "$work/pgbench-init.log" >&2; die "pgbench -i failed"; }
 say "pgbench -N -M prepared -c $clients -j $threads -T $duration"
-pgbench -N -M prepared -c "$clients" -j "$threads" -T "$duration" "$(db_url "$pgb_db")" >"$work/pgbench.log" 2>&1 ||
+"$bin/loadgen" measure -db "$pgb_db" -out "$work/pgbench.cpu" -- \
+  pgbench -N -M prepared -c "$clients" -j "$threads" -T "$duration" "$(db_url "$pgb_db")" >"$work/pgbench.log" 2>&1 ||
   { cat "$work/pgbench.log" >&2; die "pgbench failed"; }
 pgb_tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$work/pgbench.log")
+[ -z "$pgb_tps" ] || pgb_tps=$(printf "%.1f" "$pgb_tps")
 pgb_lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$work/pgbench.log")
+pgb_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.log")
 [ -n "$pgb_tps" ] || { cat "$work/pgbench.log" >&2; die "no TPS in pgbench's output"; }
 sql "DROP DATABASE \"$pgb_db\" WITH (FORCE)"; created=() # its disk and cache are not mapfront's
 
@@ -150,89 +192,162 @@ sql "DROP DATABASE \"$pgb_db\" WITH (FORCE)"; created=() # its disk and cache ar
 sql "CREATE DATABASE \"$mf_db\""; created+=("$mf_db")
 export MAPFRONT_DATABASE_URL
 MAPFRONT_DATABASE_URL=$(db_url "$mf_db")
-export MAPFRONT_MASTER_KEY_FILE="$top/.data/master.key"
+export MAPFRONT_MASTER_KEY_FILE="$master_key"
 unset MAPFRONT_MASTER_KEY DATABASE_URL # exactly one master key source; the URL above
-bin/server migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
+"$bin/server" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate failed"; }
 # The load generator drives a few bench terminals far above a real POS's
 # rate, from one address: the edge's rate limits (README, "The POSP edge")
-# would measure themselves, not the pay path.
+# would measure themselves, not the pay path. Other server settings (e.g.
+# MAPFRONT_TERMINAL_PIN_LIMIT) pass through from the environment.
 export MAPFRONT_GATEWAY_TERMINAL_LIMIT=off MAPFRONT_GATEWAY_SOURCE_LIMIT=off MAPFRONT_GATEWAY_OPEN_CARD_LIMIT=off
 export MAPFRONT_LEGACY_TERMINAL_LIMIT=off MAPFRONT_LEGACY_SOURCE_LIMIT=off MAPFRONT_LEGACY_OPEN_CARD_LIMIT=off
-if [ -n "${single:-}" ]; then
-  # Single-binary mode: the server serves the legacy paths in-process.
-  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" -legacy-addr "$gateway_addr" $(tls_args server) -roles-file "$top/.data/pki/roles" >"$work/server.log" 2>&1 &
-  server_pid=$!
-  await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "$grpc_addr" "$health_addr" "$gateway_addr"
-else
-  bin/server serve -grpc-addr "$grpc_addr" -http-addr "$health_addr" $(tls_args server) -roles-file "$top/.data/pki/roles" >"$work/server.log" 2>&1 &
-  server_pid=$!
-  await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "$grpc_addr" "$health_addr"
-  bin/gateway -addr "$gateway_addr" -grpc-addr "$grpc_addr" $(tls_args gateway) >"$work/gateway.log" 2>&1 &
+# One server for both modes: it serves the legacy paths itself on
+# $legacy_addr (single binary, with the gateway's posp certificate for its
+# in-process client) when that mode is asked for, and the gateway program
+# calls its gRPC port; the gateway is stopped before the single-binary run.
+serve_args=(-grpc-addr "$grpc_addr" -http-addr "$health_addr" $(tls_args server) -roles-file "$pki/roles")
+server_addrs=("$grpc_addr" "$health_addr")
+if has_mode single; then
+  serve_args+=(-legacy-addr "$legacy_addr" -legacy-client-cert-file "$pki/gateway.crt" -legacy-client-key-file "$pki/gateway.key")
+  server_addrs+=("$legacy_addr")
+fi
+"$bin/server" serve "${serve_args[@]}" >"$work/server.log" 2>&1 &
+server_pid=$!
+await_own "$server_pid" "$work/server.log" '"msg":"server listening"' "${server_addrs[@]}"
+if has_mode gateway; then
+  "$bin/gateway" -addr "$gateway_addr" -grpc-addr "$grpc_addr" $(tls_args gateway) >"$work/gateway.log" 2>&1 &
   gateway_pid=$!
   await_own "$gateway_pid" "$work/gateway.log" '"msg":"gateway listening"' "$gateway_addr"
 fi
-say "mapfront up: server $server_pid ($grpc_addr), gateway $gateway_pid ($gateway_addr), database $mf_db"
+say "mapfront up: server $server_pid ($grpc_addr${gateway_pid:+, gateway $gateway_pid on $gateway_addr}$(has_mode single && echo ", single binary on $legacy_addr")), database $mf_db"
 
 say "provisioning $customers customers"
 pconc=$(( clients > 32 ? clients : 32 ))
-bin/loadgen provision -customers "$customers" -grpc-addr "$grpc_addr" $(tls_args loadgen) -concurrency "$pconc" | tee "$work/provision.txt"
+"$bin/loadgen" provision -customers "$customers" -grpc-addr "$grpc_addr" $(tls_args loadgen) -concurrency "$pconc" | tee "$work/provision.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || die "provisioning failed"
 
-# ---- (c) resident memory of server + gateway during the run ----------------------
+# ---- (c) one measured run per mode ------------------------------------------------
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-sample_rss() {
-  local peak=0 s g sum
+sample_rss() { # sample_rss FILE PID...: the peak sum of the PIDs' VmRSS, once a second
+  local file=$1 peak=0 sum p line; shift
   while :; do
-    s=$(rss_kb "$server_pid"); g=0; [ -z "$gateway_pid" ] || g=$(rss_kb "$gateway_pid"); sum=$(( ${s:-0} + ${g:-0} ))
-    if [ "$sum" -gt "$peak" ]; then peak=$sum; echo "$peak $s $g" >"$work/rss"; fi
+    sum=0 line=""
+    for p in "$@"; do k=$(rss_kb "$p"); sum=$(( sum + ${k:-0} )); line+=" ${k:-0}"; done
+    if [ "$sum" -gt "$peak" ]; then peak=$sum; echo "$peak$line" >"$file"; fi
     sleep 1
   done
 }
-sample_rss & sampler_pid=$!
 
-say "loadgen run -c $clients -d ${duration}s -mix $mix through the gateway"
-set +e
-bin/loadgen run -customers "$customers" -c "$clients" -d "${duration}s" -mix "$mix" -mode http \
-  -gateway "http://$gateway_addr" -grpc-addr "$grpc_addr" $(tls_args loadgen) -out "$work/run.kv" >"$work/run.txt" 2>&1 &
-loadgen_pid=$!
-wait "$loadgen_pid"; run_rc=$?; loadgen_pid=""
-set -e
-stop_pid "$sampler_pid"; sampler_pid=""
-cat "$work/run.txt"
-alive=""
-kill -0 "$server_pid" 2>/dev/null || alive+=" server DIED during the run (see $work/server.log);"
-[ -z "$gateway_pid" ] || kill -0 "$gateway_pid" 2>/dev/null || alive+=" gateway DIED during the run (see $work/gateway.log);"
-[ -z "$alive" ] || { say "$alive"; run_rc=1; }
+# run_mode MODE: the load through MODE's address for -d seconds (the CPU of
+# the tool, the PostgreSQL backends and our processes measured around it),
+# then VerifyLedger. Results in $work/MODE.{txt,kv,cpu,rss,verify}.
+run_mode() {
+  local mode=$1 url pids=(-pid "server=$server_pid") rc verify_rc n
+  if [ "$mode" = gateway ]; then
+    url="http://$gateway_addr"; pids+=(-pid "gateway=$gateway_pid")
+  else
+    url="http://$legacy_addr"
+  fi
+  local batch="${stamp}$([ "$mode" = gateway ] && echo 1 || echo 2)" # new terminal keys per mode
+  sample_rss "$work/$mode.rss" "$server_pid" $gateway_pid & sampler_pid=$!
+  set +e
+  if [ "$tool" = loadgen ]; then
+    say "$mode: loadgen run -c $clients -d ${duration}s -mix $mix ($url)"
+    "$bin/loadgen" measure -db "$mf_db" "${pids[@]}" -out "$work/$mode.cpu" -- \
+      "$bin/loadgen" run -customers "$customers" -c "$clients" -d "${duration}s" -mix "$mix" -mode http -batch "$batch" \
+      -gateway "$url" -grpc-addr "$grpc_addr" $(tls_args loadgen) -out "$work/$mode.kv" >"$work/$mode.txt" 2>&1 &
+    load_pid=$!; wait "$load_pid"; rc=$?; load_pid=""
+  else
+    local wthreads=$(( clients % 2 == 0 ? 2 : 1 )) bodies="$work/bodies-$mode"
+    n=$(( wrk_rate * duration ))
+    mkdir -p "$bodies"
+    say "$mode: loadgen bodies -n $n (${wrk_rate}/s for ${duration} s) for $wthreads wrk threads"
+    "$bin/loadgen" bodies -customers "$customers" -files "$wthreads" -n "$n" -batch "$batch" -out "$bodies" >"$work/$mode.bodies.txt" 2>&1 ||
+      { cat "$work/$mode.bodies.txt" >&2; die "loadgen bodies failed"; }
+    say "$mode: wrk -t $wthreads -c $clients -d ${duration}s -s bench/wrk/pay.lua ($url)"
+    "$bin/loadgen" measure -db "$mf_db" "${pids[@]}" -out "$work/$mode.cpu" -- \
+      wrk -t "$wthreads" -c "$clients" -d "${duration}s" --timeout 30s -s "$top/bench/wrk/pay.lua" "$url" -- "$bodies" >"$work/$mode.txt" 2>&1 &
+    load_pid=$!; wait "$load_pid"; rc=$?; load_pid=""
+    rm -rf "$bodies"
+    # The same keys as loadgen's -out, from pay.lua's done().
+    awk -F= '
+      /^wrk_/ { v[substr($1, 5)] = substr($0, length($1) + 2) }
+      END {
+        bad = v["bad"] + v["socket_errors"] + v["timeouts"]
+        printf "total=%d\npay_ok=%d\npay_tps=%s\np50_ms=%s\np95_ms=%s\np99_ms=%s\nmax_ms=%s\n", v["requests"], v["ok"], v["pay_tps"], v["p50_ms"], v["p95_ms"], v["p99_ms"], v["max_ms"]
+        printf "unexpected=%d\nexhausted=%d\nfirst_unexpected=%s\n", bad, v["exhausted_threads"], v["first_unexpected"]
+      }' "$work/$mode.txt" >"$work/$mode.kv"
+    [ -n "$(kv "$work/$mode.kv" pay_tps)" ] || { cat "$work/$mode.txt" >&2; rc=1; }
+    [ "$(kv "$work/$mode.kv" unexpected)" = 0 ] || rc=1
+    [ "$(kv "$work/$mode.kv" exhausted)" = 0 ] || { say "$mode: wrk ran out of bodies: raise MAPFRONT_BENCH_WRK_RATE ($wrk_rate)"; rc=1; }
+  fi
+  set -e
+  stop_pid "$sampler_pid"; sampler_pid=""
+  cat "$work/$mode.txt"
+  local alive=""
+  kill -0 "$server_pid" 2>/dev/null || alive+=" server DIED during the run (see $work/server.log);"
+  [ "$mode" != gateway ] || kill -0 "$gateway_pid" 2>/dev/null || alive+=" gateway DIED during the run (see $work/gateway.log);"
+  [ -z "$alive" ] || { say "$alive"; rc=1; }
+  echo "$rc" >"$work/$mode.rc"; echo "$alive" >"$work/$mode.alive"
+  set +e
+  "$bin/server" verify-ledger -grpc-addr "$grpc_addr" $(tls_args auditor) >"$work/$mode.verify" 2>&1; verify_rc=$?
+  set -e
+  echo "$verify_rc" >"$work/$mode.verify_rc"
+  cat "$work/$mode.verify"
+}
 
-# ---- (d) the ledger proof ------------------------------------------------------
-set +e
-bin/server verify-ledger -grpc-addr "$grpc_addr" $(tls_args auditor) >"$work/verify.txt" 2>&1; verify_rc=$?
-set -e
-cat "$work/verify.txt"
+for mode in "${modes[@]}"; do
+  if [ "$mode" = single ] && [ -n "$gateway_pid" ]; then
+    stop_pid "$gateway_pid"; gateway_pid="" # a single binary runs alone
+  fi
+  run_mode "$mode"
+done
 
-# ---- (e) summary -------------------------------------------------------------------
-kv() { sed -n "s/^$1=//p" "$work/run.kv" 2>/dev/null | head -1; }
-read -r rss_peak rss_s rss_g 2>/dev/null <"$work/rss" || { rss_peak=0 rss_s=0 rss_g=0; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-pay_tps=$(kv pay_tps)
-ratio=$(awk -v a="${pay_tps:-0}" -v b="$pgb_tps" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')
-if [ "$verify_rc" = 0 ]; then verdict="proves ($(head -1 "$work/verify.txt"))"; else verdict="DOES NOT PROVE: $(tr '\n' ' ' <"$work/verify.txt")"; fi
-if [ "$run_rc" = 0 ]; then run_verdict="all answers errcode 0"; else run_verdict="FAILED: $(kv unexpected) unexpected answers (see above)$alive"; fi
+# ---- (d) summary -------------------------------------------------------------------
+mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+unit="pay"; [ "$mix" = pay=100 ] || unit="request"
+ok=1
 
-cat <<EOF
+summary() { # summary MODE LABEL
+  local mode=$1 label=$2 f="$work/$1.kv" c="$work/$1.cpu" rc verify_rc pay_tps ratio n verdict run_verdict rss cpu_line
+  rc=$(cat "$work/$mode.rc"); verify_rc=$(cat "$work/$mode.verify_rc")
+  pay_tps=$(kv "$f" pay_tps)
+  ratio=$(awk -v a="${pay_tps:-0}" -v b="$pgb_tps" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')
+  n=$(kv "$f" total)
+  if [ "$verify_rc" = 0 ]; then verdict="proves ($(head -1 "$work/$mode.verify"))"; else verdict="DOES NOT PROVE: $(tr '\n' ' ' <"$work/$mode.verify")"; ok=0; fi
+  if [ "$rc" = 0 ]; then run_verdict="all answers errcode 0"; else
+    run_verdict="FAILED: $(kv "$f" unexpected) unexpected answers$( [ "$(kv "$f" exhausted)" = 0 ] || [ -z "$(kv "$f" exhausted)" ] || echo ", bodies ran out") $(kv "$f" first_unexpected)$(cat "$work/$mode.alive")"
+    ok=0
+  fi
+  cpu_line="PostgreSQL backends $(per_op "$(kv "$c" pg_cpu_s)" "$n") µs, server $(per_op "$(kv "$c" cpu_server_s)" "$n") µs"
+  [ "$mode" != gateway ] || cpu_line+=", gateway $(per_op "$(kv "$c" cpu_gateway_s)" "$n") µs"
+  cpu_line+=", $tool $(per_op "$(kv "$c" tool_cpu_s)" "$n") µs"
+  read -r -a rss <"$work/$mode.rss" 2>/dev/null || rss=(0 0 0)
+  printf '%-28s %s\n' "$label pays/s" "$pay_tps (ratio to pgbench $ratio; $(kv "$f" pay_ok) approved pays, $n requests; $run_verdict)"
+  printf '%-28s %s\n' "$label latency" "p50 $(kv "$f" p50_ms) ms, p99 $(kv "$f" p99_ms) ms (p95 $(kv "$f" p95_ms) ms, max $(kv "$f" max_ms) ms)"
+  printf '%-28s %s\n' "$label CPU/$unit" "$cpu_line"
+  if [ "$mode" = gateway ]; then
+    printf '%-28s %s\n' "$label peak RSS" "$(mib "${rss[0]}") (server $(mib "${rss[1]:-0}"), gateway $(mib "${rss[2]:-0}") at that moment)"
+  else
+    printf '%-28s %s\n' "$label peak RSS" "$(mib "${rss[0]}")"
+  fi
+  printf '%-28s %s\n' "$label VerifyLedger" "$verdict"
+}
 
-==== mapfront vs pgbench: same PostgreSQL, $clients clients, ${duration} s ====
-pgbench -N TPS               ${pgb_tps} (scale $scale, -M prepared -c $clients -j $threads, excluding connection time; latency avg ${pgb_lat:-?} ms)
-mapfront pay TPS $( [ -n "${single:-}" ] && echo "single bin  " || echo "via gateway" ) $pay_tps (approved pays/s; $(kv pay_ok) pays, $(kv total) requests, mix $mix, $customers customers; $run_verdict)
-ratio mapfront / pgbench     $ratio
-mapfront latency             p50 $(kv p50_ms) ms, p99 $(kv p99_ms) ms (p95 $(kv p95_ms) ms, max $(kv max_ms) ms)
-peak RSS server+gateway      $(mib "$rss_peak") (server $(mib "${rss_s:-0}"), gateway $(mib "${rss_g:-0}") at that moment)
-VerifyLedger                 $verdict
-machine                      $(nproc) CPUs, ${cpu:-unknown CPU}, $mem RAM, PostgreSQL $pg_version; load average before: $load_before
-outputs                      $work
-EOF
+{
+  echo
+  echo "==== mapfront vs pgbench: same PostgreSQL, $clients clients, ${duration} s, $customers customers, load tool $tool$( [ "$tool" = wrk ] || echo ", mix $mix") ===="
+  printf '%-28s %s\n' "pgbench -N TPS" "$pgb_tps (scale $scale, -M prepared -c $clients -j $threads, excluding connection time; latency avg ${pgb_lat:-?} ms)"
+  printf '%-28s %s\n' "pgbench CPU/transaction" "PostgreSQL backends $(per_op "$(kv "$work/pgbench.cpu" pg_cpu_s)" "$pgb_n") µs, pgbench $(per_op "$(kv "$work/pgbench.cpu" tool_cpu_s)" "$pgb_n") µs"
+  for mode in "${modes[@]}"; do
+    if [ "$mode" = gateway ]; then summary gateway "via gateway"; else summary single "single binary"; fi
+  done
+  printf '%-28s %s\n' "machine" "$(nproc) CPUs, ${cpu:-unknown CPU}, $mem RAM, PostgreSQL $pg_version; load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-28s %s\n' "outputs" "$work"
+} >"$work/summary.txt" # not a pipe: summary sets ok in this shell
+cat "$work/summary.txt"
 
-if [ "$run_rc" = 0 ] && [ "$verify_rc" = 0 ]; then failed=0; exit 0; fi
+if [ "$ok" = 1 ]; then failed=0; exit 0; fi
 exit 1

@@ -3,6 +3,8 @@
 //
 //	loadgen provision -customers N   create the bench customers and terminals (AdminService)
 //	loadgen run -customers N -c 16 -d 30s   send terminal transactions and report
+//	loadgen bodies -customers N -n 600000 -files 2 -out DIR   ready pay bodies for wrk (bench/wrk/pay.lua)
+//	loadgen measure -db NAME -pid server=PID -out FILE -- CMD ARGS   CMD's CPU and that of the others while it runs
 //
 // Both only ever target loopback addresses: this is a measuring tool for a
 // local deployment, not a client for a shared one. See bench/README.md.
@@ -14,12 +16,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"mapfront/bench/internal/load"
 	"mapfront/bench/internal/pinblock"
+	"mapfront/bench/internal/proccpu"
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/mtls"
 )
@@ -46,6 +52,10 @@ func main() {
 		err = provision(ctx, os.Args[2:])
 	case "run":
 		err = run(ctx, os.Args[2:])
+	case "bodies":
+		err = bodies(os.Args[2:])
+	case "measure":
+		err = measure(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -58,7 +68,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen provision|run [flags]   (loadgen provision -h, loadgen run -h)")
+	fmt.Fprintln(os.Stderr, "usage: loadgen provision|run|bodies|measure [flags]   (loadgen SUBCOMMAND -h)")
 	os.Exit(2)
 }
 
@@ -178,6 +188,128 @@ func run(ctx context.Context, args []string) error {
 	}
 	if n := rep.Unexpected(); n > 0 {
 		return fmt.Errorf("FAILED: %d unexpected answers (see by errcode)", n)
+	}
+	return nil
+}
+
+// bodies writes ready pay requests for an external HTTP load tool: it
+// cannot build PIN blocks, so loadgen does it here, before the run, and the
+// tool's threads each send one file's bodies in order (bench/wrk/pay.lua).
+func bodies(args []string) error {
+	fs := flag.NewFlagSet("bodies", flag.ContinueOnError)
+	customers := fs.Int("customers", 1000, "number of bench customers (mobile 150xxxxxxxx by index), as provisioned")
+	password := fs.String("password", benchPassword, "the bench customers' payment password")
+	tpk := fs.String("tpk", demoTPK, "the bench terminals' PIN key (32 hex digits)")
+	terminals := fs.Int("terminals", 64, "bench terminals BENCH0001.. (each file gets terminals of its own)")
+	files := fs.Int("files", 2, "files bodies.0.. in -out: one per load tool thread")
+	total := fs.Int("n", 100_000, "pay bodies in all, divided among the files (rounded up)")
+	out := fs.String("out", "", "directory to write the files into (must exist)")
+	batch := fs.String("batch", time.Now().Format("20060102150405"), "batchNo of the bodies (new keys for every set)")
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (customers, sums)")
+	maxSum := fs.Int64("max-sum", 9, "pays are 1..max-sum fen")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("bodies: -out is required")
+	}
+	if *files < 1 || *total < 1 {
+		return errors.New("bodies: -files and -n must be positive")
+	}
+	pins, err := pinblock.NewBuilderHex(*tpk)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	perFile := (*total + *files - 1) / *files
+	err = load.WriteBodies(load.BodiesConfig{
+		Customers: *customers, Files: *files, PerFile: perFile, Password: *password, PINs: pins,
+		Terminals: *terminals, BatchNo: *batch, Seed: *seed, MaxSum: *maxSum,
+	}, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("loadgen bodies: %d files of %d pay bodies (batch %s) in %s, %.1f s\n",
+		*files, perFile, *batch, *out, time.Since(start).Seconds())
+	return nil
+}
+
+// measure runs a load tool (any command) and reports what it and the
+// processes serving it cost in CPU time while it ran: the tool's own user +
+// system time (the kernel's accounting of the waited-for child), the
+// backends of the -db databases and each -pid process, read from /proc every
+// -interval. Key=value lines go to -out; the exit status is the command's.
+func measure(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
+	var dbs []string
+	pids := map[string]int{}
+	fs.Func("db", "a PostgreSQL database whose backends to watch (repeatable)", func(v string) error {
+		dbs = append(dbs, v)
+		return nil
+	})
+	fs.Func("pid", "NAME=PID: a process to watch (repeatable)", func(v string) error {
+		name, p, ok := strings.Cut(v, "=")
+		pid, err := strconv.Atoi(p)
+		if !ok || name == "" || err != nil || pid < 1 {
+			return fmt.Errorf("want NAME=PID, got %q", v)
+		}
+		pids[name] = pid
+		return nil
+	})
+	interval := fs.Duration("interval", 100*time.Millisecond, "how often to read /proc (an exiting backend loses at most this much)")
+	out := fs.String("out", "", "file for the key=value lines (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() == 0 || *interval <= 0 {
+		return errors.New("measure: want -out FILE, a positive -interval and a command after --")
+	}
+	w := proccpu.NewWatch(dbs, pids, time.Second)
+	if err := w.Start(time.Now()); err != nil {
+		return err
+	}
+	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(*interval)
+	defer tick.Stop()
+	var runErr error
+	interrupted := ctx.Done()
+wait:
+	for {
+		select {
+		case now := <-tick.C:
+			w.Sample(now)
+		case <-interrupted:
+			// Stopped (compare.sh's clean-up): the command ends its run early
+			// the same way. Ctrl-C reaches it directly, being in our group.
+			cmd.Process.Signal(syscall.SIGTERM)
+			interrupted = nil
+		case runErr = <-done:
+			break wait
+		}
+	}
+	wall := time.Since(start)
+	w.Sample(time.Now())
+	st := cmd.ProcessState
+	backend, n := w.Backend()
+	var b strings.Builder
+	fmt.Fprintf(&b, "wall_s=%.3f\ntool_cpu_s=%.3f\n", wall.Seconds(), (st.UserTime() + st.SystemTime()).Seconds())
+	fmt.Fprintf(&b, "pg_cpu_s=%.3f\npg_backends=%d\n", backend.Seconds(), n)
+	for name := range pids {
+		fmt.Fprintf(&b, "cpu_%s_s=%.3f\n", name, w.Named(name).Seconds())
+	}
+	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if runErr != nil {
+		// The command's own output says why; its exit status is ours.
+		os.Exit(max(st.ExitCode(), 1))
 	}
 	return nil
 }
