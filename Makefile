@@ -104,8 +104,11 @@ stop-db:
 clean:
 	rm -rf $(BIN)
 
-## bench: mapfront's pay throughput through the gateway next to pgbench -N on
-## the same PostgreSQL (bench/README.md). BENCH_ARGS, e.g. "-customers 2000 -d 15".
-.PHONY: bench
-bench:
+## bench-compare: from one run, pgbench -N next to mapfront's pays through the
+## gateway and through the single binary on the same PostgreSQL, with ratios,
+## latency, CPU per pay and the ledger verdicts (bench/README.md). BENCH_ARGS,
+## e.g. "-customers 2000 -d 15" or "-tool wrk". `make bench` is the same.
+.PHONY: bench bench-compare
+bench-compare:
 	bench/compare.sh $(BENCH_ARGS)
+bench: bench-compare
