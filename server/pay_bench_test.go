@@ -113,8 +113,13 @@ func BenchmarkLegacyPay(b *testing.B) {
 	})
 	waitReady(b, "http://"+cfg.HTTPAddr+"/readyz")
 
-	// The gateway program's handler, as gateway/main.go builds it.
-	gatewayBase := startBenchGateway(b, cfg.GRPCAddr, mtls.Files{CA: pki.CAFile(), Cert: gw.Cert, Key: gw.Key}, log)
+	// The gateway program's handler, as gateway/main.go builds it, and
+	// variants of its gRPC connection (issue 11: is the hop cheaper so?).
+	gwFiles := mtls.Files{CA: pki.CAFile(), Cert: gw.Cert, Key: gw.Key}
+	gatewayBase := startBenchGateway(b, cfg.GRPCAddr, gwFiles, log, 1)
+	pool4 := startBenchGateway(b, cfg.GRPCAddr, gwFiles, log, 4)
+	sharedBuf := startBenchGateway(b, cfg.GRPCAddr, gwFiles, log, 1, grpc.WithSharedWriteBuffer(true))
+	smallBuf := startBenchGateway(b, cfg.GRPCAddr, gwFiles, log, 1, grpc.WithReadBufferSize(8<<10), grpc.WithWriteBufferSize(8<<10))
 
 	var seq atomic.Int64
 	run := func(b *testing.B, base string) {
@@ -152,23 +157,33 @@ func BenchmarkLegacyPay(b *testing.B) {
 	}
 	b.Run("single", func(b *testing.B) { run(b, "http://"+cfg.LegacyAddr) })
 	b.Run("gateway", func(b *testing.B) { run(b, gatewayBase) })
+	b.Run("gateway-4conns", func(b *testing.B) { run(b, pool4) })
+	b.Run("gateway-sharedwritebuf", func(b *testing.B) { run(b, sharedBuf) })
+	b.Run("gateway-8kbufs", func(b *testing.B) { run(b, smallBuf) })
 }
 
 type benchCustomer struct{ mobile, block string }
 
 // startBenchGateway serves the gateway program's legacy handler on loopback,
-// calling the server at grpcAddr over mutual TLS as the gateway identity.
-func startBenchGateway(b *testing.B, grpcAddr string, files mtls.Files, log *slog.Logger) string {
+// calling the server at grpcAddr over mutual TLS as the gateway identity,
+// over conns connections (pays taken in turn) dialled with opts.
+func startBenchGateway(b *testing.B, grpcAddr string, files mtls.Files, log *slog.Logger, conns int, opts ...grpc.DialOption) string {
 	b.Helper()
 	tc, err := mtls.ClientConfig(files)
 	if err != nil {
 		b.Fatal(err)
 	}
-	conn, err := grpc.NewClient(grpcAddr, append(legacy.ClientOptions(), grpc.WithTransportCredentials(credentials.NewTLS(tc)))...)
-	if err != nil {
-		b.Fatal(err)
+	pool := &payPool{}
+	for range conns {
+		conn, err := grpc.NewClient(grpcAddr, append(append(legacy.ClientOptions(), grpc.WithTransportCredentials(credentials.NewTLS(tc))), opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = conn.Close() })
+		pool.clients = append(pool.clients, mapfrontv1.NewOfflineServiceClient(conn))
 	}
-	api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{Logger: log})
+	pool.OfflineServiceClient = pool.clients[0]
+	api, err := legacy.NewHandler(pool, legacy.Options{Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -178,11 +193,19 @@ func startBenchGateway(b *testing.B, grpcAddr string, files mtls.Files, log *slo
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() {
-		_ = srv.Close()
-		_ = conn.Close()
-	})
+	b.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String()
+}
+
+// payPool sends each Pay on the next of its clients.
+type payPool struct {
+	mapfrontv1.OfflineServiceClient
+	clients []mapfrontv1.OfflineServiceClient
+	next    atomic.Uint64
+}
+
+func (p *payPool) Pay(ctx context.Context, in *mapfrontv1.PayRequest, opts ...grpc.CallOption) (*mapfrontv1.PayResponse, error) {
+	return p.clients[p.next.Add(1)%uint64(len(p.clients))].Pay(ctx, in, opts...)
 }
 
 // cpuTime is this process's user+system CPU time.
