@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -56,7 +57,7 @@ var identityOf = map[authz.Role]string{
 
 // withTestTLS gives cfg a test PKI's server files and a roles file with
 // testRoles, and returns the PKI for the clients' certificates.
-func withTestTLS(t *testing.T, cfg *config.Config) *mtlstest.PKI {
+func withTestTLS(t testing.TB, cfg *config.Config) *mtlstest.PKI {
 	t.Helper()
 	p := mtlstest.New(t)
 	cfg.TLS = p.Server()
@@ -456,33 +457,51 @@ func TestAuditNamesCertificateIdentity(t *testing.T) {
 	}
 }
 
-// TestInProcessClientTLS: the configuration the single-binary mode's
-// in-memory client uses (authz.ClientTLSConfig) authenticates as the
-// gateway's identity, whatever address it dials: posp's calls pass, the
-// rest is refused.
-func TestInProcessClientTLS(t *testing.T) {
-	var p *mtlstest.PKI
-	cfg := startGRPC(t, func(c *config.Config) { p = withTestTLS(t, c) })
-	tc, err := authz.ClientTLSConfig(cfg.TLS, p.Client("gateway"))
+// TestInProcessPeer: the caller of the single-binary mode's in-process
+// calls (authz.InProcessPeer) is the identity of the legacy client
+// certificate, verified against the CA at start: posp's calls pass the
+// authorization interceptor, the rest is refused; a certificate of another
+// CA or a key of another certificate stops start-up.
+func TestInProcessPeer(t *testing.T) {
+	p := mtlstest.New(t)
+	roles, err := authz.ParseRoles(strings.NewReader(testRoles))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// "passthrough:///inmemory" names nothing in the server's certificate,
-	// as an in-memory connection's address does not.
-	conn, err := grpc.NewClient("passthrough:///inmemory", grpc.WithTransportCredentials(credentials.NewTLS(tc)),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", cfg.GRPCAddr)
-		}))
+	az := authz.New(roles, authz.Options{})
+	caller, err := authz.InProcessPeer(p.Client("gateway"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	ctx := context.Background()
-	if _, err := mapfrontv1.NewOfflineServiceClient(conn).DownloadProduct(ctx, &mapfrontv1.DownloadProductRequest{
-		SellerId: "SH01", StoreId: "ST01", TerminalId: "POS01", BatchNo: "000001", TerminalOrderId: "000001"}); err != nil {
-		t.Errorf("DownloadProduct as the gateway: %v", err)
+	ctx := peer.NewContext(context.Background(), caller)
+	ok := func(context.Context, any) (any, error) { return "ok", nil }
+	unary := func(method string) error {
+		_, err := az.Unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, ok)
+		return err
 	}
-	if _, err := mapfrontv1.NewAdminServiceClient(conn).ListProducts(ctx, &mapfrontv1.ListProductsRequest{}); refusal(err) != codes.PermissionDenied {
+	if err := unary(mapfrontv1.OfflineService_Pay_FullMethodName); err != nil {
+		t.Errorf("Pay as the gateway: %v", err)
+	}
+	if err := unary(mapfrontv1.AdminService_ListProducts_FullMethodName); refusal(err) != codes.PermissionDenied {
 		t.Errorf("ListProducts as the gateway: %v, want PermissionDenied", err)
+	}
+
+	other := mtlstest.New(t).Client("gateway")
+	if _, err := authz.InProcessPeer(mtls.Files{CA: p.CAFile(), Cert: other.Cert, Key: other.Key}, false); err == nil {
+		t.Error("a certificate of another CA was accepted")
+	}
+	if _, err := authz.InProcessPeer(mtls.Files{CA: p.CAFile(), Cert: p.Client("gateway").Cert, Key: p.Client("admin").Key}, false); err == nil {
+		t.Error("a key of another certificate was accepted")
+	}
+	// Development plaintext: the in-process caller is DevIdentity, with the
+	// roles the file gives it (none here).
+	dev, err := authz.InProcessPeer(mtls.Files{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = authz.New(roles, authz.Options{DevPlaintext: true}).Unary(peer.NewContext(context.Background(), dev), nil,
+		&grpc.UnaryServerInfo{FullMethod: mapfrontv1.OfflineService_Pay_FullMethodName}, ok)
+	if refusal(err) != codes.PermissionDenied {
+		t.Errorf("Pay as %s without a role: %v, want PermissionDenied", authz.DevIdentity, err)
 	}
 }

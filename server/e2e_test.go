@@ -31,7 +31,7 @@ type system struct {
 	ops  string // the server's health and metrics listener
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,6 +45,14 @@ func freeAddr(t *testing.T) string {
 // in front of it; inProcess serves the legacy paths from the server itself
 // (the single-binary mode, MAPFRONT_LEGACY_ADDR).
 func startSystem(t *testing.T, inProcess bool) *system {
+	t.Helper()
+	return startSystemAs(t, inProcess, "gateway")
+}
+
+// startSystemAs is startSystem whose single-binary legacy listener calls as
+// the certificate identity legacyIdentity (the gateway's, role posp, in
+// startSystem).
+func startSystemAs(t *testing.T, inProcess bool, legacyIdentity string) *system {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test builds the gateway")
@@ -71,7 +79,7 @@ func startSystem(t *testing.T, inProcess bool) *system {
 	httpAddr := freeAddr(t)
 	if inProcess {
 		cfg.LegacyAddr = httpAddr
-		gw := pki.Client("gateway")
+		gw := pki.Client(legacyIdentity)
 		cfg.LegacyCert, cfg.LegacyKey = gw.Cert, gw.Key
 	}
 	done := make(chan error, 1)

@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/grpc/peer"
 
+	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/server/internal/authz"
 	"mapfront/server/internal/config"
 	"mapfront/server/internal/grpcapi"
@@ -29,11 +27,7 @@ import (
 // next, so nothing unauthorized reaches a handler; recovery is innermost, around the handler,
 // so that a panic becomes a status (errcode 10000) that metrics then sees.
 func serverOptions(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, az *authz.Authorizer) []grpc.ServerOption {
-	unary := []grpc.UnaryServerInterceptor{
-		m.Unary,
-		az.Unary,
-		grpcapi.Recover(log),
-	}
+	unary := unaryInterceptors(log, m, az)
 	stream := []grpc.StreamServerInterceptor{
 		m.Stream,
 		az.Stream,
@@ -48,38 +42,91 @@ func serverOptions(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, az 
 	}
 }
 
-// inProcessBuffer is the in-memory connection's buffer in each direction:
-// a legacy request or answer is a few KiB, so 1 MiB never stalls a burst.
-const inProcessBuffer = 1 << 20
-
-// serveInProcess serves srv on an in-memory listener and returns a client
-// connection to it: single-binary mode's path from the legacy JSON handler to
-// the gRPC server. It is a real gRPC connection (HTTP/2 framing over an
-// in-memory pipe, no socket), so every request passes through the interceptor
-// chain of serverOptions exactly as a request of the gateway program does;
-// that costs a protobuf encoding each way, which the split deployment pays
-// too. Serve's result is sent on errc. Closing the connection and stopping
-// srv (which closes the listener) are the caller's.
-//
-// The connection is plaintext unless opts say otherwise: opts come after the
-// defaults and win, so that when the server requires TLS with client
-// certificates (issue 9) the caller passes the credentials of the identity
-// the in-process legacy handler calls as.
-func serveInProcess(srv *grpc.Server, maxMessageBytes int, errc chan<- error, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	lis := bufconn.Listen(inProcessBuffer)
-	go func() { errc <- srv.Serve(lis) }()
-	// "passthrough" hands the target to the dialer unresolved; the name is
-	// only what logs and errors show.
-	conn, err := grpc.NewClient("passthrough:///in-process", append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(maxMessageBytes),
-			grpc.MaxCallSendMsgSize(maxMessageBytes),
-		),
-	}, opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
+// unaryInterceptors is the unary chain of serverOptions, outermost first;
+// the single-binary mode's in-process calls run the same (inProcessOffline).
+func unaryInterceptors(log *slog.Logger, m *metrics.Metrics, az *authz.Authorizer) []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{
+		m.Unary,
+		az.Unary,
+		grpcapi.Recover(log),
 	}
-	return conn, nil
+}
+
+// chainUnary composes interceptors into one, the first outermost, as
+// grpc.ChainUnaryInterceptor does for the server.
+func chainUnary(interceptors []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return callChain(interceptors, ctx, req, info, h)
+	}
+}
+
+func callChain(interceptors []grpc.UnaryServerInterceptor, ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if len(interceptors) == 0 {
+		return h(ctx, req)
+	}
+	return interceptors[0](ctx, req, info, func(ctx context.Context, req any) (any, error) {
+		return callChain(interceptors[1:], ctx, req, info, h)
+	})
+}
+
+// inProcessOffline is the single-binary mode's OfflineService client: each
+// call runs the service implementation in this process through the server's
+// unary interceptor chain (metrics, authorization, recovery), under the
+// method's full gRPC name and as peer (authz.InProcessPeer: the identity of
+// the legacy client certificate), so a request is counted, authorized and
+// recovered exactly as the same call of the gateway program over mTLS is.
+// What it leaves out is the connection: no TLS, no HTTP/2 framing, no
+// protobuf encoding, no transport goroutines. The request and answer
+// messages are shared with the service, which neither keeps nor changes
+// them after it returns.
+//
+// A failed call has always reached the chain, so the legacy edge never
+// reads it as "not sent" (10018 stays the server's own verdict).
+type inProcessOffline struct {
+	srv   mapfrontv1.OfflineServiceServer
+	chain grpc.UnaryServerInterceptor
+	peer  *peer.Peer
+}
+
+var _ mapfrontv1.OfflineServiceClient = (*inProcessOffline)(nil)
+
+// invoke runs call through c's chain as method.
+func invoke[Req, Resp any](ctx context.Context, c *inProcessOffline, method string, in Req, call func(context.Context, Req) (Resp, error)) (Resp, error) {
+	info := &grpc.UnaryServerInfo{Server: c.srv, FullMethod: method}
+	out, err := c.chain(peer.NewContext(ctx, c.peer), in, info, func(ctx context.Context, req any) (any, error) {
+		return call(ctx, req.(Req))
+	})
+	if err != nil {
+		var zero Resp
+		return zero, err
+	}
+	return out.(Resp), nil
+}
+
+func (c *inProcessOffline) OpenCard(ctx context.Context, in *mapfrontv1.OpenCardRequest, _ ...grpc.CallOption) (*mapfrontv1.OpenCardResponse, error) {
+	return invoke(ctx, c, mapfrontv1.OfflineService_OpenCard_FullMethodName, in, c.srv.OpenCard)
+}
+
+func (c *inProcessOffline) RepealCard(ctx context.Context, in *mapfrontv1.RepealCardRequest, _ ...grpc.CallOption) (*mapfrontv1.RepealCardResponse, error) {
+	return invoke(ctx, c, mapfrontv1.OfflineService_RepealCard_FullMethodName, in, c.srv.RepealCard)
+}
+
+func (c *inProcessOffline) Pay(ctx context.Context, in *mapfrontv1.PayRequest, _ ...grpc.CallOption) (*mapfrontv1.PayResponse, error) {
+	return invoke(ctx, c, mapfrontv1.OfflineService_Pay_FullMethodName, in, c.srv.Pay)
+}
+
+func (c *inProcessOffline) CancelPay(ctx context.Context, in *mapfrontv1.CancelPayRequest, _ ...grpc.CallOption) (*mapfrontv1.CancelPayResponse, error) {
+	return invoke(ctx, c, mapfrontv1.OfflineService_CancelPay_FullMethodName, in, c.srv.CancelPay)
+}
+
+func (c *inProcessOffline) UndoPay(ctx context.Context, in *mapfrontv1.UndoPayRequest, _ ...grpc.CallOption) (*mapfrontv1.UndoPayResponse, error) {
+	return invoke(ctx, c, mapfrontv1.OfflineService_UndoPay_FullMethodName, in, c.srv.UndoPay)
+}
+
+func (c *inProcessOffline) GetAccountInfo(ctx context.Context, in *mapfrontv1.GetAccountInfoRequest, _ ...grpc.CallOption) (*mapfrontv1.GetAccountInfoResponse, error) {
+	return invoke(ctx, c, mapfrontv1.OfflineService_GetAccountInfo_FullMethodName, in, c.srv.GetAccountInfo)
+}
+
+func (c *inProcessOffline) DownloadProduct(ctx context.Context, in *mapfrontv1.DownloadProductRequest, _ ...grpc.CallOption) (*mapfrontv1.DownloadProductResponse, error) {
+	return invoke(ctx, c, mapfrontv1.OfflineService_DownloadProduct_FullMethodName, in, c.srv.DownloadProduct)
 }

@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -196,27 +195,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	var legacySrv *http.Server
 	if cfg.LegacyAddr != "" {
 		// Single-binary mode: the legacy JSON paths served here, calling
-		// OfflineService over an in-memory gRPC connection to srv, so that
-		// the interceptors of serverOptions run as they do for the gateway
-		// program, which makes the same calls over the network.
-		// legacy.ClientOptions tell a call never sent (10018) from one whose
-		// outcome is unknown (10000), as in the gateway program.
-		dial := legacy.ClientOptions()
-		if !cfg.DevPlaintext {
-			// The in-process legacy handler authenticates as the gateway
-			// does: with a client certificate whose identity has the posp role.
-			tc, err := authz.ClientTLSConfig(cfg.TLS, cfg.LegacyClientTLS())
-			if err != nil {
-				return fmt.Errorf("single-binary mode's client certificate: %w", err)
-			}
-			dial = append(dial, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
-		}
-		conn, err := serveInProcess(srv, cfg.MaxMessageBytes, errc, dial...)
+		// the OfflineService implementation in this process through the
+		// server's interceptor chain, as the identity of the legacy client
+		// certificate (loaded and verified against the CA now), so that
+		// metrics, authorization and recovery run as they do for the
+		// gateway program's calls over mTLS.
+		caller, err := authz.InProcessPeer(cfg.LegacyClientTLS(), cfg.DevPlaintext)
 		if err != nil {
-			return err
+			return fmt.Errorf("single-binary mode's client certificate: %w", err)
 		}
-		defer conn.Close()
-		api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{
+		client := &inProcessOffline{srv: offline, chain: chainUnary(unaryInterceptors(log, m, az)), peer: caller}
+		api, err := legacy.NewHandler(client, legacy.Options{
 			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal})
 		if err != nil {
 			return err

@@ -197,7 +197,7 @@ func startModelProcess(t *testing.T) *modelSystem {
 	return s
 }
 
-func waitReady(t *testing.T, url string) {
+func waitReady(t testing.TB, url string) {
 	t.Helper()
 	for i := 0; ; i++ {
 		resp, err := http.Get(url)

@@ -63,6 +63,26 @@ func TestSingleBinaryRunsInterceptors(t *testing.T) {
 	}
 }
 
+// The single binary's legacy listener calls as the identity of its client
+// certificate, with that identity's roles and nothing more (issue 11):
+// with a certificate whose identity has a role but not posp, every legacy
+// call is refused by the authorization interceptor (PermissionDenied,
+// counted by the metrics interceptor), and the terminal gets 10000, the
+// edge's answer to a refusal without a business errcode.
+func TestSingleBinaryWithoutPOSPRoleRefused(t *testing.T) {
+	s := startSystemAs(t, true, "settlement")
+	const method = "/mapfront.v1.OfflineService/DownloadProduct"
+	before := s.requestCount(t, method, "PermissionDenied")
+	a := s.post(t, "/front/offline/download_product",
+		`{"sellerId":"SH01","storeId":"ST01","terminalId":"POS01","batchNo":"000001","terminalOrderId":"000001"}`)
+	if a.errcode(t) != 10000 {
+		t.Fatalf("download_product as settlement: %s", a.raw)
+	}
+	if got := s.requestCount(t, method, "PermissionDenied") - before; got != 1 {
+		t.Errorf("gRPC counter of %s PermissionDenied grew by %v, want 1", method, got)
+	}
+}
+
 // The server program does not import the gateway program (issue 8, show 3):
 // what both need of the legacy contract lives in mapfront/internal/legacy.
 func TestServerDoesNotImportGateway(t *testing.T) {

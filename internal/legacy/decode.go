@@ -3,9 +3,7 @@ package legacy
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -60,15 +58,9 @@ func unmarshal(data []byte, m proto.Message) error {
 	if !utf8.Valid(data) {
 		return &DecodeError{Msg: msgNotUTF8}
 	}
-	dec := json.NewDecoder(bytes.NewReader(stripTrailingCommas(data)))
-	dec.UseNumber()
-	v, err := parseValue(dec, 0)
+	v, err := parseDocument(stripTrailingCommas(data))
 	if err != nil {
 		return err
-	}
-	// Exactly one value: anything after it is not the partner's body.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &DecodeError{Msg: msgNotJSON}
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -127,59 +119,222 @@ func isControl(r rune) bool { return r < 0x20 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// parseValue reads one JSON value as a tree of map[string]any, []any, string,
-// json.Number, bool and nil. encoding/json's token reader checks the syntax;
-// parseValue adds the depth bound and refuses duplicate keys.
-func parseValue(dec *json.Decoder, depth int) (any, error) {
+// parseDocument reads b, which must be exactly one JSON value (surrounded by
+// whitespace at most), as a tree of map[string]any, []any, string,
+// json.Number, bool and nil: what the former parser on encoding/json's token
+// reader (with UseNumber) gave, found in one pass without its per-token
+// allocations. Its refusals are the token reader's too, in the same order:
+// the first of a syntax error (msgNotJSON), a value nested beyond maxDepth
+// (msgTooDeep, checked before the value's separator is read, as the token
+// reader reads a separator with the value after it) and a duplicate key
+// (found once its value is read). FuzzParseDocument holds it to that.
+func parseDocument(b []byte) (any, error) {
+	p := parser{b: b}
+	v, err := p.value(0, 0)
+	if err != nil {
+		return nil, err
+	}
+	// Exactly one value: anything after it is not the partner's body.
+	if p.skipSpace(); p.i != len(p.b) {
+		return nil, errNotJSON
+	}
+	return v, nil
+}
+
+// parser is parseDocument's position in the body. The body is valid UTF-8
+// (unmarshal checks first), so only the JSON grammar is checked here.
+type parser struct {
+	b []byte
+	i int
+}
+
+var errNotJSON = &DecodeError{Msg: msgNotJSON}
+
+func (p *parser) skipSpace() {
+	for p.i < len(p.b) && isSpace(p.b[p.i]) {
+		p.i++
+	}
+}
+
+// at reports whether the next byte is c.
+func (p *parser) at(c byte) bool { return p.i < len(p.b) && p.b[p.i] == c }
+
+// value reads one value at nesting depth, after the separator sep (',' or
+// ':') unless sep is 0.
+func (p *parser) value(depth int, sep byte) (any, error) {
 	if depth > maxDepth {
 		return nil, &DecodeError{Msg: msgTooDeep}
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, &DecodeError{Msg: msgNotJSON}
+	p.skipSpace()
+	if sep != 0 {
+		if !p.at(sep) {
+			return nil, errNotJSON
+		}
+		p.i++
+		p.skipSpace()
 	}
-	switch tok {
-	case json.Delim('{'):
-		obj := map[string]any{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return nil, &DecodeError{Msg: msgNotJSON}
-			}
-			key, ok := kt.(string)
-			if !ok {
-				return nil, &DecodeError{Msg: msgNotJSON}
-			}
-			v, err := parseValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			if _, dup := obj[key]; dup {
-				return nil, &DecodeError{Msg: fmt.Sprintf("字段%s重复", key)}
-			}
-			obj[key] = v
-		}
-		if _, err := dec.Token(); err != nil { // the closing }
-			return nil, &DecodeError{Msg: msgNotJSON}
-		}
-		return obj, nil
-	case json.Delim('['):
-		arr := []any{}
-		for dec.More() {
-			v, err := parseValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		if _, err := dec.Token(); err != nil { // the closing ]
-			return nil, &DecodeError{Msg: msgNotJSON}
-		}
-		return arr, nil
-	case json.Delim('}'), json.Delim(']'):
-		return nil, &DecodeError{Msg: msgNotJSON}
+	if p.i >= len(p.b) {
+		return nil, errNotJSON
 	}
-	return tok, nil
+	switch c := p.b[p.i]; {
+	case c == '{':
+		p.i++
+		return p.object(depth)
+	case c == '[':
+		p.i++
+		return p.array(depth)
+	case c == '"':
+		return p.str()
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	}
+	return nil, errNotJSON
+}
+
+func (p *parser) literal(word string) error {
+	if !bytes.HasPrefix(p.b[p.i:], []byte(word)) {
+		return errNotJSON
+	}
+	p.i += len(word)
+	return nil
+}
+
+// object reads the members after '{' up to and including '}'.
+func (p *parser) object(depth int) (any, error) {
+	obj := map[string]any{}
+	for first := true; ; first = false {
+		p.skipSpace()
+		if p.at('}') {
+			p.i++
+			return obj, nil
+		}
+		if p.i >= len(p.b) || p.at(']') {
+			return nil, errNotJSON
+		}
+		if !first {
+			if !p.at(',') {
+				return nil, errNotJSON
+			}
+			p.i++
+			p.skipSpace()
+		}
+		if !p.at('"') {
+			return nil, errNotJSON
+		}
+		key, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		v, err := p.value(depth+1, ':')
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := obj[key]; dup {
+			return nil, &DecodeError{Msg: fmt.Sprintf("字段%s重复", key)}
+		}
+		obj[key] = v
+	}
+}
+
+// array reads the elements after '[' up to and including ']'.
+func (p *parser) array(depth int) (any, error) {
+	arr := []any{}
+	for first := true; ; first = false {
+		p.skipSpace()
+		if p.at(']') {
+			p.i++
+			return arr, nil
+		}
+		if p.i >= len(p.b) || p.at('}') {
+			return nil, errNotJSON
+		}
+		var sep byte = ','
+		if first {
+			sep = 0
+		}
+		v, err := p.value(depth+1, sep)
+		if err != nil {
+			return nil, err
+		}
+		arr = append(arr, v)
+	}
+}
+
+// str reads a string at '"'. One without escapes is its bytes; one with
+// escapes is decoded by encoding/json itself, so that every escape (and a
+// lone surrogate's U+FFFD) reads exactly as before.
+func (p *parser) str() (string, error) {
+	start := p.i
+	p.i++
+	escaped := false
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			if !escaped {
+				return string(p.b[start+1 : p.i-1]), nil
+			}
+			var s string
+			if err := json.Unmarshal(p.b[start:p.i], &s); err != nil {
+				return "", errNotJSON
+			}
+			return s, nil
+		case c == '\\':
+			escaped = true
+			p.i += 2 // the escape's second byte is never the closing quote
+		case c < 0x20:
+			return "", errNotJSON
+		default:
+			p.i++
+		}
+	}
+	return "", errNotJSON
+}
+
+// number reads a number as its literal text, checked against JSON's grammar:
+// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *parser) number() (any, error) {
+	start := p.i
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	switch {
+	case p.i < len(p.b) && p.b[p.i] == '0':
+		p.i++
+	case p.digits() == 0:
+		return nil, errNotJSON
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if p.digits() == 0 {
+			return nil, errNotJSON
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if p.digits() == 0 {
+			return nil, errNotJSON
+		}
+	}
+	return json.Number(p.b[start:p.i]), nil
+}
+
+func (p *parser) digits() int {
+	start := p.i
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+	}
+	return p.i - start
 }
 
 // fillMessage sets the fields of m from obj, matching keys to fields by their

@@ -1,10 +1,14 @@
 package legacy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 
@@ -148,6 +152,108 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if utf8.Valid(data) && a.Request != string(data) {
 			t.Fatalf("request echo %q, want %q", a.Request, data)
+		}
+	})
+}
+
+// parseTokens is the decoder's former parser, on encoding/json's token
+// reader: FuzzParseDocument holds parseDocument to its results.
+func parseTokens(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	v, err := parseTokenValue(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &DecodeError{Msg: msgNotJSON}
+	}
+	return v, nil
+}
+
+func parseTokenValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, &DecodeError{Msg: msgTooDeep}
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, &DecodeError{Msg: msgNotJSON}
+	}
+	switch tok {
+	case json.Delim('{'):
+		obj := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, &DecodeError{Msg: msgNotJSON}
+			}
+			key, ok := kt.(string)
+			if !ok {
+				return nil, &DecodeError{Msg: msgNotJSON}
+			}
+			v, err := parseTokenValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := obj[key]; dup {
+				return nil, &DecodeError{Msg: fmt.Sprintf("字段%s重复", key)}
+			}
+			obj[key] = v
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, &DecodeError{Msg: msgNotJSON}
+		}
+		return obj, nil
+	case json.Delim('['):
+		arr := []any{}
+		for dec.More() {
+			v, err := parseTokenValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, &DecodeError{Msg: msgNotJSON}
+		}
+		return arr, nil
+	case json.Delim('}'), json.Delim(']'):
+		return nil, &DecodeError{Msg: msgNotJSON}
+	}
+	return tok, nil
+}
+
+// FuzzParseDocument: the one-pass parser reads every valid UTF-8 body as the
+// token reader did: the same tree, or the same refusal (issue 11 replaced
+// the token reader, which allocated on every token).
+func FuzzParseDocument(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		`{"a":1,"a":{"b":[1,2,{"c":null}]}} `, `{"a":01}`, `{"a":-}`, `{"a":1.}`, `{"a":1e}`, `{"a":-0.5E+7}`,
+		`{"a":tru}`, `{"a":true,"b":false,"c":null}`, `{"a":"\u00e9\"\\\/\b\f\n\r\t"}`, `{"a":"\x"}`, `{"a":"\u12G4"}`,
+		"{\"a\":\"\x01\"}", `{"a" 1}`, `{"a":1 "b":2}`, `{1:2}`, `[1,2]x`, `{} {}`, `[`, `{"a":[}`, ``, ` `, `"s"`,
+		`{"a":1,"a":2} x`, `[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x`, `{"a":"\ud800"}`, `{"\u0061":1,"a":2}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !utf8.Valid(data) {
+			return // unmarshal refuses these before parsing
+		}
+		want, wantErr := parseTokens(data)
+		got, gotErr := parseDocument(data)
+		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+			t.Fatalf("%q: error %v, want %v", data, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: %#v, want %#v", data, got, want)
 		}
 	})
 }

@@ -9,8 +9,8 @@
 // open to all; gRPC server reflection answers any identity with a role.
 //
 // The interceptors are the server's, in its one chain. The single-binary
-// mode's legacy listener is to reach the server through them too, over an
-// in-memory connection with the gateway's certificate (ClientTLSConfig).
+// mode's legacy listener reaches the service through them too, in-process,
+// as the identity of its configured client certificate (InProcessPeer).
 package authz
 
 import (
@@ -18,7 +18,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -233,34 +232,64 @@ func (a *Authorizer) refuse(method, identity string, code codes.Code, why string
 	}
 }
 
-// ClientTLSConfig is the TLS configuration of an in-process client of the
-// server (the single-binary mode's legacy listener, over an in-memory
-// connection): it presents client's certificate (the gateway's, whose
-// identity has the posp role) and authenticates like any other caller.
-// It verifies the server against client.CA (the CA that signs both), under
-// the first name of the server's own certificate (server.Cert), since an
-// in-memory address names nothing the certificate could hold.
-// Errors: unreadable or invalid files.
-func ClientTLSConfig(server, client mtls.Files) (*tls.Config, error) {
-	cfg, err := mtls.ClientConfig(client)
-	if err != nil {
+// InProcessPeer is the caller a request of the single-binary mode's legacy
+// listener is made as: it reaches the service in this process through the
+// server's interceptors (not over a connection), carrying this peer as a
+// mutual-TLS connection would. client's certificate and key are loaded
+// (the key must match) and the certificate verified against client.CA for
+// client authentication, as the server's TLS handshake verifies a client's;
+// the peer then holds the verified chain, so Unary sees the identity and
+// roles a client presenting this certificate over mTLS would have. With
+// devPlaintext the peer is a plaintext one (DevIdentity), as an in-memory
+// plaintext connection was.
+// Errors: unreadable files, a key that does not match, a certificate that
+// does not verify against the CA (expired, another CA, not for client
+// authentication).
+func InProcessPeer(client mtls.Files, devPlaintext bool) (*peer.Peer, error) {
+	if devPlaintext {
+		return &peer.Peer{Addr: inProcessAddr{}}, nil
+	}
+	if err := client.Check(); err != nil {
 		return nil, err
 	}
-	pair, err := tls.LoadX509KeyPair(server.Cert, server.Key)
+	pair, err := tls.LoadX509KeyPair(client.Cert, client.Key)
 	if err != nil {
-		return nil, fmt.Errorf("server certificate: %w", err)
+		return nil, fmt.Errorf("client certificate %s / key %s: %w", client.Cert, client.Key, err)
 	}
-	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	ca, err := os.ReadFile(client.CA)
 	if err != nil {
-		return nil, fmt.Errorf("server certificate: %w", err)
+		return nil, fmt.Errorf("CA: %w", err)
 	}
-	switch {
-	case len(leaf.DNSNames) > 0:
-		cfg.ServerName = leaf.DNSNames[0]
-	case len(leaf.IPAddresses) > 0:
-		cfg.ServerName = leaf.IPAddresses[0].String()
-	default:
-		return nil, errors.New("server certificate has no DNS or IP SAN to verify it under")
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("CA %s: no PEM certificate in it", client.CA)
 	}
-	return cfg, nil
+	certs := make([]*x509.Certificate, len(pair.Certificate))
+	for i, der := range pair.Certificate {
+		if certs[i], err = x509.ParseCertificate(der); err != nil {
+			return nil, fmt.Errorf("client certificate %s: %w", client.Cert, err)
+		}
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
+		return nil, fmt.Errorf("client certificate %s: %w", client.Cert, err)
+	}
+	if _, err := mtls.Identity(certs[0]); err != nil {
+		return nil, fmt.Errorf("client certificate %s: %w", client.Cert, err)
+	}
+	return &peer.Peer{Addr: inProcessAddr{}, AuthInfo: credentials.TLSInfo{
+		State:          tls.ConnectionState{Version: tls.VersionTLS13, HandshakeComplete: true, PeerCertificates: certs, VerifiedChains: chains},
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+	}}, nil
 }
+
+// inProcessAddr is the address of an in-process caller.
+type inProcessAddr struct{}
+
+func (inProcessAddr) Network() string { return "in-process" }
+func (inProcessAddr) String() string  { return "in-process" }
