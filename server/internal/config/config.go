@@ -171,12 +171,6 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	if err := c.PINBudget.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	// Group commit's batch executor does not yet count wrong PINs against
-	// the terminal budget, so the two cannot be on together: a door left
-	// open is worse than a slower pay.
-	if *batchMax > 1 && c.PINBudget.Limit > 0 {
-		errs = append(errs, errors.New("pay-batch-max > 1 (group commit) needs terminal-pin-limit 0: the batch executor does not count the terminal wrong-PIN budget yet"))
-	}
 	if *maxConns < 1 || *maxConns > 1000 {
 		errs = append(errs, fmt.Errorf("db-max-conns %d out of range 1..1000", *maxConns))
 	}

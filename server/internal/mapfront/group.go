@@ -299,10 +299,15 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, 
 	outs := make([]*PayOutcome, 0, len(batch))
 	fx := newBatchEffects()
 	for i, c := range batch {
-		st, res := fx.apply(sts[i], c.r.Key()), &results[i]
+		// As paySingle, on the state with the batch's effects so far.
+		st, res := fx.apply(sts[i], c.r), &results[i]
 		var done bool
 		if res.a, res.decline, done = ReplayPay(st, c.fp, s.clock); done {
 			continue
+		}
+		now := s.clock.Now()
+		if res.decline = s.pinBudget(st.Terminal, c.r.Origin, now); res.decline != nil {
+			continue // nothing to keep: the key stays free
 		}
 		cred, err := s.credentials(st.Terminal, c.r.TerminalID, c.r.PINBlock, c.r.ConsumerID, st.Customer)
 		if err != nil {
@@ -310,11 +315,12 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, 
 			continue
 		}
 		var out *PayOutcome
-		out, res.a, res.decline = DecidePay(c.r, st, cred, s.policy, s.clock, s.clock.Now(), c.fp)
+		out, res.a, res.decline = DecidePay(c.r, st, cred, s.policy, s.clock, now, c.fp)
+		s.countPINFailure(out.Password, res.decline, c.r.Origin, now)
 		if res.decline != nil && out.Declined == nil && out.Password == nil {
 			continue // nothing to keep: the key stays free
 		}
-		fx.record(out)
+		fx.record(st, out)
 		outs = append(outs, out)
 	}
 	if len(outs) > 0 {
@@ -327,11 +333,13 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, 
 
 // batchEffects are the outcomes decided so far in a batch, laid over the
 // states loaded at its start, so that each request sees the ones before it
-// as if they had committed: debited balances, password counts, keys taken.
+// as if they had committed: debited balances, password counts, keys taken,
+// terminals' wrong PINs counted (and a suspension they reached).
 type batchEffects struct {
 	balances  map[string]int64
 	passwords map[int64]PasswordChange
 	keys      map[TerminalKey]keyEffect
+	guards    map[string]PINGuard // by terminal id
 }
 
 type keyEffect struct {
@@ -342,13 +350,17 @@ type keyEffect struct {
 func newBatchEffects() *batchEffects {
 	return &batchEffects{
 		balances: map[string]int64{}, passwords: map[int64]PasswordChange{}, keys: map[TerminalKey]keyEffect{},
+		guards: map[string]PINGuard{},
 	}
 }
 
-// apply returns st, the state of a request with key k, with the batch's
-// effects so far; st itself is not changed.
-func (fx *batchEffects) apply(st *PayState, k TerminalKey) *PayState {
+// apply returns st, the state of request r, with the batch's effects so
+// far; st itself is not changed.
+func (fx *batchEffects) apply(st *PayState, r *PayRequest) *PayState {
 	cp := *st
+	if g, ok := fx.guards[r.TerminalID]; ok && st.Terminal.Found {
+		cp.Terminal.PINGuard = g
+	}
 	cp.Accounts = make([]AccountChoice, len(st.Accounts))
 	for i, a := range st.Accounts {
 		if b, ok := fx.balances[a.ID]; ok {
@@ -363,16 +375,21 @@ func (fx *batchEffects) apply(st *PayState, k TerminalKey) *PayState {
 		}
 		cp.Customer = &c
 	}
-	if e, ok := fx.keys[k]; ok {
+	if e, ok := fx.keys[r.Key()]; ok {
 		cp.Key, cp.Paid = e.record, e.paid
 	}
 	return &cp
 }
 
-// record keeps out's effects for the requests after it.
-func (fx *batchEffects) record(out *PayOutcome) {
+// record keeps out's effects, decided on st, for the requests after it. A
+// wrong PIN counts against the terminal by the same rule the store applies
+// (PINGuard.Next).
+func (fx *batchEffects) record(st *PayState, out *PayOutcome) {
 	if p := out.Password; p != nil {
 		fx.passwords[p.CustomerID] = *p
+		if f := p.Terminal; f != nil {
+			fx.guards[f.TerminalID] = st.Terminal.PINGuard.Next(*f)
+		}
 	}
 	if o := out.Approved; o != nil {
 		fx.balances[o.AccountID] = o.BalanceAfter

@@ -94,9 +94,7 @@ func (s *Service) Pay(ctx context.Context, r *PayRequest) (*PaymentAnswer, error
 		return nil, err
 	}
 	fp := r.Fingerprint()
-	// The batch executor does not count the terminal wrong-PIN budget yet
-	// (config refuses both on); a pay under a budget always runs singly.
-	if s.group != nil && s.budget.Limit == 0 {
+	if s.group != nil {
 		return s.payGrouped(ctx, r, fp)
 	}
 	return s.paySingle(ctx, r, fp)

@@ -123,20 +123,30 @@ func queueTerminalLocked(b *pgx.Batch, o mapfront.Origin, t *mapfront.TerminalSt
 
 func queueTerminalSQL(b *pgx.Batch, q string, o mapfront.Origin, t *mapfront.TerminalState) {
 	b.Queue(q, o.TerminalID, o.SellerID, o.StoreID).QueryRow(func(row pgx.Row) error {
-		var windowStart, suspendedUntil *time.Time
-		err := row.Scan(&t.SealedTPK, &t.LegacyDES, &t.Enabled, &t.PINGuard.Failures, &windowStart, &suspendedUntil)
+		err := scanTerminal(row, t)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
-		if windowStart != nil {
-			t.PINGuard.WindowStart = *windowStart
-		}
-		if suspendedUntil != nil {
-			t.PINGuard.SuspendedUntil = *suspendedUntil
-		}
-		t.Found = err == nil
 		return err
 	})
+}
+
+// scanTerminal scans terminalSQL's columns into *t (with any columns
+// before them into before), marking it found.
+func scanTerminal(row pgx.Row, t *mapfront.TerminalState, before ...any) error {
+	var windowStart, suspendedUntil *time.Time
+	err := row.Scan(append(before, &t.SealedTPK, &t.LegacyDES, &t.Enabled, &t.PINGuard.Failures, &windowStart, &suspendedUntil)...)
+	if err != nil {
+		return err
+	}
+	if windowStart != nil {
+		t.PINGuard.WindowStart = *windowStart
+	}
+	if suspendedUntil != nil {
+		t.PINGuard.SuspendedUntil = *suspendedUntil
+	}
+	t.Found = true
+	return nil
 }
 
 // queueCustomer queues the locked read of the customer a consumerId names.
