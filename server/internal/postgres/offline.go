@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mapfront/server/internal/mapfront"
@@ -65,7 +66,10 @@ func (u *unit[O]) Persist(ctx context.Context, o O) error {
 		// COMMIT never ran): Rollback ends it before the connection goes
 		// back to the pool.
 		u.Rollback()
-		return classify(u.what+" persist", err, true)
+		// pgx says when nothing of the batch was sent (a context that had
+		// already ended, a connection that failed before the write): then
+		// COMMIT was not sent either.
+		return classify(u.what+" persist", err, !pgconn.SafeToRetry(err))
 	}
 	u.conn.Release()
 	u.conn = nil
