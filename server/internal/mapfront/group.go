@@ -11,11 +11,14 @@ import (
 // Group commit of pays (issue 11). Concurrent Pay calls queue; a lane takes
 // everything queued (up to MaxBatch) and runs it as one transaction: one
 // load of the whole batch (PayBatchStore.LoadPays), the same pure decisions
-// as a single pay (ReplayPay, DecidePay) in arrival order with the batch's
-// own effects applied as it goes, one write and one COMMIT. Pays that
-// arrive while a batch is in the database wait for the next one; there is no
-// timer by default, so at low load a batch is one pay and a pay waits for
-// nothing.
+// as a single pay (ReplayPay, pinBudget, DecidePay, countPINFailure) in
+// arrival order with the batch's own effects applied as it goes, one write
+// and one COMMIT. One batch is collected at a time: the next is taken when
+// the one before it has loaded (holds its locks), so that pays arriving
+// while a batch loads form the next batch, which loads while the one before
+// it writes and commits (up to Lanes batches in the database at once).
+// There is no timer by default, so at low load a batch is one pay and a pay
+// waits for nothing.
 
 // PayBatchStore is the group-commit half of the pay store, implemented by
 // the postgres store next to OfflineStore.
@@ -52,7 +55,8 @@ type GroupConfig struct {
 	// MaxWait is how long a lane that found fewer than MaxBatch pays queued
 	// waits for more before it starts; 0 (the default) never waits.
 	MaxWait time.Duration
-	// Lanes is how many batches may be in the database at once (default 1).
+	// Lanes is how many batches may be in the database at once (default 1);
+	// a new batch is taken only when the one before it has loaded.
 	Lanes int
 	// Observe, if set, is told each batch's size and how long its oldest
 	// pay waited in the queue (for metrics).
@@ -85,7 +89,20 @@ type payGroup struct {
 	mu    sync.Mutex
 	queue []*payCall
 	busy  int           // lanes running
+	taker bool          // a lane is taking or loading a batch: the next waits for its load
 	more  chan struct{} // a pay was queued (for a lane waiting MaxWait)
+}
+
+// startLocked reports whether a new lane is to take the queue now (and
+// counts it): something is queued, no lane is taking or loading, and a
+// lane is free. g.mu is held.
+func (g *payGroup) startLocked() bool {
+	if g.taker || g.busy >= g.cfg.Lanes || len(g.queue) == 0 {
+		return false
+	}
+	g.taker = true
+	g.busy++
+	return true
 }
 
 // Call states: a queued call is taken by a lane or given up by its caller,
@@ -120,10 +137,7 @@ func (s *Service) payGrouped(ctx context.Context, r *PayRequest, fp []byte) (*Pa
 	c := &payCall{ctx: ctx, r: r, fp: fp, queued: time.Now(), done: make(chan payResult, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
-	start := g.busy < g.cfg.Lanes
-	if start {
-		g.busy++
-	}
+	start := g.startLocked()
 	g.mu.Unlock()
 	if start {
 		go s.runLane()
@@ -145,8 +159,9 @@ func (s *Service) payGrouped(ctx context.Context, r *PayRequest, fp []byte) (*Pa
 	}
 }
 
-// runLane runs batches until the queue is empty, then ends; the next Pay
-// starts a lane again.
+// runLane is a lane: it takes a batch (it is the taker), runs it, and takes
+// the next if no other lane is taking meanwhile; else it ends. The next Pay
+// or loaded batch starts a lane again.
 func (s *Service) runLane() {
 	g := s.group
 	for {
@@ -154,13 +169,38 @@ func (s *Service) runLane() {
 		if batch == nil {
 			return
 		}
-		s.runBatch(batch)
+		var once sync.Once
+		s.runBatch(batch, func() { once.Do(func() { s.loaded() }) })
+		g.mu.Lock()
+		again := !g.taker && len(g.queue) > 0
+		if again {
+			g.taker = true
+		} else {
+			g.busy--
+		}
+		g.mu.Unlock()
+		if !again {
+			return
+		}
+	}
+}
+
+// loaded is told when the taker's batch has loaded (or failed to): the
+// next batch may be taken, by a new lane if one is free.
+func (s *Service) loaded() {
+	g := s.group
+	g.mu.Lock()
+	g.taker = false
+	start := g.startLocked()
+	g.mu.Unlock()
+	if start {
+		go s.runLane()
 	}
 }
 
 // take removes up to MaxBatch queued calls (waiting up to MaxWait for more
 // when configured) and marks them taken; nil, with the lane released, when
-// nothing is queued.
+// nothing is queued. The caller is the taker.
 func (g *payGroup) take() []*payCall {
 	if g.cfg.MaxWait > 0 {
 		g.linger()
@@ -181,6 +221,7 @@ func (g *payGroup) take() []*payCall {
 	}
 	if len(batch) == 0 {
 		g.busy--
+		g.taker = false
 		return nil
 	}
 	return batch
@@ -205,13 +246,16 @@ func (g *payGroup) linger() {
 	}
 }
 
-// runBatch runs one batch and answers every call in it. Inside the one
-// retry loop: a transient failure (certainly not committed) runs the batch
-// again; a *RolledBack failure runs each request on its own (the single
-// path, with its own retries), so that one bad request never fails the
-// others; any other failure, around COMMIT, leaves the outcome unknown and
-// answers that error (10000) to every member.
-func (s *Service) runBatch(batch []*payCall) {
+// runBatch runs one batch and answers every call in it; loaded is called
+// when its (first) load has returned. Inside the one retry loop: a
+// transient failure (certainly not committed) runs the batch again; a
+// *RolledBack failure runs each request on its own (the single path, with
+// its own retries), so that one bad request never fails the others; any
+// other failure answers that error to every member: 10018 when it came
+// before COMMIT was sent (the store classifies), else 10000, the outcome
+// unknown.
+func (s *Service) runBatch(batch []*payCall, loaded func()) {
+	defer loaded()
 	if o := s.group.cfg.Observe; o != nil {
 		o(len(batch), time.Since(batch[0].queued))
 	}
@@ -220,7 +264,7 @@ func (s *Service) runBatch(batch []*payCall) {
 		// statements cost the database less than the set-based ones, so at
 		// low load a pay costs what it did without group commit.
 		c := batch[0]
-		a, err := s.paySingle(c.ctx, c.r, c.fp)
+		a, err := s.payOne(c.ctx, c.r, c.fp, loaded)
 		c.done <- payResult{a: a, err: err}
 		return
 	}
@@ -229,7 +273,7 @@ func (s *Service) runBatch(batch []*payCall) {
 	var results []payResult
 	err := Retry(ctx, attempts, func() error {
 		var err error
-		results, err = s.tryBatch(ctx, batch)
+		results, err = s.tryBatch(ctx, batch, loaded)
 		return err
 	})
 	var rb *RolledBack
@@ -282,12 +326,13 @@ func batchContext(batch []*payCall) (context.Context, context.CancelFunc) {
 // tryBatch is one attempt at a batch: load, decide in arrival order, persist.
 // Per-member internal errors (a password hash that does not verify) fail
 // that member only; its outcome is not written.
-func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, error) {
+func (s *Service) tryBatch(ctx context.Context, batch []*payCall, loaded func()) ([]payResult, error) {
 	rs := make([]*PayRequest, len(batch))
 	for i, c := range batch {
 		rs[i] = c.r
 	}
 	sts, u, err := s.group.store.LoadPays(ctx, rs)
+	loaded()
 	if err != nil {
 		return nil, err
 	}
