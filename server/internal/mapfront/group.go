@@ -27,12 +27,16 @@ type PayBatchStore interface {
 	// round trip, for every request what LoadPay reads for it (the states
 	// are in the order of rs, each with its own order number). It takes the
 	// pay keys' transaction locks (the lock LoadPay and LoadUndo take) in
-	// ascending lock order, then locks the customers in customer_id order and
-	// the accounts in account_id order, so that two batches never deadlock.
-	// Persist writes the outcomes in arrival order, one statement per table,
-	// and commits. Errors: as OfflineStore, plus *RolledBack when the
-	// transaction certainly did not commit but trying the same batch again
-	// would fail the same way (a constraint, a bug).
+	// ascending lock order, then locks the terminals in terminal_id order,
+	// the customers in customer_id order and the accounts in account_id
+	// order (the classes in the order LoadPay takes its one of each), so
+	// that batches and single pays never deadlock. Persist writes the
+	// outcomes in arrival order, one statement per table (the terminals'
+	// wrong-PIN guards as loaded with the batch's PINFailures counted in
+	// order by PINGuard.Next), and commits. Errors: as OfflineStore (a
+	// context that ends before COMMIT was sent is 10018), plus *RolledBack
+	// when the transaction certainly did not commit but trying the same
+	// batch again would fail the same way (a constraint, a bug).
 	LoadPays(ctx context.Context, rs []*PayRequest) ([]*PayState, Unit[[]*PayOutcome], error)
 }
 
@@ -94,10 +98,13 @@ type payGroup struct {
 }
 
 // startLocked reports whether a new lane is to take the queue now (and
-// counts it): something is queued, no lane is taking or loading, and a
-// lane is free. g.mu is held.
+// counts it): no lane is taking or loading, a lane is free, and something
+// is queued: one pay when no batch is in the database (at low load a pay
+// waits for nothing), else at least two (a lone pay waits for the batch in
+// the database, whose lane takes it when done, rather than costing a
+// transaction of its own beside it). g.mu is held.
 func (g *payGroup) startLocked() bool {
-	if g.taker || g.busy >= g.cfg.Lanes || len(g.queue) == 0 {
+	if g.taker || g.busy >= g.cfg.Lanes || len(g.queue) == 0 || g.busy > 0 && len(g.queue) < 2 {
 		return false
 	}
 	g.taker = true

@@ -176,10 +176,10 @@ func optional[T any](v *T, err error) func(into **T) error {
 
 // terminalPINFailureSQL counts one wrong PIN against a terminal
 // (mapfront.PINFailure, whose PINGuard.Next is the same rule) in one
-// statement whose expressions read only the row it updates, so that
-// concurrent requests from the terminal, which do not lock its row in their
-// loads, lose no count (PostgreSQL re-evaluates them on the newest row). $2 the start of the current window, $3 now,
-// $4 the limit, $5 the end of a suspension the count reaches.
+// statement whose expressions read only the row it updates (the loads lock
+// the row; the statement would lose no count without it either). $2 the
+// start of the current window, $3 now, $4 the limit, $5 the end of a
+// suspension the count reaches.
 const terminalPINFailureSQL = `UPDATE terminals SET
     pin_failures = CASE WHEN pin_window_start > $2 THEN pin_failures + 1 ELSE 1 END,
     pin_window_start = CASE WHEN pin_window_start > $2 THEN pin_window_start ELSE $3 END,
