@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -51,6 +52,15 @@ JOIN pay_orders ON kind = 'pay' AND terminal_id = u.t AND batch_no = u.b AND ter
 	batchOrderSeqSQL = `SELECT nextval('order_seq') FROM generate_series(1, $1)`
 )
 
+// batchLockTimeout bounds how long a batch's load waits for a lock: a row
+// held elsewhere for longer (a long transaction on one customer's accounts)
+// fails the batch's load with lock_not_available, a refusal that rolls the
+// batch back, so that its pays run one at a time and only the pay that
+// needs that row waits for it; the next batch does not wait behind it
+// either. Batches wait on each other's locks for a commit's time, far
+// less.
+const batchLockTimeout = time.Second
+
 // batchTerminal is a terminal row of a batch load, with the seller and
 // store it belongs to (a request names all three; terminalSQL matches them).
 type batchTerminal struct {
@@ -90,6 +100,7 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 	}
 
 	b := beginBatch()
+	b.Queue(`SELECT set_config('lock_timeout', $1, true)`, fmt.Sprint(batchLockTimeout.Milliseconds()))
 	queueKeyLoads(b, mapfront.KindPay, keys, records)
 	ts, bs, os := keyArrays(keys)
 	b.Queue(batchPayOrdersSQL, ts, bs, os).Query(func(rows pgx.Rows) error {

@@ -151,3 +151,66 @@ func TestGroupPayOutcomeWhenTheBatchIsCut(t *testing.T) {
 		})
 	}
 }
+
+// A pay whose customer row another transaction holds for longer than the
+// batch's lock timeout does not hold up the rest of its batch: the load
+// gives up, the batch runs one pay at a time, the others are approved while
+// the row is still held, and the held pay is approved once it is released.
+func TestGroupPayBlockedRowDoesNotHoldUpTheBatch(t *testing.T) {
+	e, sizes := groupEnv(t, mapfront.GroupConfig{MaxBatch: 4, MaxWait: 5 * time.Second})
+	mobiles := []string{"15800005550", "15800005551", "15800005552", "15800005553"}
+	for _, m := range mobiles {
+		newPayer(t, e, m, 10000)
+	}
+	side, err := e.store.pool.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Rollback(e.ctx)
+	if _, err := side.Exec(e.ctx, `SELECT 1 FROM customers WHERE mobile = $1 FOR UPDATE`, mobiles[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Each pay from a terminal of its own, as POS terminals send one request
+	// at a time (a pay holds its terminal's row while it waits).
+	for i := range mobiles {
+		if _, err := e.admin.UpsertTerminal(e.ctx, mapfront.TerminalSpec{TerminalID: fmt.Sprintf("ZB%06d", i),
+			SellerID: "SH12345", StoreID: "ST12345", Enabled: true, TPKHex: testTPK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make([]chan error, len(mobiles))
+	for i, m := range mobiles {
+		done[i] = make(chan error, 1)
+		r := payReq(t, m, "123456", fmt.Sprintf("held%d", i), 1000)
+		r.TerminalID = fmt.Sprintf("ZB%06d", i)
+		go func() { _, err := e.svc.Pay(e.ctx, r); done[i] <- err }()
+	}
+	for i := 1; i < len(mobiles); i++ {
+		select {
+		case err := <-done[i]:
+			if err != nil {
+				t.Fatalf("pay of %s: %v", mobiles[i], err)
+			}
+		case <-time.After(batchLockTimeout + 10*time.Second):
+			t.Fatalf("pay of %s waited behind the held row", mobiles[i])
+		}
+	}
+	select {
+	case err := <-done[0]:
+		t.Fatalf("the held pay answered while its row was held: %v", err)
+	default:
+	}
+	if err := side.Rollback(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done[0]; err != nil {
+		t.Fatalf("the held pay after the release: %v", err)
+	}
+	sizes.mu.Lock()
+	singly := sizes.singly
+	sizes.mu.Unlock()
+	if len(sizes.sizes) != 1 || sizes.sizes[0] != len(mobiles) || singly != 1 {
+		t.Fatalf("batches %v, fell back %d times: want one batch of %d that fell back", sizes.sizes, singly, len(mobiles))
+	}
+	e.verify(t)
+}
