@@ -39,8 +39,8 @@ type Config struct {
 	// transaction (MAPFRONT_PAY_BATCH_MAX, default 64; 1 turns it off), how
 	// long a batch waits for more pays before it starts
 	// (MAPFRONT_PAY_BATCH_WAIT, default 0: never) and how many batches may be
-	// in the database at once (MAPFRONT_PAY_BATCH_LANES, default 4: their
-	// commits overlap; BENCHMARKS.md).
+	// in the database at once (MAPFRONT_PAY_BATCH_LANES, default 1; more
+	// load the next batch while one commits, BENCHMARKS.md 2026-11-29).
 	PayBatchMax   int
 	PayBatchWait  time.Duration
 	PayBatchLanes int
@@ -121,9 +121,9 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c.DevPlaintext = mtls.DevPlaintext(os.Getenv)
 	fs.StringVar(&c.LegacyCert, "legacy-client-cert-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_CERT_FILE"), "single binary: PEM certificate (role posp) the legacy listener calls the gRPC API with")
 	fs.StringVar(&c.LegacyKey, "legacy-client-key-file", os.Getenv("MAPFRONT_LEGACY_CLIENT_KEY_FILE"), "single binary: PEM private key of -legacy-client-cert-file")
-	batchMax := fs.Int64("pay-batch-max", envInt("MAPFRONT_PAY_BATCH_MAX", 1), "group commit: most pays in one transaction (1, the default: off; see BENCHMARKS.md before turning it on)")
+	batchMax := fs.Int64("pay-batch-max", envInt("MAPFRONT_PAY_BATCH_MAX", 64), "group commit: most pays in one transaction (1: off, every pay its own transaction)")
 	fs.DurationVar(&c.PayBatchWait, "pay-batch-wait", envDuration("MAPFRONT_PAY_BATCH_WAIT", 0), "group commit: how long a batch waits for more pays (0: never)")
-	batchLanes := fs.Int64("pay-batch-lanes", envInt("MAPFRONT_PAY_BATCH_LANES", 4), "group commit: batches in the database at once")
+	batchLanes := fs.Int64("pay-batch-lanes", envInt("MAPFRONT_PAY_BATCH_LANES", 1), "group commit: batches in the database at once (more than 1: the next loads while one commits)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
 	fs.Int64Var(&c.Approval.TopUpAbove, "topup-approval-above", envInt("MAPFRONT_TOPUP_APPROVAL_ABOVE", mapfront.DefaultTopUpApprovalAbove), "cash top-ups of more fen than this need a supervisor's approval")
 	fs.DurationVar(&c.Approval.TTL, "proposal-ttl", envDuration("MAPFRONT_PROPOSAL_TTL", mapfront.DefaultProposalTTL), "how long a four-eyes proposal waits before it expires")
@@ -170,12 +170,6 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c.PINBudget.Limit = int(*pinLimit)
 	if err := c.PINBudget.Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	// Group commit's batch executor does not yet count wrong PINs against
-	// the terminal budget, so the two cannot be on together: a door left
-	// open is worse than a slower pay.
-	if *batchMax > 1 && c.PINBudget.Limit > 0 {
-		errs = append(errs, errors.New("pay-batch-max > 1 (group commit) needs terminal-pin-limit 0: the batch executor does not count the terminal wrong-PIN budget yet"))
 	}
 	if *maxConns < 1 || *maxConns > 1000 {
 		errs = append(errs, fmt.Errorf("db-max-conns %d out of range 1..1000", *maxConns))

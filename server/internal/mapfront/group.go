@@ -11,11 +11,14 @@ import (
 // Group commit of pays (issue 11). Concurrent Pay calls queue; a lane takes
 // everything queued (up to MaxBatch) and runs it as one transaction: one
 // load of the whole batch (PayBatchStore.LoadPays), the same pure decisions
-// as a single pay (ReplayPay, DecidePay) in arrival order with the batch's
-// own effects applied as it goes, one write and one COMMIT. Pays that
-// arrive while a batch is in the database wait for the next one; there is no
-// timer by default, so at low load a batch is one pay and a pay waits for
-// nothing.
+// as a single pay (ReplayPay, pinBudget, DecidePay, countPINFailure) in
+// arrival order with the batch's own effects applied as it goes, one write
+// and one COMMIT. One batch is collected at a time: the next is taken when
+// the one before it has loaded (holds its locks), so that pays arriving
+// while a batch loads form the next batch, which loads while the one before
+// it writes and commits (up to Lanes batches in the database at once).
+// There is no timer by default, so at low load a batch is one pay and a pay
+// waits for nothing.
 
 // PayBatchStore is the group-commit half of the pay store, implemented by
 // the postgres store next to OfflineStore.
@@ -24,12 +27,16 @@ type PayBatchStore interface {
 	// round trip, for every request what LoadPay reads for it (the states
 	// are in the order of rs, each with its own order number). It takes the
 	// pay keys' transaction locks (the lock LoadPay and LoadUndo take) in
-	// ascending lock order, then locks the customers in customer_id order and
-	// the accounts in account_id order, so that two batches never deadlock.
-	// Persist writes the outcomes in arrival order, one statement per table,
-	// and commits. Errors: as OfflineStore, plus *RolledBack when the
-	// transaction certainly did not commit but trying the same batch again
-	// would fail the same way (a constraint, a bug).
+	// ascending lock order, then locks the terminals in terminal_id order,
+	// the customers in customer_id order and the accounts in account_id
+	// order (the classes in the order LoadPay takes its one of each), so
+	// that batches and single pays never deadlock. Persist writes the
+	// outcomes in arrival order, one statement per table (the terminals'
+	// wrong-PIN guards as loaded with the batch's PINFailures counted in
+	// order by PINGuard.Next), and commits. Errors: as OfflineStore (a
+	// context that ends before COMMIT was sent is 10018), plus *RolledBack
+	// when the transaction certainly did not commit but trying the same
+	// batch again would fail the same way (a constraint, a bug).
 	LoadPays(ctx context.Context, rs []*PayRequest) ([]*PayState, Unit[[]*PayOutcome], error)
 }
 
@@ -52,7 +59,8 @@ type GroupConfig struct {
 	// MaxWait is how long a lane that found fewer than MaxBatch pays queued
 	// waits for more before it starts; 0 (the default) never waits.
 	MaxWait time.Duration
-	// Lanes is how many batches may be in the database at once (default 1).
+	// Lanes is how many batches may be in the database at once (default 1);
+	// a new batch is taken only when the one before it has loaded.
 	Lanes int
 	// Observe, if set, is told each batch's size and how long its oldest
 	// pay waited in the queue (for metrics).
@@ -85,7 +93,23 @@ type payGroup struct {
 	mu    sync.Mutex
 	queue []*payCall
 	busy  int           // lanes running
+	taker bool          // a lane is taking or loading a batch: the next waits for its load
 	more  chan struct{} // a pay was queued (for a lane waiting MaxWait)
+}
+
+// startLocked reports whether a new lane is to take the queue now (and
+// counts it): no lane is taking or loading, a lane is free, and something
+// is queued: one pay when no batch is in the database (at low load a pay
+// waits for nothing), else at least two (a lone pay waits for the batch in
+// the database, whose lane takes it when done, rather than costing a
+// transaction of its own beside it). g.mu is held.
+func (g *payGroup) startLocked() bool {
+	if g.taker || g.busy >= g.cfg.Lanes || len(g.queue) == 0 || g.busy > 0 && len(g.queue) < 2 {
+		return false
+	}
+	g.taker = true
+	g.busy++
+	return true
 }
 
 // Call states: a queued call is taken by a lane or given up by its caller,
@@ -120,10 +144,7 @@ func (s *Service) payGrouped(ctx context.Context, r *PayRequest, fp []byte) (*Pa
 	c := &payCall{ctx: ctx, r: r, fp: fp, queued: time.Now(), done: make(chan payResult, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
-	start := g.busy < g.cfg.Lanes
-	if start {
-		g.busy++
-	}
+	start := g.startLocked()
 	g.mu.Unlock()
 	if start {
 		go s.runLane()
@@ -145,8 +166,9 @@ func (s *Service) payGrouped(ctx context.Context, r *PayRequest, fp []byte) (*Pa
 	}
 }
 
-// runLane runs batches until the queue is empty, then ends; the next Pay
-// starts a lane again.
+// runLane is a lane: it takes a batch (it is the taker), runs it, and takes
+// the next if no other lane is taking meanwhile; else it ends. The next Pay
+// or loaded batch starts a lane again.
 func (s *Service) runLane() {
 	g := s.group
 	for {
@@ -154,13 +176,38 @@ func (s *Service) runLane() {
 		if batch == nil {
 			return
 		}
-		s.runBatch(batch)
+		var once sync.Once
+		s.runBatch(batch, func() { once.Do(func() { s.loaded() }) })
+		g.mu.Lock()
+		again := !g.taker && len(g.queue) > 0
+		if again {
+			g.taker = true
+		} else {
+			g.busy--
+		}
+		g.mu.Unlock()
+		if !again {
+			return
+		}
+	}
+}
+
+// loaded is told when the taker's batch has loaded (or failed to): the
+// next batch may be taken, by a new lane if one is free.
+func (s *Service) loaded() {
+	g := s.group
+	g.mu.Lock()
+	g.taker = false
+	start := g.startLocked()
+	g.mu.Unlock()
+	if start {
+		go s.runLane()
 	}
 }
 
 // take removes up to MaxBatch queued calls (waiting up to MaxWait for more
 // when configured) and marks them taken; nil, with the lane released, when
-// nothing is queued.
+// nothing is queued. The caller is the taker.
 func (g *payGroup) take() []*payCall {
 	if g.cfg.MaxWait > 0 {
 		g.linger()
@@ -181,6 +228,7 @@ func (g *payGroup) take() []*payCall {
 	}
 	if len(batch) == 0 {
 		g.busy--
+		g.taker = false
 		return nil
 	}
 	return batch
@@ -205,13 +253,16 @@ func (g *payGroup) linger() {
 	}
 }
 
-// runBatch runs one batch and answers every call in it. Inside the one
-// retry loop: a transient failure (certainly not committed) runs the batch
-// again; a *RolledBack failure runs each request on its own (the single
-// path, with its own retries), so that one bad request never fails the
-// others; any other failure, around COMMIT, leaves the outcome unknown and
-// answers that error (10000) to every member.
-func (s *Service) runBatch(batch []*payCall) {
+// runBatch runs one batch and answers every call in it; loaded is called
+// when its (first) load has returned. Inside the one retry loop: a
+// transient failure (certainly not committed) runs the batch again; a
+// *RolledBack failure runs each request on its own (the single path, with
+// its own retries), so that one bad request never fails the others; any
+// other failure answers that error to every member: 10018 when it came
+// before COMMIT was sent (the store classifies), else 10000, the outcome
+// unknown.
+func (s *Service) runBatch(batch []*payCall, loaded func()) {
+	defer loaded()
 	if o := s.group.cfg.Observe; o != nil {
 		o(len(batch), time.Since(batch[0].queued))
 	}
@@ -220,7 +271,7 @@ func (s *Service) runBatch(batch []*payCall) {
 		// statements cost the database less than the set-based ones, so at
 		// low load a pay costs what it did without group commit.
 		c := batch[0]
-		a, err := s.paySingle(c.ctx, c.r, c.fp)
+		a, err := s.payOne(c.ctx, c.r, c.fp, loaded)
 		c.done <- payResult{a: a, err: err}
 		return
 	}
@@ -229,7 +280,7 @@ func (s *Service) runBatch(batch []*payCall) {
 	var results []payResult
 	err := Retry(ctx, attempts, func() error {
 		var err error
-		results, err = s.tryBatch(ctx, batch)
+		results, err = s.tryBatch(ctx, batch, loaded)
 		return err
 	})
 	var rb *RolledBack
@@ -282,12 +333,13 @@ func batchContext(batch []*payCall) (context.Context, context.CancelFunc) {
 // tryBatch is one attempt at a batch: load, decide in arrival order, persist.
 // Per-member internal errors (a password hash that does not verify) fail
 // that member only; its outcome is not written.
-func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, error) {
+func (s *Service) tryBatch(ctx context.Context, batch []*payCall, loaded func()) ([]payResult, error) {
 	rs := make([]*PayRequest, len(batch))
 	for i, c := range batch {
 		rs[i] = c.r
 	}
 	sts, u, err := s.group.store.LoadPays(ctx, rs)
+	loaded()
 	if err != nil {
 		return nil, err
 	}
@@ -299,10 +351,15 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, 
 	outs := make([]*PayOutcome, 0, len(batch))
 	fx := newBatchEffects()
 	for i, c := range batch {
-		st, res := fx.apply(sts[i], c.r.Key()), &results[i]
+		// As paySingle, on the state with the batch's effects so far.
+		st, res := fx.apply(sts[i], c.r), &results[i]
 		var done bool
 		if res.a, res.decline, done = ReplayPay(st, c.fp, s.clock); done {
 			continue
+		}
+		now := s.clock.Now()
+		if res.decline = s.pinBudget(st.Terminal, c.r.Origin, now); res.decline != nil {
+			continue // nothing to keep: the key stays free
 		}
 		cred, err := s.credentials(st.Terminal, c.r.TerminalID, c.r.PINBlock, c.r.ConsumerID, st.Customer)
 		if err != nil {
@@ -310,11 +367,12 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, 
 			continue
 		}
 		var out *PayOutcome
-		out, res.a, res.decline = DecidePay(c.r, st, cred, s.policy, s.clock, s.clock.Now(), c.fp)
+		out, res.a, res.decline = DecidePay(c.r, st, cred, s.policy, s.clock, now, c.fp)
+		s.countPINFailure(out.Password, res.decline, c.r.Origin, now)
 		if res.decline != nil && out.Declined == nil && out.Password == nil {
 			continue // nothing to keep: the key stays free
 		}
-		fx.record(out)
+		fx.record(st, out)
 		outs = append(outs, out)
 	}
 	if len(outs) > 0 {
@@ -327,11 +385,13 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall) ([]payResult, 
 
 // batchEffects are the outcomes decided so far in a batch, laid over the
 // states loaded at its start, so that each request sees the ones before it
-// as if they had committed: debited balances, password counts, keys taken.
+// as if they had committed: debited balances, password counts, keys taken,
+// terminals' wrong PINs counted (and a suspension they reached).
 type batchEffects struct {
 	balances  map[string]int64
 	passwords map[int64]PasswordChange
 	keys      map[TerminalKey]keyEffect
+	guards    map[string]PINGuard // by terminal id
 }
 
 type keyEffect struct {
@@ -342,13 +402,17 @@ type keyEffect struct {
 func newBatchEffects() *batchEffects {
 	return &batchEffects{
 		balances: map[string]int64{}, passwords: map[int64]PasswordChange{}, keys: map[TerminalKey]keyEffect{},
+		guards: map[string]PINGuard{},
 	}
 }
 
-// apply returns st, the state of a request with key k, with the batch's
-// effects so far; st itself is not changed.
-func (fx *batchEffects) apply(st *PayState, k TerminalKey) *PayState {
+// apply returns st, the state of request r, with the batch's effects so
+// far; st itself is not changed.
+func (fx *batchEffects) apply(st *PayState, r *PayRequest) *PayState {
 	cp := *st
+	if g, ok := fx.guards[r.TerminalID]; ok && st.Terminal.Found {
+		cp.Terminal.PINGuard = g
+	}
 	cp.Accounts = make([]AccountChoice, len(st.Accounts))
 	for i, a := range st.Accounts {
 		if b, ok := fx.balances[a.ID]; ok {
@@ -363,16 +427,21 @@ func (fx *batchEffects) apply(st *PayState, k TerminalKey) *PayState {
 		}
 		cp.Customer = &c
 	}
-	if e, ok := fx.keys[k]; ok {
+	if e, ok := fx.keys[r.Key()]; ok {
 		cp.Key, cp.Paid = e.record, e.paid
 	}
 	return &cp
 }
 
-// record keeps out's effects for the requests after it.
-func (fx *batchEffects) record(out *PayOutcome) {
+// record keeps out's effects, decided on st, for the requests after it. A
+// wrong PIN counts against the terminal by the same rule the store applies
+// (PINGuard.Next).
+func (fx *batchEffects) record(st *PayState, out *PayOutcome) {
 	if p := out.Password; p != nil {
 		fx.passwords[p.CustomerID] = *p
+		if f := p.Terminal; f != nil {
+			fx.guards[f.TerminalID] = st.Terminal.PINGuard.Next(*f)
+		}
 	}
 	if o := out.Approved; o != nil {
 		fx.balances[o.AccountID] = o.BalanceAfter

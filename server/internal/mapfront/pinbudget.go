@@ -45,12 +45,12 @@ type PINGuard struct {
 	SuspendedUntil time.Time
 }
 
-// PINFailure is one wrong PIN to count against a terminal. The store adds it
-// in one statement that reads and writes the row (concurrent requests from
-// one terminal do not lock the terminal row, so a read-then-write would lose
-// counts): a count whose window began after WindowFrom grows by one, an
+// PINFailure is one wrong PIN to count against a terminal (PINGuard.Next is
+// the rule): a count whose window began after WindowFrom grows by one, an
 // older one restarts at 1 with the window at Now; reaching Limit sets the
-// suspension to SuspendUntil.
+// suspension to SuspendUntil. The password-bearing loads lock the terminal
+// row, so each request (and each pay of a batch, in arrival order) is
+// decided on the count the one before it left.
 type PINFailure struct {
 	TerminalID   string
 	Now          time.Time

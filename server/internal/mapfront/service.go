@@ -94,9 +94,7 @@ func (s *Service) Pay(ctx context.Context, r *PayRequest) (*PaymentAnswer, error
 		return nil, err
 	}
 	fp := r.Fingerprint()
-	// The batch executor does not count the terminal wrong-PIN budget yet
-	// (config refuses both on); a pay under a budget always runs singly.
-	if s.group != nil && s.budget.Limit == 0 {
+	if s.group != nil {
 		return s.payGrouped(ctx, r, fp)
 	}
 	return s.paySingle(ctx, r, fp)
@@ -105,11 +103,20 @@ func (s *Service) Pay(ctx context.Context, r *PayRequest) (*PaymentAnswer, error
 // paySingle is a pay as its own transaction: the path without group commit,
 // and the one a rolled-back batch falls back to for each of its pays.
 func (s *Service) paySingle(ctx context.Context, r *PayRequest, fp []byte) (*PaymentAnswer, error) {
+	return s.payOne(ctx, r, fp, nil)
+}
+
+// payOne is paySingle telling loaded, if set, each time its load returned
+// (group commit's batch of one: the next batch may then be taken).
+func (s *Service) payOne(ctx context.Context, r *PayRequest, fp []byte, loaded func()) (*PaymentAnswer, error) {
 	var a *PaymentAnswer
 	var decline error
 	err := Retry(ctx, attempts, func() error {
 		a, decline = nil, nil
 		st, u, err := s.store.LoadPay(ctx, r)
+		if loaded != nil {
+			loaded()
+		}
 		if err != nil {
 			return err
 		}

@@ -23,8 +23,9 @@ import (
 //     cached plan invalidated by a schema change (0A000), a creation race on
 //     a unique key that a retry resolves, a connection that failed or was
 //     shut down (a FATAL such as 57P01 or 53300, a reset, a refused
-//     connect) are mapfront.Transient and retried; a statement timeout is
-//     10018 at once; any other error is internal (10000), with nothing done;
+//     connect) are mapfront.Transient and retried; a statement timeout and
+//     the caller's deadline or cancellation are 10018 at once; any other
+//     error is internal (10000), with nothing done;
 //   - once COMMIT was sent, an error reported by the server for a statement
 //     (severity ERROR) still proves the transaction rolled back and is
 //     sorted as above, but a lost connection, a FATAL shutdown or the
@@ -67,6 +68,11 @@ func classify(what string, err error, commitSent bool) error {
 		return wrapped
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// pgx closes the connection on a context that ends mid-statement;
+		// a transaction whose COMMIT was never sent ends with it.
+		if !commitSent {
+			return fmt.Errorf("%w: %v", mapfront.ErrBusy, wrapped)
+		}
 		return wrapped
 	}
 	if !commitSent && connectionLost(err) {

@@ -54,6 +54,9 @@ func TestClassify(t *testing.T) {
 		{"overdraft refused by the CHECK", pg("23514", "ERROR", "balance_non_negative"), true, overdr},
 		{"NUL in a text column is a bug by now", pg("22021", "ERROR", ""), false, unknown},
 		{"deadline after COMMIT was sent", context.DeadlineExceeded, true, unknown},
+		{"deadline before COMMIT was sent", context.DeadlineExceeded, false, busy},
+		{"cancelled before COMMIT was sent", context.Canceled, false, busy},
+		{"cancelled after COMMIT was sent", context.Canceled, true, unknown},
 		{"a scan that does not fit", errors.New("can't scan into dest[0]"), false, unknown},
 	} {
 		t.Run(r.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mapfront/server/internal/mapfront"
@@ -65,7 +66,10 @@ func (u *unit[O]) Persist(ctx context.Context, o O) error {
 		// COMMIT never ran): Rollback ends it before the connection goes
 		// back to the pool.
 		u.Rollback()
-		return classify(u.what+" persist", err, true)
+		// pgx says when nothing of the batch was sent (a context that had
+		// already ended, a connection that failed before the write): then
+		// COMMIT was not sent either.
+		return classify(u.what+" persist", err, !pgconn.SafeToRetry(err))
 	}
 	u.conn.Release()
 	u.conn = nil
@@ -123,20 +127,30 @@ func queueTerminalLocked(b *pgx.Batch, o mapfront.Origin, t *mapfront.TerminalSt
 
 func queueTerminalSQL(b *pgx.Batch, q string, o mapfront.Origin, t *mapfront.TerminalState) {
 	b.Queue(q, o.TerminalID, o.SellerID, o.StoreID).QueryRow(func(row pgx.Row) error {
-		var windowStart, suspendedUntil *time.Time
-		err := row.Scan(&t.SealedTPK, &t.LegacyDES, &t.Enabled, &t.PINGuard.Failures, &windowStart, &suspendedUntil)
+		err := scanTerminal(row, t)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
-		if windowStart != nil {
-			t.PINGuard.WindowStart = *windowStart
-		}
-		if suspendedUntil != nil {
-			t.PINGuard.SuspendedUntil = *suspendedUntil
-		}
-		t.Found = err == nil
 		return err
 	})
+}
+
+// scanTerminal scans terminalSQL's columns into *t (with any columns
+// before them into before), marking it found.
+func scanTerminal(row pgx.Row, t *mapfront.TerminalState, before ...any) error {
+	var windowStart, suspendedUntil *time.Time
+	err := row.Scan(append(before, &t.SealedTPK, &t.LegacyDES, &t.Enabled, &t.PINGuard.Failures, &windowStart, &suspendedUntil)...)
+	if err != nil {
+		return err
+	}
+	if windowStart != nil {
+		t.PINGuard.WindowStart = *windowStart
+	}
+	if suspendedUntil != nil {
+		t.PINGuard.SuspendedUntil = *suspendedUntil
+	}
+	t.Found = true
+	return nil
 }
 
 // queueCustomer queues the locked read of the customer a consumerId names.
@@ -162,10 +176,10 @@ func optional[T any](v *T, err error) func(into **T) error {
 
 // terminalPINFailureSQL counts one wrong PIN against a terminal
 // (mapfront.PINFailure, whose PINGuard.Next is the same rule) in one
-// statement whose expressions read only the row it updates, so that
-// concurrent requests from the terminal, which do not lock its row in their
-// loads, lose no count (PostgreSQL re-evaluates them on the newest row). $2 the start of the current window, $3 now,
-// $4 the limit, $5 the end of a suspension the count reaches.
+// statement whose expressions read only the row it updates (the loads lock
+// the row; the statement would lose no count without it either). $2 the
+// start of the current window, $3 now, $4 the limit, $5 the end of a
+// suspension the count reaches.
 const terminalPINFailureSQL = `UPDATE terminals SET
     pin_failures = CASE WHEN pin_window_start > $2 THEN pin_failures + 1 ELSE 1 END,
     pin_window_start = CASE WHEN pin_window_start > $2 THEN pin_window_start ELSE $3 END,

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -35,11 +36,37 @@ WHERE a.account_id IN (
     WHERE c.mobile = ANY($1::text[]) AND x.status = 'active'
     UNION SELECT account_id FROM accounts WHERE account_id = ANY($2::text[]) AND kind <> 'system')
 ORDER BY a.account_id FOR NO KEY UPDATE`
+	// $1 terminal ids (repeats allowed). Locked in terminal_id order, after
+	// the keys and before the customers, as LoadPay locks its terminal.
+	batchTerminalsSQL = `SELECT t.terminal_id, t.seller_id, t.store_id,
+    t.tpk_sealed, t.legacy_des, t.enabled AND st.enabled AND se.enabled,
+    t.pin_failures, t.pin_window_start, t.pin_suspended_until
+FROM terminals t
+JOIN stores st ON st.seller_id = t.seller_id AND st.store_id = t.store_id
+JOIN sellers se ON se.seller_id = t.seller_id
+WHERE t.terminal_id = ANY($1::text[])
+ORDER BY t.terminal_id FOR NO KEY UPDATE OF t`
 	batchPayOrdersSQL = `SELECT u.n, ` + payOrderColumns + ` FROM unnest($1::text[], $2::text[], $3::text[])
     WITH ORDINALITY AS u(t, b, o, n)
 JOIN pay_orders ON kind = 'pay' AND terminal_id = u.t AND batch_no = u.b AND terminal_order_id = u.o`
 	batchOrderSeqSQL = `SELECT nextval('order_seq') FROM generate_series(1, $1)`
 )
+
+// batchLockTimeout bounds how long a batch's load waits for a lock: a row
+// held elsewhere for longer (a long transaction on one customer's accounts)
+// fails the batch's load with lock_not_available, a refusal that rolls the
+// batch back, so that its pays run one at a time and only the pay that
+// needs that row waits for it; the next batch does not wait behind it
+// either. Batches wait on each other's locks for a commit's time, far
+// less.
+const batchLockTimeout = time.Second
+
+// batchTerminal is a terminal row of a batch load, with the seller and
+// store it belongs to (a request names all three; terminalSQL matches them).
+type batchTerminal struct {
+	mapfront.TerminalState
+	id, seller, store string
+}
 
 // batchAccount is an account row of a batch load.
 type batchAccount struct {
@@ -73,6 +100,7 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 	}
 
 	b := beginBatch()
+	b.Queue(`SELECT set_config('lock_timeout', $1, true)`, fmt.Sprint(batchLockTimeout.Milliseconds()))
 	queueKeyLoads(b, mapfront.KindPay, keys, records)
 	ts, bs, os := keyArrays(keys)
 	b.Queue(batchPayOrdersSQL, ts, bs, os).Query(func(rows pgx.Rows) error {
@@ -86,16 +114,23 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 		}
 		return rows.Err()
 	})
-	// Terminals: one read per distinct origin, pipelined; few in a batch.
-	terminals := map[mapfront.Origin]*mapfront.TerminalState{}
+	// Terminals: every terminal the batch names, locked in terminal_id
+	// order (as LoadPay locks its one), with its store and seller.
+	terminalIDs := make([]string, 0, len(rs))
 	for _, r := range rs {
-		o := mapfront.Origin{SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID}
-		if _, ok := terminals[o]; !ok {
-			t := &mapfront.TerminalState{}
-			terminals[o] = t
-			queueTerminal(b, o, t)
-		}
+		terminalIDs = append(terminalIDs, r.TerminalID)
 	}
+	terminals := map[string]batchTerminal{}
+	b.Queue(batchTerminalsSQL, terminalIDs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var t batchTerminal
+			if err := scanTerminal(rows, &t.TerminalState, &t.id, &t.seller, &t.store); err != nil {
+				return err
+			}
+			terminals[t.id] = t
+		}
+		return rows.Err()
+	})
 	var customers []*mapfront.Customer
 	b.Queue(batchCustomersSQL, custMobiles, custAccounts).Query(func(rows pgx.Rows) error {
 		var err error
@@ -120,7 +155,13 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 		seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 		return err
 	})
-	u, err := begin(ctx, s, "pay batch", b, writePays)
+	// The terminals' wrong-PIN guards as loaded: the batch holds their rows,
+	// so its write sets each to the loaded guard with the batch's wrong PINs
+	// counted in arrival order (mapfront.PINGuard.Next).
+	guards := map[string]mapfront.PINGuard{}
+	u, err := begin(ctx, s, "pay batch", b, func(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
+		return writePays(b, outs, guards)
+	})
 	if err != nil {
 		return nil, nil, rolledBack(err)
 	}
@@ -133,6 +174,9 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 	byID := map[int64]*mapfront.Customer{}
 	for _, c := range customers {
 		byMobile[c.Mobile], byID[c.ID] = c, c
+	}
+	for id, t := range terminals {
+		guards[id] = t.PINGuard
 	}
 	accountByID := map[string]batchAccount{}
 	// A customer's active accounts in activation order, as
@@ -159,7 +203,9 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 	for i, r := range rs {
 		st := sts[i]
 		st.Key, st.Paid, st.OrderSeq = records[i], paid[i], seqs[i]
-		st.Terminal = *terminals[mapfront.Origin{SellerID: r.SellerID, StoreID: r.StoreID, TerminalID: r.TerminalID}]
+		if t, ok := terminals[r.TerminalID]; ok && t.seller == r.SellerID && t.store == r.StoreID {
+			st.Terminal = t.TerminalState
+		}
 		if mapfront.ValidMobile(r.ConsumerID) {
 			st.Customer = copyCustomer(byMobile[r.ConsumerID])
 		} else if a, ok := accountByID[r.ConsumerID]; ok {
@@ -231,20 +277,38 @@ FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::te
 const customerPasswordsSQL = `UPDATE customers c SET pw_failures = u.f, pw_locked = u.l, pw_hash = coalesce(u.h, c.pw_hash)
 FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bytea[]) AS u(id, f, l, h) WHERE c.customer_id = u.id`
 
+// terminalGuardsSQL sets many terminals' wrong-PIN guards (rows the batch
+// holds locked since its load). $1 ids, $2 failures, $3 window starts, $4
+// ends of suspension (NULL: none).
+const terminalGuardsSQL = `UPDATE terminals t SET pin_failures = u.f, pin_window_start = u.w, pin_suspended_until = u.s
+FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[]) AS u(id, f, w, s) WHERE t.terminal_id = u.id`
+
 // writePays queues the batch's outcomes: the password counts (each
-// customer's last), the declined keys' records, the approved pays with their
-// ledger transactions; one statement each.
-func writePays(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
+// customer's last), the terminals' wrong-PIN guards (guards, as loaded,
+// with the batch's wrong PINs counted in order), the declined keys'
+// records, the approved pays with their ledger transactions; one statement
+// each.
+func writePays(b *pgx.Batch, outs []*mapfront.PayOutcome, guards map[string]mapfront.PINGuard) error {
 	lastPW := map[int64]int{}
 	rehash := map[int64][]byte{}
 	var declinedKeys []mapfront.TerminalKey
 	var declined []*mapfront.KeyRecord
 	var approved []*mapfront.PayOrder
+	var counted []string // terminals with wrong PINs, in first-counted order
+	next := map[string]mapfront.PINGuard{}
 	for i, o := range outs {
 		if o.Password != nil {
 			lastPW[o.Password.CustomerID] = i
 			if o.Password.Rehash != nil {
 				rehash[o.Password.CustomerID] = o.Password.Rehash
+			}
+			if f := o.Password.Terminal; f != nil {
+				g, ok := next[f.TerminalID]
+				if !ok {
+					g = guards[f.TerminalID]
+					counted = append(counted, f.TerminalID)
+				}
+				next[f.TerminalID] = g.Next(*f)
 			}
 		}
 		if o.Declined != nil {
@@ -266,6 +330,17 @@ func writePays(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
 			}
 		}
 		b.Queue(customerPasswordsSQL, ids, failures, locks, hashes)
+	}
+	if len(counted) > 0 {
+		failures, starts, ends := make([]int32, len(counted)), make([]time.Time, len(counted)), make([]*time.Time, len(counted))
+		for i, id := range counted {
+			g := next[id]
+			failures[i], starts[i] = int32(g.Failures), g.WindowStart
+			if !g.SuspendedUntil.IsZero() {
+				ends[i] = &g.SuspendedUntil
+			}
+		}
+		b.Queue(terminalGuardsSQL, counted, failures, starts, ends)
 	}
 	if len(declined) > 0 {
 		queueKeyRecords(b, mapfront.KindPay, declinedKeys, declined)

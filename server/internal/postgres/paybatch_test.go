@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"os"
 	"slices"
 	"strconv"
@@ -370,28 +371,45 @@ func TestGroupPayWriteFailureFallsBackToSingles(t *testing.T) {
 
 // BenchmarkPayClients measures Service.Pay (no HTTP, no gRPC) against the
 // real PostgreSQL, each pay from one of 64 customers' cash accounts, with 1
-// and 16 concurrent clients, each pay its own transaction (single) and with
-// group commit over 1, 2 and 4 lanes (group, group-lanesN). Reported: ns/op (per pay, all clients together),
-// pays/s and the clients' p50/p99 latency.
+// and 16 concurrent clients, each client a terminal of its own (as loadgen's
+// workers are) under the default wrong-PIN budget: each pay its own
+// transaction (single; single-1terminal with every client on one terminal,
+// whose row each pay locks) and with group commit over 1, 2 and 4 lanes.
+// Reported: pays/s, the clients' p50/p99 latency, the PostgreSQL backends'
+// CPU per pay and, with group commit, the mean batch size (the histogram
+// is logged).
 //
 //	go test -run XXX -bench PayClients -benchtime 5s ./server/internal/postgres
 func BenchmarkPayClients(b *testing.B) {
 	for _, mode := range []struct {
-		name  string
-		lanes int // 0: single
-	}{{"single", 0}, {"group", 1}, {"group-lanes2", 2}, {"group-lanes4", 4}} {
+		name      string
+		lanes     int // 0: single
+		terminals int // 0: one per client
+	}{{"single", 0, 0}, {"single-1terminal", 0, 1}, {"group", 1, 0}, {"group-lanes2", 2, 0}, {"group-lanes4", 4, 0}} {
 		for _, clients := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/clients=%d", mode.name, clients), func(b *testing.B) {
-				benchPayClients(b, mode.lanes, clients)
+				terminals := mode.terminals
+				if terminals == 0 {
+					terminals = clients
+				}
+				benchPayClients(b, mode.lanes, clients, terminals)
 			})
 		}
 	}
 }
 
-func benchPayClients(b *testing.B, lanes, clients int) {
+func benchPayClients(b *testing.B, lanes, clients, terminals int) {
 	e := newEnvTB(b)
-	if lanes > 0 && !e.svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(mapfront.GroupConfig{MaxBatch: 64, Lanes: lanes}) {
+	sizes := &batchSizes{}
+	if lanes > 0 && !e.svc.GroupPays(mapfront.GroupConfig{MaxBatch: 64, Lanes: lanes, Observe: sizes.observe}) {
 		b.Fatal("group commit did not turn on")
+	}
+	// The bench terminals, in the demo terminal's store, with its PIN key.
+	for i := range terminals {
+		if _, err := e.admin.UpsertTerminal(e.ctx, mapfront.TerminalSpec{TerminalID: fmt.Sprintf("ZB%06d", i),
+			SellerID: "SH12345", StoreID: "ST12345", Enabled: true, TPKHex: testTPK}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	const customers = 64
 	blocks := make([]string, customers)
@@ -418,6 +436,7 @@ func benchPayClients(b *testing.B, lanes, clients int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			terminal := fmt.Sprintf("ZB%06d", c%terminals)
 			for {
 				i := n.Add(1)
 				if i > int64(b.N) {
@@ -425,7 +444,7 @@ func benchPayClients(b *testing.B, lanes, clients int) {
 				}
 				k := int(i % customers)
 				r := &mapfront.PayRequest{
-					Origin:  mapfront.Origin{SellerID: "SH12345", StoreID: "ST12345", TerminalID: "ZJ000001", OperatorID: "bench"},
+					Origin:  mapfront.Origin{SellerID: "SH12345", StoreID: "ST12345", TerminalID: terminal, OperatorID: "bench"},
 					BatchNo: "1", TerminalOrderID: fmt.Sprint(i), ConsumerID: fmt.Sprintf("1500000%04d", k), PINBlock: blocks[k], Sum: 1,
 				}
 				t0 := time.Now()
@@ -459,6 +478,26 @@ func benchPayClients(b *testing.B, lanes, clients int) {
 	// Clock ticks are 10 ms (USER_HZ 100): over a few thousand pays the
 	// figure is good to a few µs.
 	b.ReportMetric(float64(ticks)*10_000/float64(len(all)), "pg-cpu-µs/pay")
+	if lanes > 0 {
+		sizes.mu.Lock()
+		defer sizes.mu.Unlock()
+		if len(sizes.sizes) > 0 {
+			b.ReportMetric(float64(len(all))/float64(len(sizes.sizes)), "pays/batch")
+			// Powers of two: [1], [2,3], [4,7], [8,15], ...
+			hist := map[int]int{}
+			top := 0
+			for _, s := range sizes.sizes {
+				bucket := bits.Len(uint(s)) - 1
+				hist[bucket]++
+				top = max(top, bucket)
+			}
+			var line strings.Builder
+			for i := 0; i <= top; i++ {
+				fmt.Fprintf(&line, " %d-%d:%d", 1<<i, 1<<(i+1)-1, hist[i])
+			}
+			b.Logf("batch sizes (%d batches):%s", len(sizes.sizes), line.String())
+		}
+	}
 }
 
 // backendCPU reads the CPU time (user + system, in clock ticks) of the
