@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,25 @@ func TestLedgerManyOneStatement(t *testing.T) {
 		t.Fatalf("refused statement left %d ledger transactions", n)
 	}
 	e.verify(t)
+
+	// The statements, newest first (a customer account's through
+	// postings_by_account, a system account's without it).
+	for _, c := range []struct {
+		account string
+		want    []int64
+	}{{a, []int64{-450, -300, 1000}}, {sysMerchantPayable, []int64{450, 50}}} {
+		_, lines, err := e.store.ListStatement(e.ctx, c.account, len(c.want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, l := range lines {
+			got = append(got, l.Amount)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Fatalf("statement of %s: %v, want %v", c.account, got, c.want)
+		}
+	}
 }
 
 // VerifyLedger finds what the triggers would refuse, had it been written
