@@ -25,11 +25,21 @@ type posting struct {
 	amount  int64
 }
 
+// The rule for every writer of the ledger: all the legs of one ledger
+// transaction are inserted by ONE statement (ledgerCTE, ledgerManyCTE, and
+// creditOrders in settle_activate.go, which inserts the ledger_txns rows
+// first and then all their legs in one statement). The statement-level
+// trigger of migration 0010 checks when that statement ends: it moves each
+// customer account's balance by the sum of its legs in the statement (so an
+// overdraft fails right there with balance_non_negative, SQLSTATE 23514),
+// refuses a leg of no customer account or of no ledger transaction (23503)
+// and refuses a transaction whose postings, earlier ones included, do not
+// sum to zero (23000). A transaction written in two statements is therefore
+// refused at the first.
+
 // ledgerSQL is the one ledger writer: one balanced transaction row and its
-// postings in one statement (one round trip). The postings trigger moves
-// customer balances in the same statement, so an overdraft fails here with
-// balance_non_negative; the deferred trigger refuses an unbalanced
-// transaction at commit. $1 kind, $2 order id, $3 accounts, $4 amounts.
+// postings in one statement (one round trip). $1 kind, $2 order id, $3
+// accounts, $4 amounts.
 const ledgerSQL = ledgerCTE + `SELECT txn_id FROM t`
 
 // ledgerCTE is ledgerSQL's writing part, for a statement that writes the
@@ -97,8 +107,9 @@ func post(ctx context.Context, tx pgx.Tx, kind, orderID string, legs ...posting)
 
 // ledgerManyCTE is ledgerCTE for many transactions of one kind in one
 // statement (group commit): one ledger_txns row per order, numbered in the
-// order given, and their postings. The postings trigger moves the balances
-// as for one. Parameters from $6 on are the tail's. $1 kind, $2 order ids,
+// order given, and their postings. The postings trigger moves each account
+// once by the sum of its legs in the statement (two pays of one account
+// debit it by both; the CHECK sees the total). Parameters from $6 on are the tail's. $1 kind, $2 order ids,
 // $3 each leg's order id, $4 accounts, $5 amounts.
 const ledgerManyCTE = `
 WITH t AS (INSERT INTO ledger_txns (kind, order_id)
