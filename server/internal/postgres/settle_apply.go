@@ -234,46 +234,43 @@ func (s *Store) confirm(ctx context.Context, tx pgx.Tx, r *run, recs []*stagedRe
 		tradeIDs[i], lineNos[i], paymentIDs[i], orderIDs[i], amounts[i] =
 			st.rec.TradeID, st.rec.LineNo, st.paymentID, st.orderID, st.rec.Amount
 	}
-	const ins = `
-INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome, payment_id, order_id, amount, applied_at)
-SELECT u.trade_id, $1, $2, u.line_no, 'matched', u.payment_id, u.order_id, u.amount, $3
-FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[])
-     AS u(trade_id, line_no, payment_id, order_id, amount)
-ON CONFLICT DO NOTHING
-RETURNING trade_id, payment_id`
-	rows, err := tx.Query(ctx, ins, r.date, r.id, s.clock.Now(), tradeIDs, lineNos, paymentIDs, orderIDs, amounts)
+	// One statement: the 交易ids recorded and their payments marked
+	// settled; it answers the 交易ids that took, and how many payments
+	// moved.
+	const q = `
+WITH ins AS (
+    INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome, payment_id, order_id, amount, applied_at)
+    SELECT u.trade_id, $1, $2, u.line_no, 'matched', u.payment_id, u.order_id, u.amount, $3
+    FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[])
+         AS u(trade_id, line_no, payment_id, order_id, amount)
+    ON CONFLICT DO NOTHING
+    RETURNING trade_id, payment_id),
+     upd AS (
+    UPDATE card_payments c SET settled = true, trade_id = ins.trade_id
+    FROM ins WHERE c.payment_id = ins.payment_id AND c.status = 'paid' AND NOT c.settled
+    RETURNING 1)
+SELECT ins.trade_id, (SELECT count(*) FROM upd) FROM ins`
+	rows, err := tx.Query(ctx, q, r.date, r.id, s.clock.Now(), tradeIDs, lineNos, paymentIDs, orderIDs, amounts)
 	if err != nil {
 		return nil, err
 	}
 	applied := make(map[string]bool, len(recs))
-	var appliedTrades []string
-	var appliedPayments []int64
+	var settled int64
 	for rows.Next() {
 		var t string
-		var p int64
-		if err := rows.Scan(&t, &p); err != nil {
+		if err := rows.Scan(&t, &settled); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		applied[t] = true
-		appliedTrades = append(appliedTrades, t)
-		appliedPayments = append(appliedPayments, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	const upd = `
-UPDATE card_payments c SET settled = true, trade_id = u.trade_id
-FROM unnest($1::bigint[], $2::text[]) AS u(payment_id, trade_id)
-WHERE c.payment_id = u.payment_id AND c.status = 'paid' AND NOT c.settled`
-	tag, err := tx.Exec(ctx, upd, appliedPayments, appliedTrades)
-	if err != nil {
-		return nil, err
-	}
-	if tag.RowsAffected() != int64(len(appliedPayments)) {
+	if settled != int64(len(applied)) {
 		// The payments are locked and were read unsettled: this cannot
 		// happen unless the lock order above is broken.
-		return nil, fmt.Errorf("settlement: confirmed %d payments, expected %d", tag.RowsAffected(), len(appliedPayments))
+		return nil, fmt.Errorf("settlement: confirmed %d payments, expected %d", settled, len(applied))
 	}
 	var lost []exceptionRow
 	for _, st := range recs {
