@@ -259,6 +259,7 @@ func runPhases(t *testing.T, logPath string, end time.Time) []phase {
 	if line == "" {
 		t.Fatalf("no \"settlement run settled\" line in the server log")
 	}
+	t.Log(line)
 	names := []string{"stage", "match", "activate", "finish"}
 	durs := make([]time.Duration, len(names))
 	for i, name := range names {
