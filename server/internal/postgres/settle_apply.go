@@ -570,4 +570,3 @@ ON CONFLICT (business_date, dedupe) DO NOTHING`
 		termOrders, amounts, expected, details)
 	return err
 }
-
