@@ -21,7 +21,7 @@ import (
 // (keyed lookups on unique indexes: the "map keyed by the match key", kept
 // by the database), lets mapfront.Classify decide, and writes the outcome:
 // confirmations in one statement, exceptions in one insert; openings are
-// marked and done by the last pass, one by one.
+// marked and done by the last pass (settle_open.go).
 
 // stagedRecord is a staged record and what the store holds for it.
 type stagedRecord struct {
@@ -287,15 +287,11 @@ ORDER BY s.line_no`
 		}
 		opens = nil
 	}
-	for _, st := range opens {
-		e, err := s.openFromFile(ctx, tx, r, st, products)
-		if err != nil {
-			return err
-		}
-		if e != nil {
-			exceptions = append(exceptions, *e)
-		}
+	opened, err := s.openAll(ctx, tx, r, opens, products)
+	if err != nil {
+		return err
 	}
+	exceptions = append(exceptions, opened...)
 	return insertExceptions(ctx, tx, r.date, &r.id, s.clock.Now(), exceptions)
 }
 
