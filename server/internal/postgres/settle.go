@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"strings"
@@ -29,6 +30,8 @@ import (
 //  3. the staged records are matched in slices (settle_apply.go): keyed
 //     lookups on the terminal key, confirmations and exceptions set-based,
 //     each slice one transaction in which every money movement is whole;
+//     the parts of the terminal keys side by side, the cards to open from
+//     the file last, in line order;
 //  4. the orders touched are merged and activated in slices
 //     (settle_activate.go);
 //  5. one transaction files bad lines and missing payments, computes the
@@ -255,7 +258,7 @@ VALUES ($1, $2, $3, $4, 'staging', $5) RETURNING run_id`
 func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (int64, int64, int64, error) {
 	columns := []string{"run_id", "line_no", "bad", "trade_id", "amount", "seller_id", "terminal_id", "batch_no",
 		"terminal_order_id", "id_number", "mobile", "referrer", "product_id", "card_no", "reference_no", "trade_date",
-		"trade_time", "reason", "line_text"}
+		"trade_time", "reason", "line_text", "part"}
 	var lines, bad, total int64
 	for {
 		c, err := next()
@@ -284,7 +287,7 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 			}
 			rows = append(rows, []any{r.id, rec.LineNo, false, rec.TradeID, rec.Amount, rec.SellerID, rec.TerminalID,
 				rec.BatchNo, rec.TerminalOrderID, rec.IDNumber, rec.Mobile, rec.Referrer, rec.ProductID, rec.CardNo,
-				rec.ReferenceNo, rec.TradeDate, rec.TradeTime, "", ""})
+				rec.ReferenceNo, rec.TradeDate, rec.TradeTime, "", "", keyPart(rec)})
 		}
 		for _, b := range c.BadLines {
 			if b.LineNo <= 0 {
@@ -317,7 +320,19 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 
 func badRow(runID, lineNo int64, reason, text string) []any {
 	return []any{runID, lineNo, true, "", int64(0), "", "", "", "", "", "", "", "", "", "", "", "",
-		truncateUTF8(reason, 256), truncateUTF8(text, maxBadTextBytes)}
+		truncateUTF8(reason, 256), truncateUTF8(text, maxBadTextBytes), int16(0)}
+}
+
+// keyPart is the part (migration 0011) of a record's terminal key: FNV-1a
+// of its three fields, modulo matchWorkers. Records naming the same terminal
+// key are in the same part.
+func keyPart(rec *mapfront.SettlementRecord) int16 {
+	h := fnv.New32a()
+	for _, f := range []string{rec.TerminalID, rec.BatchNo, rec.TerminalOrderID} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return int16(h.Sum32() % matchWorkers)
 }
 
 // truncateUTF8 cuts s to at most n bytes of valid UTF-8 that PostgreSQL can

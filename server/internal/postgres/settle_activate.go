@@ -88,17 +88,17 @@ type settledOrder struct {
 // settleOrders merges and activates the given orders (SPEC section 6):
 // confirmed payments equal to the price activate the card (or, already
 // credited under the immediate policy, are verified: no second credit);
-// short of it the order waits; over it is an overpaid exception.
+// short of it the order waits; over it is an overpaid exception. However
+// many orders, it is three statements: read and lock, the ledger, the rest.
 func (s *Store) settleOrders(ctx context.Context, tx pgx.Tx, r *run, ids []string) error {
-	if _, err := tx.Exec(ctx, `SELECT order_id FROM card_orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE`, ids); err != nil {
-		return err
-	}
+	// The orders are locked in id order, each with the sum and count of its
+	// confirmed payments (a keyed lookup per order on card_payments_by_order).
 	const q = `
-SELECT ` + qualifiedCardOrderColumns + `,
-       coalesce(sum(p.pay_sum) FILTER (WHERE p.status = 'paid' AND p.settled), 0),
-       count(p.payment_id) FILTER (WHERE p.status = 'paid' AND p.settled)
-FROM card_orders o LEFT JOIN card_payments p ON p.order_id = o.order_id
-WHERE o.order_id = ANY($1) GROUP BY o.order_id ORDER BY o.order_id`
+SELECT ` + qualifiedCardOrderColumns + `, c.confirmed, c.payments
+FROM card_orders o,
+     LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed, count(*) AS payments FROM card_payments p
+              WHERE p.order_id = o.order_id AND p.status = 'paid' AND p.settled) c
+WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
 	rows, err := tx.Query(ctx, q, ids)
 	if err != nil {
 		return err
@@ -129,10 +129,10 @@ WHERE o.order_id = ANY($1) GROUP BY o.order_id ORDER BY o.order_id`
 		}
 	}
 	now := s.clock.Now()
-	if err := s.creditOrders(ctx, tx, credit, now); err != nil {
+	if err := creditOrders(ctx, tx, credit); err != nil {
 		return err
 	}
-	if err := recordActivations(ctx, tx, r, counted, now); err != nil {
+	if err := markActivated(ctx, tx, r, credit, counted, now); err != nil {
 		return err
 	}
 	return insertExceptions(ctx, tx, r.date, &r.id, now, overpaid)
@@ -155,88 +155,75 @@ func activationLegs(o *cardOrder) []posting {
 	}
 }
 
-// creditOrders activates locked, fully confirmed pending orders: what
-// activate does for one order, for a slice of orders in five statements, so
-// that a day of a million cards does not cost millions of round trips. Each
-// order still gets its own balanced ledger transaction.
-func (s *Store) creditOrders(ctx context.Context, tx pgx.Tx, orders []*settledOrder, now time.Time) error {
+// creditOrders writes the activation of locked, fully confirmed pending
+// orders to the ledger: one balanced transaction per order, every
+// transaction of the slice and all their legs in one statement
+// (ledgerManyCTE), so that a day of a million cards is a few hundred
+// statements, not millions.
+func creditOrders(ctx context.Context, tx pgx.Tx, orders []*settledOrder) error {
 	if len(orders) == 0 {
 		return nil
 	}
 	ids := make([]string, len(orders))
-	accounts := make([]string, len(orders))
+	legs := make([][]mapfront.Leg, len(orders))
 	for i, o := range orders {
-		ids[i], accounts[i] = o.id, o.accountID
-	}
-	rows, err := tx.Query(ctx, `INSERT INTO ledger_txns (kind, order_id) SELECT 'activate', unnest($1::text[])
-RETURNING txn_id, order_id`, ids)
-	if err != nil {
-		return err
-	}
-	txnOf := make(map[string]int64, len(orders))
-	for rows.Next() {
-		var txn int64
-		var order string
-		if err := rows.Scan(&txn, &order); err != nil {
-			rows.Close()
-			return err
-		}
-		txnOf[order] = txn
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	var txns []int64
-	var legAccounts []string
-	var legAmounts []int64
-	for _, o := range orders {
-		var sum int64
+		ids[i] = o.id
 		for _, l := range activationLegs(&o.cardOrder) {
-			sum += l.amount
-			if l.amount != 0 {
-				txns, legAccounts, legAmounts = append(txns, txnOf[o.id]), append(legAccounts, l.account), append(legAmounts, l.amount)
-			}
-		}
-		if sum != 0 {
-			return fmt.Errorf("ledger activate %s: postings sum to %d", o.id, sum)
+			legs[i] = append(legs[i], mapfront.Leg{Account: l.account, Amount: l.amount})
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO postings (txn_id, account_id, amount)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])`, txns, legAccounts, legAmounts); err != nil {
-		return err
-	}
-	tag, err := tx.Exec(ctx, `UPDATE card_orders SET status = 'active', credited = true, released = 1, filling = false,
-    activated_at = $2 WHERE order_id = ANY($1) AND status = 'pending' AND NOT credited`, ids, now)
+	args, err := ledgerManyArgs("activate", ids, legs)
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() != int64(len(ids)) {
-		return fmt.Errorf("settlement: activated %d orders, expected %d", tag.RowsAffected(), len(ids))
+	var n int
+	if err := tx.QueryRow(ctx, ledgerManyCTE+`SELECT count(*) FROM t`, args...).Scan(&n); err != nil {
+		return fmt.Errorf("ledger activate: %w", err)
 	}
-	_, err = tx.Exec(ctx, `UPDATE accounts SET status = 'active', activated_at = $2 WHERE account_id = ANY($1)`, accounts, now)
-	return err
+	if n != len(ids) {
+		return fmt.Errorf("settlement: wrote %d activation transactions, expected %d", n, len(ids))
+	}
+	return nil
 }
 
-// recordActivations counts orders as activated by the date, once per order.
-func recordActivations(ctx context.Context, tx pgx.Tx, r *run, orders []*settledOrder, now time.Time) error {
-	if len(orders) == 0 {
+// markActivated makes the credited orders and their accounts active and
+// counts the counted orders (credited or verified) as activated by the
+// date, once per order: one statement.
+func markActivated(ctx context.Context, tx pgx.Tx, r *run, credited, counted []*settledOrder, now time.Time) error {
+	if len(counted) == 0 {
 		return nil
 	}
-	ids := make([]string, len(orders))
-	payments := make([]int32, len(orders))
-	credited := make([]bool, len(orders))
-	for i, o := range orders {
+	creditIDs := make([]string, len(credited))
+	for i, o := range credited {
+		creditIDs[i] = o.id
+	}
+	ids := make([]string, len(counted))
+	payments := make([]int32, len(counted))
+	byUs := make([]bool, len(counted))
+	for i, o := range counted {
 		// credited here means credited by this settlement: an order that
 		// was credited before (immediate policy) is only verified.
-		ids[i], payments[i], credited[i] = o.id, int32(o.payments), o.status == "pending"
+		ids[i], payments[i], byUs[i] = o.id, int32(o.payments), o.status == "pending"
 	}
 	const q = `
-INSERT INTO settlement_activations (order_id, business_date, run_id, payments, credited, activated_at)
-SELECT u.order_id, $1, $2, u.payments, u.credited, $3
-FROM unnest($4::text[], $5::int[], $6::boolean[]) AS u(order_id, payments, credited)
-ON CONFLICT (order_id) DO NOTHING`
-	_, err := tx.Exec(ctx, q, r.date, r.id, now, ids, payments, credited)
-	return err
+WITH o AS (UPDATE card_orders SET status = 'active', credited = true, released = 1, filling = false, activated_at = $1
+           WHERE order_id = ANY($2) AND status = 'pending' AND NOT credited
+           RETURNING account_id),
+     a AS (UPDATE accounts SET status = 'active', activated_at = $1 FROM o WHERE accounts.account_id = o.account_id
+           RETURNING 1),
+     c AS (INSERT INTO settlement_activations (order_id, business_date, run_id, payments, credited, activated_at)
+           SELECT u.order_id, $3, $4, u.payments, u.credited, $1
+           FROM unnest($5::text[], $6::int[], $7::boolean[]) AS u(order_id, payments, credited)
+           ON CONFLICT (order_id) DO NOTHING)
+SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM a)`
+	var orders, accounts int
+	if err := tx.QueryRow(ctx, q, now, creditIDs, r.date, r.id, ids, payments, byUs).Scan(&orders, &accounts); err != nil {
+		return err
+	}
+	if orders != len(creditIDs) || accounts != len(creditIDs) {
+		return fmt.Errorf("settlement: activated %d orders and %d accounts, expected %d", orders, accounts, len(creditIDs))
+	}
+	return nil
 }
 
 // RunDaily does the day's time-driven work (SPEC sections 4 and 6): it

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,12 +14,14 @@ import (
 	"mapfront/server/internal/mapfront"
 )
 
-// Step 3 of a run (settle.go): the staged records, in line order, a slice
-// per transaction. A slice locks the payments its records name, reads each
-// record with what the store holds for its 交易id and its terminal key
+// Step 3 of a run (settle.go): the staged records, a slice per
+// transaction, the parts of the terminal keys side by side and each in line
+// order (applyRecords). A slice locks the payments its records name, reads
+// each record with what the store holds for its 交易id and its terminal key
 // (keyed lookups on unique indexes: the "map keyed by the match key", kept
 // by the database), lets mapfront.Classify decide, and writes the outcome:
-// confirmations set-based, openings one by one, exceptions in one insert.
+// confirmations in one statement, exceptions in one insert; openings are
+// marked and done by the last pass (settle_open.go).
 
 // stagedRecord is a staged record and what the store holds for it.
 type stagedRecord struct {
@@ -67,7 +71,35 @@ func recordException(st *stagedRecord, t mapfront.ExceptionType, expected int64,
 	return e
 }
 
-// applyRecords runs the slices of a run until every staged record is done.
+// matchWorkers is how many connections match staged records at once: one
+// per part of the terminal keys (settlement_staging.part, migration 0011).
+const matchWorkers = 2
+
+// slice names staged records of a run: those with after < line_no <= upper,
+// of one part (part < 0: any), and, in the last pass, only those left to be
+// opened (openPass).
+type slice struct {
+	after, upper int64
+	part         int
+	openPass     bool
+}
+
+// sliceWhere is the condition of a slice's records on settlement_staging s,
+// with $1 run, $2 after, $3 upper, $4 part, $5 openPass.
+const sliceWhere = `s.run_id = $1 AND NOT s.bad AND s.line_no > $2 AND s.line_no <= $3
+    AND ($4::int < 0 OR s.part = $4) AND (NOT $5::boolean OR s.open_later)`
+
+// applyRecords applies every staged record of a run (step 3) in two
+// passes. The first takes the parts of the terminal keys side by side
+// (matchWorkers connections): it applies confirmations and exceptions and
+// leaves the cards to open from the file marked open_later. Two records
+// naming the same terminal key are in one part, so it applies them in line
+// order as one pass over the file would; a record naming the terminal key
+// of a card that an earlier line opens is left to be opened too, and the
+// last pass, which classifies it again, finds that card. The last pass
+// opens the cards, in line order over the whole file, so that each opening
+// sees the customers and orders of the openings before it, and their
+// exceptions are filed in line order.
 func (s *Store) applyRecords(ctx context.Context, r *run) error {
 	products, err := s.ListProducts(ctx, false)
 	if err != nil {
@@ -79,31 +111,70 @@ func (s *Store) applyRecords(ctx context.Context, r *run) error {
 	for i := range products {
 		byID[products[i].ID] = &products[i]
 	}
-	var after int64
+	if err := s.inParts(ctx, func(ctx context.Context, part int) error {
+		return s.applySlices(ctx, r, part, false, byID)
+	}); err != nil {
+		return err
+	}
+	return s.applySlices(ctx, r, -1, true, byID)
+}
+
+// inParts runs fn for each part 0..matchWorkers-1 at once. The first error
+// cancels the others and is the one returned (not the cancellation it
+// caused).
+func (s *Store) inParts(ctx context.Context, fn func(ctx context.Context, part int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, matchWorkers)
+	var wg sync.WaitGroup
+	for part := range matchWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[part] = fn(ctx, part); errs[part] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+			first = err
+		}
+	}
+	return first
+}
+
+// applySlices applies the records of part (or, openPass, those left to be
+// opened) a slice per transaction, in line order.
+func (s *Store) applySlices(ctx context.Context, r *run, part int, openPass bool, products map[string]*mapfront.Product) error {
+	const bound = `
+SELECT max(line_no) FROM (SELECT s.line_no FROM settlement_staging s
+                          WHERE ` + sliceWhere + ` ORDER BY s.line_no LIMIT $6) x`
+	sl := slice{part: part, openPass: openPass}
 	for {
 		var upper *int64
-		const bound = `
-SELECT max(line_no) FROM (SELECT line_no FROM settlement_staging
-                          WHERE run_id = $1 AND NOT bad AND line_no > $2 ORDER BY line_no LIMIT $3) s`
-		if err := s.pool.QueryRow(ctx, bound, r.id, after, settleSlice).Scan(&upper); err != nil {
+		if err := s.pool.QueryRow(ctx, bound, r.id, sl.after, int64(math.MaxInt64), part, openPass, settleSlice).Scan(&upper); err != nil {
 			return s.wrap(err)
 		}
 		if upper == nil {
 			return nil
 		}
+		sl.upper = *upper
 		if err := s.settleTx(ctx, func(tx pgx.Tx) error {
-			return s.applySlice(ctx, tx, r, after, *upper, byID)
+			return s.applySlice(ctx, tx, r, sl, products)
 		}); err != nil {
 			return err
 		}
-		after = *upper
+		sl.after = sl.upper
 	}
 }
 
-// applySlice applies the staged records with after < line_no <= upper. It
-// may run more than once (inTx retries a deadlock), so it keeps no state
-// outside the transaction.
-func (s *Store) applySlice(ctx context.Context, tx pgx.Tx, r *run, after, upper int64, products map[string]*mapfront.Product) error {
+// applySlice applies the staged records of sl. It may run more than once
+// (inTx retries a deadlock), so it keeps no state outside the transaction.
+// Outside the open pass, a record to be opened is only marked open_later.
+func (s *Store) applySlice(ctx context.Context, tx pgx.Tx, r *run, sl slice, products map[string]*mapfront.Product) error {
 	// The payments named are locked first, in id order, so that what is
 	// read below cannot change (a repeal, a concurrent run of another date)
 	// before it is written. Each record finds its payment and its prior
@@ -117,9 +188,9 @@ WHERE payment_id = ANY (ARRAY (
     SELECT p.payment_id FROM settlement_staging s,
         LATERAL (SELECT payment_id FROM card_payments c WHERE c.terminal_id = s.terminal_id
                  AND c.batch_no = s.batch_no AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p
-    WHERE s.run_id = $1 AND NOT s.bad AND s.line_no > $2 AND s.line_no <= $3))
+    WHERE ` + sliceWhere + `))
 ORDER BY payment_id FOR UPDATE`
-	if _, err := tx.Exec(ctx, lock, r.id, after, upper); err != nil {
+	if _, err := tx.Exec(ctx, lock, r.id, sl.after, sl.upper, sl.part, sl.openPass); err != nil {
 		return err
 	}
 	const q = `
@@ -135,9 +206,9 @@ LEFT JOIN LATERAL (SELECT business_date, amount FROM settlement_trades x WHERE x
 LEFT JOIN LATERAL (SELECT payment_id, order_id, seller_id, pay_sum, status, settled, trade_id, business_date FROM card_payments c
                    WHERE c.terminal_id = s.terminal_id AND c.batch_no = s.batch_no
                      AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p ON true
-WHERE s.run_id = $1 AND NOT s.bad AND s.line_no > $2 AND s.line_no <= $3
+WHERE ` + sliceWhere + `
 ORDER BY s.line_no`
-	rows, err := tx.Query(ctx, q, r.id, after, upper)
+	rows, err := tx.Query(ctx, q, r.id, sl.after, sl.upper, sl.part, sl.openPass)
 	if err != nil {
 		return err
 	}
@@ -205,15 +276,22 @@ ORDER BY s.line_no`
 	if err := s.resolveMissing(ctx, tx, r, confirms, lost); err != nil {
 		return err
 	}
-	for _, st := range opens {
-		e, err := s.openFromFile(ctx, tx, r, st, products)
-		if err != nil {
+	if !sl.openPass && len(opens) > 0 {
+		lines := make([]int64, len(opens))
+		for i, st := range opens {
+			lines[i] = st.rec.LineNo
+		}
+		if _, err := tx.Exec(ctx, `UPDATE settlement_staging SET open_later = true WHERE run_id = $1 AND line_no = ANY($2)`,
+			r.id, lines); err != nil {
 			return err
 		}
-		if e != nil {
-			exceptions = append(exceptions, *e)
-		}
+		opens = nil
 	}
+	opened, err := s.openAll(ctx, tx, r, opens, products)
+	if err != nil {
+		return err
+	}
+	exceptions = append(exceptions, opened...)
 	return insertExceptions(ctx, tx, r.date, &r.id, s.clock.Now(), exceptions)
 }
 
@@ -234,46 +312,43 @@ func (s *Store) confirm(ctx context.Context, tx pgx.Tx, r *run, recs []*stagedRe
 		tradeIDs[i], lineNos[i], paymentIDs[i], orderIDs[i], amounts[i] =
 			st.rec.TradeID, st.rec.LineNo, st.paymentID, st.orderID, st.rec.Amount
 	}
-	const ins = `
-INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome, payment_id, order_id, amount, applied_at)
-SELECT u.trade_id, $1, $2, u.line_no, 'matched', u.payment_id, u.order_id, u.amount, $3
-FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[])
-     AS u(trade_id, line_no, payment_id, order_id, amount)
-ON CONFLICT DO NOTHING
-RETURNING trade_id, payment_id`
-	rows, err := tx.Query(ctx, ins, r.date, r.id, s.clock.Now(), tradeIDs, lineNos, paymentIDs, orderIDs, amounts)
+	// One statement: the 交易ids recorded and their payments marked
+	// settled; it answers the 交易ids that took, and how many payments
+	// moved.
+	const q = `
+WITH ins AS (
+    INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome, payment_id, order_id, amount, applied_at)
+    SELECT u.trade_id, $1, $2, u.line_no, 'matched', u.payment_id, u.order_id, u.amount, $3
+    FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[])
+         AS u(trade_id, line_no, payment_id, order_id, amount)
+    ON CONFLICT DO NOTHING
+    RETURNING trade_id, payment_id),
+     upd AS (
+    UPDATE card_payments c SET settled = true, trade_id = ins.trade_id
+    FROM ins WHERE c.payment_id = ins.payment_id AND c.status = 'paid' AND NOT c.settled
+    RETURNING 1)
+SELECT ins.trade_id, (SELECT count(*) FROM upd) FROM ins`
+	rows, err := tx.Query(ctx, q, r.date, r.id, s.clock.Now(), tradeIDs, lineNos, paymentIDs, orderIDs, amounts)
 	if err != nil {
 		return nil, err
 	}
 	applied := make(map[string]bool, len(recs))
-	var appliedTrades []string
-	var appliedPayments []int64
+	var settled int64
 	for rows.Next() {
 		var t string
-		var p int64
-		if err := rows.Scan(&t, &p); err != nil {
+		if err := rows.Scan(&t, &settled); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		applied[t] = true
-		appliedTrades = append(appliedTrades, t)
-		appliedPayments = append(appliedPayments, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	const upd = `
-UPDATE card_payments c SET settled = true, trade_id = u.trade_id
-FROM unnest($1::bigint[], $2::text[]) AS u(payment_id, trade_id)
-WHERE c.payment_id = u.payment_id AND c.status = 'paid' AND NOT c.settled`
-	tag, err := tx.Exec(ctx, upd, appliedPayments, appliedTrades)
-	if err != nil {
-		return nil, err
-	}
-	if tag.RowsAffected() != int64(len(appliedPayments)) {
+	if settled != int64(len(applied)) {
 		// The payments are locked and were read unsettled: this cannot
 		// happen unless the lock order above is broken.
-		return nil, fmt.Errorf("settlement: confirmed %d payments, expected %d", tag.RowsAffected(), len(appliedPayments))
+		return nil, fmt.Errorf("settlement: confirmed %d payments, expected %d", settled, len(applied))
 	}
 	var lost []exceptionRow
 	for _, st := range recs {
