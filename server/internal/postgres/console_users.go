@@ -60,11 +60,11 @@ WHERE name = $1 RETURNING locked_until IS NOT NULL AND locked_until > $4`, name,
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
-	return locked, s.wrap(err)
+	return locked, s.wrapWrite(err)
 }
 
 // ConsoleSignInOK clears an account's failure count.
 func (s *Store) ConsoleSignInOK(ctx context.Context, name string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE console_users SET failures = 0, locked_until = NULL WHERE name = $1`, name)
-	return s.wrap(err)
+	return s.wrapWrite(err)
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mapfront/server/internal/mapfront"
@@ -200,6 +201,18 @@ func (s *Store) transact(ctx context.Context, what string, fn func(tx pgx.Tx) er
 // a transient failure is 10018 at once.
 func (s *Store) wrap(err error) error {
 	err = classify("query", err, false)
+	if mapfront.IsTransient(err) {
+		return fmt.Errorf("%w: %v", mapfront.ErrBusy, err)
+	}
+	return err
+}
+
+// wrapWrite classifies the error of a statement that writes outside a
+// transaction (autocommit): it commits as it runs, so once it was sent
+// (pgx says whether anything was) a lost connection or an ended context
+// leaves its effect unknown (10000, not 10018).
+func (s *Store) wrapWrite(err error) error {
+	err = classify("statement", err, err != nil && !pgconn.SafeToRetry(err))
 	if mapfront.IsTransient(err) {
 		return fmt.Errorf("%w: %v", mapfront.ErrBusy, err)
 	}
