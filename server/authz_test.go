@@ -505,3 +505,36 @@ func TestInProcessPeer(t *testing.T) {
 		t.Errorf("Pay as %s without a role: %v, want PermissionDenied", authz.DevIdentity, err)
 	}
 }
+
+// TestExpiredCertificateRefused: a verified chain is checked against the
+// clock on every call, so a connection or an in-process caller that outlives
+// its certificate (or its CA) is refused Unauthenticated from then on.
+func TestExpiredCertificateRefused(t *testing.T) {
+	p := mtlstest.New(t)
+	roles, err := authz.ParseRoles(strings.NewReader(testRoles))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := authz.InProcessPeer(p.Client("gateway"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := caller.AuthInfo.(credentials.TLSInfo).State.VerifiedChains[0][0]
+	ctx := peer.NewContext(context.Background(), caller)
+	ok := func(context.Context, any) (any, error) { return "ok", nil }
+	for _, c := range []struct {
+		name string
+		at   time.Time
+		want codes.Code
+	}{
+		{"valid", leaf.NotBefore.Add(time.Minute), codes.OK},
+		{"expired", leaf.NotAfter.Add(time.Second), codes.Unauthenticated},
+		{"not yet valid", leaf.NotBefore.Add(-time.Second), codes.Unauthenticated},
+	} {
+		az := authz.New(roles, authz.Options{Now: func() time.Time { return c.at }})
+		_, err := az.Unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: mapfrontv1.OfflineService_Pay_FullMethodName}, ok)
+		if got := refusal(err); got != c.want {
+			t.Errorf("%s: Pay at %s: %v, want %s", c.name, c.at, err, c.want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -100,6 +101,7 @@ type Authorizer struct {
 	devPlaintext bool
 	log          *slog.Logger
 	refused      func(method string, code codes.Code)
+	now          func() time.Time
 }
 
 // Options are the Authorizer's collaborators.
@@ -110,11 +112,17 @@ type Options struct {
 	Log          *slog.Logger
 	// Refused is told of every refusal (metrics); may be nil.
 	Refused func(method string, code codes.Code)
+	// Now is the clock that a certificate's validity is checked against on
+	// every call (nil: time.Now).
+	Now func() time.Time
 }
 
 // New returns an Authorizer with roles.
 func New(roles Roles, o Options) *Authorizer {
-	a := &Authorizer{devPlaintext: o.DevPlaintext, log: o.Log, refused: o.Refused}
+	a := &Authorizer{devPlaintext: o.DevPlaintext, log: o.Log, refused: o.Refused, now: o.Now}
+	if a.now == nil {
+		a.now = time.Now
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -221,6 +229,16 @@ func (a *Authorizer) identity(ctx context.Context) (string, error) {
 	// CA; a certificate merely presented is not an identity.
 	if len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
 		return "", fmt.Errorf("no verified client certificate")
+	}
+	// The chain was verified when the connection was made (or, in-process,
+	// when the server started); a connection or a process can outlive a
+	// certificate, so its validity is checked again on every call.
+	now := a.now()
+	for _, c := range info.State.VerifiedChains[0] {
+		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+			return "", fmt.Errorf("certificate %q is not valid now (valid %s to %s)", c.Subject.CommonName,
+				c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
+		}
 	}
 	return mtls.Identity(info.State.VerifiedChains[0][0])
 }
