@@ -238,6 +238,17 @@ sample_rss() { # sample_rss FILE PID...: the peak sum of the PIDs' VmRSS, once a
   done
 }
 
+# batch_counts: the server's group-commit counters from /metrics: the sum and
+# count of mapfront_pay_batch_size and mapfront_pay_batch_singly_total ("0 0 0"
+# without curl or metrics).
+batch_counts() {
+  command -v curl >/dev/null || { echo "0 0 0"; return; }
+  curl -s "http://$health_addr/metrics" | awk '
+    /^mapfront_pay_batch_size_sum / { s = $2 } /^mapfront_pay_batch_size_count / { c = $2 }
+    /^mapfront_pay_batch_singly_total / { f = $2 }
+    END { printf "%d %d %d\n", s, c, f }'
+}
+
 # run_mode MODE: the load through MODE's address for -d seconds (the CPU of
 # the tool, the PostgreSQL backends and our processes measured around it),
 # then VerifyLedger. Results in $work/MODE.{txt,kv,cpu,rss,verify}.
@@ -250,6 +261,7 @@ run_mode() {
   fi
   local batch="${stamp}$([ "$mode" = gateway ] && echo 1 || echo 2)" # new terminal keys per mode
   sample_rss "$work/$mode.rss" "$server_pid" $gateway_pid & sampler_pid=$!
+  batch_counts >"$work/$mode.batch"
   set +e
   if [ "$tool" = loadgen ]; then
     say "$mode: loadgen run -c $clients -d ${duration}s -mix $mix ($url)"
@@ -282,6 +294,7 @@ run_mode() {
     [ "$(kv "$work/$mode.kv" exhausted)" = 0 ] || { say "$mode: wrk ran out of bodies: raise MAPFRONT_BENCH_WRK_RATE ($wrk_rate)"; rc=1; }
   fi
   set -e
+  batch_counts >>"$work/$mode.batch"
   stop_pid "$sampler_pid"; sampler_pid=""
   cat "$work/$mode.txt"
   local alive=""
@@ -328,6 +341,8 @@ summary() { # summary MODE LABEL
   printf '%-28s %s\n' "$label pays/s" "$pay_tps (ratio to pgbench $ratio; $(kv "$f" pay_ok) approved pays, $n requests; $run_verdict)"
   printf '%-28s %s\n' "$label latency" "p50 $(kv "$f" p50_ms) ms, p99 $(kv "$f" p99_ms) ms (p95 $(kv "$f" p95_ms) ms, max $(kv "$f" max_ms) ms)"
   printf '%-28s %s\n' "$label CPU/$unit" "$cpu_line"
+  printf '%-28s %s\n' "$label group commit" "$(awk 'NR == 1 { s = $1; c = $2; f = $3 } NR == 2 { s = $1 - s; c = $2 - c; f = $3 - f }
+    END { if (c > 0) printf "%d batches, %.1f pays per batch on average, %d run one pay at a time", c, s / c, f; else print "no batches (-pay-batch-max 1, or no metrics)" }' "$work/$mode.batch")"
   if [ "$mode" = gateway ]; then
     printf '%-28s %s\n' "$label peak RSS" "$(mib "${rss[0]}") (server $(mib "${rss[1]:-0}"), gateway $(mib "${rss[2]:-0}") at that moment)"
   else
