@@ -99,6 +99,9 @@ FROM card_orders o,
      LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed, count(*) AS payments FROM card_payments p
               WHERE p.order_id = o.order_id AND p.status = 'paid' AND p.settled) c
 WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
+	if err := keyedPlans(ctx, tx, true); err != nil {
+		return err
+	}
 	rows, err := tx.Query(ctx, q, ids)
 	if err != nil {
 		return err
@@ -129,7 +132,13 @@ WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
 		}
 	}
 	now := s.clock.Now()
+	if err := keyedPlans(ctx, tx, false); err != nil {
+		return err
+	}
 	if err := creditOrders(ctx, tx, credit); err != nil {
+		return err
+	}
+	if err := keyedPlans(ctx, tx, true); err != nil {
 		return err
 	}
 	if err := markActivated(ctx, tx, r, credit, counted, now); err != nil {
