@@ -208,10 +208,12 @@ func keyedPlans(ctx context.Context, tx pgx.Tx, on bool) error {
 }
 
 // settleTx is inTx for settlement steps, whose statements may scan a whole
-// day and so get a longer statement timeout than requests do.
+// day and so get a longer statement timeout than requests do. JIT is off:
+// a slice's statements are estimated costly enough to be compiled, and the
+// compilation (tens of milliseconds each time) cost more than it saved.
 func (s *Store) settleTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`,
+		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('jit', 'off', true)`,
 			fmt.Sprint(settleStatementTimeout.Milliseconds())); err != nil {
 			return err
 		}

@@ -197,7 +197,9 @@ func creditOrders(ctx context.Context, tx pgx.Tx, orders []*settledOrder) error 
 
 // markActivated makes the credited orders and their accounts active and
 // counts the counted orders (credited or verified) as activated by the
-// date, once per order: one statement.
+// date, once per order: one statement. The orders are joined by key
+// (keyedPlans): "order_id = ANY" was planned as a scan of every pending
+// order of the table, per slice.
 func markActivated(ctx context.Context, tx pgx.Tx, r *run, credited, counted []*settledOrder, now time.Time) error {
 	if len(counted) == 0 {
 		return nil
@@ -216,7 +218,8 @@ func markActivated(ctx context.Context, tx pgx.Tx, r *run, credited, counted []*
 	}
 	const q = `
 WITH o AS (UPDATE card_orders SET status = 'active', credited = true, released = 1, filling = false, activated_at = $1
-           WHERE order_id = ANY($2) AND status = 'pending' AND NOT credited
+           FROM unnest($2::text[]) AS k(order_id)
+           WHERE card_orders.order_id = k.order_id AND status = 'pending' AND NOT credited
            RETURNING account_id),
      a AS (UPDATE accounts SET status = 'active', activated_at = $1 FROM o WHERE accounts.account_id = o.account_id
            RETURNING 1),
