@@ -81,6 +81,12 @@ func TestE2ESettleMillion(t *testing.T) {
 
 	// VerifyLedger reads the whole ledger (a million cards) in one
 	// statement: longer than a request's default 5 s.
+	// The server's sessions time their PL/pgSQL functions (the ledger and
+	// settlement triggers), reported after the run with the tables' updates.
+	if _, err := pool.Exec(ctx, `DO $$ BEGIN
+EXECUTE format('ALTER DATABASE %I SET track_functions = %L', current_database(), 'pl'); END $$`); err != nil {
+		t.Fatal(err)
+	}
 	srv := sys.serve(t, "settle-million", "-statement-timeout", "10m")
 	vars := map[string]string{
 		"MAPFRONT_GRPC_ADDR":      srv.grpcAddr,
@@ -143,6 +149,46 @@ func TestE2ESettleMillion(t *testing.T) {
 	start = time.Now()
 	srv.verifyLedger(t, ctx)
 	t.Logf("ledger verified in %s", time.Since(start).Round(time.Millisecond))
+	logTableStats(t, ctx, pool)
+}
+
+// logTableStats logs, for the tables settlement writes, how many updates
+// were HOT (no index entries written), and the time spent in PL/pgSQL
+// functions (track_functions). The server's sessions report their figures
+// when idle, a second or so after the run.
+func logTableStats(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
+	time.Sleep(2 * time.Second)
+	rows, err := pool.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+WHERE relname IN ('accounts', 'card_orders', 'card_payments', 'settlement_trades', 'settlement_activations', 'postings')
+ORDER BY relname`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var ins, upd, hot int64
+		if err := rows.Scan(&name, &ins, &upd, &hot); err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("  table %-22s %9d inserts %9d updates, %9d HOT", name, ins, upd, hot)
+		t.Log(line)
+		fmt.Println(line)
+	}
+	rows, err = pool.Query(ctx, `SELECT funcname, calls, total_time, self_time FROM pg_stat_user_functions ORDER BY total_time DESC`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var calls int64
+		var total, self float64
+		if err := rows.Scan(&name, &calls, &total, &self); err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("  function %-28s %7d calls, %8.1f ms total, %8.1f ms self", name, calls, total, self)
+		t.Log(line)
+		fmt.Println(line)
+	}
 }
 
 // seedMillion writes, set-based, the open_card payments of day that the

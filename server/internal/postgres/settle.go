@@ -189,11 +189,31 @@ func (s *Store) lockDate(ctx context.Context, date time.Time) (func(), error) {
 	}, nil
 }
 
+// keyedPlans makes the planner of tx, until it is called again with false,
+// reach rows by their keys: no sequential scans, no hash or merge joins. A
+// slice's statements touch a few thousand rows of tables that hold every
+// payment, order and account ever; planned for a slice's thousands, a hash
+// join reads the whole table (card_payments, card_orders, accounts) once per
+// slice, which grows with the tables, not with the slice. Statements that
+// join two arrays of their own (ledgerManyCTE) need those joins: they run
+// with keyedPlans off.
+func keyedPlans(ctx context.Context, tx pgx.Tx, on bool) error {
+	v := "on"
+	if on {
+		v = "off"
+	}
+	_, err := tx.Exec(ctx, `SELECT set_config('enable_seqscan', $1, true), set_config('enable_hashjoin', $1, true),
+       set_config('enable_mergejoin', $1, true)`, v)
+	return err
+}
+
 // settleTx is inTx for settlement steps, whose statements may scan a whole
-// day and so get a longer statement timeout than requests do.
+// day and so get a longer statement timeout than requests do. JIT is off:
+// a slice's statements are estimated costly enough to be compiled, and the
+// compilation (tens of milliseconds each time) cost more than it saved.
 func (s *Store) settleTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`,
+		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('jit', 'off', true)`,
 			fmt.Sprint(settleStatementTimeout.Milliseconds())); err != nil {
 			return err
 		}

@@ -99,6 +99,9 @@ FROM card_orders o,
      LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed, count(*) AS payments FROM card_payments p
               WHERE p.order_id = o.order_id AND p.status = 'paid' AND p.settled) c
 WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
+	if err := keyedPlans(ctx, tx, true); err != nil {
+		return err
+	}
 	rows, err := tx.Query(ctx, q, ids)
 	if err != nil {
 		return err
@@ -129,7 +132,13 @@ WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
 		}
 	}
 	now := s.clock.Now()
+	if err := keyedPlans(ctx, tx, false); err != nil {
+		return err
+	}
 	if err := creditOrders(ctx, tx, credit); err != nil {
+		return err
+	}
+	if err := keyedPlans(ctx, tx, true); err != nil {
 		return err
 	}
 	if err := markActivated(ctx, tx, r, credit, counted, now); err != nil {
@@ -188,7 +197,9 @@ func creditOrders(ctx context.Context, tx pgx.Tx, orders []*settledOrder) error 
 
 // markActivated makes the credited orders and their accounts active and
 // counts the counted orders (credited or verified) as activated by the
-// date, once per order: one statement.
+// date, once per order: one statement. The orders are joined by key
+// (keyedPlans): "order_id = ANY" was planned as a scan of every pending
+// order of the table, per slice.
 func markActivated(ctx context.Context, tx pgx.Tx, r *run, credited, counted []*settledOrder, now time.Time) error {
 	if len(counted) == 0 {
 		return nil
@@ -207,7 +218,8 @@ func markActivated(ctx context.Context, tx pgx.Tx, r *run, credited, counted []*
 	}
 	const q = `
 WITH o AS (UPDATE card_orders SET status = 'active', credited = true, released = 1, filling = false, activated_at = $1
-           WHERE order_id = ANY($2) AND status = 'pending' AND NOT credited
+           FROM unnest($2::text[]) AS k(order_id)
+           WHERE card_orders.order_id = k.order_id AND status = 'pending' AND NOT credited
            RETURNING account_id),
      a AS (UPDATE accounts SET status = 'active', activated_at = $1 FROM o WHERE accounts.account_id = o.account_id
            RETURNING 1),

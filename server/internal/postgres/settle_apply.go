@@ -190,6 +190,9 @@ WHERE payment_id = ANY (ARRAY (
                  AND c.batch_no = s.batch_no AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p
     WHERE ` + sliceWhere + `))
 ORDER BY payment_id FOR UPDATE`
+	if err := keyedPlans(ctx, tx, true); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, lock, r.id, sl.after, sl.upper, sl.part, sl.openPass); err != nil {
 		return err
 	}
@@ -286,6 +289,9 @@ ORDER BY s.line_no`
 			return err
 		}
 		opens = nil
+	}
+	if err := keyedPlans(ctx, tx, false); err != nil {
+		return err
 	}
 	opened, err := s.openAll(ctx, tx, r, opens, products)
 	if err != nil {
