@@ -169,9 +169,14 @@ ORDER BY h`
 
 // keyRecordManySQL reads the records of many keys of one kind, each row
 // with the (1-based) positions of the key in the arrays. $1 kind, $2-$4.
+// Each key is one lookup of the primary key (LATERAL .. LIMIT 1 keeps the
+// planner from turning it into a join that reads the whole table: a
+// connection keeps a prepared statement's generic plan, made for whatever
+// size the table had then).
 const keyRecordManySQL = `SELECT u.n, r.fingerprint, r.state, r.errcode, r.errmsg, r.answer::text, r.reversal::text
 FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(t, b, o, n)
-JOIN terminal_requests r ON r.kind = $1 AND r.terminal_id = u.t AND r.batch_no = u.b AND r.terminal_order_id = u.o`
+CROSS JOIN LATERAL (SELECT * FROM terminal_requests r
+    WHERE r.kind = $1 AND r.terminal_id = u.t AND r.batch_no = u.b AND r.terminal_order_id = u.o LIMIT 1) r`
 
 // queueKeyLoads queues the locks and the reads of many keys' records:
 // into[i] gets the record of keys[i] (nil when it has none).

@@ -202,10 +202,15 @@ func keyedPlans(ctx context.Context, tx pgx.Tx, on bool) error {
 	if on {
 		v = "off"
 	}
-	_, err := tx.Exec(ctx, `SELECT set_config('enable_seqscan', $1, true), set_config('enable_hashjoin', $1, true),
-       set_config('enable_mergejoin', $1, true)`, v)
+	_, err := tx.Exec(ctx, keyedPlansSQL, v)
 	return err
 }
+
+// keyedPlansSQL sets, for the rest of the transaction, whether the planner
+// may scan whole tables and hash or merge joins ($1 'on') or plans index
+// lookups by key only ($1 'off').
+const keyedPlansSQL = `SELECT set_config('enable_seqscan', $1, true), set_config('enable_hashjoin', $1, true),
+       set_config('enable_mergejoin', $1, true)`
 
 // settleTx is inTx for settlement steps, whose statements may scan a whole
 // day and so get a longer statement timeout than requests do. JIT is off:
