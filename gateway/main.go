@@ -78,12 +78,13 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 
 	m := newMetrics()
 	api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		CallTimeout:  cfg.CallTimeout,
-		Logger:       log,
-		Observe:      m.observe,
-		Limits:       cfg.Edge.Limits,
-		Refused:      m.refused,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		CallTimeout:    cfg.CallTimeout,
+		Logger:         log,
+		Observe:        m.observe,
+		Limits:         cfg.Edge.Limits,
+		AccessLogEvery: cfg.Edge.AccessLogEvery,
+		Refused:        m.refused,
 	})
 	if err != nil {
 		return err

@@ -206,7 +206,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		}
 		client := &inProcessOffline{srv: offline, chain: chainUnary(unaryInterceptors(log, m, az)), peer: caller}
 		api, err := legacy.NewHandler(client, legacy.Options{
-			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal})
+			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal,
+			AccessLogEvery: cfg.LegacyEdge.AccessLogEvery})
 		if err != nil {
 			return err
 		}
