@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -28,6 +29,10 @@ import (
 	"mapfront/internal/legacyopenapi"
 	"mapfront/internal/mtls"
 )
+
+// defaultGCPercent is the garbage collector's target (GOGC) unless GOGC is
+// set: see the server's (server/main.go).
+const defaultGCPercent = 400
 
 // readyTimeout bounds the health check behind /readyz, so that a probe never
 // hangs on an unreachable server.
@@ -43,6 +48,11 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// As the server (server/main.go, defaultGCPercent): a small live heap
+	// and an allocation per request; GOGC set in the environment wins.
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
