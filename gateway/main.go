@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -117,6 +119,20 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if cfg.PprofAddr != "" {
+		// Profiling, loopback only (validate): off unless asked for.
+		pl, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("listen on -pprof-addr %s: %w", cfg.PprofAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		defer ps.Close()
+		go func() { _ = ps.Serve(pl) }()
+		log.Info("pprof listening", "addr", pl.Addr().String())
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
