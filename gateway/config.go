@@ -28,6 +28,10 @@ type config struct {
 	MaxHeaderBytes    int           // -max-header-bytes
 	GRPCMaxMsgBytes   int           // -grpc-max-msg-bytes: both directions
 	LogLevel          slog.Level    // -log-level: debug, info, warn or error
+	// PprofAddr, when set, serves net/http/pprof there for profiling: off
+	// by default, and only on a loopback address (it shows the program's
+	// internals to anyone who reaches it).
+	PprofAddr string // -pprof-addr, MAPFRONT_GATEWAY_PPROF_ADDR
 	// TLS is the gateway's side of the mutual TLS to the server: its
 	// certificate names the identity the server gives the posp role.
 	TLS mtls.Files // -grpc-ca-file, -grpc-cert-file, -grpc-key-file (MAPFRONT_GRPC_*_FILE)
@@ -75,6 +79,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block")
 	fs.IntVar(&c.GRPCMaxMsgBytes, "grpc-max-msg-bytes", c.GRPCMaxMsgBytes, "largest gRPC message, either direction")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this loopback address (profiling); empty: off")
 	c.TLS.Register(fs)
 	v, _ := lookupEnv(mtls.EnvInsecureDevPlaintext)
 	c.DevPlaintext = v == "1"
@@ -94,6 +99,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 		{"max-header-bytes", "MAPFRONT_GATEWAY_MAX_HEADER_BYTES"},
 		{"grpc-max-msg-bytes", "MAPFRONT_GATEWAY_GRPC_MAX_MSG_BYTES"},
 		{"log-level", "MAPFRONT_LOG_LEVEL"},
+		{"pprof-addr", "MAPFRONT_GATEWAY_PPROF_ADDR"},
 		{"grpc-ca-file", mtls.EnvCAFile},
 		{"grpc-cert-file", mtls.EnvCertFile},
 		{"grpc-key-file", mtls.EnvKeyFile},
@@ -164,6 +170,9 @@ func (c config) validate() error {
 	}
 	if err := c.Edge.CheckAddr("", c.Addr); err != nil {
 		errs = append(errs, err)
+	}
+	if c.PprofAddr != "" && !mtls.IsLoopback(c.PprofAddr) {
+		errs = append(errs, fmt.Errorf("-pprof-addr %q: only a loopback address (the profiles show the program's internals)", c.PprofAddr))
 	}
 	return errors.Join(errs...)
 }

@@ -14,9 +14,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -28,6 +31,10 @@ import (
 	"mapfront/internal/legacyopenapi"
 	"mapfront/internal/mtls"
 )
+
+// defaultGCPercent is the garbage collector's target (GOGC) unless GOGC is
+// set: see the server's (server/main.go).
+const defaultGCPercent = 400
 
 // readyTimeout bounds the health check behind /readyz, so that a probe never
 // hangs on an unreachable server.
@@ -43,6 +50,11 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// As the server (server/main.go, defaultGCPercent): a small live heap
+	// and an allocation per request; GOGC set in the environment wins.
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -78,12 +90,13 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 
 	m := newMetrics()
 	api, err := legacy.NewHandler(mapfrontv1.NewOfflineServiceClient(conn), legacy.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		CallTimeout:  cfg.CallTimeout,
-		Logger:       log,
-		Observe:      m.observe,
-		Limits:       cfg.Edge.Limits,
-		Refused:      m.refused,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		CallTimeout:    cfg.CallTimeout,
+		Logger:         log,
+		Observe:        m.observe,
+		Limits:         cfg.Edge.Limits,
+		AccessLogEvery: cfg.Edge.AccessLogEvery,
+		Refused:        m.refused,
 	})
 	if err != nil {
 		return err
@@ -106,6 +119,20 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if cfg.PprofAddr != "" {
+		// Profiling, loopback only (validate): off unless asked for.
+		pl, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("listen on -pprof-addr %s: %w", cfg.PprofAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		defer ps.Close()
+		go func() { _ = ps.Serve(pl) }()
+		log.Info("pprof listening", "addr", pl.Addr().String())
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)

@@ -94,6 +94,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad limit", nil, map[string]string{"MAPFRONT_GATEWAY_SOURCE_LIMIT": "100"}, "MAPFRONT_GATEWAY_SOURCE_LIMIT"},
 		{"bad TLS version", []string{"-tls-min-version", "1.0"}, nil, "tls-min-version"},
 		{"plain HTTP off loopback", []string{"-addr", "0.0.0.0:8080"}, nil, "plain HTTP"},
+		{"pprof off loopback", nil, map[string]string{"MAPFRONT_GATEWAY_PPROF_ADDR": "0.0.0.0:6060"}, "-pprof-addr"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

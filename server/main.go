@@ -27,6 +27,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -142,7 +143,24 @@ func runServer(cmd string, args []string) error {
 	return serve(ctx, cfg, log, store, keys)
 }
 
+// defaultGCPercent is the garbage collector's target (GOGC) of the server
+// and the gateway unless GOGC is set: their live heap is small (a few MiB)
+// and every request allocates, so Go's default of 100 ran a collection
+// every few hundred pays; at 400 the heap may grow to five times the live
+// heap (tens of MiB) and the collector's share of the CPU per pay falls
+// (BENCHMARKS.md, 2026-11-29 "CPU per pay"). GOGC, and GOMEMLIMIT for a
+// hard cap, still apply as Go documents them.
+const defaultGCPercent = 400
+
+// tuneGC sets defaultGCPercent unless the environment sets GOGC.
+func tuneGC() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+}
+
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store, keys mapfront.Keys) error {
+	tuneGC()
 	m := metrics.New(store.Pool())
 	if err := cfg.RequireTLS(); err != nil {
 		return err
@@ -206,7 +224,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		}
 		client := &inProcessOffline{srv: offline, chain: chainUnary(unaryInterceptors(log, m, az)), peer: caller}
 		api, err := legacy.NewHandler(client, legacy.Options{
-			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal})
+			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal,
+			AccessLogEvery: cfg.LegacyEdge.AccessLogEvery})
 		if err != nil {
 			return err
 		}

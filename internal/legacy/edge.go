@@ -42,12 +42,23 @@ type EdgeConfig struct {
 	Allow Prefixes
 	// Limits are the request rate limits (see Limits).
 	Limits Limits
+	// AccessLogEvery thins the access log's successful answers (HTTP 200,
+	// errcode 0): one in AccessLogEvery is logged (0 or 1: every one). Every
+	// other answer (refusals, declines, errors) is always logged; at log
+	// level debug every success is too. Default DefaultAccessLogEvery.
+	AccessLogEvery int
 }
+
+// DefaultAccessLogEvery is the default of EdgeConfig.AccessLogEvery: at the
+// pay rates the edge serves, a line per approved pay was a write(2) and a
+// JSON encoding per request (about 5 % of the single binary's CPU per pay,
+// BENCHMARKS.md), while the pays themselves are in the database.
+const DefaultAccessLogEvery = 100
 
 // DefaultEdgeConfig is plain HTTP, loopback only, TLS 1.2 minimum once a
 // certificate is given, and DefaultLimits.
 func DefaultEdgeConfig() EdgeConfig {
-	return EdgeConfig{MinTLS: tls.VersionTLS12, Limits: DefaultLimits()}
+	return EdgeConfig{MinTLS: tls.VersionTLS12, Limits: DefaultLimits(), AccessLogEvery: DefaultAccessLogEvery}
 }
 
 // EdgeFlag names one setting of EdgeConfig as a flag and as the environment
@@ -84,6 +95,9 @@ func (c *EdgeConfig) RegisterFlags(fs *flag.FlagSet, flagPrefix, envPrefix strin
 	def("source-limit", func(n string) {
 		fs.TextVar(&c.Limits.Source, n, c.Limits.Source, "requests per source address, N/period; off: no limit")
 	})
+	def("access-log-every", func(n string) {
+		fs.IntVar(&c.AccessLogEvery, n, c.AccessLogEvery, "log one in N successful answers (1: all); refusals, declines and errors are all logged")
+	})
 	return out
 }
 
@@ -98,6 +112,9 @@ func (c EdgeConfig) Validate() error {
 	}
 	if c.MinTLS != 0 && c.MinTLS != tls.VersionTLS12 && c.MinTLS != tls.VersionTLS13 {
 		errs = append(errs, fmt.Errorf("tls-min-version %v: want 1.2 or 1.3", c.MinTLS))
+	}
+	if c.AccessLogEvery < 0 {
+		errs = append(errs, fmt.Errorf("access-log-every %d: want 1 or more (1: every answer; 0 counts as 1)", c.AccessLogEvery))
 	}
 	return errors.Join(errs...)
 }

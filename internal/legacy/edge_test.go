@@ -249,13 +249,17 @@ func TestEdgeConfig(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	pairs := c.RegisterFlags(fs, "legacy-", "MAPFRONT_LEGACY_")
 	err := fs.Parse([]string{"-legacy-allow", "10.8.0.0/16, 192.168.1.7", "-legacy-tls-min-version", "1.3",
-		"-legacy-terminal-limit", "5/s", "-legacy-source-limit", "off", "-legacy-open-card-limit", "3/2m"})
+		"-legacy-terminal-limit", "5/s", "-legacy-source-limit", "off", "-legacy-open-card-limit", "3/2m",
+		"-legacy-access-log-every", "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Allow.String() != "10.8.0.0/16,192.168.1.7/32" || c.MinTLS != tls.VersionTLS13 ||
-		c.Limits.Terminal != (Limit{5, time.Second}) || c.Limits.Source != (Limit{}) || c.Limits.OpenCard != (Limit{3, 2 * time.Minute}) {
+		c.Limits.Terminal != (Limit{5, time.Second}) || c.Limits.Source != (Limit{}) || c.Limits.OpenCard != (Limit{3, 2 * time.Minute}) || c.AccessLogEvery != 1 {
 		t.Errorf("parsed %+v", c)
+	}
+	if DefaultEdgeConfig().AccessLogEvery != DefaultAccessLogEvery {
+		t.Errorf("default access-log-every %d", DefaultEdgeConfig().AccessLogEvery)
 	}
 	found := false
 	for _, p := range pairs {
@@ -280,6 +284,7 @@ func TestEdgeConfig(t *testing.T) {
 		{CertFile: "a.pem", MinTLS: tls.VersionTLS12},
 		{ClientCAFile: "ca.pem", MinTLS: tls.VersionTLS12},
 		{MinTLS: tls.VersionTLS11},
+		{MinTLS: tls.VersionTLS12, AccessLogEvery: -1},
 	} {
 		if c.Validate() == nil {
 			t.Errorf("%+v valid", c)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
@@ -26,6 +27,10 @@ type envelope struct {
 
 // appendJSON writes the envelope as compact JSON, in the document's order.
 func (e *envelope) appendJSON(b []byte) []byte {
+	if b == nil {
+		// The echoed request and a payload: one allocation mostly.
+		b = make([]byte, 0, 2*len(e.request)+512)
+	}
 	b = append(b, `{"errcode":`...)
 	b = strconv.AppendInt(b, int64(e.errcode), 10)
 	b = append(b, `,"errmsg":`...)
@@ -55,27 +60,48 @@ func appendMessage(b []byte, m protoreflect.Message) []byte {
 // list as [], and only unset proto3 optional (or oneof) fields left out,
 // since for them absence is the information.
 func appendFields(b []byte, m protoreflect.Message, comma bool) []byte {
-	fields := m.Descriptor().Fields()
-	ordered := make([]protoreflect.FieldDescriptor, fields.Len())
-	for i := range ordered {
-		ordered[i] = fields.Get(i)
-	}
-	slices.SortFunc(ordered, func(x, y protoreflect.FieldDescriptor) int {
-		return int(x.Number()) - int(y.Number())
-	})
-	for _, fd := range ordered {
-		if fd.ContainingOneof() != nil && !m.Has(fd) {
+	for _, f := range fieldOrder(m.Descriptor()) {
+		if f.fd.ContainingOneof() != nil && !m.Has(f.fd) {
 			continue
 		}
 		if comma {
 			b = append(b, ',')
 		}
 		comma = true
-		b = appendString(b, fd.JSONName())
-		b = append(b, ':')
-		b = appendValue(b, fd, m.Get(fd))
+		b = append(b, f.key...)
+		b = appendValue(b, f.fd, m.Get(f.fd))
 	}
 	return b
+}
+
+// orderedField is a field of a message type with its `"json_name":` key
+// already encoded.
+type orderedField struct {
+	fd  protoreflect.FieldDescriptor
+	key []byte
+}
+
+// fieldOrders caches fieldOrder per message descriptor: a message type's
+// fields never change, and sorting them and encoding their keys for every
+// answer was a share of the encoder's CPU and allocations per pay.
+var fieldOrders sync.Map // protoreflect.MessageDescriptor -> []orderedField
+
+// fieldOrder is md's fields in number order, each with its encoded key.
+func fieldOrder(md protoreflect.MessageDescriptor) []orderedField {
+	if v, ok := fieldOrders.Load(md); ok {
+		return v.([]orderedField)
+	}
+	fields := md.Fields()
+	ordered := make([]orderedField, fields.Len())
+	for i := range ordered {
+		fd := fields.Get(i)
+		ordered[i] = orderedField{fd: fd, key: append(appendString(nil, fd.JSONName()), ':')}
+	}
+	slices.SortFunc(ordered, func(x, y orderedField) int {
+		return int(x.fd.Number()) - int(y.fd.Number())
+	})
+	v, _ := fieldOrders.LoadOrStore(md, ordered)
+	return v.([]orderedField)
 }
 
 func appendValue(b []byte, fd protoreflect.FieldDescriptor, v protoreflect.Value) []byte {
@@ -162,9 +188,17 @@ func LegacyText(ev protoreflect.EnumValueDescriptor) string {
 	if ev == nil {
 		return ""
 	}
+	if v, ok := legacyTexts.Load(ev); ok {
+		return v.(string)
+	}
 	text, _ := proto.GetExtension(ev.Options(), mapfrontv1.E_LegacyText).(string)
+	legacyTexts.Store(ev, text)
 	return text
 }
+
+// legacyTexts caches LegacyText per enum value: an option never changes,
+// and reading the extension allocated on every answer.
+var legacyTexts sync.Map // protoreflect.EnumValueDescriptor -> string
 
 // appendString writes s as a JSON string. Unlike encoding/json it leaves <, >
 // and & alone (the POSP reads the text, not a browser), and it replaces

@@ -32,6 +32,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -81,9 +82,15 @@ type Options struct {
 	// the request was sent, the outcome is unknown to the gateway and the
 	// answer is 10000 (see outcome). Zero means DefaultCallTimeout.
 	CallTimeout time.Duration
-	// Logger receives one line per request (never its body: bodies hold PIN
-	// blocks and ID numbers) and the internal errors. Nil discards.
+	// Logger receives the access log (never a body: bodies hold PIN blocks
+	// and ID numbers) and the internal errors. Nil discards.
 	Logger *slog.Logger
+	// AccessLogEvery thins the access log's successful answers (HTTP 200,
+	// errcode 0) to one line in AccessLogEvery, with "sampled" set to it;
+	// 0 or 1 logs every one, as does a Logger enabled for debug. Every
+	// other answer (refusals, declines, errors) always gets its line. The
+	// programs pass EdgeConfig.AccessLogEvery.
+	AccessLogEvery int
 	// Observe, when set, is told of every answer: its path, errcode and how
 	// long it took (the gateway's metrics).
 	Observe func(path string, errcode int32, d time.Duration)
@@ -106,13 +113,14 @@ type Options struct {
 // envelope, so it can be mounted at "/".
 func NewHandler(client mapfrontv1.OfflineServiceClient, opts Options) (http.Handler, error) {
 	h := &handler{
-		maxBody: opts.MaxBodyBytes,
-		timeout: opts.CallTimeout,
-		log:     opts.Logger,
-		observe: opts.Observe,
-		sources: newBuckets(opts.Limits.Source),
-		now:     opts.Now,
-		refused: opts.Refused,
+		maxBody:  opts.MaxBodyBytes,
+		timeout:  opts.CallTimeout,
+		log:      opts.Logger,
+		observe:  opts.Observe,
+		sources:  newBuckets(opts.Limits.Source),
+		now:      opts.Now,
+		refused:  opts.Refused,
+		logEvery: uint64(max(opts.AccessLogEvery, 1)),
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -199,6 +207,10 @@ type handler struct {
 	sources *buckets
 	now     func() time.Time
 	refused func(reason string)
+	// logEvery and successes thin the access log's successful answers
+	// (Options.AccessLogEvery).
+	logEvery  uint64
+	successes atomic.Uint64
 }
 
 // exchange is what one request's hooks share: the raw body (echoed in every
@@ -253,20 +265,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				h.writeEnvelope(w, ex, http.StatusOK, codeInternal, withReference(msgInternal, ex.reference))
 			}
 		}
-		attrs := []any{
-			"method", r.Method,
-			"path", r.URL.Path,
-			"remote", r.RemoteAddr,
-			"status", ex.status,
-			"errcode", ex.errcode,
-			"duration_ms", time.Since(start).Milliseconds(),
-		}
-		if ex.reference != "" {
-			attrs = append(attrs, "reference", ex.reference)
-		}
-		h.log.Info("legacy request", attrs...)
+		d := time.Since(start)
+		h.accessLog(r, ex, d)
 		if h.observe != nil {
-			h.observe(r.URL.Path, ex.errcode, time.Since(start))
+			h.observe(r.URL.Path, ex.errcode, d)
 		}
 	}()
 
@@ -314,6 +316,40 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Body = &rawBody{Reader: bytes.NewReader(raw), ex: ex}
 	req.ContentLength = int64(len(raw))
 	h.mux.ServeHTTP(w, req)
+}
+
+// accessLog writes the request's access-log line: always for an answer
+// other than HTTP 200 with errcode 0 (a refusal, a decline, an error: what
+// security and operations look for), and for a success one in h.logEvery
+// (with "sampled": h.logEvery) unless the logger is enabled for debug. The
+// successes' own record is the database's.
+func (h *handler) accessLog(r *http.Request, ex *exchange, d time.Duration) {
+	var sampled slog.Attr
+	if ex.status == http.StatusOK && ex.errcode == 0 && ex.reference == "" && h.logEvery > 1 &&
+		!h.log.Enabled(r.Context(), slog.LevelDebug) {
+		if h.successes.Add(1)%h.logEvery != 1 {
+			return
+		}
+		sampled = slog.Uint64("sampled", h.logEvery)
+	}
+	attrs := [8]slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("remote", r.RemoteAddr),
+		slog.Int("status", ex.status),
+		slog.Int("errcode", int(ex.errcode)),
+		slog.Int64("duration_ms", d.Milliseconds()),
+	}
+	n := 6
+	if ex.reference != "" {
+		attrs[n] = slog.String("reference", ex.reference)
+		n++
+	}
+	if sampled.Key != "" {
+		attrs[n] = sampled
+		n++
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "legacy request", attrs[:n]...)
 }
 
 // sourceKey is the bucket key of a peer: its address without the port, so

@@ -699,6 +699,51 @@ func TestNoBodyInLogs(t *testing.T) {
 	}
 }
 
+// TestAccessLogEvery: with AccessLogEvery N the access log keeps one line in
+// N successful answers (marked "sampled"), every decline, error and refusal,
+// and every success again at log level debug.
+func TestAccessLogEvery(t *testing.T) {
+	lines := func(logs *bytes.Buffer, want string) int { return strings.Count(logs.String(), want) }
+	body := readExample(t, "download_product")
+	var logs bytes.Buffer
+	h, b := newGateway(t, Options{AccessLogEvery: 10, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	b.set(&mapfrontv1.DownloadProductResponse{}, nil)
+	for range 25 {
+		post(h, "/front/offline/download_product", body)
+	}
+	if n := lines(&logs, `"errcode":0,`); n != 3 {
+		t.Errorf("%d lines of 25 successes, want 3 (the 1st, 11th, 21st):\n%s", n, logs.String())
+	}
+	if n := lines(&logs, `"sampled":10`); n != 3 {
+		t.Errorf("%d lines marked sampled, want 3:\n%s", n, logs.String())
+	}
+	logs.Reset()
+	b.set(nil, errorStatus(t, codes.FailedPrecondition, &mapfrontv1.ErrorDetail{Errcode: 10007, Errmsg: "支付密码错误"}))
+	for range 5 {
+		post(h, "/front/offline/download_product", body)
+	}
+	post(h, "/front/offline/refund", "{}")
+	if n := lines(&logs, `"errcode":10007,`); n != 5 {
+		t.Errorf("%d lines of 5 declines, want 5:\n%s", n, logs.String())
+	}
+	if n := lines(&logs, `"status":404,"errcode":10001,`); n != 1 {
+		t.Errorf("%d lines of 1 refusal, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "sampled") {
+		t.Errorf("a decline or refusal marked sampled:\n%s", logs.String())
+	}
+
+	logs.Reset()
+	h, b = newGateway(t, Options{AccessLogEvery: 10, Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	b.set(&mapfrontv1.DownloadProductResponse{}, nil)
+	for range 5 {
+		post(h, "/front/offline/download_product", body)
+	}
+	if n := lines(&logs, `"errcode":0,`); n != 5 || strings.Contains(logs.String(), "sampled") {
+		t.Errorf("at debug: %d lines of 5 successes, want 5 unmarked:\n%s", n, logs.String())
+	}
+}
+
 // TestConcurrent runs requests in parallel under -race.
 func TestConcurrent(t *testing.T) {
 	h, b := newGateway(t, Options{})

@@ -157,7 +157,11 @@ func terminalFields(o Origin, batchNo, terminalOrderID string, operatorRequired 
 }
 
 func join(groups ...[]field) []field {
-	var out []field
+	n := 0
+	for _, g := range groups {
+		n += len(g)
+	}
+	out := make([]field, 0, n) // one allocation per request, not one per growth
 	for _, g := range groups {
 		out = append(out, g...)
 	}

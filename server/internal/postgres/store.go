@@ -77,6 +77,11 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "60000"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "mapfront"
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// Array parameters without an allocation per element (arrays.go).
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerFlatArrays(c.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
