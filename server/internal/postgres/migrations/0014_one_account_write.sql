@@ -87,3 +87,50 @@ END $$;
 ALTER FUNCTION postings_apply() SET enable_seqscan = off;
 ALTER FUNCTION postings_apply() SET enable_hashjoin = off;
 ALTER FUNCTION postings_apply() SET enable_mergejoin = off;
+
+-- 4. The reference checks of settlement_trades and settlement_activations
+--    (0012) look the run up once per statement instead of once per row: a
+--    statement writes a slice's rows, all of one run. What they refuse is
+--    unchanged (foreign_key_violation).
+CREATE OR REPLACE FUNCTION settlement_trades_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT n.trade_id INTO bad FROM (SELECT DISTINCT run_id FROM new_trades) r
+      CROSS JOIN LATERAL (SELECT trade_id FROM new_trades n WHERE n.run_id = r.run_id LIMIT 1) n
+     WHERE NOT EXISTS (SELECT 1 FROM settlement_runs x WHERE x.run_id = r.run_id)
+     LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT n.trade_id INTO bad FROM new_trades n
+          LEFT JOIN LATERAL (SELECT true AS ok FROM card_payments p WHERE p.payment_id = n.payment_id LIMIT 1) p ON true
+          LEFT JOIN LATERAL (SELECT true AS ok FROM card_orders o WHERE o.order_id = n.order_id LIMIT 1) o ON true
+         WHERE p.ok IS NULL OR o.ok IS NULL
+         LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'settlement trade % names an unknown run, payment or order', bad.trade_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION settlement_activations_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT n.order_id INTO bad FROM (SELECT DISTINCT run_id FROM new_activations WHERE run_id IS NOT NULL) r
+      CROSS JOIN LATERAL (SELECT order_id FROM new_activations n WHERE n.run_id = r.run_id LIMIT 1) n
+     WHERE NOT EXISTS (SELECT 1 FROM settlement_runs x WHERE x.run_id = r.run_id)
+     LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT n.order_id INTO bad FROM new_activations n
+          LEFT JOIN LATERAL (SELECT true AS ok FROM card_orders o WHERE o.order_id = n.order_id LIMIT 1) o ON true
+         WHERE o.ok IS NULL
+         LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        RAISE EXCEPTION 'settlement activation of % names an unknown order or run', bad.order_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END $$;
