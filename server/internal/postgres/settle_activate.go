@@ -97,7 +97,7 @@ func orderPage(ctx context.Context, tx pgx.Tx, date time.Time, after string) ([]
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return pgx.AppendRows(make([]string, 0, settleSlice), rows, pgx.RowTo[string])
 }
 
 // settledOrder is a card order with the sum and count of its confirmed
@@ -129,7 +129,7 @@ WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
 	if err != nil {
 		return err
 	}
-	orders, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (settledOrder, error) {
+	orders, err := pgx.AppendRows(make([]settledOrder, 0, len(ids)), rows, func(row pgx.CollectableRow) (settledOrder, error) {
 		var o settledOrder
 		err := row.Scan(&o.id, &o.customerID, &o.productID, &o.accountID, &o.price, &o.faceValue, &o.installments,
 			&o.released, &o.paid, &o.filling, &o.status, &o.credited, &o.activatedAt, &o.confirmed, &o.payments)
@@ -207,6 +207,7 @@ func creditOrders(ctx context.Context, tx pgx.Tx, orders []*settledOrder, now ti
 	var unposted []string
 	for i, o := range orders {
 		ids[i] = o.id
+		legs[i] = make([]mapfront.Leg, 0, 4)
 		for _, l := range activationLegs(&o.cardOrder) {
 			legs[i] = append(legs[i], mapfront.Leg{Account: l.account, Amount: l.amount})
 			if l.account == o.accountID && l.amount == 0 {
