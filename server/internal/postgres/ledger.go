@@ -123,8 +123,11 @@ WITH t AS (INSERT INTO ledger_txns (kind, order_id)
 // ledgerManyArgs checks and merges the legs of each order (as ledgerArgs)
 // into the arguments of ledgerManyCTE.
 func ledgerManyArgs(kind string, orderIDs []string, legs [][]mapfront.Leg) ([]any, error) {
-	var legOrders, accounts []string
-	var amounts []int64
+	n := 0
+	for _, l := range legs {
+		n += len(l)
+	}
+	legOrders, accounts, amounts := make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n)
 	for i, id := range orderIDs {
 		args, err := ledgerArgs(kind, id, legs[i])
 		if err != nil {

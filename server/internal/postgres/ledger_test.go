@@ -321,3 +321,106 @@ AND NOT tgisinternal AND tgtype & 1 = 1 AND tgtype & 4 = 4`).Scan(&perRow); err 
 	}
 	e.verify(t)
 }
+
+// Migration 0014: settlement writes an order active first and its credit
+// after; the ledger trigger then makes the pending card account active, with
+// the order's activation time, in the write that moves its balance (one write
+// per account). Posted while the order is still pending (how card sales,
+// offline and manual activation write), the credit leaves the status to the
+// statement that follows it.
+func TestLedgerActivatesTheCardOfAnActiveOrder(t *testing.T) {
+	e := newEnv(t)
+	a := stlOpen(t, e, "13800000091", stlID("11010519900101091"), "1012", "000091", 150000)
+	var o cardOrder
+	var err error
+	if err := pgx.BeginFunc(e.ctx, e.store.pool, func(tx pgx.Tx) error {
+		p, err := scanCardOrder(tx.QueryRow(e.ctx, `SELECT `+cardOrderColumns+` FROM card_orders WHERE order_id = $1`, a.OrderID))
+		if p != nil {
+			o = *p
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if o.status != "pending" || o.credited {
+		t.Fatalf("order %+v, want pending", o)
+	}
+	account := func() (status string, at *time.Time, balance int64) {
+		t.Helper()
+		if err := e.store.pool.QueryRow(e.ctx, `SELECT status, activated_at, balance FROM accounts WHERE account_id = $1`,
+			o.accountID).Scan(&status, &at, &balance); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	face := o.faceValue
+
+	// The credit first, the order still pending: the status stays (rolled
+	// back afterwards, so that the card can be activated below).
+	errRollback := errors.New("rollback")
+	err = pgx.BeginFunc(e.ctx, e.store.pool, func(tx pgx.Tx) error {
+		if _, err := post(e.ctx, tx, "activate", o.id, activationLegs(&o)...); err != nil {
+			return err
+		}
+		var status string
+		var balance int64
+		if err := tx.QueryRow(e.ctx, `SELECT status, balance FROM accounts WHERE account_id = $1`, o.accountID).Scan(&status, &balance); err != nil {
+			return err
+		}
+		if status != "pending" || balance != face {
+			t.Errorf("credit before the order: account %s balance %d, want pending %d", status, balance, face)
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatal(err)
+	}
+
+	// The order first, then the credit: active, at the order's time, in one
+	// account write.
+	at := time.Date(2026, 11, 26, 23, 59, 0, 0, time.UTC)
+	if err := pgx.BeginFunc(e.ctx, e.store.pool, func(tx pgx.Tx) error {
+		// The backend's counts not yet reported (they are reported between
+		// transactions, never within one): the difference is the credit's.
+		const counts = `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'accounts'`
+		var updates0, hot0, updates, hot int64
+		if err := tx.QueryRow(e.ctx, counts).Scan(&updates0, &hot0); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(e.ctx, `UPDATE card_orders SET status = 'active', credited = true, released = 1, filling = false,
+    activated_at = $2 WHERE order_id = $1`, o.id, at); err != nil {
+			return err
+		}
+		if _, err := post(e.ctx, tx, "activate", o.id, activationLegs(&o)...); err != nil {
+			return err
+		}
+		// One update of the account, HOT (no indexed column changed:
+		// accounts_by_customer no longer holds activated_at).
+		if err := tx.QueryRow(e.ctx, counts).Scan(&updates, &hot); err != nil {
+			return err
+		}
+		if updates-updates0 != 1 || hot-hot0 != 1 {
+			t.Errorf("accounts: %d updates, %d HOT in the activation, want 1 and 1", updates-updates0, hot-hot0)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	status, gotAt, balance := account()
+	if status != "active" || gotAt == nil || !gotAt.Equal(at) || balance != face {
+		t.Fatalf("account %s at %v balance %d, want active at %v, %d", status, gotAt, balance, at, face)
+	}
+
+	// A later credit (an active account) changes nothing but the balance.
+	if err := pgx.BeginFunc(e.ctx, e.store.pool, func(tx pgx.Tx) error {
+		_, err := post(e.ctx, tx, "release", o.id, posting{o.accountID, 5}, posting{sysInstallment, -5})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	status, gotAt, balance = account()
+	if status != "active" || !gotAt.Equal(at) || balance != face+5 {
+		t.Fatalf("after a release: account %s at %v balance %d", status, gotAt, balance)
+	}
+	e.verify(t)
+}

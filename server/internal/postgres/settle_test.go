@@ -741,3 +741,59 @@ WHERE t.order_id = $1 AND t.kind = 'activate' ORDER BY p.account_id`, o.OrderID)
 		t.Fatalf("activate posted %v, activationLegs gives %v", got, want)
 	}
 }
+
+// The statement-level reference checks of settlement_trades and
+// settlement_activations (migrations 0012, 0014) refuse a row naming an
+// unknown run, payment or order, as the foreign keys they replaced did.
+func TestSettlementReferencesRefused(t *testing.T) {
+	e := newEnv(t)
+	a := stlOpen(t, e, "13800000092", stlID("11010519900101092"), "1012", "000092", 150000)
+	b := stlOpen(t, e, "13800000093", stlID("11010519900101093"), "1012", "000093", 150000)
+	var run, payment, paymentB int64
+	if err := e.store.pool.QueryRow(e.ctx, `INSERT INTO settlement_runs (business_date, file_name, sha256, status, started_at)
+VALUES ('2026-11-26', 'refs', repeat('a', 64), 'applying', now()) RETURNING run_id`).Scan(&run); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		order string
+		id    *int64
+	}{{a.OrderID, &payment}, {b.OrderID, &paymentB}} {
+		if err := e.store.pool.QueryRow(e.ctx, `SELECT payment_id FROM card_payments WHERE order_id = $1`, p.order).Scan(p.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const trade = `INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome, payment_id, order_id, amount, applied_at)
+SELECT 'R' || g, '2026-11-26', CASE WHEN g = 2 THEN $1::bigint ELSE $4::bigint END, g, 'matched',
+       CASE WHEN g = 2 THEN $2::bigint ELSE $5::bigint END, CASE WHEN g = 2 THEN $3::text ELSE $6::text END, 1, now()
+FROM generate_series(1, 2) g`
+	const activation = `INSERT INTO settlement_activations (order_id, business_date, run_id, payments, credited, activated_at)
+SELECT CASE WHEN g = 2 THEN $1::text ELSE $3::text END, '2026-11-26', CASE WHEN g = 2 THEN $2::bigint ELSE $4::bigint END,
+       1, true, now()
+FROM generate_series(1, 2) g`
+	for _, c := range []struct {
+		what string
+		q    string
+		args []any
+	}{
+		// The second row of each statement is the bad one.
+		{"trade of an unknown run", trade, []any{run + 1, paymentB, b.OrderID, run, payment, a.OrderID}},
+		{"trade of an unknown payment", trade, []any{run, paymentB + 1000, b.OrderID, run, payment, a.OrderID}},
+		{"trade of an unknown order", trade, []any{run, paymentB, "20261126999999999999", run, payment, a.OrderID}},
+		{"activation of an unknown order", activation, []any{"20261126999999999999", run, a.OrderID, run}},
+		{"activation of an unknown run", activation, []any{b.OrderID, run + 1, a.OrderID, run}},
+	} {
+		_, err := e.store.pool.Exec(e.ctx, c.q, c.args...)
+		wantRefused(t, c.what, err, "23503", "")
+	}
+	// The same rows with every reference known are accepted (one of each:
+	// the trade's payment is unique).
+	if _, err := e.store.pool.Exec(e.ctx, `INSERT INTO settlement_trades (trade_id, business_date, run_id, line_no, outcome,
+    payment_id, order_id, amount, applied_at) VALUES ('R1', '2026-11-26', $1, 1, 'matched', $2, $3, 1, now())`,
+		run, payment, a.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.pool.Exec(e.ctx, `INSERT INTO settlement_activations (order_id, business_date, run_id, payments,
+    credited, activated_at) VALUES ($1, '2026-11-26', $2, 1, true, now())`, a.OrderID, run); err != nil {
+		t.Fatal(err)
+	}
+}
