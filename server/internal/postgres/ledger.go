@@ -26,16 +26,22 @@ type posting struct {
 }
 
 // The rule for every writer of the ledger: all the legs of one ledger
-// transaction are inserted by ONE statement (ledgerCTE, ledgerManyCTE, and
-// creditOrders in settle_activate.go, which inserts the ledger_txns rows
-// first and then all their legs in one statement). The statement-level
-// trigger of migration 0010 checks when that statement ends: it moves each
-// customer account's balance by the sum of its legs in the statement (so an
+// transaction are inserted by ONE statement (ledgerCTE, or ledgerManyCTE
+// for many transactions, as group commit and settlement's creditOrders
+// write them). The statement-level trigger postings_apply (migrations 0010,
+// 0012, 0013, 0014) checks when that statement ends: it moves each customer
+// account's balance by the sum of its legs in the statement (so an
 // overdraft fails right there with balance_non_negative, SQLSTATE 23514),
 // refuses a leg of no customer account or of no ledger transaction (23503)
-// and refuses a transaction whose postings, earlier ones included, do not
-// sum to zero (23000). A transaction written in two statements is therefore
-// refused at the first.
+// and refuses a transaction whose legs in the statement do not sum to zero
+// (23000). A transaction written in two statements is therefore refused at
+// the first unless each part balances; as every earlier statement was held
+// to the same rule and the ledger is append-only, every transaction sums to
+// zero over all its postings. In the same write the trigger makes a pending
+// card account active (with its order's activated_at) when its order is
+// already active and credited: settlement marks its orders first, so an
+// activated card's account is written once (0014); the other activation
+// paths post first and set the account afterwards.
 
 // ledgerSQL is the one ledger writer: one balanced transaction row and its
 // postings in one statement (one round trip). $1 kind, $2 order id, $3

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -170,6 +171,9 @@ WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
 	if err := keyedPlans(ctx, tx, true); err != nil {
 		return err
 	}
+	if err := checkActivated(ctx, tx, credit); err != nil {
+		return err
+	}
 	return insertExceptions(ctx, tx, r.date, &r.id, now, overpaid)
 }
 
@@ -233,6 +237,31 @@ WHERE account_id = ANY($1) AND status = 'pending'`, unposted, now); err != nil {
 		return fmt.Errorf("settlement: wrote %d activation transactions, expected %d", n, len(ids))
 	}
 	return nil
+}
+
+// checkActivated fails the slice unless every credited order's account is
+// now active: the ledger trigger activates only a pending account (0014),
+// so an account in any other state (a writer that broke the pairing of an
+// order and its account) would otherwise be credited and left unspendable
+// while the report says activated. One keyed lookup per card.
+func checkActivated(ctx context.Context, tx pgx.Tx, credited []*settledOrder) error {
+	if len(credited) == 0 {
+		return nil
+	}
+	accounts := make([]string, len(credited))
+	for i, o := range credited {
+		accounts[i] = o.accountID
+	}
+	var bad string
+	err := tx.QueryRow(ctx, `SELECT a.account_id || ' ' || a.status FROM unnest($1::text[]) AS k(account_id)
+JOIN accounts a USING (account_id) WHERE a.status <> 'active' LIMIT 1`, accounts).Scan(&bad)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("settlement: credited account %s is not active", bad)
 }
 
 // markActivated makes the credited orders active and counts the counted
