@@ -99,7 +99,6 @@ func TestSettleActivationShapes(t *testing.T) {
 	e.verify(t)
 }
 
-
 // A credited order whose account is not pending (a writer that broke the
 // pairing of order and account; none does today) is not activated by the
 // ledger trigger (0014): settlement refuses the slice rather than credit a
