@@ -43,10 +43,19 @@ func begin[O any](ctx context.Context, s *Store, what string, b *pgx.Batch, writ
 	return u, nil
 }
 
-// beginBatch starts a load batch with BEGIN.
+// beginBatch starts a load batch with BEGIN and keyed plans for the whole
+// transaction (its write and the ledger trigger too): every statement of a
+// terminal transaction names its rows by key, and a statement prepared on a
+// connection keeps its generic plan, which a table that was small when it
+// was made (a new deployment's first minute, before autovacuum's first
+// ANALYZE) would otherwise leave as a scan of the whole table. Measured at
+// 1 client: the pay_orders lookup of a pay by its terminal key took 0.44 ms
+// instead of 0.02 ms, and PostgreSQL's CPU per pay swung from 520 to
+// 1,750 µs between runs of the same code.
 func beginBatch() *pgx.Batch {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	b.Queue(keyedPlansSQL, "off")
 	return b
 }
 

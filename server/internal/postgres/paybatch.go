@@ -102,14 +102,9 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 		}
 	}
 
+	// Keyed plans for the whole transaction (beginBatch; measured before it:
+	// the batch's pay_orders lookup grew to 2 ms per batch within a 20 s run).
 	b := beginBatch()
-	// Keyed plans for the whole transaction (its write and the ledger
-	// trigger too): every statement here names its rows by key, and a
-	// statement prepared on a connection keeps its generic plan, which a
-	// table that was small when it was made would otherwise leave as a hash
-	// or scan of the whole table (measured: the pay_orders lookup grew to
-	// 2 ms per batch within a 20 s run).
-	b.Queue(keyedPlansSQL, "off")
 	b.Queue(`SELECT set_config('lock_timeout', $1, true)`, fmt.Sprint(batchLockTimeout.Milliseconds()))
 	queueKeyLoads(b, mapfront.KindPay, keys, records)
 	ts, bs, os := keyArrays(keys)
