@@ -33,7 +33,7 @@ func (s *Store) activateOrders(ctx context.Context, r *run) error {
 		go func() {
 			defer wg.Done()
 			for ids := range pages {
-				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids) }); err != nil {
+				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids, false) }); err != nil {
 					errc <- err
 					cancel()
 					return
@@ -50,6 +50,41 @@ func (s *Store) activateOrders(ctx context.Context, r *run) error {
 	default:
 	}
 	return err
+}
+
+// activateEarly starts settleWorkers/2 connections that settle, while the
+// records are still being matched, the orders that each matched slice
+// confirmed a payment of (settled receives them once the slice has
+// committed). Those whose verdict no later record of the run can change are
+// settled at once (settleOrders, early); the rest wait for activateOrders.
+// An order whose payments two slices confirm is sent by both, and the one
+// sent last, after both committed, sees them all. Matching leaves a core
+// partly idle (a slice's round trips, the classification in Go), which this
+// fills. The returned wait, called after settled is closed, answers the
+// first error; an error also cancels ctx through cancel.
+func (s *Store) activateEarly(ctx context.Context, cancel context.CancelFunc, r *run, settled <-chan []string) (wait func() error) {
+	workers := max(settleWorkers/2, 1)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ids := range settled {
+				if errs[i] != nil {
+					continue // drain, so that the senders never block
+				}
+				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids, true) }); err != nil {
+					errs[i] = err
+					cancel()
+				}
+			}
+		}()
+	}
+	return func() error {
+		wg.Wait()
+		return errors.Join(errs...)
+	}
 }
 
 // orderPages sends the date's confirmed orders to pages, settleSlice at a
@@ -114,19 +149,45 @@ type settledOrder struct {
 // credited under the immediate policy, are verified: no second credit);
 // short of it the order waits; over it is an overpaid exception. However
 // many orders, it is three statements: read and lock, the ledger, the rest.
-func (s *Store) settleOrders(ctx context.Context, tx pgx.Tx, r *run, ids []string) error {
+// early says the records of the run are still being matched (activateEarly).
+func (s *Store) settleOrders(ctx context.Context, tx pgx.Tx, r *run, ids []string, early bool) error {
 	// The orders are locked in id order, each with the sum and count of its
 	// confirmed payments (a keyed lookup per order on card_payments_by_order).
-	const q = `
+	//
+	// Early (while the records are still being matched), an order is taken
+	// only when no record of this run can change its verdict any more:
+	// every paid payment of it is confirmed (matching confirms only
+	// unconfirmed ones) and it is not filling (the open pass adds payments
+	// only to filling orders). Otherwise it is left, unlocked, to the pass
+	// after matching, which in turn skips the orders this run has already
+	// counted (their settlement_activations row): for them it would only
+	// verify what is done.
+	const final = `
 SELECT ` + qualifiedCardOrderColumns + `, c.confirmed, c.payments
 FROM card_orders o,
      LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed, count(*) AS payments FROM card_payments p
               WHERE p.order_id = o.order_id AND p.status = 'paid' AND p.settled) c
-WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
+WHERE o.order_id = ANY($1)
+  AND NOT EXISTS (SELECT 1 FROM settlement_activations a WHERE a.order_id = o.order_id AND a.run_id = $2)
+ORDER BY o.order_id FOR UPDATE OF o`
+	const earlyQ = `
+SELECT ` + qualifiedCardOrderColumns + `, c.confirmed, c.payments
+FROM card_orders o,
+     LATERAL (SELECT coalesce(sum(p.pay_sum) FILTER (WHERE p.settled), 0) AS confirmed,
+                     count(*) FILTER (WHERE p.settled) AS payments, count(*) FILTER (WHERE NOT p.settled) AS unsettled
+              FROM card_payments p WHERE p.order_id = o.order_id AND p.status = 'paid') c
+WHERE o.order_id = ANY($1) AND NOT o.filling AND c.unsettled = 0
+ORDER BY o.order_id FOR UPDATE OF o`
 	if err := keyedPlans(ctx, tx, true); err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, q, ids)
+	var rows pgx.Rows
+	var err error
+	if early {
+		rows, err = tx.Query(ctx, earlyQ, ids)
+	} else {
+		rows, err = tx.Query(ctx, final, ids, r.id)
+	}
 	if err != nil {
 		return err
 	}
