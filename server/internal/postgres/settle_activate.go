@@ -61,21 +61,26 @@ func (s *Store) activateOrders(ctx context.Context, r *run) error {
 // sent last, after both committed, sees them all. Matching leaves a core
 // partly idle (a slice's round trips, the classification in Go), which this
 // fills. The returned wait, called after settled is closed, answers the
-// first error; an error also cancels ctx through cancel.
+// first error of the workers (the others may be the cancellation it caused);
+// an error also cancels ctx through cancel.
 func (s *Store) activateEarly(ctx context.Context, cancel context.CancelFunc, r *run, settled <-chan []string) (wait func() error) {
-	workers := max(settleWorkers/2, 1)
-	errs := make([]error, workers)
+	var mu sync.Mutex
+	var first error
 	var wg sync.WaitGroup
-	for i := range workers {
+	for range max(settleWorkers/2, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ids := range settled {
-				if errs[i] != nil {
+				if ctx.Err() != nil {
 					continue // drain, so that the senders never block
 				}
 				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids, true) }); err != nil {
-					errs[i] = err
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
 					cancel()
 				}
 			}
@@ -83,7 +88,7 @@ func (s *Store) activateEarly(ctx context.Context, cancel context.CancelFunc, r 
 	}
 	return func() error {
 		wg.Wait()
-		return errors.Join(errs...)
+		return first
 	}
 }
 
@@ -95,7 +100,7 @@ func (s *Store) orderPages(ctx context.Context, r *run, pages chan<- []string) e
 		var ids []string
 		if err := s.settleTx(ctx, func(tx pgx.Tx) error {
 			var err error
-			ids, err = orderPage(ctx, tx, r.date, after)
+			ids, err = orderPage(ctx, tx, r.date, after, r.id)
 			return err
 		}); err != nil {
 			return err
@@ -113,23 +118,29 @@ func (s *Store) orderPages(ctx context.Context, r *run, pages chan<- []string) e
 }
 
 // orderPageSQL reads the next page of the date's confirmed orders as one
-// walk of settlement_trades_by_date from after, stopping at $3 orders.
-const orderPageSQL = `SELECT DISTINCT order_id FROM settlement_trades
-WHERE business_date = $1 AND order_id > $2 ORDER BY order_id LIMIT $3`
+// walk of settlement_trades_by_date from after, stopping at $3 orders,
+// leaving out the orders run $4 has already counted (activateEarly settled
+// them behind the matching): a keyed probe per trade, where settleOrders
+// would look each order up, then skip it.
+const orderPageSQL = `SELECT DISTINCT t.order_id FROM settlement_trades t
+WHERE t.business_date = $1 AND t.order_id > $2
+  AND NOT EXISTS (SELECT 1 FROM settlement_activations a WHERE a.order_id = t.order_id AND a.run_id = $4)
+ORDER BY t.order_id LIMIT $3`
 
 // orderPage answers the settleSlice orders of date after the order id after,
 // in id order. The plan must be the index walk: planned with the statistics
 // of a table that was nearly empty when the day began, the page was a bitmap
 // scan of every trade of the date still to come, hashed (spilling to disk)
 // and sorted, per page: 390 ms per page at 200,000 records
-// (auto_explain), quadratic in the file. Scans, bitmaps, sorts and hashing
-// are off for this read only.
-func orderPage(ctx context.Context, tx pgx.Tx, date time.Time, after string) ([]string, error) {
+// (auto_explain), quadratic in the file. Scans, bitmaps, sorts, hashing and
+// merge joins are off for this read only. Orders run counted are left out.
+func orderPage(ctx context.Context, tx pgx.Tx, date time.Time, after string, run int64) ([]string, error) {
 	if _, err := tx.Exec(ctx, `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
-       set_config('enable_sort', 'off', true), set_config('enable_hashagg', 'off', true)`); err != nil {
+       set_config('enable_sort', 'off', true), set_config('enable_hashagg', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, orderPageSQL, date, after, settleSlice)
+	rows, err := tx.Query(ctx, orderPageSQL, date, after, settleSlice, run)
 	if err != nil {
 		return nil, err
 	}

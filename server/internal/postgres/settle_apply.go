@@ -122,8 +122,11 @@ func (s *Store) applyRecords(ctx context.Context, r *run) error {
 		return s.applySlices(ctx, r, part, false, byID, settled)
 	})
 	close(settled)
-	if werr := wait(); werr != nil && (err == nil || errors.Is(err, context.Canceled)) {
-		err = werr
+	// An error of the early settling is the cause: it cancelled the
+	// matching (which never cancels it in turn: inParts cancels its own
+	// context).
+	if werr := wait(); werr != nil {
+		return werr
 	}
 	if err != nil {
 		return err
