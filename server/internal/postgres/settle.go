@@ -26,14 +26,15 @@ import (
 //     batch row decides: same file as settled → the earlier report; another
 //     file → refused unless forced; otherwise a new run;
 //  2. the records are streamed chunk by chunk into settlement_staging with
-//     COPY, so memory is bounded by a chunk;
+//     one COPY, so memory is bounded by a chunk;
 //  3. the staged records are matched in slices (settle_apply.go): keyed
 //     lookups on the terminal key, confirmations and exceptions set-based,
 //     each slice one transaction in which every money movement is whole;
 //     the parts of the terminal keys side by side, the cards to open from
 //     the file last, in line order;
 //  4. the orders touched are merged and activated in slices
-//     (settle_activate.go);
+//     (settle_activate.go): those whose verdict is final already behind
+//     the matching of step 3 (activateEarly), the rest after it;
 //  5. one transaction files bad lines and missing payments, computes the
 //     report and marks the batch settled.
 //
