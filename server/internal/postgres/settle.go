@@ -26,14 +26,15 @@ import (
 //     batch row decides: same file as settled → the earlier report; another
 //     file → refused unless forced; otherwise a new run;
 //  2. the records are streamed chunk by chunk into settlement_staging with
-//     COPY, so memory is bounded by a chunk;
+//     one COPY, so memory is bounded by a chunk;
 //  3. the staged records are matched in slices (settle_apply.go): keyed
 //     lookups on the terminal key, confirmations and exceptions set-based,
 //     each slice one transaction in which every money movement is whole;
 //     the parts of the terminal keys side by side, the cards to open from
 //     the file last, in line order;
 //  4. the orders touched are merged and activated in slices
-//     (settle_activate.go);
+//     (settle_activate.go): those whose verdict is final already behind
+//     the matching of step 3 (activateEarly), the rest after it;
 //  5. one transaction files bad lines and missing payments, computes the
 //     report and marks the batch settled.
 //
@@ -275,64 +276,37 @@ VALUES ($1, $2, $3, $4, 'staging', $5) RETURNING run_id`
 	return r, earlier, nil
 }
 
-// stage streams the chunks into settlement_staging (step 2), one COPY per
-// chunk, and returns the lines received, how many of them are bad and the
+// stage streams the chunks into settlement_staging (step 2) as one COPY
+// and returns the lines received, how many of them are bad and the
 // records' total. A record the server cannot use is staged as a bad line.
 // When the header gave the counts, what arrived must match them: a stream
 // cut short never settles.
+//
+// One COPY for the whole stream, fed row by row as the chunks arrive
+// (stagingRows): pgx encodes the rows on its own goroutine and PostgreSQL
+// inserts them while the next chunk is still on the wire, where a COPY
+// per chunk left the backend idle while a chunk arrived and the stream
+// idle while a chunk was copied. Memory stays one chunk and pgx's buffer;
+// a stream that fails half-way stages nothing (the COPY is one statement).
 func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (int64, int64, int64, error) {
 	columns := []string{"run_id", "line_no", "bad", "trade_id", "amount", "seller_id", "terminal_id", "batch_no",
 		"terminal_order_id", "id_number", "mobile", "referrer", "product_id", "card_no", "reference_no", "trade_date",
 		"trade_time", "reason", "line_text", "part"}
-	var lines, bad, total int64
-	for {
-		c, err := next()
-		if errors.Is(err, io.EOF) {
-			break
+	src := &stagingRows{runID: r.id, next: next}
+	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"settlement_staging"}, columns, src); err != nil {
+		if src.err != nil {
+			return 0, 0, 0, src.err
 		}
-		if err != nil {
-			return 0, 0, 0, err
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			return 0, 0, 0, mapfront.Invalid("line_no", "行号重复")
 		}
-		rows := make([][]any, 0, len(c.Records)+len(c.BadLines))
-		for i := range c.Records {
-			rec := &c.Records[i]
-			if rec.LineNo <= 0 {
-				return 0, 0, 0, mapfront.Invalid("line_no", "须为正整数")
-			}
-			if rec.Amount > 0 && rec.Amount <= mapfront.MaxAmount {
-				if total > math.MaxInt64-rec.Amount {
-					return 0, 0, 0, mapfront.Invalid("amount", "文件合计溢出")
-				}
-				total += rec.Amount
-			}
-			if err := rec.Check(); err != nil {
-				rows = append(rows, badRow(r.id, rec.LineNo, "invalid record: "+err.Error(), ""))
-				bad++
-				continue
-			}
-			rows = append(rows, []any{r.id, rec.LineNo, false, rec.TradeID, rec.Amount, rec.SellerID, rec.TerminalID,
-				rec.BatchNo, rec.TerminalOrderID, rec.IDNumber, rec.Mobile, rec.Referrer, rec.ProductID, rec.CardNo,
-				rec.ReferenceNo, rec.TradeDate, rec.TradeTime, "", "", keyPart(rec)})
-		}
-		for _, b := range c.BadLines {
-			if b.LineNo <= 0 {
-				return 0, 0, 0, mapfront.Invalid("line_no", "须为正整数")
-			}
-			rows = append(rows, badRow(r.id, b.LineNo, b.Reason, b.Text))
-			bad++
-		}
-		if len(rows) == 0 {
-			continue
-		}
-		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"settlement_staging"}, columns, pgx.CopyFromRows(rows)); err != nil {
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "23505" {
-				return 0, 0, 0, mapfront.Invalid("line_no", "行号重复")
-			}
-			return 0, 0, 0, s.wrap(err)
-		}
-		lines += int64(len(rows))
+		return 0, 0, 0, s.wrap(err)
 	}
+	if src.err != nil {
+		return 0, 0, 0, src.err
+	}
+	lines, bad, total := src.lines, src.bad, src.total
 	if h.RecordCount != 0 && h.RecordCount != lines {
 		return 0, 0, 0, mapfront.Errorf(mapfront.CodeMalformed, "收到%d行，与文件头记录数%d不符", lines, h.RecordCount)
 	}
@@ -342,6 +316,83 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 	}
 	return lines, bad, total, nil
 }
+
+// stagingRows is the pgx.CopyFromSource of stage: the rows of the chunks
+// next returns, a chunk's records then its bad lines, until io.EOF. It
+// counts the lines (records and bad lines), the bad ones and the records'
+// total in fen; err is the first error of the stream or of a line (a line
+// number not positive, a total that overflows), which ends the COPY.
+type stagingRows struct {
+	runID int64
+	next  func() (*mapfront.BatchChunk, error)
+	chunk *mapfront.BatchChunk
+	// i indexes the chunk's records, then its bad lines.
+	i                 int
+	row               []any
+	lines, bad, total int64
+	err               error
+}
+
+func (c *stagingRows) Next() bool {
+	if c.err != nil {
+		return false
+	}
+	for c.chunk == nil || c.i >= len(c.chunk.Records)+len(c.chunk.BadLines) {
+		chunk, err := c.next()
+		if errors.Is(err, io.EOF) {
+			return false
+		}
+		if err != nil {
+			c.err = err
+			return false
+		}
+		c.chunk, c.i = chunk, 0
+	}
+	c.row = c.nextRow()
+	if c.err != nil {
+		return false
+	}
+	c.lines++
+	return true
+}
+
+// nextRow is the row of the chunk's line i, which it passes.
+func (c *stagingRows) nextRow() []any {
+	i := c.i
+	c.i++
+	if i >= len(c.chunk.Records) {
+		b := &c.chunk.BadLines[i-len(c.chunk.Records)]
+		if b.LineNo <= 0 {
+			c.err = mapfront.Invalid("line_no", "须为正整数")
+			return nil
+		}
+		c.bad++
+		return badRow(c.runID, b.LineNo, b.Reason, b.Text)
+	}
+	rec := &c.chunk.Records[i]
+	if rec.LineNo <= 0 {
+		c.err = mapfront.Invalid("line_no", "须为正整数")
+		return nil
+	}
+	if rec.Amount > 0 && rec.Amount <= mapfront.MaxAmount {
+		if c.total > math.MaxInt64-rec.Amount {
+			c.err = mapfront.Invalid("amount", "文件合计溢出")
+			return nil
+		}
+		c.total += rec.Amount
+	}
+	if err := rec.Check(); err != nil {
+		c.bad++
+		return badRow(c.runID, rec.LineNo, "invalid record: "+err.Error(), "")
+	}
+	return []any{c.runID, rec.LineNo, false, rec.TradeID, rec.Amount, rec.SellerID, rec.TerminalID,
+		rec.BatchNo, rec.TerminalOrderID, rec.IDNumber, rec.Mobile, rec.Referrer, rec.ProductID, rec.CardNo,
+		rec.ReferenceNo, rec.TradeDate, rec.TradeTime, "", "", keyPart(rec)}
+}
+
+func (c *stagingRows) Values() ([]any, error) { return c.row, nil }
+
+func (c *stagingRows) Err() error { return c.err }
 
 func badRow(runID, lineNo int64, reason, text string) []any {
 	return []any{runID, lineNo, true, "", int64(0), "", "", "", "", "", "", "", "", "", "", "", "",

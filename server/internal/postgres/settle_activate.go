@@ -33,7 +33,7 @@ func (s *Store) activateOrders(ctx context.Context, r *run) error {
 		go func() {
 			defer wg.Done()
 			for ids := range pages {
-				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids) }); err != nil {
+				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids, false) }); err != nil {
 					errc <- err
 					cancel()
 					return
@@ -52,6 +52,46 @@ func (s *Store) activateOrders(ctx context.Context, r *run) error {
 	return err
 }
 
+// activateEarly starts settleWorkers/2 connections that settle, while the
+// records are still being matched, the orders that each matched slice
+// confirmed a payment of (settled receives them once the slice has
+// committed). Those whose verdict no later record of the run can change are
+// settled at once (settleOrders, early); the rest wait for activateOrders.
+// An order whose payments two slices confirm is sent by both, and the one
+// sent last, after both committed, sees them all. Matching leaves a core
+// partly idle (a slice's round trips, the classification in Go), which this
+// fills. The returned wait, called after settled is closed, answers the
+// first error of the workers (the others may be the cancellation it caused);
+// an error also cancels ctx through cancel.
+func (s *Store) activateEarly(ctx context.Context, cancel context.CancelFunc, r *run, settled <-chan []string) (wait func() error) {
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range max(settleWorkers/2, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ids := range settled {
+				if ctx.Err() != nil {
+					continue // drain, so that the senders never block
+				}
+				if err := s.settleTx(ctx, func(tx pgx.Tx) error { return s.settleOrders(ctx, tx, r, ids, true) }); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
+				}
+			}
+		}()
+	}
+	return func() error {
+		wg.Wait()
+		return first
+	}
+}
+
 // orderPages sends the date's confirmed orders to pages, settleSlice at a
 // time, until there are no more or ctx ends.
 func (s *Store) orderPages(ctx context.Context, r *run, pages chan<- []string) error {
@@ -60,7 +100,7 @@ func (s *Store) orderPages(ctx context.Context, r *run, pages chan<- []string) e
 		var ids []string
 		if err := s.settleTx(ctx, func(tx pgx.Tx) error {
 			var err error
-			ids, err = orderPage(ctx, tx, r.date, after)
+			ids, err = orderPage(ctx, tx, r.date, after, r.id)
 			return err
 		}); err != nil {
 			return err
@@ -78,23 +118,29 @@ func (s *Store) orderPages(ctx context.Context, r *run, pages chan<- []string) e
 }
 
 // orderPageSQL reads the next page of the date's confirmed orders as one
-// walk of settlement_trades_by_date from after, stopping at $3 orders.
-const orderPageSQL = `SELECT DISTINCT order_id FROM settlement_trades
-WHERE business_date = $1 AND order_id > $2 ORDER BY order_id LIMIT $3`
+// walk of settlement_trades_by_date from after, stopping at $3 orders,
+// leaving out the orders run $4 has already counted (activateEarly settled
+// them behind the matching): a keyed probe per trade, where settleOrders
+// would look each order up, then skip it.
+const orderPageSQL = `SELECT DISTINCT t.order_id FROM settlement_trades t
+WHERE t.business_date = $1 AND t.order_id > $2
+  AND NOT EXISTS (SELECT 1 FROM settlement_activations a WHERE a.order_id = t.order_id AND a.run_id = $4)
+ORDER BY t.order_id LIMIT $3`
 
 // orderPage answers the settleSlice orders of date after the order id after,
 // in id order. The plan must be the index walk: planned with the statistics
 // of a table that was nearly empty when the day began, the page was a bitmap
 // scan of every trade of the date still to come, hashed (spilling to disk)
 // and sorted, per page: 390 ms per page at 200,000 records
-// (auto_explain), quadratic in the file. Scans, bitmaps, sorts and hashing
-// are off for this read only.
-func orderPage(ctx context.Context, tx pgx.Tx, date time.Time, after string) ([]string, error) {
+// (auto_explain), quadratic in the file. Scans, bitmaps, sorts, hashing and
+// merge joins are off for this read only. Orders run counted are left out.
+func orderPage(ctx context.Context, tx pgx.Tx, date time.Time, after string, run int64) ([]string, error) {
 	if _, err := tx.Exec(ctx, `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
-       set_config('enable_sort', 'off', true), set_config('enable_hashagg', 'off', true)`); err != nil {
+       set_config('enable_sort', 'off', true), set_config('enable_hashagg', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, orderPageSQL, date, after, settleSlice)
+	rows, err := tx.Query(ctx, orderPageSQL, date, after, settleSlice, run)
 	if err != nil {
 		return nil, err
 	}
@@ -114,19 +160,45 @@ type settledOrder struct {
 // credited under the immediate policy, are verified: no second credit);
 // short of it the order waits; over it is an overpaid exception. However
 // many orders, it is three statements: read and lock, the ledger, the rest.
-func (s *Store) settleOrders(ctx context.Context, tx pgx.Tx, r *run, ids []string) error {
+// early says the records of the run are still being matched (activateEarly).
+func (s *Store) settleOrders(ctx context.Context, tx pgx.Tx, r *run, ids []string, early bool) error {
 	// The orders are locked in id order, each with the sum and count of its
 	// confirmed payments (a keyed lookup per order on card_payments_by_order).
-	const q = `
+	//
+	// Early (while the records are still being matched), an order is taken
+	// only when no record of this run can change its verdict any more:
+	// every paid payment of it is confirmed (matching confirms only
+	// unconfirmed ones) and it is not filling (the open pass adds payments
+	// only to filling orders). Otherwise it is left, unlocked, to the pass
+	// after matching, which in turn skips the orders this run has already
+	// counted (their settlement_activations row): for them it would only
+	// verify what is done.
+	const final = `
 SELECT ` + qualifiedCardOrderColumns + `, c.confirmed, c.payments
 FROM card_orders o,
      LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed, count(*) AS payments FROM card_payments p
               WHERE p.order_id = o.order_id AND p.status = 'paid' AND p.settled) c
-WHERE o.order_id = ANY($1) ORDER BY o.order_id FOR UPDATE OF o`
+WHERE o.order_id = ANY($1)
+  AND NOT EXISTS (SELECT 1 FROM settlement_activations a WHERE a.order_id = o.order_id AND a.run_id = $2)
+ORDER BY o.order_id FOR UPDATE OF o`
+	const earlyQ = `
+SELECT ` + qualifiedCardOrderColumns + `, c.confirmed, c.payments
+FROM card_orders o,
+     LATERAL (SELECT coalesce(sum(p.pay_sum) FILTER (WHERE p.settled), 0) AS confirmed,
+                     count(*) FILTER (WHERE p.settled) AS payments, count(*) FILTER (WHERE NOT p.settled) AS unsettled
+              FROM card_payments p WHERE p.order_id = o.order_id AND p.status = 'paid') c
+WHERE o.order_id = ANY($1) AND NOT o.filling AND c.unsettled = 0
+ORDER BY o.order_id FOR UPDATE OF o`
 	if err := keyedPlans(ctx, tx, true); err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, q, ids)
+	var rows pgx.Rows
+	var err error
+	if early {
+		rows, err = tx.Query(ctx, earlyQ, ids)
+	} else {
+		rows, err = tx.Query(ctx, final, ids, r.id)
+	}
 	if err != nil {
 		return err
 	}

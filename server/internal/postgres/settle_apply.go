@@ -111,12 +111,27 @@ func (s *Store) applyRecords(ctx context.Context, r *run) error {
 	for i := range products {
 		byID[products[i].ID] = &products[i]
 	}
-	if err := s.inParts(ctx, func(ctx context.Context, part int) error {
-		return s.applySlices(ctx, r, part, false, byID)
-	}); err != nil {
+	// The orders confirmed are settled behind the matching, where nothing
+	// later in the run can change them (activateEarly); the early settling
+	// ends before the open pass.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	settled := make(chan []string, matchWorkers)
+	wait := s.activateEarly(ctx, cancel, r, settled)
+	err = s.inParts(ctx, func(ctx context.Context, part int) error {
+		return s.applySlices(ctx, r, part, false, byID, settled)
+	})
+	close(settled)
+	// An error of the early settling is the cause: it cancelled the
+	// matching (which never cancels it in turn: inParts cancels its own
+	// context).
+	if werr := wait(); werr != nil {
+		return werr
+	}
+	if err != nil {
 		return err
 	}
-	return s.applySlices(ctx, r, -1, true, byID)
+	return s.applySlices(ctx, r, -1, true, byID, nil)
 }
 
 // inParts runs fn for each part 0..matchWorkers-1 at once. The first error
@@ -147,8 +162,11 @@ func (s *Store) inParts(ctx context.Context, fn func(ctx context.Context, part i
 }
 
 // applySlices applies the records of part (or, openPass, those left to be
-// opened) a slice per transaction, in line order.
-func (s *Store) applySlices(ctx context.Context, r *run, part int, openPass bool, products map[string]*mapfront.Product) error {
+// opened) a slice per transaction, in line order. Once a slice has
+// committed, the orders it confirmed payments of go to settled (if not
+// nil).
+func (s *Store) applySlices(ctx context.Context, r *run, part int, openPass bool, products map[string]*mapfront.Product,
+	settled chan<- []string) error {
 	const bound = `
 SELECT max(line_no) FROM (SELECT s.line_no FROM settlement_staging s
                           WHERE ` + sliceWhere + ` ORDER BY s.line_no LIMIT $6) x`
@@ -162,10 +180,20 @@ SELECT max(line_no) FROM (SELECT s.line_no FROM settlement_staging s
 			return nil
 		}
 		sl.upper = *upper
+		var orders []string
 		if err := s.settleTx(ctx, func(tx pgx.Tx) error {
-			return s.applySlice(ctx, tx, r, sl, products)
+			var err error
+			orders, err = s.applySlice(ctx, tx, r, sl, products)
+			return err
 		}); err != nil {
 			return err
+		}
+		if settled != nil && len(orders) > 0 {
+			select {
+			case settled <- orders:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		sl.after = sl.upper
 	}
@@ -174,7 +202,8 @@ SELECT max(line_no) FROM (SELECT s.line_no FROM settlement_staging s
 // applySlice applies the staged records of sl. It may run more than once
 // (inTx retries a deadlock), so it keeps no state outside the transaction.
 // Outside the open pass, a record to be opened is only marked open_later.
-func (s *Store) applySlice(ctx context.Context, tx pgx.Tx, r *run, sl slice, products map[string]*mapfront.Product) error {
+// It answers the orders of the payments it confirmed.
+func (s *Store) applySlice(ctx context.Context, tx pgx.Tx, r *run, sl slice, products map[string]*mapfront.Product) ([]string, error) {
 	// The payments named are locked first, in id order, so that what is
 	// read below cannot change (a repeal, a concurrent run of another date)
 	// before it is written. Each record finds its payment and its prior
@@ -191,10 +220,10 @@ WHERE payment_id = ANY (ARRAY (
     WHERE ` + sliceWhere + `))
 ORDER BY payment_id FOR UPDATE`
 	if err := keyedPlans(ctx, tx, true); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := tx.Exec(ctx, lock, r.id, sl.after, sl.upper, sl.part, sl.openPass); err != nil {
-		return err
+		return nil, err
 	}
 	const q = `
 SELECT s.line_no, s.trade_id, s.amount, s.seller_id, s.terminal_id, s.batch_no, s.terminal_order_id, s.id_number,
@@ -213,7 +242,7 @@ WHERE ` + sliceWhere + `
 ORDER BY s.line_no`
 	rows, err := tx.Query(ctx, q, r.id, sl.after, sl.upper, sl.part, sl.openPass)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Sized for the slice up front: grown by appending, the records (a few
 	// hundred bytes each) were copied again at every doubling (runtime
@@ -241,7 +270,7 @@ ORDER BY s.line_no`
 		return st, err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var exceptions []exceptionRow
 	var confirms, opens []*stagedRecord
@@ -276,11 +305,11 @@ ORDER BY s.line_no`
 	}
 	lost, err := s.confirm(ctx, tx, r, confirms)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	exceptions = append(exceptions, lost...)
 	if err := s.resolveMissing(ctx, tx, r, confirms, lost); err != nil {
-		return err
+		return nil, err
 	}
 	if !sl.openPass && len(opens) > 0 {
 		lines := make([]int64, len(opens))
@@ -289,19 +318,38 @@ ORDER BY s.line_no`
 		}
 		if _, err := tx.Exec(ctx, `UPDATE settlement_staging SET open_later = true WHERE run_id = $1 AND line_no = ANY($2)`,
 			r.id, lines); err != nil {
-			return err
+			return nil, err
 		}
 		opens = nil
 	}
 	if err := keyedPlans(ctx, tx, false); err != nil {
-		return err
+		return nil, err
 	}
 	opened, err := s.openAll(ctx, tx, r, opens, products)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	exceptions = append(exceptions, opened...)
-	return insertExceptions(ctx, tx, r.date, &r.id, s.clock.Now(), exceptions)
+	if err := insertExceptions(ctx, tx, r.date, &r.id, s.clock.Now(), exceptions); err != nil {
+		return nil, err
+	}
+	return confirmedOrders(confirms, lost), nil
+}
+
+// confirmedOrders are the orders of the records of confirms that did
+// confirm their payment (not in lost).
+func confirmedOrders(confirms []*stagedRecord, lost []exceptionRow) []string {
+	notApplied := make(map[int64]bool, len(lost))
+	for _, e := range lost {
+		notApplied[e.lineNo] = true
+	}
+	orders := make([]string, 0, len(confirms))
+	for _, st := range confirms {
+		if !notApplied[st.rec.LineNo] && st.orderID != "" {
+			orders = append(orders, st.orderID)
+		}
+	}
+	return orders
 }
 
 // confirm applies the records that confirm their payment: each 交易id is

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"mapfront/server/internal/mapfront"
 )
 
@@ -123,6 +125,75 @@ WHERE account_id = (SELECT account_id FROM card_orders WHERE order_id = $1)`, o.
 	}
 	if x := loadAccOrd(t, e, o.OrderID); x.ordStatus != "pending" || x.credited || x.balance != 0 {
 		t.Fatalf("after the refusal: %+v", x)
+	}
+	e.verify(t)
+}
+
+// Orders are settled behind the matching (activateEarly) only when no later
+// record of the run can change their verdict: every paid payment confirmed
+// and the order not filling. The pass after matching settles the rest and
+// skips what the run already counted: no order is credited twice.
+func TestSettleEarlyTakesOnlyFinalOrders(t *testing.T) {
+	e := newEnv(t)
+	idA, idB, idC := stlID("11010519900101081"), stlID("11010519900101082"), stlID("11010519900101083")
+	a := stlOpen(t, e, "13800000081", idA, "1012", "000081", 150000)  // one payment, confirmed
+	b1 := stlOpen(t, e, "13800000082", idB, "1012", "000082", 100000) // split: one half confirmed first
+	b2 := stlOpen(t, e, "13800000082", idB, "1012", "000083", 50000)
+	c := stlOpen(t, e, "13800000083", idC, "1012", "000084", 100000) // filling: 1000.00 of 1500.00
+	if b1.OrderID != b2.OrderID {
+		t.Fatalf("split payments in two orders %s %s", b1.OrderID, b2.OrderID)
+	}
+	e.dayOver(t, "20261126")
+	d, _ := mapfront.ParseDate("20261126")
+	set := mapfront.DefaultSettings()
+	r, _, err := e.store.startRun(e.ctx, &mapfront.BatchHeader{BusinessDate: d, FileName: "early",
+		SHA256: strings.Repeat("ab", 32), Settings: &set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirm := func(terminalOrderIDs ...string) {
+		t.Helper()
+		if _, err := e.store.pool.Exec(e.ctx, `UPDATE card_payments SET settled = true WHERE terminal_order_id = ANY($1)`,
+			terminalOrderIDs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle := func(early bool, ids ...string) {
+		t.Helper()
+		if err := e.store.settleTx(e.ctx, func(tx pgx.Tx) error { return e.store.settleOrders(e.ctx, tx, r, ids, early) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	activations := func(id string) int64 {
+		return e.scalar(t, `SELECT count(*) FROM settlement_activations WHERE order_id = $1`, id)
+	}
+	confirm("000081", "000082", "000084")
+	postings := e.scalar(t, `SELECT count(*) FROM postings`)
+	settle(true, a.OrderID, b1.OrderID, c.OrderID)
+	legs := e.scalar(t, `SELECT count(*) FROM postings`) - postings // one activation's
+	if activations(a.OrderID) != 1 || activations(b1.OrderID) != 0 || activations(c.OrderID) != 0 {
+		t.Fatalf("early: activations a %d b %d c %d, want 1 0 0", activations(a.OrderID), activations(b1.OrderID),
+			activations(c.OrderID))
+	}
+	if x := loadAccOrd(t, e, b1.OrderID); x.ordStatus != "pending" || x.credited || x.balance != 0 {
+		t.Fatalf("early took the split order with a half unconfirmed: %+v", x)
+	}
+	postings += legs
+	confirm("000083")
+	settle(false, a.OrderID, b1.OrderID, c.OrderID)
+	if got := e.scalar(t, `SELECT count(*) FROM postings`) - postings; legs == 0 || got != legs {
+		t.Fatalf("the pass after matching posted %d legs, want %d (the split order's activation only)", got, legs)
+	}
+	if n := e.scalar(t, `SELECT payments FROM settlement_activations WHERE order_id = $1`, b1.OrderID); n != 2 {
+		t.Fatalf("split order counted with %d payments, want 2", n)
+	}
+	for _, o := range []string{a.OrderID, b1.OrderID} {
+		if x := loadAccOrd(t, e, o); x.accStatus != "active" || !x.credited || x.balance != 200000 {
+			t.Fatalf("order %s: %+v", o, x)
+		}
+	}
+	if x := loadAccOrd(t, e, c.OrderID); x.ordStatus != "pending" || x.credited || activations(c.OrderID) != 0 {
+		t.Fatalf("filling order: %+v", x)
 	}
 	e.verify(t)
 }
