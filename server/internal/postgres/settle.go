@@ -288,12 +288,25 @@ VALUES ($1, $2, $3, $4, 'staging', $5) RETURNING run_id`
 // per chunk left the backend idle while a chunk arrived and the stream
 // idle while a chunk was copied. Memory stays one chunk and pgx's buffer;
 // a stream that fails half-way stages nothing (the COPY is one statement).
+// The whole stream must arrive within settleStatementTimeout.
 func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next func() (*mapfront.BatchChunk, error)) (int64, int64, int64, error) {
 	columns := []string{"run_id", "line_no", "bad", "trade_id", "amount", "seller_id", "terminal_id", "batch_no",
 		"terminal_order_id", "id_number", "mobile", "referrer", "product_id", "card_no", "reference_no", "trade_date",
 		"trade_time", "reason", "line_text", "part"}
 	src := &stagingRows{runID: r.id, next: next}
-	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"settlement_staging"}, columns, src); err != nil {
+	// In a transaction of its own with the settlement's statement timeout:
+	// PostgreSQL counts the time the COPY waits for the stream's next chunk,
+	// and the requests' timeout (5 s by default) would cancel any stream
+	// longer than that. Not retried (inTx would): the stream is consumed.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`,
+			fmt.Sprint(settleStatementTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"settlement_staging"}, columns, src)
+		return err
+	})
+	if err != nil {
 		if src.err != nil {
 			return 0, 0, 0, src.err
 		}
