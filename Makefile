@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: run run-demo-day demo-settle test soak generate check-gen lint build demo-key stop-db clean
+.PHONY: run run-single run-demo-day demo-settle test soak generate check-gen lint build demo-key stop-db clean
 
 ## run: private PostgreSQL (unless MAPFRONT_DATABASE_URL/DATABASE_URL is set),
 ## master key, demo PKI (.data/pki: CA, certificates, roles), migrations, demo
@@ -32,15 +32,26 @@ run: build .data/master.key
 	stop() { trap - INT TERM HUP EXIT; \
 	  for p in $$gw $$srv; do kill -TERM $$p 2>/dev/null || true; wait $$p 2>/dev/null || true; done; }; \
 	trap 'stop; exit 0' INT TERM HUP; trap stop EXIT; \
+	if [ "$${MAPFRONT_RUN_SINGLE:-}" = 1 ]; then \
+	  export MAPFRONT_LEGACY_ADDR=127.0.0.1:8080 MAPFRONT_LEGACY_CLIENT_CERT_FILE="$(PKI)/gateway.crt" MAPFRONT_LEGACY_CLIENT_KEY_FILE="$(PKI)/gateway.key"; \
+	fi; \
 	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/server.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/server.key" \
 	  MAPFRONT_ROLES_FILE="$(PKI)/roles" MAPFRONT_CONSOLE_ADDR="$${MAPFRONT_CONSOLE_ADDR:-127.0.0.1:8090}" setsid $(BIN)/server serve & srv=$$!; \
 	for i in $$(seq 1 50); do (echo > /dev/tcp/127.0.0.1/9090) 2>/dev/null && break; sleep 0.2; done; \
-	MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/gateway.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/gateway.key" \
-	  setsid $(BIN)/gateway & gw=$$!; \
-	echo "mapfront: gRPC 127.0.0.1:9090, legacy JSON http://127.0.0.1:8080/front/offline/... (business day: cutover $$MAPFRONT_CUTOVER $$MAPFRONT_ZONE; Ctrl-C stops)"; \
+	if [ "$${MAPFRONT_RUN_SINGLE:-}" != 1 ]; then \
+	  MAPFRONT_GRPC_CA_FILE="$(PKI)/ca.crt" MAPFRONT_GRPC_CERT_FILE="$(PKI)/gateway.crt" MAPFRONT_GRPC_KEY_FILE="$(PKI)/gateway.key" \
+	    setsid $(BIN)/gateway & gw=$$!; \
+	fi; \
+	echo "mapfront: gRPC 127.0.0.1:9090, legacy JSON http://127.0.0.1:8080/front/offline/... ($${MAPFRONT_RUN_SINGLE:+single binary, }business day: cutover $$MAPFRONT_CUTOVER $$MAPFRONT_ZONE; Ctrl-C stops)"; \
 	echo "mapfront: console http://$${MAPFRONT_CONSOLE_ADDR:-127.0.0.1:8090}/ (accounts in .data/console-passwords)"; \
 	rc=0; wait -n $$srv $$gw || rc=$$?; \
 	echo "mapfront: a process stopped (exit $$rc); stopping the other" >&2; exit 1
+
+## run-single: `make run` as one process: the server serves the legacy JSON
+## paths on 127.0.0.1:8080 itself (single binary, -legacy-addr), calling its
+## own gRPC API in-process with the gateway's certificate; no bin/gateway.
+run-single: export MAPFRONT_RUN_SINGLE = 1
+run-single: run
 
 ## run-demo-day: `make run` with the business-day cutover 3 minutes after
 ## start (MAPFRONT_CUTOVER, in MAPFRONT_ZONE), so that `make demo-settle` can
