@@ -40,6 +40,22 @@ type PayBatchStore interface {
 	LoadPays(ctx context.Context, rs []*PayRequest) ([]*PayState, Unit[[]*PayOutcome], error)
 }
 
+// PayBatchUnit is a loaded batch's unit that can also begin the next batch.
+// PersistLoad is Persist followed, in the same round trip and on the same
+// connection, by the next batch's BEGIN and load (what LoadPays does for rs):
+// the database runs the next load as soon as this batch has committed.
+// committed is called once this batch's COMMIT has succeeded, before the
+// next batch's results are read. err is Persist's (the batch's outcome;
+// nothing of the next was loaded when it is not nil; never set once
+// committed was called); loadErr is the next batch's load failing (its
+// transaction certainly had no effect: load it again), and then sts and
+// next are nil.
+type PayBatchUnit interface {
+	Unit[[]*PayOutcome]
+	PersistLoad(ctx context.Context, outs []*PayOutcome, rs []*PayRequest, committed func()) (
+		sts []*PayState, next PayBatchUnit, loadErr, err error)
+}
+
 // RolledBack marks a store error after which the transaction certainly did
 // not commit and that a retry of the same work would meet again (a
 // statement refused by a constraint, a bug). A batch that fails so is run
@@ -84,6 +100,17 @@ func (s *Service) GroupPays(c GroupConfig) bool {
 	}
 	s.group = &payGroup{cfg: c, store: bs, more: make(chan struct{}, 1)}
 	return true
+}
+
+// QueuedPays is how many pays wait for a batch (0 when group commit is off).
+func (s *Service) QueuedPays() int {
+	g := s.group
+	if g == nil {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
 }
 
 // payGroup is the queue of pays and the lanes that run it.
@@ -171,13 +198,22 @@ func (s *Service) payGrouped(ctx context.Context, r *PayRequest, fp []byte) (*Pa
 // or loaded batch starts a lane again.
 func (s *Service) runLane() {
 	g := s.group
+	var next laneNext
 	for {
-		batch := g.take()
+		batch, pre := next.calls, next
+		next = laneNext{}
+		loaded := func() {} // a batch taken at its predecessor's persist: told then
 		if batch == nil {
-			return
+			if batch = g.take(); batch == nil {
+				return
+			}
+			var once sync.Once
+			loaded = func() { once.Do(func() { s.loaded() }) }
 		}
-		var once sync.Once
-		s.runBatch(batch, func() { once.Do(func() { s.loaded() }) })
+		s.runBatch(batch, &pre, &next, loaded)
+		if next.calls != nil {
+			continue
+		}
 		g.mu.Lock()
 		again := !g.taker && len(g.queue) > 0
 		if again {
@@ -203,6 +239,43 @@ func (s *Service) loaded() {
 	if start {
 		go s.runLane()
 	}
+}
+
+// laneNext is the batch a lane took while the one before it persisted, with
+// its states and unit when its load rode on that persist (PersistLoad).
+type laneNext struct {
+	calls []*payCall
+	sts   []*PayState
+	u     PayBatchUnit
+}
+
+// takeNext takes the next batch for a lane whose batch is about to persist,
+// if no lane is taking and something is queued (never waiting); the lane is
+// then the taker until it calls loaded.
+func (g *payGroup) takeNext() []*payCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.taker || len(g.queue) == 0 {
+		return nil
+	}
+	g.taker = true
+	var batch []*payCall
+	for len(g.queue) > 0 && len(batch) < g.cfg.MaxBatch {
+		c := g.queue[0]
+		g.queue[0] = nil
+		g.queue = g.queue[1:]
+		if c.state.CompareAndSwap(callQueued, callTaken) {
+			batch = append(batch, c)
+		}
+	}
+	if len(g.queue) == 0 {
+		g.queue = nil
+	}
+	if len(batch) == 0 {
+		g.taker = false
+		return nil
+	}
+	return batch
 }
 
 // take removes up to MaxBatch queued calls (waiting up to MaxWait for more
@@ -261,12 +334,23 @@ func (g *payGroup) linger() {
 // other failure answers that error to every member: 10018 when it came
 // before COMMIT was sent (the store classifies), else 10000, the outcome
 // unknown.
-func (s *Service) runBatch(batch []*payCall, loaded func()) {
+//
+// pre holds the batch's states and unit when its load rode on the persist
+// of the batch before it (tried first; a unit not used is rolled back).
+// When the batch persists, the next batch is taken if something is queued
+// and its load sent with the persist (next, for the lane to run).
+func (s *Service) runBatch(batch []*payCall, pre, next *laneNext, loaded func()) {
 	defer loaded()
+	defer func() {
+		if pre.u != nil {
+			pre.u.Rollback()
+			pre.u = nil
+		}
+	}()
 	if o := s.group.cfg.Observe; o != nil {
 		o(len(batch), time.Since(batch[0].queued))
 	}
-	if len(batch) == 1 {
+	if len(batch) == 1 && pre.u == nil {
 		// A batch of one is a single pay: the single path's plain
 		// statements cost the database less than the set-based ones, so at
 		// low load a pay costs what it did without group commit.
@@ -277,18 +361,30 @@ func (s *Service) runBatch(batch []*payCall, loaded func()) {
 	}
 	ctx, cancel := batchContext(batch)
 	defer cancel()
+	// The answers go out once, when the batch has committed (PersistLoad
+	// tells that before it reads the next batch's load) or after the tries.
+	delivered := false
+	deliver := func(results []payResult) {
+		if !delivered {
+			delivered = true
+			for i, c := range batch {
+				c.done <- results[i]
+			}
+		}
+	}
 	var results []payResult
 	err := Retry(ctx, attempts, func() error {
 		var err error
-		results, err = s.tryBatch(ctx, batch, loaded)
+		results, err = s.tryBatch(ctx, batch, pre, next, loaded, deliver)
 		return err
 	})
 	var rb *RolledBack
 	switch {
 	case err == nil:
-		for i, c := range batch {
-			c.done <- results[i]
-		}
+		deliver(results)
+	case delivered:
+		// Not reached: nothing fails after COMMIT succeeded.
+		s.log.Error("pay batch failed after it committed", "size", len(batch), "err", err)
 	case errors.As(err, &rb):
 		if f := s.group.cfg.Singly; f != nil {
 			f(len(batch), err)
@@ -333,15 +429,21 @@ func batchContext(batch []*payCall) (context.Context, context.CancelFunc) {
 // tryBatch is one attempt at a batch: load, decide in arrival order, persist.
 // Per-member internal errors (a password hash that does not verify) fail
 // that member only; its outcome is not written.
-func (s *Service) tryBatch(ctx context.Context, batch []*payCall, loaded func()) ([]payResult, error) {
-	rs := make([]*PayRequest, len(batch))
-	for i, c := range batch {
-		rs[i] = c.r
-	}
-	sts, u, err := s.group.store.LoadPays(ctx, rs)
-	loaded()
-	if err != nil {
-		return nil, err
+func (s *Service) tryBatch(ctx context.Context, batch []*payCall, pre, next *laneNext, loaded func(), deliver func([]payResult)) ([]payResult, error) {
+	var (
+		sts []*PayState
+		u   Unit[[]*PayOutcome]
+		err error
+	)
+	if pre.u != nil {
+		sts, u = pre.sts, pre.u
+		pre.sts, pre.u = nil, nil
+	} else {
+		sts, u, err = s.group.store.LoadPays(ctx, requests(batch))
+		loaded()
+		if err != nil {
+			return nil, err
+		}
 	}
 	defer u.Rollback()
 	if len(sts) != len(batch) {
@@ -376,11 +478,42 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall, loaded func())
 		outs = append(outs, out)
 	}
 	if len(outs) > 0 {
-		if err := u.Persist(ctx, outs); err != nil {
+		if err := s.persist(ctx, u, outs, next, func() { deliver(results) }); err != nil {
 			return nil, err
 		}
 	}
 	return results, nil
+}
+
+// persist persists the batch's outcomes; when the unit can begin the next
+// batch and nothing is next yet, it takes the queued pays as the next batch
+// and sends its load with the persist (committed is told when the batch has
+// committed, before that load is read).
+func (s *Service) persist(ctx context.Context, u Unit[[]*PayOutcome], outs []*PayOutcome, next *laneNext, committed func()) error {
+	pu, ok := u.(PayBatchUnit)
+	if !ok || next.calls != nil {
+		return u.Persist(ctx, outs)
+	}
+	calls := s.group.takeNext()
+	if calls == nil {
+		return u.Persist(ctx, outs)
+	}
+	next.calls = calls
+	sts, nu, loadErr, err := pu.PersistLoad(ctx, outs, requests(calls), committed)
+	s.loaded()
+	if err == nil && loadErr == nil {
+		next.sts, next.u = sts, nu
+	}
+	return err
+}
+
+// requests are the batch's requests, in its order.
+func requests(batch []*payCall) []*PayRequest {
+	rs := make([]*PayRequest, len(batch))
+	for i, c := range batch {
+		rs[i] = c.r
+	}
+	return rs
 }
 
 // batchEffects are the outcomes decided so far in a batch, laid over the

@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"mapfront/server/internal/mapfront"
 )
@@ -80,13 +82,44 @@ type batchAccount struct {
 
 // LoadPays implements mapfront.PayBatchStore.
 func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*mapfront.PayState, mapfront.Unit[[]*mapfront.PayOutcome], error) {
-	sts := make([]*mapfront.PayState, len(rs))
+	b := beginBatch()
+	l := queuePayLoad(b, rs)
+	u, err := begin(ctx, s, "pay batch", b, l.write)
+	if err != nil {
+		return nil, nil, rolledBack(err)
+	}
+	sts, err := l.states()
+	if err != nil {
+		u.Rollback()
+		return nil, nil, rolledBack(err)
+	}
+	return sts, batchUnit{u}, nil
+}
+
+// payLoad is a batch's load queued in a pgx.Batch (after BEGIN and the
+// keyed plans), filled as the batch's results are read; states assembles
+// it once they all have been.
+type payLoad struct {
+	rs        []*mapfront.PayRequest
+	records   []*mapfront.KeyRecord
+	paid      []*mapfront.PayOrder
+	terminals map[string]batchTerminal
+	customers []*mapfront.Customer
+	accounts  []batchAccount
+	seqs      []int64
+	// The terminals' wrong-PIN guards as loaded: the batch holds their rows,
+	// so its write sets each to the loaded guard with the batch's wrong PINs
+	// counted in arrival order (mapfront.PINGuard.Next).
+	guards map[string]mapfront.PINGuard
+}
+
+// queuePayLoad queues the locked reads of the batch rs into b.
+func queuePayLoad(b *pgx.Batch, rs []*mapfront.PayRequest) *payLoad {
+	l := &payLoad{rs: rs, records: make([]*mapfront.KeyRecord, len(rs)), paid: make([]*mapfront.PayOrder, len(rs)),
+		terminals: map[string]batchTerminal{}, guards: map[string]mapfront.PINGuard{}}
 	keys := make([]mapfront.TerminalKey, len(rs))
-	records := make([]*mapfront.KeyRecord, len(rs))
-	paid := make([]*mapfront.PayOrder, len(rs))
 	var custMobiles, custAccounts, acctMobiles, acctIDs []string
 	for i, r := range rs {
-		sts[i] = &mapfront.PayState{}
 		keys[i] = r.Key()
 		// As LoadPay: the customer by mobile when consumerId is a mobile
 		// number, the accounts by mobile when the pay is by mobile.
@@ -102,15 +135,15 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 		}
 	}
 
-	// Keyed plans for the whole transaction (beginBatch; measured before it:
-	// the batch's pay_orders lookup grew to 2 ms per batch within a 20 s run).
-	b := beginBatch()
 	// Generic plans: the batch's statements are keyed lookups whatever the
 	// arrays hold, and a custom plan for each batch cost more planning than
 	// execution (measured: the customers' load planned 165 µs per batch).
+	// Keyed plans for the whole transaction come from beginBatch (measured
+	// before it: the batch's pay_orders lookup grew to 2 ms per batch within
+	// a 20 s run).
 	b.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)`,
 		fmt.Sprint(batchLockTimeout.Milliseconds()))
-	queueKeyLoads(b, mapfront.KindPay, keys, records)
+	queueKeyLoads(b, mapfront.KindPay, keys, l.records)
 	ts, bs, os := keyArrays(keys)
 	b.Queue(batchPayOrdersSQL, ts, bs, os).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -119,7 +152,7 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 			if err != nil {
 				return err
 			}
-			paid[n-1] = o
+			l.paid[n-1] = o
 		}
 		return rows.Err()
 	})
@@ -129,69 +162,65 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 	for _, r := range rs {
 		terminalIDs = append(terminalIDs, r.TerminalID)
 	}
-	terminals := map[string]batchTerminal{}
 	b.Queue(batchTerminalsSQL, terminalIDs).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var t batchTerminal
 			if err := scanTerminal(rows, &t.TerminalState, &t.id, &t.seller, &t.store); err != nil {
 				return err
 			}
-			terminals[t.id] = t
+			l.terminals[t.id] = t
 		}
 		return rows.Err()
 	})
-	var customers []*mapfront.Customer
 	b.Queue(batchCustomersSQL, custMobiles, custAccounts).Query(func(rows pgx.Rows) error {
 		var err error
-		customers, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*mapfront.Customer, error) {
+		l.customers, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*mapfront.Customer, error) {
 			return scanCustomer(row)
 		})
 		return err
 	})
-	var accounts []batchAccount
 	b.Queue(batchAccountsSQL, acctMobiles, acctIDs).Query(func(rows pgx.Rows) error {
 		var err error
-		accounts, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (batchAccount, error) {
+		l.accounts, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (batchAccount, error) {
 			var a batchAccount
 			err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.Balance, &a.customerID, &a.activatedAt)
 			return a, err
 		})
 		return err
 	})
-	var seqs []int64
 	b.Queue(batchOrderSeqSQL, len(rs)).Query(func(rows pgx.Rows) error {
 		var err error
-		seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		l.seqs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 		return err
 	})
-	// The terminals' wrong-PIN guards as loaded: the batch holds their rows,
-	// so its write sets each to the loaded guard with the batch's wrong PINs
-	// counted in arrival order (mapfront.PINGuard.Next).
-	guards := map[string]mapfront.PINGuard{}
-	u, err := begin(ctx, s, "pay batch", b, func(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
-		return writePays(b, outs, guards)
-	})
-	if err != nil {
-		return nil, nil, rolledBack(err)
-	}
-	if len(seqs) != len(rs) {
-		u.Rollback()
-		return nil, nil, rolledBack(classify("pay batch load", errShortSeq, false))
-	}
+	return l
+}
 
+// write queues the batch's outcomes (writePays) with the guards as loaded.
+func (l *payLoad) write(b *pgx.Batch, outs []*mapfront.PayOutcome) error {
+	return writePays(b, outs, l.guards)
+}
+
+// states assembles the loaded rows into each request's state, in the order
+// of the requests.
+func (l *payLoad) states() ([]*mapfront.PayState, error) {
+	rs := l.rs
+	if len(l.seqs) != len(rs) {
+		return nil, classify("pay batch load", errShortSeq, false)
+	}
 	byMobile := map[string]*mapfront.Customer{}
 	byID := map[int64]*mapfront.Customer{}
-	for _, c := range customers {
+	for _, c := range l.customers {
 		byMobile[c.Mobile], byID[c.ID] = c, c
 	}
-	for id, t := range terminals {
-		guards[id] = t.PINGuard
+	for id, t := range l.terminals {
+		l.guards[id] = t.PINGuard
 	}
 	accountByID := map[string]batchAccount{}
 	// A customer's active accounts in activation order, as
 	// payAccountsByMobileSQL orders them (NULLs last, then account id).
 	active := map[int64][]batchAccount{}
-	for _, a := range accounts {
+	for _, a := range l.accounts {
 		accountByID[a.ID] = a
 		if a.Status == mapfront.Active {
 			active[a.customerID] = append(active[a.customerID], a)
@@ -209,10 +238,11 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 			return as[i].ID < as[j].ID
 		})
 	}
+	sts := make([]*mapfront.PayState, len(rs))
 	for i, r := range rs {
-		st := sts[i]
-		st.Key, st.Paid, st.OrderSeq = records[i], paid[i], seqs[i]
-		if t, ok := terminals[r.TerminalID]; ok && t.seller == r.SellerID && t.store == r.StoreID {
+		st := &mapfront.PayState{Key: l.records[i], Paid: l.paid[i], OrderSeq: l.seqs[i]}
+		sts[i] = st
+		if t, ok := l.terminals[r.TerminalID]; ok && t.seller == r.SellerID && t.store == r.StoreID {
 			st.Terminal = t.TerminalState
 		}
 		if mapfront.ValidMobile(r.ConsumerID) {
@@ -230,7 +260,7 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 			st.Accounts = []mapfront.AccountChoice{a.AccountChoice}
 		}
 	}
-	return sts, batchUnit{u}, nil
+	return sts, nil
 }
 
 // errShortSeq: the order numbers read were fewer than the pays.
@@ -267,6 +297,67 @@ type batchUnit struct{ *unit[[]*mapfront.PayOutcome] }
 func (u batchUnit) Persist(ctx context.Context, outs []*mapfront.PayOutcome) error {
 	return rolledBack(u.unit.Persist(ctx, outs))
 }
+
+var _ mapfront.PayBatchUnit = batchUnit{}
+
+// PersistLoad implements mapfront.PayBatchUnit: the batch's writes and
+// COMMIT, then on the same connection BEGIN and the load of the batch rs
+// (as LoadPays), in one pipelined round trip. The backend runs the next
+// batch's load as soon as this one has committed, without waiting for the
+// service to read the commit and send the load.
+func (u batchUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome, rs []*mapfront.PayRequest, committed func()) (
+	[]*mapfront.PayState, mapfront.PayBatchUnit, error, error) {
+	if u.conn == nil {
+		return nil, nil, errNotLoaded, errors.New("store: " + u.what + ": persist after the unit ended")
+	}
+	b := &pgx.Batch{}
+	if err := u.write(b, outs); err != nil {
+		return nil, nil, errNotLoaded, rolledBack(err)
+	}
+	b.Queue("COMMIT")
+	throughCommit := b.Len() // the writes and COMMIT come first
+	b.Queue("BEGIN")
+	b.Queue(keyedPlansSQL, "off") // as beginBatch
+	l := queuePayLoad(b, rs)
+	br := u.conn.SendBatch(ctx, b)
+	var err error
+	for i := 0; i < throughCommit && err == nil; i++ {
+		if fn := b.QueuedQueries[i].Fn; fn != nil {
+			err = fn(br)
+		} else {
+			_, err = br.Exec()
+		}
+	}
+	if err != nil {
+		// As Persist: a statement failed (then the backend ran nothing
+		// after it, COMMIT included), or the connection did (then COMMIT
+		// may have run if it was sent). The next batch was not loaded.
+		_ = br.Close()
+		u.Rollback()
+		return nil, nil, errNotLoaded, rolledBack(classify(u.what+" persist", err, !pgconn.SafeToRetry(err)))
+	}
+	// Committed: told before the next batch's results are read, so that
+	// this batch's answers do not wait for the next one's load. What follows
+	// is the next batch's transaction, on the same connection, which passes
+	// to the next unit.
+	committed()
+	next := &unit[[]*mapfront.PayOutcome]{conn: u.conn, what: u.what, write: l.write}
+	u.conn = nil
+	if err := br.Close(); err != nil {
+		next.Rollback()
+		return nil, nil, rolledBack(classify(next.what+" load", err, false)), nil
+	}
+	sts, err := l.states()
+	if err != nil {
+		next.Rollback()
+		return nil, nil, rolledBack(err), nil
+	}
+	return sts, batchUnit{next}, nil, nil
+}
+
+// errNotLoaded is PersistLoad's load error when the batch's own write
+// failed: the next batch was not loaded (its load is to be sent again).
+var errNotLoaded = &mapfront.Transient{Err: errors.New("store: pay batch load: not sent, the batch before it failed")}
 
 // insertPayOrdersTail inserts the batch's approved pays after
 // ledgerManyCTE, from $6 on.
