@@ -82,7 +82,7 @@ type batchAccount struct {
 
 // LoadPays implements mapfront.PayBatchStore.
 func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*mapfront.PayState, mapfront.Unit[[]*mapfront.PayOutcome], error) {
-	b := beginBatch()
+	b := &pgx.Batch{}
 	l := queuePayLoad(b, rs)
 	u, err := begin(ctx, s, "pay batch", b, l.write)
 	if err != nil {
@@ -96,9 +96,9 @@ func (s *Store) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*map
 	return sts, batchUnit{u}, nil
 }
 
-// payLoad is a batch's load queued in a pgx.Batch (after BEGIN and the
-// keyed plans), filled as the batch's results are read; states assembles
-// it once they all have been.
+// payLoad is a batch's transaction begun and its load queued in a
+// pgx.Batch, filled as the batch's results are read; states assembles it
+// once they all have been.
 type payLoad struct {
 	rs        []*mapfront.PayRequest
 	records   []*mapfront.KeyRecord
@@ -113,7 +113,7 @@ type payLoad struct {
 	guards map[string]mapfront.PINGuard
 }
 
-// queuePayLoad queues the locked reads of the batch rs into b.
+// queuePayLoad queues BEGIN and the locked reads of the batch rs into b.
 func queuePayLoad(b *pgx.Batch, rs []*mapfront.PayRequest) *payLoad {
 	l := &payLoad{rs: rs, records: make([]*mapfront.KeyRecord, len(rs)), paid: make([]*mapfront.PayOrder, len(rs)),
 		terminals: map[string]batchTerminal{}, guards: map[string]mapfront.PINGuard{}}
@@ -135,14 +135,16 @@ func queuePayLoad(b *pgx.Batch, rs []*mapfront.PayRequest) *payLoad {
 		}
 	}
 
-	// Generic plans: the batch's statements are keyed lookups whatever the
-	// arrays hold, and a custom plan for each batch cost more planning than
-	// execution (measured: the customers' load planned 165 µs per batch).
-	// Keyed plans for the whole transaction come from beginBatch (measured
-	// before it: the batch's pay_orders lookup grew to 2 ms per batch within
-	// a 20 s run).
-	b.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true)`,
-		fmt.Sprint(batchLockTimeout.Milliseconds()))
+	// The transaction's settings in one statement: keyed plans (as
+	// beginBatch; measured before them: the batch's pay_orders lookup grew
+	// to 2 ms per batch within a 20 s run), generic plans (the batch's
+	// statements are keyed lookups whatever the arrays hold, and a custom
+	// plan for each batch cost more planning than execution: the customers'
+	// load planned 165 µs per batch) and the lock timeout.
+	b.Queue("BEGIN")
+	b.Queue(`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
+       set_config('enable_mergejoin', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true),
+       set_config('lock_timeout', $1, true)`, fmt.Sprint(batchLockTimeout.Milliseconds()))
 	queueKeyLoads(b, mapfront.KindPay, keys, l.records)
 	ts, bs, os := keyArrays(keys)
 	b.Queue(batchPayOrdersSQL, ts, bs, os).Query(func(rows pgx.Rows) error {
@@ -316,8 +318,6 @@ func (u batchUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome,
 	}
 	b.Queue("COMMIT")
 	throughCommit := b.Len() // the writes and COMMIT come first
-	b.Queue("BEGIN")
-	b.Queue(keyedPlansSQL, "off") // as beginBatch
 	l := queuePayLoad(b, rs)
 	br := u.conn.SendBatch(ctx, b)
 	var err error

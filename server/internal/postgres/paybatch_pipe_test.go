@@ -26,6 +26,7 @@ type pipeBatches struct {
 	first    sync.Once
 	spoiled  atomic.Int32
 	piped    atomic.Int32 // PersistLoad calls
+	seen     atomic.Int32 // pay orders another connection saw when the first PersistLoad returned
 	pipedOK  atomic.Int32 // of them, loads that returned states
 	pipedFor atomic.Int32 // pays in those loads
 }
@@ -71,6 +72,15 @@ func (u pipeUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome, 
 	u.f.piped.Add(1)
 	sts, next, loadErr, err := u.PayBatchUnit.PersistLoad(ctx, u.spoil(outs), rs, committed)
 	if next != nil {
+		if u.f.pipedOK.Load() == 0 {
+			// The batch committed at its COMMIT, not at the end of the round
+			// trip: another connection sees its orders while the next
+			// batch's transaction is still open.
+			var n int32
+			if err := u.f.pool.QueryRow(ctx, `SELECT count(*) FROM pay_orders`).Scan(&n); err == nil {
+				u.f.seen.Store(n)
+			}
+		}
 		u.f.pipedOK.Add(1)
 		u.f.pipedFor.Add(int32(len(rs)))
 		next = pipeUnit{next, u.f}
@@ -141,6 +151,9 @@ func TestGroupPayPipelinedSeesTheBatchBefore(t *testing.T) {
 	if f.pipedOK.Load() != 1 || f.pipedFor.Load() != 3 || sizes.singly != 0 {
 		t.Fatalf("loads that rode on a persist: %d of %d calls (%d pays), batches run one pay at a time %d: "+
 			"want 1 of 1 (3 pays) and none; batches %v", f.pipedOK.Load(), f.piped.Load(), f.pipedFor.Load(), sizes.singly, sizes.sizes)
+	}
+	if f.seen.Load() != 3 {
+		t.Fatalf("another connection saw %d pay orders when the first batch had persisted, want its 3", f.seen.Load())
 	}
 	approved, short := 0, 0
 	for i, err := range errs {
