@@ -52,23 +52,6 @@ func unaryInterceptors(log *slog.Logger, m *metrics.Metrics, az *authz.Authorize
 	}
 }
 
-// chainUnary composes interceptors into one, the first outermost, as
-// grpc.ChainUnaryInterceptor does for the server.
-func chainUnary(interceptors []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		return callChain(interceptors, ctx, req, info, h)
-	}
-}
-
-func callChain(interceptors []grpc.UnaryServerInterceptor, ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if len(interceptors) == 0 {
-		return h(ctx, req)
-	}
-	return interceptors[0](ctx, req, info, func(ctx context.Context, req any) (any, error) {
-		return callChain(interceptors[1:], ctx, req, info, h)
-	})
-}
-
 // inProcessOffline is the single-binary mode's OfflineService client: each
 // call runs the service implementation in this process through the server's
 // unary interceptor chain (metrics, authorization, recovery), under the
@@ -83,19 +66,47 @@ func callChain(interceptors []grpc.UnaryServerInterceptor, ctx context.Context, 
 // A failed call has always reached the chain, so the legacy edge never
 // reads it as "not sent" (10018 stays the server's own verdict).
 type inProcessOffline struct {
-	srv   mapfrontv1.OfflineServiceServer
-	chain grpc.UnaryServerInterceptor
-	peer  *peer.Peer
+	peer *peer.Peer
+	// One chained handler per method, built once (newInProcessOffline):
+	// a call allocates only its context with the peer, not the chain's
+	// closures and server info.
+	openCard, repealCard, pay, cancelPay, undoPay, getAccountInfo, downloadProduct grpc.UnaryHandler
 }
 
 var _ mapfrontv1.OfflineServiceClient = (*inProcessOffline)(nil)
 
-// invoke runs call through c's chain as method.
-func invoke[Req, Resp any](ctx context.Context, c *inProcessOffline, method string, in Req, call func(context.Context, Req) (Resp, error)) (Resp, error) {
-	info := &grpc.UnaryServerInfo{Server: c.srv, FullMethod: method}
-	out, err := c.chain(peer.NewContext(ctx, c.peer), in, info, func(ctx context.Context, req any) (any, error) {
-		return call(ctx, req.(Req))
-	})
+// newInProcessOffline returns the in-process client of srv through the
+// interceptors (outermost first), calling as caller.
+func newInProcessOffline(srv mapfrontv1.OfflineServiceServer, interceptors []grpc.UnaryServerInterceptor, caller *peer.Peer) *inProcessOffline {
+	return &inProcessOffline{
+		peer:            caller,
+		openCard:        chained(srv, interceptors, mapfrontv1.OfflineService_OpenCard_FullMethodName, srv.OpenCard),
+		repealCard:      chained(srv, interceptors, mapfrontv1.OfflineService_RepealCard_FullMethodName, srv.RepealCard),
+		pay:             chained(srv, interceptors, mapfrontv1.OfflineService_Pay_FullMethodName, srv.Pay),
+		cancelPay:       chained(srv, interceptors, mapfrontv1.OfflineService_CancelPay_FullMethodName, srv.CancelPay),
+		undoPay:         chained(srv, interceptors, mapfrontv1.OfflineService_UndoPay_FullMethodName, srv.UndoPay),
+		getAccountInfo:  chained(srv, interceptors, mapfrontv1.OfflineService_GetAccountInfo_FullMethodName, srv.GetAccountInfo),
+		downloadProduct: chained(srv, interceptors, mapfrontv1.OfflineService_DownloadProduct_FullMethodName, srv.DownloadProduct),
+	}
+}
+
+// chained is call, as the method's full gRPC name, wrapped in the
+// interceptors, the first outermost, as grpc.ChainUnaryInterceptor chains
+// them for the server. The server info is the method's one, shared by its
+// calls (the interceptors only read it).
+func chained[Req, Resp any](srv any, interceptors []grpc.UnaryServerInterceptor, method string, call func(context.Context, Req) (Resp, error)) grpc.UnaryHandler {
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: method}
+	h := func(ctx context.Context, req any) (any, error) { return call(ctx, req.(Req)) }
+	for i := len(interceptors) - 1; i >= 0; i-- {
+		next, icpt := h, interceptors[i]
+		h = func(ctx context.Context, req any) (any, error) { return icpt(ctx, req, info, next) }
+	}
+	return h
+}
+
+// invoke runs h, a chained handler of c, with in, as c's peer.
+func invoke[Resp any](ctx context.Context, c *inProcessOffline, h grpc.UnaryHandler, in any) (Resp, error) {
+	out, err := h(peer.NewContext(ctx, c.peer), in)
 	if err != nil {
 		var zero Resp
 		return zero, err
@@ -104,29 +115,29 @@ func invoke[Req, Resp any](ctx context.Context, c *inProcessOffline, method stri
 }
 
 func (c *inProcessOffline) OpenCard(ctx context.Context, in *mapfrontv1.OpenCardRequest, _ ...grpc.CallOption) (*mapfrontv1.OpenCardResponse, error) {
-	return invoke(ctx, c, mapfrontv1.OfflineService_OpenCard_FullMethodName, in, c.srv.OpenCard)
+	return invoke[*mapfrontv1.OpenCardResponse](ctx, c, c.openCard, in)
 }
 
 func (c *inProcessOffline) RepealCard(ctx context.Context, in *mapfrontv1.RepealCardRequest, _ ...grpc.CallOption) (*mapfrontv1.RepealCardResponse, error) {
-	return invoke(ctx, c, mapfrontv1.OfflineService_RepealCard_FullMethodName, in, c.srv.RepealCard)
+	return invoke[*mapfrontv1.RepealCardResponse](ctx, c, c.repealCard, in)
 }
 
 func (c *inProcessOffline) Pay(ctx context.Context, in *mapfrontv1.PayRequest, _ ...grpc.CallOption) (*mapfrontv1.PayResponse, error) {
-	return invoke(ctx, c, mapfrontv1.OfflineService_Pay_FullMethodName, in, c.srv.Pay)
+	return invoke[*mapfrontv1.PayResponse](ctx, c, c.pay, in)
 }
 
 func (c *inProcessOffline) CancelPay(ctx context.Context, in *mapfrontv1.CancelPayRequest, _ ...grpc.CallOption) (*mapfrontv1.CancelPayResponse, error) {
-	return invoke(ctx, c, mapfrontv1.OfflineService_CancelPay_FullMethodName, in, c.srv.CancelPay)
+	return invoke[*mapfrontv1.CancelPayResponse](ctx, c, c.cancelPay, in)
 }
 
 func (c *inProcessOffline) UndoPay(ctx context.Context, in *mapfrontv1.UndoPayRequest, _ ...grpc.CallOption) (*mapfrontv1.UndoPayResponse, error) {
-	return invoke(ctx, c, mapfrontv1.OfflineService_UndoPay_FullMethodName, in, c.srv.UndoPay)
+	return invoke[*mapfrontv1.UndoPayResponse](ctx, c, c.undoPay, in)
 }
 
 func (c *inProcessOffline) GetAccountInfo(ctx context.Context, in *mapfrontv1.GetAccountInfoRequest, _ ...grpc.CallOption) (*mapfrontv1.GetAccountInfoResponse, error) {
-	return invoke(ctx, c, mapfrontv1.OfflineService_GetAccountInfo_FullMethodName, in, c.srv.GetAccountInfo)
+	return invoke[*mapfrontv1.GetAccountInfoResponse](ctx, c, c.getAccountInfo, in)
 }
 
 func (c *inProcessOffline) DownloadProduct(ctx context.Context, in *mapfrontv1.DownloadProductRequest, _ ...grpc.CallOption) (*mapfrontv1.DownloadProductResponse, error) {
-	return invoke(ctx, c, mapfrontv1.OfflineService_DownloadProduct_FullMethodName, in, c.srv.DownloadProduct)
+	return invoke[*mapfrontv1.DownloadProductResponse](ctx, c, c.downloadProduct, in)
 }

@@ -222,7 +222,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		if err != nil {
 			return fmt.Errorf("single-binary mode's client certificate: %w", err)
 		}
-		client := &inProcessOffline{srv: offline, chain: chainUnary(unaryInterceptors(log, m, az)), peer: caller}
+		client := newInProcessOffline(offline, unaryInterceptors(log, m, az), caller)
 		api, err := legacy.NewHandler(client, legacy.Options{
 			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal,
 			AccessLogEvery: cfg.LegacyEdge.AccessLogEvery})

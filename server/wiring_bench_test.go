@@ -84,7 +84,7 @@ func BenchmarkSingleBinaryPay(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		run(b, &inProcessOffline{srv: payEcho{}, chain: chainUnary(unaryInterceptors(log, m, az)), peer: caller})
+		run(b, newInProcessOffline(payEcho{}, unaryInterceptors(log, m, az), caller))
 	})
 	b.Run("bufconn", func(b *testing.B) {
 		srv := grpc.NewServer(serverOptions(cfg, log, m, az)...)

@@ -39,7 +39,7 @@ func (e *envelope) appendJSON(b []byte) []byte {
 		b = appendFields(b, e.payload, true)
 	}
 	b = append(b, `,"request":`...)
-	b = appendString(b, string(e.request))
+	b = appendText(b, e.request)
 	return append(b, '}')
 }
 
@@ -204,12 +204,23 @@ var legacyTexts sync.Map // protoreflect.EnumValueDescriptor -> string
 // and & alone (the POSP reads the text, not a browser), and it replaces
 // invalid UTF-8 with U+FFFD so that the answer is always valid UTF-8 (SPEC
 // section 2). U+2028 and U+2029 are escaped for JavaScript-based readers.
-func appendString(b []byte, s string) []byte {
+func appendString(b []byte, s string) []byte { return appendText(b, s) }
+
+// appendText is appendString for a string or for bytes (the echoed request,
+// written without a copy of it as a string). Runs of characters that need no
+// escape are copied at once.
+func appendText[T string | []byte](b []byte, s T) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	start := 0 // s[start:i] is still to be copied as it is
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
 			switch {
 			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
@@ -219,26 +230,33 @@ func appendString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case c == '\t':
 				b = append(b, '\\', 't')
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			default:
-				b = append(b, c)
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
+			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		// At most utf8.UTFMax bytes: converting them to a string does
+		// not allocate.
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		switch {
 		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
 		case r == '\u2028':
+			b = append(b, s[start:i]...)
 			b = append(b, `\u2028`...)
 		case r == '\u2029':
+			b = append(b, s[start:i]...)
 			b = append(b, `\u2029`...)
 		default:
-			b = append(b, s[i:i+size]...)
+			i += size
+			continue
 		}
 		i += size
+		start = i
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }

@@ -214,12 +214,16 @@ type handler struct {
 }
 
 // exchange is what one request's hooks share: the raw body (echoed in every
-// answer), the decoder's error, and what was answered (for the access log).
+// answer), the decoder's error, what grpc-go did with the call (delivery,
+// filled by ClientOptions' stats handler) and what was answered (for the
+// access log). It also holds the body handed to grpc-gateway, so that one
+// allocation serves the request.
 type exchange struct {
 	okMsg     string
 	raw       []byte
+	body      rawBody
 	decodeErr error
-	delivery  *delivery
+	delivery  delivery
 	answered  bool
 	status    int
 	errcode   int32
@@ -235,13 +239,13 @@ func exchangeFrom(ctx context.Context) *exchange {
 	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
 		return ex
 	}
-	return &exchange{delivery: &delivery{}}
+	return &exchange{}
 }
 
 // rawBody replaces the request body for grpc-gateway: the bytes already read,
 // plus a way for the decoder to reach the exchange (see Marshaler.NewDecoder).
 type rawBody struct {
-	*bytes.Reader
+	bytes.Reader
 	ex *exchange
 }
 
@@ -252,7 +256,7 @@ func (*rawBody) Close() error { return nil }
 // happens, the answer is the envelope and one access-log line is written.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ex := &exchange{delivery: &delivery{}}
+	ex := &exchange{}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -309,11 +313,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx := withDelivery(context.WithValue(r.Context(), exchangeKey{}, ex), ex.delivery)
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), exchangeKey{}, ex), h.timeout)
 	defer cancel()
 	req := r.WithContext(ctx)
-	req.Body = &rawBody{Reader: bytes.NewReader(raw), ex: ex}
+	ex.body.Reset(raw)
+	ex.body.ex = ex
+	req.Body = &ex.body
 	req.ContentLength = int64(len(raw))
 	h.mux.ServeHTTP(w, req)
 }
@@ -383,7 +388,7 @@ func (h *handler) handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.
 		h.writeEnvelope(w, ex, hse.HTTPStatus, codeMalformed, msgBadRequest)
 		return
 	}
-	v := outcome(err, ex.delivery)
+	v := outcome(err, &ex.delivery)
 	if v.internal {
 		// The outcome is unknown here: the terminal gets 10000 and a
 		// reference that finds this line in the log, and reverses.

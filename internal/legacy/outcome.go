@@ -55,23 +55,19 @@ type delivery struct {
 	begun, sent atomic.Bool
 }
 
-type deliveryKey struct{}
-
-func withDelivery(ctx context.Context, d *delivery) context.Context {
-	return context.WithValue(ctx, deliveryKey{}, d)
-}
-
-// deliveryStats is the grpc stats.Handler that fills the delivery found in a
-// call's context. Calls without one (health checks) are not looked at.
+// deliveryStats is the grpc stats.Handler that fills the delivery of the
+// legacy request found in a call's context (its exchange). Calls without one
+// (health checks) are not looked at.
 type deliveryStats struct{}
 
 func (deliveryStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 
 func (deliveryStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	d, ok := ctx.Value(deliveryKey{}).(*delivery)
+	ex, ok := ctx.Value(exchangeKey{}).(*exchange)
 	if !ok {
 		return
 	}
+	d := &ex.delivery
 	switch s.(type) {
 	case *stats.Begin:
 		d.begun.Store(true)

@@ -60,16 +60,25 @@ WITH t AS (INSERT INTO ledger_txns (kind, order_id) VALUES ($1, $2) RETURNING tx
 // ledgerArgs checks and merges legs (mapfront.MergeLegs) into the arguments
 // of ledgerSQL.
 func ledgerArgs(kind, orderID string, legs []mapfront.Leg) ([]any, error) {
-	if !mapfront.Balanced(legs) {
-		return nil, fmt.Errorf("ledger %s %s: postings do not balance", kind, orderID)
+	merged, err := ledgerLegs(kind, orderID, legs)
+	if err != nil {
+		return nil, err
 	}
-	merged := mapfront.MergeLegs(legs)
 	accounts := make([]string, len(merged))
 	amounts := make([]int64, len(merged))
 	for i, l := range merged {
 		accounts[i], amounts[i] = l.Account, l.Amount
 	}
 	return []any{kind, orderID, accounts, amounts}, nil
+}
+
+// ledgerLegs checks that legs balance and merges them (mapfront.MergeLegs):
+// the postings of one ledger transaction.
+func ledgerLegs(kind, orderID string, legs []mapfront.Leg) ([]mapfront.Leg, error) {
+	if !mapfront.Balanced(legs) {
+		return nil, fmt.Errorf("ledger %s %s: postings do not balance", kind, orderID)
+	}
+	return mapfront.MergeLegs(legs), nil
 }
 
 // queuePost queues one ledger transaction into a batch.
@@ -133,15 +142,17 @@ func ledgerManyArgs(kind string, orderIDs []string, legs [][]mapfront.Leg) ([]an
 	for _, l := range legs {
 		n += len(l)
 	}
-	legOrders, accounts, amounts := make([]string, 0, n), make([]string, 0, n), make([]int64, 0, n)
+	// Flat arrays (arrays.go) as the arguments themselves: pgx encodes
+	// them as it would the slices, without boxing each slice twice.
+	legOrders, accounts, amounts := make(textArray, 0, n), make(textArray, 0, n), make(int8Array, 0, n)
 	for i, id := range orderIDs {
-		args, err := ledgerArgs(kind, id, legs[i])
+		merged, err := ledgerLegs(kind, id, legs[i])
 		if err != nil {
 			return nil, err
 		}
-		for j, a := range args[2].([]string) {
-			legOrders, accounts, amounts = append(legOrders, id), append(accounts, a), append(amounts, args[3].([]int64)[j])
+		for _, l := range merged {
+			legOrders, accounts, amounts = append(legOrders, id), append(accounts, l.Account), append(amounts, l.Amount)
 		}
 	}
-	return []any{kind, orderIDs, legOrders, accounts, amounts}, nil
+	return []any{kind, textArray(orderIDs), legOrders, accounts, amounts}, nil
 }

@@ -448,13 +448,15 @@ func writePays(b *pgx.Batch, outs []*mapfront.PayOutcome, guards map[string]mapf
 	if len(approved) == 0 {
 		return nil
 	}
+	// The flat arrays (arrays.go) as the arguments themselves: the bytes
+	// pgx sends for the slices, without boxing each slice a second time.
 	n := len(approved)
-	ids, legs := make([]string, n), make([][]mapfront.Leg, n)
-	sellers, stores, terminals, batches := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	torders, operators, consumers, accounts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	amounts, after, prices := make([]int64, n), make([]int64, n), make([]int64, n)
-	names, quantities, remarks := make([]string, n), make([]string, n), make([]string, n)
-	dates, times, fps := make([]time.Time, n), make([]time.Time, n), make([][]byte, n)
+	ids, legs := make(textArray, n), make([][]mapfront.Leg, n)
+	sellers, stores, terminals, batches := make(textArray, n), make(textArray, n), make(textArray, n), make(textArray, n)
+	torders, operators, consumers, accounts := make(textArray, n), make(textArray, n), make(textArray, n), make(textArray, n)
+	amounts, after, prices := make(int8Array, n), make(int8Array, n), make(int8Array, n)
+	names, quantities, remarks := make(textArray, n), make(textArray, n), make(textArray, n)
+	dates, times, fps := make(timeArray, n), make(timeArray, n), make(byteaArray, n)
 	for i, o := range approved {
 		ids[i], legs[i] = o.ID, mapfront.PayLegs(o)
 		sellers[i], stores[i], terminals[i], batches[i] = o.SellerID, o.StoreID, o.TerminalID, o.BatchNo
