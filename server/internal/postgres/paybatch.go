@@ -318,6 +318,14 @@ func (u batchUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome,
 	}
 	b.Queue("COMMIT")
 	throughCommit := b.Len() // the writes and COMMIT come first
+	// The backend sends what it has written only at a Sync (this round
+	// trip's one is at its end) or when its output buffer (8 KiB) is full:
+	// without this row, the COMMIT's result would reach the service only
+	// once the next batch's load is done (up to lock_timeout when a row
+	// lock holds it), and a batch whose context ended meanwhile would answer
+	// 10000 although it committed. A row larger than the buffer makes the
+	// backend send the COMMIT's result as soon as it has run.
+	b.Queue(flushOutputSQL)
 	l := queuePayLoad(b, rs)
 	br := u.conn.SendBatch(ctx, b)
 	var err error
@@ -354,6 +362,10 @@ func (u batchUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome,
 	}
 	return sts, batchUnit{next}, nil, nil
 }
+
+// flushOutputSQL returns a row larger than the backend's output buffer
+// (PQ_SEND_BUFFER_SIZE, 8192 bytes), which makes it send all it holds.
+const flushOutputSQL = `SELECT repeat(' ', 8192)`
 
 // errNotLoaded is PersistLoad's load error when the batch's own write
 // failed: the next batch was not loaded (its load is to be sent again).
