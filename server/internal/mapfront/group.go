@@ -259,6 +259,18 @@ func (g *payGroup) takeNext() []*payCall {
 		return nil
 	}
 	g.taker = true
+	batch := g.drainLocked()
+	if len(batch) == 0 {
+		g.taker = false
+		return nil
+	}
+	return batch
+}
+
+// drainLocked removes up to MaxBatch queued calls from the queue and
+// returns those it marked taken (a call its caller gave up is dropped).
+// g.mu is held.
+func (g *payGroup) drainLocked() []*payCall {
 	var batch []*payCall
 	for len(g.queue) > 0 && len(batch) < g.cfg.MaxBatch {
 		c := g.queue[0]
@@ -269,11 +281,7 @@ func (g *payGroup) takeNext() []*payCall {
 		}
 	}
 	if len(g.queue) == 0 {
-		g.queue = nil
-	}
-	if len(batch) == 0 {
-		g.taker = false
-		return nil
+		g.queue = nil // let the backing array go
 	}
 	return batch
 }
@@ -287,18 +295,7 @@ func (g *payGroup) take() []*payCall {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var batch []*payCall
-	for len(g.queue) > 0 && len(batch) < g.cfg.MaxBatch {
-		c := g.queue[0]
-		g.queue[0] = nil
-		g.queue = g.queue[1:]
-		if c.state.CompareAndSwap(callQueued, callTaken) {
-			batch = append(batch, c)
-		}
-	}
-	if len(g.queue) == 0 {
-		g.queue = nil // let the backing array go
-	}
+	batch := g.drainLocked()
 	if len(batch) == 0 {
 		g.busy--
 		g.taker = false
