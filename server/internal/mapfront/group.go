@@ -242,11 +242,13 @@ func (s *Service) loaded() {
 }
 
 // laneNext is the batch a lane took while the one before it persisted, with
-// its states and unit when its load rode on that persist (PersistLoad).
+// its states and unit when its load rode on that persist (PersistLoad), or
+// the error that load failed with.
 type laneNext struct {
-	calls []*payCall
-	sts   []*PayState
-	u     PayBatchUnit
+	calls   []*payCall
+	sts     []*PayState
+	u       PayBatchUnit
+	loadErr error
 }
 
 // takeNext takes the next batch for a lane whose batch is about to persist,
@@ -423,6 +425,26 @@ func batchContext(batch []*payCall) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
 }
 
+// laterContext is ctx, a batch's context, with its deadline moved to the
+// latest deadline of the calls of the next batch when that is later (none
+// when one of them has none).
+func laterContext(ctx context.Context, calls []*payCall) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	for _, c := range calls {
+		cd, ok := c.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.WithoutCancel(ctx))
+		}
+		if cd.After(d) {
+			d = cd
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), d)
+}
+
 // tryBatch is one attempt at a batch: load, decide in arrival order, persist.
 // Per-member internal errors (a password hash that does not verify) fail
 // that member only; its outcome is not written.
@@ -432,10 +454,20 @@ func (s *Service) tryBatch(ctx context.Context, batch []*payCall, pre, next *lan
 		u   Unit[[]*PayOutcome]
 		err error
 	)
-	if pre.u != nil {
+	var rb *RolledBack
+	switch {
+	case pre.u != nil:
 		sts, u = pre.sts, pre.u
 		pre.sts, pre.u = nil, nil
-	} else {
+	case errors.As(pre.loadErr, &rb):
+		// The load that rode on the persist before was refused (a row
+		// held past the lock timeout): loading the same batch again would
+		// wait as long again, so it runs one pay at a time at once.
+		err, pre.loadErr = pre.loadErr, nil
+		loaded()
+		return nil, err
+	default:
+		pre.loadErr = nil
 		sts, u, err = s.group.store.LoadPays(ctx, requests(batch))
 		loaded()
 		if err != nil {
@@ -496,10 +528,15 @@ func (s *Service) persist(ctx context.Context, u Unit[[]*PayOutcome], outs []*Pa
 		return u.Persist(ctx, outs)
 	}
 	next.calls = calls
-	sts, nu, loadErr, err := pu.PersistLoad(ctx, outs, requests(calls), committed)
+	// One round trip carries both batches: it ends at the later of their
+	// deadlines, so that the next batch's load is not cut short by this
+	// batch's (nor this batch's COMMIT by the next one's).
+	both, cancel := laterContext(ctx, calls)
+	defer cancel()
+	sts, nu, loadErr, err := pu.PersistLoad(both, outs, requests(calls), committed)
 	s.loaded()
-	if err == nil && loadErr == nil {
-		next.sts, next.u = sts, nu
+	if err == nil {
+		next.sts, next.u, next.loadErr = sts, nu, loadErr
 	}
 	return err
 }

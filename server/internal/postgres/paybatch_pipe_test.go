@@ -29,9 +29,11 @@ type pipeBatches struct {
 	seen     atomic.Int32 // pay orders another connection saw when the first PersistLoad returned
 	pipedOK  atomic.Int32 // of them, loads that returned states
 	pipedFor atomic.Int32 // pays in those loads
+	loads    atomic.Int32 // LoadPays calls
 }
 
 func (f *pipeBatches) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*mapfront.PayState, mapfront.Unit[[]*mapfront.PayOutcome], error) {
+	f.loads.Add(1)
 	f.first.Do(func() {
 		close(f.entered)
 		<-f.gate
@@ -211,6 +213,45 @@ func TestGroupPayPipelinedAfterAFailedWrite(t *testing.T) {
 	}
 	if orders != 6 {
 		t.Fatalf("%d orders, want 6", orders)
+	}
+	e.verify(t)
+}
+
+// Batch N+1's load, sent behind batch N's COMMIT, meets a customer row held
+// past the lock timeout: the batch runs one pay at a time at once, without
+// loading the same batch again (which would wait the lock timeout a second
+// time); every pay is approved once the row is free.
+func TestGroupPayPipelinedLoadRefusedRunsSingly(t *testing.T) {
+	e := newEnv(t)
+	const a, b = "15800005555", "15800006666"
+	cashA := newPayer(t, e, a, 10000)
+	cashB := newPayer(t, e, b, 10000)
+	f := &pipeBatches{Store: e.store, gate: make(chan struct{}), entered: make(chan struct{})}
+	sizes := &batchSizes{}
+	svc := pipeService(t, e, f, sizes)
+	var second []error
+	first, _ := pipeBlocked(t, e, svc, f, e.ctx, a, b, func() {}, func() {
+		time.Sleep(batchLockTimeout + 500*time.Millisecond)
+	}, &second)
+	for i, err := range append(first, second...) {
+		if err != nil {
+			t.Errorf("pay %d: %v", i, err)
+		}
+	}
+	if f.piped.Load() == 0 {
+		t.Fatal("batch N+1's load did not ride on batch N's persist")
+	}
+	sizes.mu.Lock()
+	singly := sizes.singly
+	sizes.mu.Unlock()
+	if n := f.loads.Load(); n != 1 || singly != 1 {
+		t.Fatalf("%d batch loads and %d fallbacks to single pays, want 1 and 1 (batch N's load; batch N+1 singly)", n, singly)
+	}
+	if ba, bb := e.balance(t, cashA), e.balance(t, cashB); ba != 7000 || bb != 7000 {
+		t.Fatalf("balances %d and %d, want 7000 and 7000", ba, bb)
+	}
+	if n := openTransactions(t, e); n != 0 {
+		t.Fatalf("%d sessions left in a transaction", n)
 	}
 	e.verify(t)
 }
