@@ -2,7 +2,9 @@
 # compare.sh: mapfront's pay throughput through the gateway and through the
 # single binary, next to what the same PostgreSQL server does with pgbench's
 # simple-update transaction (pgbench -N), at the same number of clients for
-# the same time, from one run; with what each costs in CPU per pay.
+# the same time, from one run; with what each costs in CPU per pay. pgbench
+# runs before and after mapfront (the ratios are to the mean of the two), and
+# every measured window starts after a CHECKPOINT.
 #
 #   bench/compare.sh [-c CLIENTS] [-d SECONDS] [-customers N] [-tool loadgen|wrk]
 #                    [-mix MIX] [-only gateway|single] [-keep]
@@ -172,21 +174,34 @@ kv() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -1; } # kv FILE KEY
 per_op() { awk -v s="${1:-0}" -v n="${2:-0}" 'BEGIN { if (n > 0) printf "%.0f", s * 1e6 / n; else print "n/a" }'; }
 
 # ---- (a) pgbench -N ------------------------------------------------------------
+# pgbench runs twice, before mapfront's modes and after them, each on a fresh
+# database: a machine whose speed drifts over the minutes of a run (a shared
+# VM) shows it as two different figures, and the ratios are taken to their
+# mean rather than to whichever came first.
 scale=$(( (customers + 99999) / 100000 ))
 threads=$(( clients < 2 ? clients : 2 ))
-sql "CREATE DATABASE \"$pgb_db\""; created+=("$pgb_db")
-say "pgbench -i -s $scale in $pgb_db"
-pgbench -i -q -s "$scale" "$(db_url "$pgb_db")" >"$work/pgbench-init.log" 2>&1 || { cat "$work/pgbench-init.log" >&2; die "pgbench -i failed"; }
-say "pgbench -N -M prepared -c $clients -j $threads -T $duration"
-"$bin/loadgen" measure -db "$pgb_db" -out "$work/pgbench.cpu" -- \
-  pgbench -N -M prepared -c "$clients" -j "$threads" -T "$duration" "$(db_url "$pgb_db")" >"$work/pgbench.log" 2>&1 ||
-  { cat "$work/pgbench.log" >&2; die "pgbench failed"; }
-pgb_tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$work/pgbench.log")
-[ -z "$pgb_tps" ] || pgb_tps=$(printf "%.1f" "$pgb_tps")
-pgb_lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$work/pgbench.log")
-pgb_n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.log")
-[ -n "$pgb_tps" ] || { cat "$work/pgbench.log" >&2; die "no TPS in pgbench's output"; }
-sql "DROP DATABASE \"$pgb_db\" WITH (FORCE)"; created=() # its disk and cache are not mapfront's
+run_pgbench() { # run_pgbench RUN (1 before, 2 after): sets pgb_tps_RUN, pgb_lat_RUN, pgb_n_RUN
+  local run=$1 db="${pgb_db}_$1" log="$work/pgbench.$1.log" tps lat n
+  sql "CREATE DATABASE \"$db\""; created+=("$db")
+  say "pgbench -i -s $scale in $db"
+  pgbench -i -q -s "$scale" "$(db_url "$db")" >"$work/pgbench-init.log" 2>&1 || { cat "$work/pgbench-init.log" >&2; die "pgbench -i failed"; }
+  # Each measured window starts without dirty buffers of what came before:
+  # mapfront's writes are flushed before pgbench's second run, pgbench -i's
+  # before its own.
+  sql "CHECKPOINT" || say "CHECKPOINT refused (needs a superuser or pg_checkpoint)"
+  say "pgbench -N -M prepared -c $clients -j $threads -T $duration (run $run of 2)"
+  "$bin/loadgen" measure -db "$db" -out "$work/pgbench.$run.cpu" -- \
+    pgbench -N -M prepared -c "$clients" -j "$threads" -T "$duration" "$(db_url "$db")" >"$log" 2>&1 ||
+    { cat "$log" >&2; die "pgbench failed"; }
+  tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$log")
+  [ -n "$tps" ] || { cat "$log" >&2; die "no TPS in pgbench's output"; }
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$log")
+  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
+  printf -v "pgb_tps_$run" '%.1f' "$tps"; printf -v "pgb_lat_$run" '%s' "$lat"; printf -v "pgb_n_$run" '%s' "$n"
+  sql "DROP DATABASE \"$db\" WITH (FORCE)" # its disk and cache are not mapfront's
+  local kept=(); for d in "${created[@]}"; do [ "$d" = "$db" ] || kept+=("$d"); done; created=("${kept[@]}")
+}
+run_pgbench 1
 
 # ---- (b) a fresh mapfront --------------------------------------------------------
 sql "CREATE DATABASE \"$mf_db\""; created+=("$mf_db")
@@ -265,6 +280,9 @@ run_mode() {
     url="http://$legacy_addr"
   fi
   local batch="${stamp}$([ "$mode" = gateway ] && echo 1 || echo 2)" # new terminal keys per mode
+  # The writes before this mode's window (provisioning, the mode before) are
+  # flushed before it starts.
+  sql "CHECKPOINT" || say "CHECKPOINT refused (needs a superuser or pg_checkpoint)"
   sample_rss "$work/$mode.rss" "$server_pid" $gateway_pid & sampler_pid=$!
   batch_counts >"$work/$mode.batch"
   set +e
@@ -321,6 +339,12 @@ for mode in "${modes[@]}"; do
   run_mode "$mode"
 done
 
+run_pgbench 2
+pgb_tps=$(awk -v a="$pgb_tps_1" -v b="$pgb_tps_2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+# pgbench's CPU per transaction over both runs.
+pgb_n=$(( pgb_n_1 + pgb_n_2 ))
+sum_kv() { awk -v a="$(kv "$work/pgbench.1.cpu" "$1")" -v b="$(kv "$work/pgbench.2.cpu" "$1")" 'BEGIN { print a + b }'; }
+
 # ---- (d) summary -------------------------------------------------------------------
 mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -359,8 +383,8 @@ summary() { # summary MODE LABEL
 {
   echo
   echo "==== mapfront vs pgbench: same PostgreSQL, $clients clients, ${duration} s, $customers customers, load tool $tool$( [ "$tool" = wrk ] || echo ", mix $mix") ===="
-  printf '%-28s %s\n' "pgbench -N TPS" "$pgb_tps (scale $scale, -M prepared -c $clients -j $threads, excluding connection time; latency avg ${pgb_lat:-?} ms)"
-  printf '%-28s %s\n' "pgbench CPU/transaction" "PostgreSQL backends $(per_op "$(kv "$work/pgbench.cpu" pg_cpu_s)" "$pgb_n") µs, pgbench $(per_op "$(kv "$work/pgbench.cpu" tool_cpu_s)" "$pgb_n") µs"
+  printf '%-28s %s\n' "pgbench -N TPS" "$pgb_tps (the mean of $pgb_tps_1 before mapfront and $pgb_tps_2 after; scale $scale, -M prepared -c $clients -j $threads, excluding connection time; latency avg ${pgb_lat_1:-?} / ${pgb_lat_2:-?} ms)"
+  printf '%-28s %s\n' "pgbench CPU/transaction" "PostgreSQL backends $(per_op "$(sum_kv pg_cpu_s)" "$pgb_n") µs, pgbench $(per_op "$(sum_kv tool_cpu_s)" "$pgb_n") µs"
   for mode in "${modes[@]}"; do
     if [ "$mode" = gateway ]; then summary gateway "via gateway"; else summary single "single binary"; fi
   done
