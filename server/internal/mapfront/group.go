@@ -48,7 +48,8 @@ type PayBatchStore interface {
 // next batch's results are read. err is Persist's (the batch's outcome;
 // nothing of the next was loaded when it is not nil; never set once
 // committed was called); loadErr is the next batch's load failing (its
-// transaction certainly had no effect: load it again), and then sts and
+// transaction certainly had no effect: the service loads it again, or runs
+// its pays one at a time when loadErr is *RolledBack), and then sts and
 // next are nil.
 type PayBatchUnit interface {
 	Unit[[]*PayOutcome]
@@ -165,7 +166,9 @@ type payResult struct {
 
 // payGrouped queues r and waits for its batch's answer. A pay given up by
 // its caller before a lane took it had no effect (10018); once taken, its
-// answer is awaited (the batch runs under its own deadline, batchContext).
+// answer is awaited (the batch runs under its own deadline, batchContext;
+// a pipelined persist under the next batch's when that is later or none,
+// laterContext).
 func (s *Service) payGrouped(ctx context.Context, r *PayRequest, fp []byte) (*PaymentAnswer, error) {
 	g := s.group
 	c := &payCall{ctx: ctx, r: r, fp: fp, queued: time.Now(), done: make(chan payResult, 1)}
