@@ -392,16 +392,16 @@ func (s *Service) runBatch(batch []*payCall, pre, next *laneNext, loaded func())
 			f(len(batch), err)
 		}
 		s.log.Warn("pay batch rolled back; paying one at a time", "size", len(batch), "err", err)
-		var wg sync.WaitGroup
+		// Each on its own, and the lane goes on: a pay whose row another
+		// transaction holds waits (up to the statement timeout) without
+		// holding up the batches after it. Single pays and batches lock in
+		// one order, so they never deadlock.
 		for _, c := range batch {
-			wg.Add(1)
 			go func() {
-				defer wg.Done()
 				a, err := s.paySingle(c.ctx, c.r, c.fp)
 				c.done <- payResult{a: a, err: err}
 			}()
 		}
-		wg.Wait()
 	default:
 		if rb != nil {
 			err = rb.Err
