@@ -147,9 +147,9 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'i
 
 // Batch N+1's load, sent behind batch N's COMMIT, fails after batch N
 // committed: by lock_timeout (the row is held past it), or because its
-// backend is terminated while it waits. Batch N is approved; batch N+1 is
-// loaded again and approved once the row is free; nothing is doubled or
-// left open.
+// backend is terminated while it waits. Batch N is approved; batch N+1 runs
+// one pay at a time (refused) or is loaded again (terminated), and is
+// approved once the row is free; nothing is doubled or left open.
 func TestReviewPipelinedNextLoadFails(t *testing.T) {
 	for _, how := range []string{"lock_timeout", "terminated"} {
 		t.Run(how, func(t *testing.T) {
@@ -186,6 +186,19 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err 
 			}
 			if f.piped.Load() == 0 {
 				t.Fatal("batch N+1's load did not ride on batch N's persist")
+			}
+			// Refused by the lock timeout, batch N+1 runs one pay at a time
+			// at once (loading it again would wait as long again); its
+			// backend terminated, it is loaded again.
+			sizes.mu.Lock()
+			singly := sizes.singly
+			sizes.mu.Unlock()
+			wantLoads, wantSingly := int32(2), 0
+			if how == "lock_timeout" {
+				wantLoads, wantSingly = 1, 1
+			}
+			if n := f.loads.Load(); n != wantLoads || singly != wantSingly {
+				t.Fatalf("%d batch loads and %d fallbacks to single pays, want %d and %d", n, singly, wantLoads, wantSingly)
 			}
 			if ba, bb := e.balance(t, cashA), e.balance(t, cashB); ba != 7000 || bb != 7000 {
 				t.Fatalf("balances %d and %d, want 7000 and 7000", ba, bb)
