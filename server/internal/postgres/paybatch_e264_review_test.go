@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,82 +23,11 @@ import (
 // applied to the batch it belongs to and to no other, and that every pay's
 // answer agrees with what the database holds.
 
-// revStore is the Store whose first batch load waits until the test lets
-// it go, counting loads and pipelined persists; before, if set, runs before
-// each PersistLoad (n counts them from 1) and an error it returns fails
-// that PersistLoad as the store does when nothing of the round trip was
-// sent (the unit rolled back, the next batch not loaded).
-type revStore struct {
-	*Store
-	gate, entered chan struct{}
-	first         sync.Once
-	loads         atomic.Int32 // LoadPays calls
-	piped         atomic.Int32 // PersistLoad calls
-	loadErrs      atomic.Int32 // PersistLoads whose batch committed and whose next load failed
-	refused       atomic.Int32 // of them, refusals (*mapfront.RolledBack)
-	before        func(n int32) error
-}
-
-func newRevStore(e *env) *revStore {
-	return &revStore{Store: e.store, gate: make(chan struct{}), entered: make(chan struct{})}
-}
-
-func (f *revStore) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*mapfront.PayState, mapfront.Unit[[]*mapfront.PayOutcome], error) {
-	f.loads.Add(1)
-	f.first.Do(func() {
-		close(f.entered)
-		<-f.gate
-	})
-	sts, u, err := f.Store.LoadPays(ctx, rs)
-	if err != nil {
-		return nil, nil, err
-	}
-	return sts, revUnit{u.(mapfront.PayBatchUnit), f}, nil
-}
-
-type revUnit struct {
-	mapfront.PayBatchUnit
-	f *revStore
-}
-
-func (u revUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome, rs []*mapfront.PayRequest, committed func()) (
-	[]*mapfront.PayState, mapfront.PayBatchUnit, error, error) {
-	n := u.f.piped.Add(1)
-	if u.f.before != nil {
-		if err := u.f.before(n); err != nil {
-			u.PayBatchUnit.Rollback()
-			return nil, nil, errNotLoaded, err
-		}
-	}
-	sts, next, loadErr, err := u.PayBatchUnit.PersistLoad(ctx, outs, rs, committed)
-	if err == nil && loadErr != nil {
-		u.f.loadErrs.Add(1)
-		var rb *mapfront.RolledBack
-		if errors.As(loadErr, &rb) {
-			u.f.refused.Add(1)
-		}
-	}
-	if next != nil {
-		next = revUnit{next, u.f}
-	}
-	return sts, next, loadErr, err
-}
-
-// revService is a service on f with group commit in batches of three
-// (waiting up to 5 s for three to be queued) on lanes lanes.
-func revService(t *testing.T, e *env, f *revStore, sizes *batchSizes, lanes int) *mapfront.Service {
-	t.Helper()
-	keys, err := secret.Parse("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := mapfront.NewService(f, keys, mapfront.Clock{Zone: e.clock.now.Location(), Now: e.clock.Now},
-		mapfront.DefaultPolicy(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if !svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(mapfront.GroupConfig{MaxBatch: 3, MaxWait: 5 * time.Second, Lanes: lanes,
-		Observe: sizes.observe, Singly: func(int, error) { sizes.mu.Lock(); sizes.singly++; sizes.mu.Unlock() }}) {
-		t.Fatal("group commit did not turn on")
-	}
-	return svc
+// newRevStore is the store the review's tests run on (pipeBatches): its
+// first batch load waits until the test lets it go; it counts loads,
+// pipelined persists and their next loads' failures and refusals.
+func newRevStore(e *env) *pipeBatches {
+	return &pipeBatches{Store: e.store, gate: make(chan struct{}), entered: make(chan struct{})}
 }
 
 // revPays pays n pays of 1,000 fen from mobile (keys prefix1, prefix2, ..)
@@ -219,7 +147,7 @@ func TestReviewE264RefusalNotCarriedToTheNextBatch(t *testing.T) {
 	cashA, cashB, cashC := newPayer(t, e, a, 10000), newPayer(t, e, b, 10000), newPayer(t, e, c, 10000)
 	f := newRevStore(e)
 	sizes := &batchSizes{}
-	svc := revService(t, e, f, sizes, 1)
+	svc := pipeServiceLanes(t, e, f, sizes, 1)
 	release := holdCustomer(t, e, b)
 
 	n0 := startPays(t, svc, e.ctx, a, "ra", 3)
@@ -292,7 +220,7 @@ func TestReviewE264RetryAfterAFailedPipelinedPersist(t *testing.T) {
 		return nil
 	}
 	sizes := &batchSizes{}
-	svc := revService(t, e, f, sizes, 1)
+	svc := pipeServiceLanes(t, e, f, sizes, 1)
 	// b's row is held for less than the lock timeout: batch N+1's pipelined
 	// load waits for it while N+2 is queued, then N+1 persists with N+2.
 	release := holdCustomer(t, e, b)
@@ -365,7 +293,7 @@ func TestReviewE264CommitAfterItsOwnDeadline(t *testing.T) {
 				defer cancel()
 			}
 			sizes := &batchSizes{}
-			svc := revService(t, e, f, sizes, 1)
+			svc := pipeServiceLanes(t, e, f, sizes, 1)
 			n0 := startPays(t, svc, ctxN, a, "ta", 3)
 			<-f.entered
 			n1 := startPays(t, svc, ctxN1, b, "tb", 3)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -30,6 +31,13 @@ type pipeBatches struct {
 	pipedOK  atomic.Int32 // of them, loads that returned states
 	pipedFor atomic.Int32 // pays in those loads
 	loads    atomic.Int32 // LoadPays calls
+	loadErrs atomic.Int32 // PersistLoads whose batch committed and whose next load failed
+	refused  atomic.Int32 // of them, refusals (*mapfront.RolledBack)
+	// before, if set, runs before each PersistLoad (n counts them from 1);
+	// an error it returns fails that PersistLoad as the store does when
+	// nothing of the round trip was sent (the unit rolled back, the next
+	// batch not loaded).
+	before func(n int32) error
 }
 
 func (f *pipeBatches) LoadPays(ctx context.Context, rs []*mapfront.PayRequest) ([]*mapfront.PayState, mapfront.Unit[[]*mapfront.PayOutcome], error) {
@@ -71,8 +79,21 @@ func (u pipeUnit) Persist(ctx context.Context, outs []*mapfront.PayOutcome) erro
 
 func (u pipeUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome, rs []*mapfront.PayRequest, committed func()) (
 	[]*mapfront.PayState, mapfront.PayBatchUnit, error, error) {
-	u.f.piped.Add(1)
+	n := u.f.piped.Add(1)
+	if u.f.before != nil {
+		if err := u.f.before(n); err != nil {
+			u.PayBatchUnit.Rollback()
+			return nil, nil, errNotLoaded, err
+		}
+	}
 	sts, next, loadErr, err := u.PayBatchUnit.PersistLoad(ctx, u.spoil(outs), rs, committed)
+	if err == nil && loadErr != nil {
+		u.f.loadErrs.Add(1)
+		var rb *mapfront.RolledBack
+		if errors.As(loadErr, &rb) {
+			u.f.refused.Add(1)
+		}
+	}
 	if next != nil {
 		if u.f.pipedOK.Load() == 0 {
 			// The batch committed at its COMMIT, not at the end of the round
@@ -93,13 +114,19 @@ func (u pipeUnit) PersistLoad(ctx context.Context, outs []*mapfront.PayOutcome, 
 // pipeService is a service on f with group commit in batches of three.
 func pipeService(t *testing.T, e *env, f *pipeBatches, sizes *batchSizes) *mapfront.Service {
 	t.Helper()
+	return pipeServiceLanes(t, e, f, sizes, 1)
+}
+
+// pipeServiceLanes is pipeService on lanes lanes.
+func pipeServiceLanes(t *testing.T, e *env, f *pipeBatches, sizes *batchSizes, lanes int) *mapfront.Service {
+	t.Helper()
 	keys, err := secret.Parse("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := mapfront.NewService(f, keys, mapfront.Clock{Zone: e.clock.now.Location(), Now: e.clock.Now},
 		mapfront.DefaultPolicy(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if !svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(mapfront.GroupConfig{MaxBatch: 3, MaxWait: 5 * time.Second,
+	if !svc.WithPINBudget(mapfront.PINBudget{}, nil).GroupPays(mapfront.GroupConfig{MaxBatch: 3, MaxWait: 5 * time.Second, Lanes: lanes,
 		Observe: sizes.observe, Singly: func(int, error) { sizes.mu.Lock(); sizes.singly++; sizes.mu.Unlock() }}) {
 		t.Fatal("group commit did not turn on")
 	}
