@@ -356,9 +356,23 @@ func (s *Service) runBatch(batch []*payCall, pre, next *laneNext, loaded func())
 		// A batch of one is a single pay: the single path's plain
 		// statements cost the database less than the set-based ones, so at
 		// low load a pay costs what it did without group commit.
+		// The lane waits for it at most laneHold: a pay whose row another
+		// transaction holds then goes on waiting on its own (up to the
+		// statement timeout), and the lane takes the next batch.
 		c := batch[0]
-		a, err := s.payOne(c.ctx, c.r, c.fp, loaded)
-		c.done <- payResult{a: a, err: err}
+		answered := make(chan struct{})
+		go func() {
+			defer close(answered)
+			a, err := s.payOne(c.ctx, c.r, c.fp, loaded)
+			c.done <- payResult{a: a, err: err}
+		}()
+		hold := time.NewTimer(laneHold)
+		defer hold.Stop()
+		select {
+		case <-answered:
+		case <-hold.C:
+			s.log.Warn("a single pay waits past the lane's hold; the lane goes on", "hold", laneHold)
+		}
 		return
 	}
 	ctx, cancel := batchContext(batch)
@@ -411,6 +425,12 @@ func (s *Service) runBatch(batch []*payCall, pre, next *laneNext, loaded func())
 		}
 	}
 }
+
+// laneHold bounds how long a lane waits for a batch of one (a single pay)
+// before it takes the next batch: as long as a batch's load waits for a
+// row lock (the store's lock timeout), so that a row held elsewhere holds
+// up the lane no longer through a single pay than through a batch.
+const laneHold = time.Second
 
 // batchContext is the batch's context: no member's cancellation may cut the
 // others' transaction short, so it ends at the latest member deadline.

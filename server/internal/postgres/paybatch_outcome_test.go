@@ -239,3 +239,85 @@ func TestGroupPayBlockedRowDoesNotHoldUpTheBatch(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// A pay that runs alone on the lane (a batch of one: the single-pay path)
+// and whose customer row another transaction holds holds up the lane for at
+// most the lane's hold (a batch's lock timeout): the pays queued behind it
+// are answered while the row is still held, and the held pay is approved
+// once it is released.
+func TestGroupPayBlockedSinglePayDoesNotHoldUpTheLane(t *testing.T) {
+	e, sizes := groupEnv(t, mapfront.GroupConfig{MaxBatch: 4})
+	mobiles := []string{"15800007770", "15800007771", "15800007772", "15800007773", "15800007774"}
+	for i, m := range mobiles {
+		newPayer(t, e, m, 10000)
+		if _, err := e.admin.UpsertTerminal(e.ctx, mapfront.TerminalSpec{TerminalID: fmt.Sprintf("ZD%06d", i),
+			SellerID: "SH12345", StoreID: "ST12345", Enabled: true, TPKHex: testTPK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	side, err := e.store.pool.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Rollback(e.ctx)
+	if _, err := side.Exec(e.ctx, `SELECT 1 FROM customers WHERE mobile = $1 FOR UPDATE`, mobiles[0]); err != nil {
+		t.Fatal(err)
+	}
+	pay := func(i int, key string, done chan<- error) {
+		r := payReq(t, mobiles[i], "123456", key, 1000)
+		r.TerminalID = fmt.Sprintf("ZD%06d", i)
+		go func() { _, err := e.svc.Pay(e.ctx, r); done <- err }()
+	}
+	held := make(chan error, 1)
+	pay(0, "alone", held)
+	// The lone pay is on the lane, waiting for the row.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := e.store.pool.QueryRow(e.ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lone pay did not wait on the held row")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	others := make(chan error, len(mobiles)-1)
+	for i := 1; i < len(mobiles); i++ {
+		pay(i, "behind", others)
+	}
+	for range len(mobiles) - 1 {
+		select {
+		case err := <-others:
+			if err != nil {
+				t.Fatalf("a pay behind the lone one: %v", err)
+			}
+		case <-time.After(batchLockTimeout + 2*time.Second):
+			t.Fatal("the pays behind the lone one waited for the held row")
+		}
+	}
+	t.Logf("the pays behind the lone one answered %v after they were sent", time.Since(start).Round(time.Millisecond))
+	select {
+	case err := <-held:
+		t.Fatalf("the held pay answered while its row was held: %v", err)
+	default:
+	}
+	if err := side.Rollback(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-held; err != nil {
+		t.Fatalf("the held pay after the release: %v", err)
+	}
+	sizes.mu.Lock()
+	batches := fmt.Sprint(sizes.sizes)
+	sizes.mu.Unlock()
+	if batches != "[1 4]" {
+		t.Fatalf("batches %s, want [1 4]: the lone pay, then the four behind it", batches)
+	}
+	e.verify(t)
+}
