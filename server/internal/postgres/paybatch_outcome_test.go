@@ -164,14 +164,7 @@ func TestGroupPayBlockedRowDoesNotHoldUpTheBatch(t *testing.T) {
 	for _, m := range append(mobiles, "15800005554") {
 		newPayer(t, e, m, 10000)
 	}
-	side, err := e.store.pool.Begin(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer side.Rollback(e.ctx)
-	if _, err := side.Exec(e.ctx, `SELECT 1 FROM customers WHERE mobile = $1 FOR UPDATE`, mobiles[0]); err != nil {
-		t.Fatal(err)
-	}
+	release := holdCustomer(t, e, mobiles[0])
 	// Each pay from a terminal of its own, as POS terminals send one request
 	// at a time (a pay holds its terminal's row while it waits).
 	for i := range len(mobiles) + 1 {
@@ -225,9 +218,7 @@ func TestGroupPayBlockedRowDoesNotHoldUpTheBatch(t *testing.T) {
 		t.Fatalf("the held pay answered while its row was held: %v", err)
 	default:
 	}
-	if err := side.Rollback(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := <-done[0]; err != nil {
 		t.Fatalf("the held pay after the release: %v", err)
 	}
@@ -255,14 +246,7 @@ func TestGroupPayBlockedSinglePayDoesNotHoldUpTheLane(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	side, err := e.store.pool.Begin(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer side.Rollback(e.ctx)
-	if _, err := side.Exec(e.ctx, `SELECT 1 FROM customers WHERE mobile = $1 FOR UPDATE`, mobiles[0]); err != nil {
-		t.Fatal(err)
-	}
+	release := holdCustomer(t, e, mobiles[0])
 	pay := func(i int, key string, done chan<- error) {
 		r := payReq(t, mobiles[i], "123456", key, 1000)
 		r.TerminalID = fmt.Sprintf("ZD%06d", i)
@@ -307,9 +291,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err 
 		t.Fatalf("the held pay answered while its row was held: %v", err)
 	default:
 	}
-	if err := side.Rollback(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := <-held; err != nil {
 		t.Fatalf("the held pay after the release: %v", err)
 	}
