@@ -172,6 +172,14 @@ tls_args() { # tls_args NAME: the -grpc-*-file flags of certificate NAME
 kv() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -1; } # kv FILE KEY
 # per_op SECONDS COUNT: microseconds per operation
 per_op() { awk -v s="${1:-0}" -v n="${2:-0}" 'BEGIN { if (n > 0) printf "%.0f", s * 1e6 / n; else print "n/a" }'; }
+# ceiling CPU_SECONDS OPS OPS_PER_S: what the machine's CPUs allow at that
+# CPU per operation (all the processes measured together), and how much of
+# them the run used: a run far under its ceiling waits on latency, not CPU.
+ceiling() {
+  awk -v s="${1:-0}" -v n="${2:-0}" -v r="${3:-0}" -v c="$(nproc)" 'BEGIN {
+    if (n <= 0 || s <= 0) { print "n/a"; exit }
+    u = s * 1e6 / n; printf "all %.0f µs: %d CPUs allow %.0f a second, this run used %.0f %% of them", u, c, c * 1e6 / u, 100 * r * u / (c * 1e6) }'
+}
 
 # ---- (a) pgbench -N ------------------------------------------------------------
 # pgbench runs twice, before mapfront's modes and after them, each on a fresh
@@ -366,6 +374,8 @@ summary() { # summary MODE LABEL
   cpu_line="PostgreSQL backends $(per_op "$(kv "$c" pg_cpu_s)" "$n") µs, server $(per_op "$(kv "$c" cpu_server_s)" "$n") µs"
   [ "$mode" != gateway ] || cpu_line+=", gateway $(per_op "$(kv "$c" cpu_gateway_s)" "$n") µs"
   cpu_line+=", $tool $(per_op "$(kv "$c" tool_cpu_s)" "$n") µs"
+  cpu_line+="; $(ceiling "$(awk -v a="$(kv "$c" pg_cpu_s)" -v b="$(kv "$c" cpu_server_s)" -v g="$(kv "$c" cpu_gateway_s)" \
+    -v t="$(kv "$c" tool_cpu_s)" 'BEGIN { print a + b + g + t }')" "$n" "$pay_tps")"
   read -r -a rss <"$work/$mode.rss" 2>/dev/null || rss=(0 0 0)
   printf '%-28s %s\n' "$label pays/s" "$pay_tps (ratio to pgbench $ratio; $(kv "$f" pay_ok) approved pays, $n requests; $run_verdict)"
   printf '%-28s %s\n' "$label latency" "p50 $(kv "$f" p50_ms) ms, p99 $(kv "$f" p99_ms) ms (p95 $(kv "$f" p95_ms) ms, max $(kv "$f" max_ms) ms)"
@@ -384,7 +394,7 @@ summary() { # summary MODE LABEL
   echo
   echo "==== mapfront vs pgbench: same PostgreSQL, $clients clients, ${duration} s, $customers customers, load tool $tool$( [ "$tool" = wrk ] || echo ", mix $mix") ===="
   printf '%-28s %s\n' "pgbench -N TPS" "$pgb_tps (the mean of $pgb_tps_1 before mapfront and $pgb_tps_2 after; scale $scale, -M prepared -c $clients -j $threads, excluding connection time; latency avg ${pgb_lat_1:-?} / ${pgb_lat_2:-?} ms)"
-  printf '%-28s %s\n' "pgbench CPU/transaction" "PostgreSQL backends $(per_op "$(sum_kv pg_cpu_s)" "$pgb_n") µs, pgbench $(per_op "$(sum_kv tool_cpu_s)" "$pgb_n") µs"
+  printf '%-28s %s\n' "pgbench CPU/transaction" "PostgreSQL backends $(per_op "$(sum_kv pg_cpu_s)" "$pgb_n") µs, pgbench $(per_op "$(sum_kv tool_cpu_s)" "$pgb_n") µs; $(ceiling "$(awk -v a="$(sum_kv pg_cpu_s)" -v b="$(sum_kv tool_cpu_s)" 'BEGIN { print a + b }')" "$pgb_n" "$pgb_tps")"
   for mode in "${modes[@]}"; do
     if [ "$mode" = gateway ]; then summary gateway "via gateway"; else summary single "single binary"; fi
   done
