@@ -269,8 +269,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	go func() { srv.GracefulStop(); close(done) }()
 	select {
 	case <-done:
+		log.Info("server stopped")
 	case <-sctx.Done():
 		srv.Stop()
+		log.Warn("server stopped: calls still running after the shutdown timeout were cut off",
+			"shutdown_timeout", cfg.ShutdownTimeout)
 	}
 	return nil
 }
