@@ -122,7 +122,8 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // migrate applies the embedded migrations in name order, each in its own
 // transaction, under an advisory lock so that two servers starting together
-// do not race. Applied migrations are recorded and never rerun.
+// do not race. Applied migrations are recorded by name and never rerun; the
+// numbers only order them (there is no 0007: that number was never landed).
 func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
