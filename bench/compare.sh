@@ -361,7 +361,7 @@ unit="pay"; [ "$mix" = pay=100 ] || unit="request"
 ok=1
 
 summary() { # summary MODE LABEL
-  local mode=$1 label=$2 f="$work/$1.kv" c="$work/$1.cpu" rc verify_rc pay_tps ratio n verdict run_verdict rss cpu_line
+  local mode=$1 label=$2 f="$work/$1.kv" c="$work/$1.cpu" rc verify_rc pay_tps ratio n verdict run_verdict rss cpu_line all_s
   rc=$(cat "$work/$mode.rc"); verify_rc=$(cat "$work/$mode.verify_rc")
   pay_tps=$(kv "$f" pay_tps)
   ratio=$(awk -v a="${pay_tps:-0}" -v b="$pgb_tps" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')
@@ -374,8 +374,14 @@ summary() { # summary MODE LABEL
   cpu_line="PostgreSQL backends $(per_op "$(kv "$c" pg_cpu_s)" "$n") µs, server $(per_op "$(kv "$c" cpu_server_s)" "$n") µs"
   [ "$mode" != gateway ] || cpu_line+=", gateway $(per_op "$(kv "$c" cpu_gateway_s)" "$n") µs"
   cpu_line+=", $tool $(per_op "$(kv "$c" tool_cpu_s)" "$n") µs"
-  cpu_line+="; $(ceiling "$(awk -v a="$(kv "$c" pg_cpu_s)" -v b="$(kv "$c" cpu_server_s)" -v g="$(kv "$c" cpu_gateway_s)" \
-    -v t="$(kv "$c" tool_cpu_s)" 'BEGIN { print a + b + g + t }')" "$n" "$pay_tps")"
+  all_s=$(awk -v a="$(kv "$c" pg_cpu_s)" -v b="$(kv "$c" cpu_server_s)" -v g="$(kv "$c" cpu_gateway_s)" \
+    -v t="$(kv "$c" tool_cpu_s)" 'BEGIN { print a + b + g + t }')
+  cpu_line+="; $(ceiling "$all_s" "$n" "$pay_tps")"
+  # What a pay costs the machine next to what a pgbench transaction does
+  # (each with its own load tool's CPU): below 1, the pay is the cheaper.
+  cpu_line+="; $(awk -v s="$all_s" -v n="${n:-0}" -v ps="$pgb_all_s" -v pn="${pgb_n:-0}" -v u="$unit" 'BEGIN {
+    if (n <= 0 || s <= 0 || pn <= 0 || ps <= 0) { print "cost to pgbench n/a"; exit }
+    printf "a %s costs %.2f of a pgbench transaction", u, (s / n) / (ps / pn) }')"
   read -r -a rss <"$work/$mode.rss" 2>/dev/null || rss=(0 0 0)
   printf '%-28s %s\n' "$label pays/s" "$pay_tps (ratio to pgbench $ratio; $(kv "$f" pay_ok) approved pays, $n requests; $run_verdict)"
   printf '%-28s %s\n' "$label latency" "p50 $(kv "$f" p50_ms) ms, p99 $(kv "$f" p99_ms) ms (p95 $(kv "$f" p95_ms) ms, max $(kv "$f" max_ms) ms)"
@@ -390,11 +396,12 @@ summary() { # summary MODE LABEL
   printf '%-28s %s\n' "$label VerifyLedger" "$verdict"
 }
 
+pgb_all_s=$(awk -v a="$(sum_kv pg_cpu_s)" -v b="$(sum_kv tool_cpu_s)" 'BEGIN { print a + b }')
 {
   echo
   echo "==== mapfront vs pgbench: same PostgreSQL, $clients clients, ${duration} s, $customers customers, load tool $tool$( [ "$tool" = wrk ] || echo ", mix $mix") ===="
   printf '%-28s %s\n' "pgbench -N TPS" "$pgb_tps (the mean of $pgb_tps_1 before mapfront and $pgb_tps_2 after; scale $scale, -M prepared -c $clients -j $threads, excluding connection time; latency avg ${pgb_lat_1:-?} / ${pgb_lat_2:-?} ms)"
-  printf '%-28s %s\n' "pgbench CPU/transaction" "PostgreSQL backends $(per_op "$(sum_kv pg_cpu_s)" "$pgb_n") µs, pgbench $(per_op "$(sum_kv tool_cpu_s)" "$pgb_n") µs; $(ceiling "$(awk -v a="$(sum_kv pg_cpu_s)" -v b="$(sum_kv tool_cpu_s)" 'BEGIN { print a + b }')" "$pgb_n" "$pgb_tps")"
+  printf '%-28s %s\n' "pgbench CPU/transaction" "PostgreSQL backends $(per_op "$(sum_kv pg_cpu_s)" "$pgb_n") µs, pgbench $(per_op "$(sum_kv tool_cpu_s)" "$pgb_n") µs; $(ceiling "$pgb_all_s" "$pgb_n" "$pgb_tps")"
   for mode in "${modes[@]}"; do
     if [ "$mode" = gateway ]; then summary gateway "via gateway"; else summary single "single binary"; fi
   done

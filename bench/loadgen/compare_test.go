@@ -67,8 +67,8 @@ func TestCompareScript(t *testing.T) {
 			for _, want := range []string{
 				`(?m)^pgbench -N TPS +[0-9.]+ `,
 				`(?m)^pgbench CPU/transaction +PostgreSQL backends [0-9]+ µs, pgbench [0-9]+ µs; all [0-9]+ µs: [0-9]+ CPUs allow [0-9]+ a second, this run used [0-9]+ % of them$`,
-				`(?m)^via gateway CPU/pay +PostgreSQL backends [0-9]+ µs, server [0-9]+ µs, gateway [0-9]+ µs, ` + tool + ` [0-9]+ µs; all [0-9]+ µs: [0-9]+ CPUs allow [0-9]+ a second, this run used [0-9]+ % of them$`,
-				`(?m)^single binary CPU/pay +PostgreSQL backends [0-9]+ µs, server [0-9]+ µs, ` + tool + ` [0-9]+ µs; all [0-9]+ µs: [0-9]+ CPUs allow [0-9]+ a second, this run used [0-9]+ % of them$`,
+				`(?m)^via gateway CPU/pay +PostgreSQL backends [0-9]+ µs, server [0-9]+ µs, gateway [0-9]+ µs, ` + tool + ` [0-9]+ µs; all [0-9]+ µs: [0-9]+ CPUs allow [0-9]+ a second, this run used [0-9]+ % of them; a pay costs [0-9]+\.[0-9]{2} of a pgbench transaction$`,
+				`(?m)^single binary CPU/pay +PostgreSQL backends [0-9]+ µs, server [0-9]+ µs, ` + tool + ` [0-9]+ µs; all [0-9]+ µs: [0-9]+ CPUs allow [0-9]+ a second, this run used [0-9]+ % of them; a pay costs [0-9]+\.[0-9]{2} of a pgbench transaction$`,
 				`(?m)^via gateway latency +p50 [0-9.]+ ms, p99 [0-9.]+ ms`,
 				`(?m)^single binary latency +p50 [0-9.]+ ms, p99 [0-9.]+ ms`,
 				`(?m)^via gateway VerifyLedger +proves `,
