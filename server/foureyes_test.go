@@ -44,12 +44,19 @@ func TestFourEyesOverGRPC(t *testing.T) {
 	}
 	start := cash()
 
-	// At the limit: done at once.
-	r, err := admin.TopUpCash(ctx, &mapfrontv1.TopUpCashRequest{MobileNum: mobile, Amount: mapfront.DefaultTopUpApprovalAbove, Reference: "at-limit"})
-	if err != nil || r.Proposal != nil || r.Balance != start+mapfront.DefaultTopUpApprovalAbove {
+	// At the limit, counting the demo's own direct top-up of today (10,000.00
+	// yuan): done at once. One fen more within 24 hours: a proposal.
+	const demoTopUp = 1_000_000
+	left := mapfront.DefaultTopUpApprovalAbove - demoTopUp
+	r, err := admin.TopUpCash(ctx, &mapfrontv1.TopUpCashRequest{MobileNum: mobile, Amount: left, Reference: "at-limit"})
+	if err != nil || r.Proposal != nil || r.Balance != start+left {
 		t.Fatalf("top-up at the limit: %v %v", err, r)
 	}
 	start = r.Balance
+	r, err = admin.TopUpCash(ctx, &mapfrontv1.TopUpCashRequest{MobileNum: mobile, Amount: 1, Reference: "window"})
+	if err != nil || r.Proposal == nil || r.Proposal.State != "pending" || r.AccountId != "" {
+		t.Fatalf("top-up past the window's limit: %v %v", err, r)
+	}
 	// Above: a proposal, nothing moves.
 	const big = mapfront.DefaultTopUpApprovalAbove + 1
 	r, err = admin.TopUpCash(ctx, &mapfrontv1.TopUpCashRequest{MobileNum: mobile, Amount: big, Reference: "above"})
@@ -80,7 +87,7 @@ func TestFourEyesOverGRPC(t *testing.T) {
 		t.Fatalf("balance %d after refused approvals, want %d", got, start)
 	}
 	list, err := auditor.ListProposals(ctx, &mapfrontv1.ListProposalsRequest{State: "pending"})
-	if err != nil || len(list.Proposals) != 2 {
+	if err != nil || len(list.Proposals) != 3 { // window, above, boss
 		t.Fatalf("pending proposals: %v %v", err, list)
 	}
 

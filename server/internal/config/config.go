@@ -125,7 +125,7 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.DurationVar(&c.PayBatchWait, "pay-batch-wait", envDuration("MAPFRONT_PAY_BATCH_WAIT", 0), "group commit: how long a batch waits for more pays (0: never)")
 	batchLanes := fs.Int64("pay-batch-lanes", envInt("MAPFRONT_PAY_BATCH_LANES", 1), "group commit: batches in the database at once (more than 1: the next loads while one commits)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MAPFRONT_LOG_LEVEL", "info"), "log level")
-	fs.Int64Var(&c.Approval.TopUpAbove, "topup-approval-above", envInt("MAPFRONT_TOPUP_APPROVAL_ABOVE", mapfront.DefaultTopUpApprovalAbove), "cash top-ups of more fen than this need a supervisor's approval")
+	fs.Int64Var(&c.Approval.TopUpAbove, "topup-approval-above", envInt("MAPFRONT_TOPUP_APPROVAL_ABOVE", mapfront.DefaultTopUpApprovalAbove), "cash top-ups of more fen than this, alone or with the account's direct top-ups of the last 24 hours, need a supervisor's approval")
 	fs.DurationVar(&c.Approval.TTL, "proposal-ttl", envDuration("MAPFRONT_PROPOSAL_TTL", mapfront.DefaultProposalTTL), "how long a four-eyes proposal waits before it expires")
 	fs.StringVar(&c.ConsoleAddr, "console-addr", os.Getenv("MAPFRONT_CONSOLE_ADDR"), "operations console listen address (HTTP); empty: off")
 	fs.DurationVar(&c.ConsoleIdle, "console-idle", envDuration("MAPFRONT_CONSOLE_IDLE", 15*time.Minute), "console session idle timeout")

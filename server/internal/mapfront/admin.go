@@ -125,6 +125,11 @@ type AdminStore interface {
 	LiftTerminalSuspension(ctx context.Context, terminalID string) (bool, error)
 	// TopUpCash credits a cash account once per reference. 10003, 10005, 10006.
 	TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error)
+	// TopUpCashWithin is TopUpCash made without a supervisor: it credits
+	// nothing and returns ErrTopUpNeedsApproval when the account's direct
+	// top-ups of the last TopUpWindow and amount come to more than limit
+	// fen (limit 0: no limit), counted under the account's lock.
+	TopUpCashWithin(ctx context.Context, mobile string, amount int64, reference string, limit int64) (string, int64, error)
 	// SetAccountFrozen: 10005, 10006.
 	SetAccountFrozen(ctx context.Context, accountID string, frozen bool) error
 	// GetOrder: 10010.

@@ -24,7 +24,8 @@ const (
 	// ProposeResolve: a queue resolution that credits or refunds (activate,
 	// refund_owed); Resolution holds it.
 	ProposeResolve ProposalKind = "resolve_exception"
-	// ProposeTopUp: a cash top-up above ApprovalPolicy.TopUpAbove; TopUp holds it.
+	// ProposeTopUp: a cash top-up that needs approval (SubmitTopUp); TopUp
+	// holds it.
 	ProposeTopUp ProposalKind = "topup_cash"
 )
 
@@ -99,7 +100,8 @@ type ProposalStore interface {
 // ApprovalPolicy says which money movements need approval and for how long
 // a proposal waits.
 type ApprovalPolicy struct {
-	// TopUpAbove: a cash top-up of more fen than this needs approval
+	// TopUpAbove: a cash top-up of more fen than this, alone or with the
+	// account's direct top-ups of the last TopUpWindow, needs approval
 	// (MAPFRONT_TOPUP_APPROVAL_ABOVE; default DefaultTopUpApprovalAbove).
 	TopUpAbove int64
 	// TTL: a proposal not decided within it expires (MAPFRONT_PROPOSAL_TTL;
@@ -151,9 +153,22 @@ func (s *AdminService) SubmitResolution(ctx context.Context, r Resolution) (*Exc
 	return e, false, p, err
 }
 
-// SubmitTopUp credits a cash account as TopUpCash does, or, above the
-// policy's amount, files a proposal (account and balance then empty).
-// Errors: as TopUpCash.
+// TopUpWindow is how far back a cash account's direct top-ups count
+// against ApprovalPolicy.TopUpAbove (SubmitTopUp).
+const TopUpWindow = 24 * time.Hour
+
+// ErrTopUpNeedsApproval: a direct top-up that would take the account's
+// direct top-ups of the last TopUpWindow past the approval amount
+// (AdminStore.TopUpCashWithin); SubmitTopUp files a proposal instead.
+var ErrTopUpNeedsApproval = &Error{Code: CodeAmount, Msg: "24小时内免审批充值超过限额，须主管审批"}
+
+// SubmitTopUp credits a cash account as TopUpCash does, or files a proposal
+// (account and balance then empty) when the top-up needs a supervisor: it
+// is above the policy's amount, or it and the account's top-ups made
+// without approval in the last TopUpWindow come to more than that amount
+// (so that a large sum split into top-ups under the amount still needs a
+// second person; SPEC section 7). A repeated reference of a direct top-up
+// answers as the first did. Errors: as TopUpCash.
 func (s *AdminService) SubmitTopUp(ctx context.Context, mobile string, amount int64, reference string) (string, int64, *Proposal, error) {
 	if amount <= 0 || amount > MaxAmount {
 		return "", 0, nil, Errorf(CodeAmount, "充值金额须大于0")
@@ -164,9 +179,11 @@ func (s *AdminService) SubmitTopUp(ctx context.Context, mobile string, amount in
 	if !ValidMobile(mobile) {
 		return "", 0, nil, Invalid("mobileNum", "须为1开头的11位数字")
 	}
-	if amount <= s.approval().TopUpAbove {
-		account, balance, err := s.TopUpCash(ctx, mobile, amount, reference)
-		return account, balance, nil, err
+	if limit := s.approval().TopUpAbove; amount <= limit {
+		account, balance, err := s.AdminStore.TopUpCashWithin(ctx, mobile, amount, reference, limit)
+		if !errors.Is(err, ErrTopUpNeedsApproval) {
+			return account, balance, nil, err
+		}
 	}
 	p, err := s.CreateProposal(ctx, Proposal{Kind: ProposeTopUp, Target: "customer:" + mobile,
 		TopUp: &TopUp{Mobile: mobile, Amount: amount, Reference: reference}}, s.approval().TTL)

@@ -160,20 +160,32 @@ func (s *Store) updateCustomer(ctx context.Context, op, mobile, q string, args .
 // nothing. Errors: 10003 (reference used for another top-up), 10005, 10006
 // (cash account not active).
 func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error) {
+	return s.TopUpCashWithin(ctx, mobile, amount, reference, 0)
+}
+
+// TopUpCashWithin is TopUpCash made directly (without a supervisor) under a
+// limit: when limit > 0 and the account's direct top-ups of the last 24
+// hours (mapfront.TopUpWindow) and amount together come to more than limit
+// fen, it credits nothing and returns mapfront.ErrTopUpNeedsApproval. The
+// account row is locked first, so concurrent top-ups of one account are
+// counted one after the other. A repeated reference answers as before,
+// whatever the window holds. Errors: as TopUpCash.
+func (s *Store) TopUpCashWithin(ctx context.Context, mobile string, amount int64, reference string, limit int64) (string, int64, error) {
 	var account string
 	var balance int64
 	err := s.auditedTx(ctx, audit.Change{Op: "TopUpCash", Target: customerTarget(mobile),
 		Args: map[string]any{"amount": amount, "reference": reference}}, func(tx pgx.Tx) error {
 		var err error
-		account, balance, err = s.topUpTx(ctx, tx, mobile, amount, reference)
+		account, balance, err = s.topUpTx(ctx, tx, mobile, amount, reference, 0, limit)
 		return err
 	})
 	return account, balance, err
 }
 
 // topUpTx is TopUpCash's work inside tx (also an approved proposal's, in the
-// transaction that marks it approved).
-func (s *Store) topUpTx(ctx context.Context, tx pgx.Tx, mobile string, amount int64, reference string) (account string, balance int64, _ error) {
+// transaction that marks it approved: proposal is its id, 0 for a direct
+// top-up; limit as TopUpCashWithin, 0 for none).
+func (s *Store) topUpTx(ctx context.Context, tx pgx.Tx, mobile string, amount int64, reference string, proposal, limit int64) (account string, balance int64, _ error) {
 	err := func() error {
 		var status string
 		err := tx.QueryRow(ctx, `SELECT a.account_id, a.status FROM accounts a JOIN customers c USING (customer_id)
@@ -199,12 +211,27 @@ WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account,
 		if status != string(mapfront.Active) {
 			return mapfront.Errorf(mapfront.CodeAccountState, "现金账户%s", mapfront.AccountStatus(status).Chinese())
 		}
+		if limit > 0 {
+			var direct int64
+			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0) FROM topups
+WHERE account_id = $1 AND proposal_id IS NULL AND created_at > now() - make_interval(secs => $2)`,
+				account, mapfront.TopUpWindow.Seconds()).Scan(&direct); err != nil {
+				return err
+			}
+			if direct+amount > limit {
+				return mapfront.ErrTopUpNeedsApproval
+			}
+		}
 		txn, err := post(ctx, tx, "topup", reference, posting{account, amount}, posting{sysTopUp, -amount})
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO topups (reference, account_id, amount, txn_id) VALUES ($1, $2, $3, $4)`,
-			reference, account, amount, txn); err != nil {
+		var by *int64
+		if proposal != 0 {
+			by = &proposal
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO topups (reference, account_id, amount, txn_id, proposal_id) VALUES ($1, $2, $3, $4, $5)`,
+			reference, account, amount, txn, by); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, account).Scan(&balance)

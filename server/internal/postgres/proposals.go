@@ -215,7 +215,7 @@ func (s *Store) execute(ctx context.Context, tx pgx.Tx, p *mapfront.Proposal) (s
 		return fmt.Sprintf("异常%d已处理：%s %s", e.ID, e.Action, e.LinkedOrderID), nil
 	case p.Kind == mapfront.ProposeTopUp && p.TopUp != nil:
 		t := p.TopUp
-		account, balance, err := s.topUpTx(ctx, tx, t.Mobile, t.Amount, t.Reference)
+		account, balance, err := s.topUpTx(ctx, tx, t.Mobile, t.Amount, t.Reference, p.ID, 0)
 		if err != nil {
 			return "", err
 		}

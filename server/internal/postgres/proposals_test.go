@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,6 +160,11 @@ func TestProposalExpiresAndRejects(t *testing.T) {
 		return 0
 	}
 	start := cash()
+	// The demo's own top-up of this account is a day old: it no longer
+	// counts against the window (TestTopUpApprovalWindow).
+	if _, err := e.store.pool.Exec(e.ctx, `UPDATE topups SET created_at = created_at - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
 
 	// At the limit: done at once; above: proposed.
 	if _, bal, p, err := e.admin.SubmitTopUp(alice, mobile, 100_00, "t-at-limit"); err != nil || p != nil || bal != start+100_00 {
@@ -222,4 +228,90 @@ func TestProposalExpiresAndRejects(t *testing.T) {
 	if _, err := e.store.pool.Exec(e.ctx, `UPDATE proposals SET state = 'approved', decider = proposer, decided_at = now() WHERE proposal_id = $1`, list[0].ID); err == nil {
 		t.Error("the database accepted a self-approval")
 	}
+}
+
+// Four-eyes over a window: a cash top-up needs a supervisor when it and the
+// account's direct top-ups of the last 24 hours come to more than the
+// approval amount, so a sum split into top-ups under the amount is still
+// proposed. Approved top-ups do not count against the window; a repeated
+// reference answers as the first did; top-ups older than the window no
+// longer count; concurrent top-ups are counted one after the other.
+func TestTopUpApprovalWindow(t *testing.T) {
+	e := newEnv(t)
+	const limit = 100_00
+	e.admin.SetApprovalPolicy(mapfront.ApprovalPolicy{TopUpAbove: limit, TTL: time.Hour})
+	alice, bob := as(e.ctx, "alice", "admin"), as(e.ctx, "bob", "supervisor")
+	const mobile = "13800009911"
+	cash := newPayer(t, e, mobile, 0)
+	direct := func(amount int64, ref string) {
+		t.Helper()
+		if _, _, p, err := e.admin.SubmitTopUp(alice, mobile, amount, ref); err != nil || p != nil {
+			t.Fatalf("top-up %s of %d: %v, proposal %+v; want it made directly", ref, amount, err, p)
+		}
+	}
+	proposed := func(amount int64, ref string) *mapfront.Proposal {
+		t.Helper()
+		_, _, p, err := e.admin.SubmitTopUp(alice, mobile, amount, ref)
+		if err != nil || p == nil || p.TopUp.Amount != amount || p.TopUp.Reference != ref {
+			t.Fatalf("top-up %s of %d: %v, proposal %+v; want a proposal", ref, amount, err, p)
+		}
+		return p
+	}
+
+	direct(60_00, "w-1")
+	direct(60_00, "w-1")        // the same reference: answered as before, not proposed
+	p := proposed(60_00, "w-2") // 60 + 60 > 100
+	direct(40_00, "w-3")        // 60 + 40 = 100: at the amount
+	proposed(1, "w-4")
+	if got := e.balance(t, cash); got != 100_00 {
+		t.Fatalf("balance %d after the direct top-ups, want 10000", got)
+	}
+	// Approved by a supervisor: credited, and not counted against the window.
+	if q, _, err := e.admin.ApproveProposal(bob, p.ID, ""); err != nil || q.State != mapfront.ProposalApproved {
+		t.Fatalf("approve: %v %+v", err, q)
+	}
+	if got := e.balance(t, cash); got != 160_00 {
+		t.Fatalf("balance %d after the approval, want 16000", got)
+	}
+	proposed(1, "w-5")
+	// A day later the window is empty again.
+	if _, err := e.store.pool.Exec(e.ctx, `UPDATE topups SET created_at = created_at - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	direct(100_00, "w-6")
+
+	// Concurrent top-ups of a fresh window: exactly as many made directly
+	// as fit under the amount, the rest proposed.
+	if _, err := e.store.pool.Exec(e.ctx, `UPDATE topups SET created_at = created_at - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	before := e.balance(t, cash)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made, props := 0, 0
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, p, err := e.admin.SubmitTopUp(alice, mobile, 25_00, fmt.Sprintf("c-%d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				t.Errorf("concurrent top-up %d: %v", i, err)
+			case p != nil:
+				props++
+			default:
+				made++
+			}
+		}()
+	}
+	wg.Wait()
+	if made != 4 || props != 6 {
+		t.Fatalf("concurrent top-ups of 2500 under 10000: %d made, %d proposed; want 4 and 6", made, props)
+	}
+	if got := e.balance(t, cash); got != before+100_00 {
+		t.Fatalf("balance %d after the concurrent top-ups, want %d", got, before+100_00)
+	}
+	e.verify(t)
 }
