@@ -78,8 +78,11 @@ type Server struct {
 }
 
 type session struct {
-	user     string
-	role     authz.Role
+	user string
+	role authz.Role
+	// account is the account's password hash at sign-in: a session whose
+	// account has since been given another role or password ends (guard).
+	account  string
 	csrf     string
 	lastSeen time.Time
 	flash    string
@@ -286,8 +289,13 @@ type handler func(ctx context.Context, w http.ResponseWriter, r *http.Request, s
 func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
 	method := methodOf(rpc)
 	return func(w http.ResponseWriter, r *http.Request) {
-		_, ss := s.current(r)
+		id, ss := s.current(r)
 		if ss == nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		if !s.stillValid(r.Context(), id, ss) {
+			s.setCookie(w, cookieName, "", -1)
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
@@ -309,6 +317,26 @@ func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
 			s.fail(w, r, ss, err)
 		}
 	}
+}
+
+// stillValid reports whether the session's account still has the role and
+// password it signed in with (`server console-user add` changes them); if
+// not, or the account cannot be read, the session ends: a demoted or reset
+// account's sessions do not keep the old role until they go idle.
+func (s *Server) stillValid(ctx context.Context, id string, ss *session) bool {
+	u, err := s.o.Users.ConsoleUser(ctx, ss.user)
+	if err == nil && authz.Role(u.Role) == ss.role && u.PasswordHash == ss.account {
+		return true
+	}
+	if err != nil && mapfront.ErrorCode(err) != mapfront.CodeNotFound {
+		s.o.Log.Error("console session check", "identity", IdentityPrefix+ss.user, "err", err)
+	} else {
+		s.o.Log.Warn("console session ended: the account changed", "identity", IdentityPrefix+ss.user)
+	}
+	s.mu.Lock()
+	delete(s.sessions, id)
+	s.mu.Unlock()
+	return false
 }
 
 // fail shows a business refusal with its errcode, or an internal error with

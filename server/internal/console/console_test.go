@@ -148,3 +148,50 @@ func TestIdleSession(t *testing.T) {
 		t.Errorf("after the idle timeout: %d %q, want a redirect to /login", code, loc)
 	}
 }
+
+// A session ends when its account is given another role or password
+// (`server console-user add` again), at the next request: a demoted or
+// reset account does not keep its old role until the session goes idle.
+func TestSessionEndsWhenAccountChanges(t *testing.T) {
+	s := newSystem(t)
+	c := newClient(t, s.url)
+	if code, _, _ := c.signIn("carol", s.password("carol")); code != http.StatusSeeOther {
+		t.Fatalf("carol signs in: %d", code)
+	}
+	if code, _, _ := c.do("GET", "/audit", nil); code != http.StatusOK {
+		t.Fatalf("auditor reads the audit trail: %d", code)
+	}
+	u, err := s.store.ConsoleUser(s.ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another role, the same password: the session ends.
+	if err := s.store.UpsertConsoleUser(s.ctx, "carol", "operator", u.PasswordHash); err != nil {
+		t.Fatal(err)
+	}
+	if code, loc, _ := c.do("GET", "/audit", nil); code != http.StatusSeeOther || loc != "/login" {
+		t.Fatalf("after the role changed: %d %q, want a redirect to /login", code, loc)
+	}
+	// Signed in again, the new role rules.
+	if code, _, _ := c.signIn("carol", s.password("carol")); code != http.StatusSeeOther {
+		t.Fatalf("carol signs in again: %d", code)
+	}
+	if code, _, _ := c.do("GET", "/exceptions", nil); code != http.StatusOK {
+		t.Fatalf("operator reads the queue: %d", code)
+	}
+	// A new password, the same role: the session ends.
+	h, err := console.HashPassword("another long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.UpsertConsoleUser(s.ctx, "carol", "operator", h); err != nil {
+		t.Fatal(err)
+	}
+	if code, loc, _ := c.do("GET", "/exceptions", nil); code != http.StatusSeeOther || loc != "/login" {
+		t.Fatalf("after the password was reset: %d %q, want a redirect to /login", code, loc)
+	}
+	// The old session's cookie does not come back to life.
+	if code, loc, _ := c.do("GET", "/exceptions", nil); code != http.StatusSeeOther || loc != "/login" {
+		t.Fatalf("the ended session again: %d %q", code, loc)
+	}
+}

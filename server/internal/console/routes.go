@@ -104,7 +104,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	id := token()
 	s.mu.Lock()
-	s.sessions[id] = &session{user: u.Name, role: authz.Role(u.Role), csrf: token(), lastSeen: time.Now()}
+	s.sessions[id] = &session{user: u.Name, role: authz.Role(u.Role), account: u.PasswordHash, csrf: token(), lastSeen: time.Now()}
 	s.mu.Unlock()
 	s.setCookie(w, loginCookie, "", -1)
 	s.setCookie(w, cookieName, id, 0)
