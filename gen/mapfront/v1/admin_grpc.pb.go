@@ -85,6 +85,8 @@ type AdminServiceClient interface {
 	// UnlockPaymentPassword clears the failure count and the lock.
 	UnlockPaymentPassword(ctx context.Context, in *UnlockPaymentPasswordRequest, opts ...grpc.CallOption) (*UnlockPaymentPasswordResponse, error)
 	// TopUpCash credits a customer's cash account; reference makes it idempotent.
+	// Above the configured amount, alone or with the account's top-ups made without
+	// approval in the last 24 hours, it files a proposal instead (proposal set).
 	TopUpCash(ctx context.Context, in *TopUpCashRequest, opts ...grpc.CallOption) (*TopUpCashResponse, error)
 	// FreezeAccount freezes an active account.
 	FreezeAccount(ctx context.Context, in *FreezeAccountRequest, opts ...grpc.CallOption) (*FreezeAccountResponse, error)
@@ -112,7 +114,8 @@ type AdminServiceClient interface {
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 	// ListProposals lists four-eyes proposals (SPEC section 7), newest first:
 	// money moved by hand (ResolveException activate/refund_owed, TopUpCash above
-	// the configured amount) waits in them for a supervisor.
+	// the configured amount alone or with the account's direct top-ups of the last
+	// 24 hours) waits in them for a supervisor.
 	ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error)
 	// ApproveProposal executes a pending proposal, in the transaction that marks it
 	// approved; the caller must not be its proposer (PermissionDenied). Approving
@@ -429,6 +432,8 @@ type AdminServiceServer interface {
 	// UnlockPaymentPassword clears the failure count and the lock.
 	UnlockPaymentPassword(context.Context, *UnlockPaymentPasswordRequest) (*UnlockPaymentPasswordResponse, error)
 	// TopUpCash credits a customer's cash account; reference makes it idempotent.
+	// Above the configured amount, alone or with the account's top-ups made without
+	// approval in the last 24 hours, it files a proposal instead (proposal set).
 	TopUpCash(context.Context, *TopUpCashRequest) (*TopUpCashResponse, error)
 	// FreezeAccount freezes an active account.
 	FreezeAccount(context.Context, *FreezeAccountRequest) (*FreezeAccountResponse, error)
@@ -456,7 +461,8 @@ type AdminServiceServer interface {
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	// ListProposals lists four-eyes proposals (SPEC section 7), newest first:
 	// money moved by hand (ResolveException activate/refund_owed, TopUpCash above
-	// the configured amount) waits in them for a supervisor.
+	// the configured amount alone or with the account's direct top-ups of the last
+	// 24 hours) waits in them for a supervisor.
 	ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error)
 	// ApproveProposal executes a pending proposal, in the transaction that marks it
 	// approved; the caller must not be its proposer (PermissionDenied). Approving

@@ -19,8 +19,9 @@ type Proposals interface {
 	// SubmitResolution resolves, or proposes activate/refund_owed: 10001,
 	// 10006, 10010, 10015, 10018.
 	SubmitResolution(ctx context.Context, r mapfront.Resolution) (*mapfront.Exception, bool, *mapfront.Proposal, error)
-	// SubmitTopUp tops up, or proposes above the limit: 10001, 10003, 10005,
-	// 10006, 10015.
+	// SubmitTopUp tops up, or proposes when the top-up, alone or with the
+	// account's direct top-ups of the last 24 hours, is above the limit:
+	// 10001, 10003, 10005, 10006, 10015.
 	SubmitTopUp(ctx context.Context, mobile string, amount int64, reference string) (string, int64, *mapfront.Proposal, error)
 	// ListProposals: 10001.
 	ListProposals(ctx context.Context, f mapfront.ProposalFilter) ([]mapfront.Proposal, error)

@@ -24,7 +24,9 @@ func (s *Store) auditedTx(ctx context.Context, c audit.Change, fn func(tx pgx.Tx
 		}
 		return s.writeAudit(ctx, tx, c, nil)
 	})
-	if err != nil && ctx.Err() == nil {
+	// A top-up the window sends to a supervisor is not refused: it becomes
+	// a proposal, whose own record the trail gets (SubmitTopUp).
+	if err != nil && ctx.Err() == nil && !errors.Is(err, mapfront.ErrTopUpNeedsApproval) {
 		s.auditRefusal(ctx, c, err)
 	}
 	return err

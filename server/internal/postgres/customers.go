@@ -214,8 +214,8 @@ WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account,
 		if limit > 0 {
 			var direct int64
 			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0) FROM topups
-WHERE account_id = $1 AND proposal_id IS NULL AND created_at > now() - make_interval(secs => $2)`,
-				account, mapfront.TopUpWindow.Seconds()).Scan(&direct); err != nil {
+WHERE account_id = $1 AND proposal_id IS NULL AND created_at > $2`,
+				account, s.clock.Now().Add(-mapfront.TopUpWindow)).Scan(&direct); err != nil {
 				return err
 			}
 			if direct+amount > limit {
@@ -230,8 +230,8 @@ WHERE account_id = $1 AND proposal_id IS NULL AND created_at > now() - make_inte
 		if proposal != 0 {
 			by = &proposal
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO topups (reference, account_id, amount, txn_id, proposal_id) VALUES ($1, $2, $3, $4, $5)`,
-			reference, account, amount, txn, by); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO topups (reference, account_id, amount, txn_id, proposal_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)`, reference, account, amount, txn, by, s.clock.Now()); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, account).Scan(&balance)

@@ -274,17 +274,13 @@ func TestTopUpApprovalWindow(t *testing.T) {
 		t.Fatalf("balance %d after the approval, want 16000", got)
 	}
 	proposed(1, "w-5")
-	// A day later the window is empty again.
-	if _, err := e.store.pool.Exec(e.ctx, `UPDATE topups SET created_at = created_at - interval '25 hours'`); err != nil {
-		t.Fatal(err)
-	}
+	// A day later (the store's clock) the window is empty again.
+	e.clock.now = e.clock.now.Add(mapfront.TopUpWindow + time.Second)
 	direct(100_00, "w-6")
 
 	// Concurrent top-ups of a fresh window: exactly as many made directly
 	// as fit under the amount, the rest proposed.
-	if _, err := e.store.pool.Exec(e.ctx, `UPDATE topups SET created_at = created_at - interval '25 hours'`); err != nil {
-		t.Fatal(err)
-	}
+	e.clock.now = e.clock.now.Add(mapfront.TopUpWindow + time.Second)
 	before := e.balance(t, cash)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -312,6 +308,26 @@ func TestTopUpApprovalWindow(t *testing.T) {
 	}
 	if got := e.balance(t, cash); got != before+100_00 {
 		t.Fatalf("balance %d after the concurrent top-ups, want %d", got, before+100_00)
+	}
+	// A top-up the window sent to a supervisor was not refused: the trail
+	// has its proposal, and no refusal.
+	trail, err := e.store.ListAudit(e.ctx, audit.Filter{Target: "customer:" + mobile, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proposals := 0
+	for _, a := range trail {
+		if strings.Contains(a.Args, `"topup_cash"`) { // a proposal's or its decision's record
+			proposals++
+		}
+		if a.Outcome != audit.OK {
+			t.Errorf("audit record %s %s %s errcode %d %s: want none refused", a.Identity, a.Method, a.Outcome, a.Errcode, a.Args)
+		}
+	}
+	// Nine proposals (w-2, w-4, w-5 and the six concurrent ones) and w-2's
+	// approval.
+	if proposals != 10 {
+		t.Errorf("%d records of top-up proposals in the trail (of %d records), want 10", proposals, len(trail))
 	}
 	e.verify(t)
 }
