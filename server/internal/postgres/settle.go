@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -293,12 +294,16 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 	columns := []string{"run_id", "line_no", "bad", "trade_id", "amount", "seller_id", "terminal_id", "batch_no",
 		"terminal_order_id", "id_number", "mobile", "referrer", "product_id", "card_no", "reference_no", "trade_date",
 		"trade_time", "reason", "line_text", "part"}
-	src := &stagingRows{runID: r.id, next: next}
+	aead, err := stagingAEAD()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	src := &stagingRows{runID: r.id, next: next, aead: aead}
 	// In a transaction of its own with the settlement's statement timeout:
 	// PostgreSQL counts the time the COPY waits for the stream's next chunk,
 	// and the requests' timeout (5 s by default) would cancel any stream
 	// longer than that. Not retried (inTx would): the stream is consumed.
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`,
 			fmt.Sprint(settleStatementTimeout.Milliseconds())); err != nil {
 			return err
@@ -338,6 +343,7 @@ func (s *Store) stage(ctx context.Context, r *run, h *mapfront.BatchHeader, next
 type stagingRows struct {
 	runID int64
 	next  func() (*mapfront.BatchChunk, error)
+	aead  cipher.AEAD // seals the ID numbers (settle_sealed.go)
 	chunk *mapfront.BatchChunk
 	// i indexes the chunk's records, then its bad lines.
 	i                 int
@@ -399,7 +405,8 @@ func (c *stagingRows) nextRow() []any {
 		return badRow(c.runID, rec.LineNo, "invalid record: "+err.Error(), "")
 	}
 	return []any{c.runID, rec.LineNo, false, rec.TradeID, rec.Amount, rec.SellerID, rec.TerminalID,
-		rec.BatchNo, rec.TerminalOrderID, rec.IDNumber, rec.Mobile, rec.Referrer, rec.ProductID, rec.CardNo,
+		rec.BatchNo, rec.TerminalOrderID, sealStagedID(c.aead, c.runID, rec.LineNo, rec.Mobile, rec.IDNumber),
+		rec.Mobile, rec.Referrer, rec.ProductID, rec.CardNo,
 		rec.ReferenceNo, rec.TradeDate, rec.TradeTime, "", "", keyPart(rec)}
 }
 

@@ -240,6 +240,10 @@ LEFT JOIN LATERAL (SELECT payment_id, order_id, seller_id, pay_sum, status, sett
                      AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p ON true
 WHERE ` + sliceWhere + `
 ORDER BY s.line_no`
+	aead, err := stagingAEAD()
+	if err != nil {
+		return nil, err
+	}
 	rows, err := tx.Query(ctx, q, r.id, sl.after, sl.upper, sl.part, sl.openPass)
 	if err != nil {
 		return nil, err
@@ -257,6 +261,13 @@ ORDER BY s.line_no`
 			&st.rec.ProductID, &st.dup, &st.rec.TradeDate, &st.rec.TradeTime, &priorDate, &st.prior.Amount,
 			&paymentID, &st.orderID, &st.match.SellerID, &st.match.PaySum, &status, &st.match.Settled,
 			&st.match.TradeID, &paidOn, &st.missingOpen)
+		if err != nil {
+			return st, err
+		}
+		// Staged sealed (settle_sealed.go): opened for the decisions.
+		if st.rec.IDNumber, err = openStagedID(aead, r.id, st.rec.LineNo, st.rec.Mobile, st.rec.IDNumber); err != nil {
+			return st, err
+		}
 		if paidOn != nil {
 			st.paidOn = *paidOn
 		}
