@@ -294,7 +294,16 @@ func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		if !s.stillValid(r.Context(), id, ss) {
+		switch valid, err := s.stillValid(r.Context(), id, ss); {
+		case err != nil:
+			// The account could not be read (a busy database, a request
+			// given up): the session stays, this request is not served.
+			ref := token()[:8]
+			s.o.Log.Error("console session check", "identity", IdentityPrefix+ss.user, "ref", ref, "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			s.render(w, "error", ss, "出错", nil, "暂时无法核对账户，请稍后重试（参考号"+ref+"）")
+			return
+		case !valid:
 			s.setCookie(w, cookieName, "", -1)
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
@@ -321,22 +330,22 @@ func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
 
 // stillValid reports whether the session's account still has the role and
 // password it signed in with (`server console-user add` changes them); if
-// not, or the account cannot be read, the session ends: a demoted or reset
-// account's sessions do not keep the old role until they go idle.
-func (s *Server) stillValid(ctx context.Context, id string, ss *session) bool {
+// not, or the account is gone, the session ends: a demoted or reset
+// account's sessions do not keep the old role until they go idle. err: the
+// account could not be read (the session stays).
+func (s *Server) stillValid(ctx context.Context, id string, ss *session) (bool, error) {
 	u, err := s.o.Users.ConsoleUser(ctx, ss.user)
-	if err == nil && authz.Role(u.Role) == ss.role && u.PasswordHash == ss.account {
-		return true
-	}
 	if err != nil && mapfront.ErrorCode(err) != mapfront.CodeNotFound {
-		s.o.Log.Error("console session check", "identity", IdentityPrefix+ss.user, "err", err)
-	} else {
-		s.o.Log.Warn("console session ended: the account changed", "identity", IdentityPrefix+ss.user)
+		return false, err
 	}
+	if err == nil && authz.Role(u.Role) == ss.role && u.PasswordHash == ss.account {
+		return true, nil
+	}
+	s.o.Log.Warn("console session ended: the account changed", "identity", IdentityPrefix+ss.user)
 	s.mu.Lock()
 	delete(s.sessions, id)
 	s.mu.Unlock()
-	return false
+	return false, nil
 }
 
 // fail shows a business refusal with its errcode, or an internal error with

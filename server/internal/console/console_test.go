@@ -1,17 +1,20 @@
 package console_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"mapfront/server/internal/console"
 	"mapfront/server/internal/mapfront"
+	"mapfront/server/internal/postgres"
 )
 
 // client is a browser without JavaScript: a cookie jar, no redirects
@@ -193,5 +196,45 @@ func TestSessionEndsWhenAccountChanges(t *testing.T) {
 	// The old session's cookie does not come back to life.
 	if code, loc, _ := c.do("GET", "/exceptions", nil); code != http.StatusSeeOther || loc != "/login" {
 		t.Fatalf("the ended session again: %d %q", code, loc)
+	}
+}
+
+// busyUsers is the real store with the account read failing as a busy
+// database does while busy is set (a fault injected for the test).
+type busyUsers struct {
+	*postgres.Store
+	busy atomic.Bool
+}
+
+func (f *busyUsers) ConsoleUser(ctx context.Context, name string) (*postgres.ConsoleUser, error) {
+	if f.busy.Load() {
+		return nil, mapfront.ErrBusy
+	}
+	return f.Store.ConsoleUser(ctx, name)
+}
+
+// An account that cannot be read for a moment (a busy pool, a statement
+// timeout) answers that request 503 and keeps the session: only a changed
+// or missing account ends it. (Found by review: before, one busy request
+// signed the operator out.)
+func TestSessionSurvivesABusyAccountRead(t *testing.T) {
+	s := newSystem(t)
+	users := &busyUsers{Store: s.store}
+	zone, _ := time.LoadLocation("Asia/Shanghai")
+	h, err := console.New(console.Options{Admin: s.admin, Batches: s.store, Users: users, Zone: zone, Now: s.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, httptestServer(t, h))
+	if code, _, _ := c.signIn("carol", s.password("carol")); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	users.busy.Store(true)
+	if code, _, body := c.do("GET", "/audit", nil); code != http.StatusServiceUnavailable || !strings.Contains(body, "参考号") {
+		t.Errorf("while the account cannot be read: %d, want 503 with a reference", code)
+	}
+	users.busy.Store(false)
+	if code, loc, _ := c.do("GET", "/audit", nil); code != http.StatusOK {
+		t.Errorf("after one busy request the unchanged account's session is gone: %d %q", code, loc)
 	}
 }

@@ -8,18 +8,21 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // The ID numbers of a settlement run's records are staged sealed
 // (settlement_staging.id_number), never in clear (SPEC section 7: ID numbers
 // are stored encrypted): AES-256-GCM under a key this process draws at
-// random and holds only in memory, bound to the row (run, line) and its
-// mobile number. A run stages and matches its records in one call of this
-// process (settle.go), and a run that dies half-way is staged again by the
-// next submission, so no other key ever needs to open them; a copy of the
-// table (pg_dump, a disk) holds nothing an ID can be read from. The cost is
-// one seal per staged record and one open per record matched, about a
-// microsecond each.
+// random on first use and holds only in memory, bound to the row (run,
+// line) and its mobile number. Each seal takes the next value of a counter
+// of this process as its nonce, stored in front of the ciphertext, so no
+// two seals under the key share one, whatever the stream sends (a line
+// number twice, a run id seen again after a restore). A run stages and
+// matches its records in one call of this process (settle.go), and a run
+// that dies half-way is staged again by the next submission, so no other
+// key ever needs to open them. The cost is one seal per staged record and
+// one open per record matched, about a microsecond each.
 
 // stagingAEAD is the process's staging key, drawn once.
 var stagingAEAD = sync.OnceValues(func() (cipher.AEAD, error) {
@@ -34,15 +37,9 @@ var stagingAEAD = sync.OnceValues(func() (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 })
 
-// stagedNonce is the row's nonce: its line number and run (a row is
-// staged once: (run_id, line_no) is the table's key, and run ids do not
-// repeat within a process).
-func stagedNonce(runID, lineNo int64) []byte {
-	n := make([]byte, 12)
-	binary.BigEndian.PutUint64(n, uint64(lineNo))
-	binary.BigEndian.PutUint32(n[8:], uint32(runID))
-	return n
-}
+// stagedSeals counts the seals under the process's staging key: each
+// seal's nonce is its count.
+var stagedSeals atomic.Uint64
 
 // stagedAAD binds a sealed ID to its row and mobile number.
 func stagedAAD(runID, lineNo int64, mobile string) []byte {
@@ -53,10 +50,12 @@ func stagedAAD(runID, lineNo int64, mobile string) []byte {
 }
 
 // sealStagedID seals the ID number of the record at (runID, lineNo) as
-// text for settlement_staging.id_number.
+// text for settlement_staging.id_number: the nonce, then the ciphertext.
 func sealStagedID(aead cipher.AEAD, runID, lineNo int64, mobile, id string) string {
-	ct := aead.Seal(nil, stagedNonce(runID, lineNo), []byte(id), stagedAAD(runID, lineNo, mobile))
-	return base64.RawStdEncoding.EncodeToString(ct)
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(id)+aead.Overhead())
+	binary.BigEndian.PutUint64(nonce[aead.NonceSize()-8:], stagedSeals.Add(1))
+	out := aead.Seal(nonce, nonce, []byte(id), stagedAAD(runID, lineNo, mobile))
+	return base64.RawStdEncoding.EncodeToString(out)
 }
 
 // errStagedID: a staged ID number this process did not seal for that row
@@ -65,11 +64,11 @@ var errStagedID = errors.New("settlement: a staged ID number does not open with 
 
 // openStagedID opens what sealStagedID sealed for the same row and mobile.
 func openStagedID(aead cipher.AEAD, runID, lineNo int64, mobile, sealed string) (string, error) {
-	ct, err := base64.RawStdEncoding.DecodeString(sealed)
-	if err != nil {
+	b, err := base64.RawStdEncoding.DecodeString(sealed)
+	if err != nil || len(b) < aead.NonceSize() {
 		return "", errStagedID
 	}
-	id, err := aead.Open(nil, stagedNonce(runID, lineNo), ct, stagedAAD(runID, lineNo, mobile))
+	id, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], stagedAAD(runID, lineNo, mobile))
 	if err != nil {
 		return "", errStagedID
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"encoding/base64"
 	"io"
 	"strings"
 	"testing"
@@ -72,6 +73,33 @@ func TestStagedIDNumbersSealed(t *testing.T) {
 	} {
 		if got, err := try(); err == nil {
 			t.Errorf("%s: opened to %q", name, got)
+		}
+	}
+}
+
+// No two seals under the process's key share a nonce, even of the same row
+// and ID number (a stream that sends a line number twice seals it twice
+// before the COPY refuses the second row, and both reach the table's pages).
+func TestStagedIDNonceNeverRepeats(t *testing.T) {
+	aead, err := stagingAEAD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := stlID("11010519900101001")
+	seen := map[string]bool{}
+	for range 1000 {
+		s := sealStagedID(aead, 7, 1, "13800000011", id)
+		b, err := base64.RawStdEncoding.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := string(b[:aead.NonceSize()])
+		if seen[nonce] {
+			t.Fatalf("nonce %x used twice", nonce)
+		}
+		seen[nonce] = true
+		if got, err := openStagedID(aead, 7, 1, "13800000011", s); err != nil || got != id {
+			t.Fatalf("opens to %q, %v", got, err)
 		}
 	}
 }
