@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"mapfront/internal/idmask"
 	"mapfront/server/internal/mapfront"
 )
 
@@ -414,9 +415,14 @@ func (c *stagingRows) Values() ([]any, error) { return c.row, nil }
 
 func (c *stagingRows) Err() error { return c.err }
 
+// badRow is a bad line's row. Its reason and text are masked again here
+// (idmask.DigitRuns, before and after the cut, so that no cut leaves part
+// of a number unmasked), whatever the sender masked: they become queue
+// items that people read.
 func badRow(runID, lineNo int64, reason, text string) []any {
+	mask := func(s string, n int) string { return idmask.DigitRuns(truncateUTF8(idmask.DigitRuns(s), n)) }
 	return []any{runID, lineNo, true, "", int64(0), "", "", "", "", "", "", "", "", "", "", "", "",
-		truncateUTF8(reason, 256), truncateUTF8(text, maxBadTextBytes), int16(0)}
+		mask(reason, 256), mask(text, maxBadTextBytes), int16(0)}
 }
 
 // keyPart is the part (migration 0011) of a record's terminal key: FNV-1a

@@ -9,9 +9,11 @@ import (
 	"mapfront/server/internal/mapfront"
 )
 
-// A run's records are staged with their ID numbers sealed: the table holds
-// no ID number a reader of the database (or a copy of it) could see, and
-// each sealed value opens only for its own row and mobile number.
+// A run's records are staged with their ID numbers sealed, and its bad
+// lines' text and reason masked by the server whatever the client sent: the
+// table holds no ID or card number a reader of the database (or a copy of
+// it) could see, and each sealed value opens only for its own row and
+// mobile number.
 func TestStagedIDNumbersSealed(t *testing.T) {
 	e := newEnv(t)
 	id1, id2 := stlID("11010519900101001"), stlID("11010519900101002")
@@ -25,20 +27,30 @@ func TestStagedIDNumbersSealed(t *testing.T) {
 			return nil, io.EOF
 		}
 		sent = true
-		return &mapfront.BatchChunk{Records: recs}, nil
+		// A bad line as a careless client might send it: unmasked.
+		return &mapfront.BatchChunk{Records: recs, BadLines: []mapfront.BadLine{{LineNo: 3,
+			Reason: "card 6225380083477614 refused", Text: "x|" + id1 + "|" + id2[:12]}}}, nil
 	}
 	r := &run{id: 4242}
-	if lines, bad, _, err := e.store.stage(e.ctx, r, &mapfront.BatchHeader{}, next); err != nil || lines != 2 || bad != 0 {
+	if lines, bad, _, err := e.store.stage(e.ctx, r, &mapfront.BatchHeader{}, next); err != nil || lines != 3 || bad != 1 {
 		t.Fatalf("stage: %d lines, %d bad, %v", lines, bad, err)
 	}
 	var dump string
 	if err := e.store.pool.QueryRow(e.ctx, `SELECT string_agg(s::text, '|') FROM settlement_staging s WHERE run_id = 4242`).Scan(&dump); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{id1, id2, id1[:17], id2[6:14]} {
+	for _, id := range []string{id1, id2, id1[:17], id2[6:14], id1[6:14]} {
 		if strings.Contains(dump, id) {
 			t.Fatalf("settlement_staging holds %q in clear: %s", id, dump)
 		}
+	}
+	var reason, text string
+	if err := e.store.pool.QueryRow(e.ctx, `SELECT reason, line_text FROM settlement_staging WHERE run_id = 4242 AND line_no = 3`).
+		Scan(&reason, &text); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "card 622538******7614 refused" || text != "x|"+id1[:6]+"********"+id1[14:]+"|"+id2[:12] {
+		t.Fatalf("bad line staged as %q, %q: want the card and ID numbers masked", reason, text)
 	}
 	aead, err := stagingAEAD()
 	if err != nil {

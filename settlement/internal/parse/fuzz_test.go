@@ -117,3 +117,5 @@ func longDigitRun(s string) string {
 	}
 	return ""
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -3,6 +3,8 @@ package parse
 import (
 	"strings"
 	"unicode/utf8"
+
+	"mapfront/internal/idmask"
 )
 
 // badText is the text kept for a bad line: the fields joined again, with
@@ -49,52 +51,12 @@ func finishText(s string) string {
 	return maskDigitRuns(s)
 }
 
-// maskValue keeps the first 6 and last 4 characters of a card or ID number
-// and stars the rest; a value too short to hide anything that way is starred
-// whole.
-func maskValue(v string) string {
-	if v == "" {
-		return v
-	}
-	n := utf8.RuneCountInString(v)
-	if n <= 10 {
-		return strings.Repeat("*", n)
-	}
-	r := []rune(v)
-	return string(r[:6]) + strings.Repeat("*", n-10) + string(r[n-4:])
-}
-
-// maskDigitRuns masks each maximal run of 16 to 19 digits, an X or x
-// allowed as the last one (an 18-character ID number or a card number). A
-// longer run such as the 40-digit 交易id, or a shorter one such as a
-// mobile number or a 15-digit 商户号, is left alone.
-func maskDigitRuns(s string) string {
-	var b strings.Builder
-	i := 0
-	for i < len(s) {
-		if !isDigit(s[i]) {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && isDigit(s[j]) {
-			j++
-		}
-		if j < len(s) && (s[j] == 'X' || s[j] == 'x') && j-i == 17 {
-			j++
-		}
-		run := s[i:j]
-		if len(run) >= 16 && len(run) <= 19 {
-			run = maskValue(run)
-		}
-		b.WriteString(run)
-		i = j
-	}
-	return b.String()
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+// maskValue and maskDigitRuns are idmask's, which the server applies again
+// to what it is sent.
+var (
+	maskValue     = idmask.Value
+	maskDigitRuns = idmask.DigitRuns
+)
 
 // storable makes s valid UTF-8 without NUL, the one character a PostgreSQL
 // text column refuses: every invalid byte and every NUL becomes U+FFFD, so
