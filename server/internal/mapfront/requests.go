@@ -1,7 +1,6 @@
 package mapfront
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"strconv"
@@ -85,43 +84,12 @@ func (r *OpenCardRequest) Validate() error {
 	return nil
 }
 
-// Fingerprints digest the business fields that a repeat of the same
-// terminal key must carry unchanged; paySum counts as given (absent differs
-// from the full price written out, which the POS would not do on a
-// retransmission). The ID number enters as its blind index (r.ID, sealed
-// first), not in clear: an unkeyed digest of it and of fields the database
-// holds in clear could be reversed by trying the birth dates. The first is
-// the one to store, under the current key; the others are what a request
-// stored under a key still held (rotate-keys) or before keyed fingerprints
-// (Fingerprint) compares as.
-func (r *OpenCardRequest) Fingerprints() [][]byte {
-	var fps [][]byte
-	if r.ID != nil {
-		for _, index := range r.ID.Indexes {
-			fps = append(fps, fingerprint("open_card/keyed", r.SellerID, r.StoreID, string(index), r.Mobile,
-				r.Referrer, r.ProductID, strconv.FormatBool(r.HasPaySum), strconv.FormatInt(r.PaySum, 10)))
-		}
-	}
-	return append(fps, r.Fingerprint())
-}
-
-// Fingerprint is the unkeyed digest that open_card keys recorded before
-// keyed fingerprints: compared with those keys' records on a repeat, never
-// stored again (Fingerprints).
+// Fingerprint digests the business fields that a repeat of the same terminal
+// key must carry unchanged; paySum counts as given (absent differs from the
+// full price written out, which the POS would not do on a retransmission).
 func (r *OpenCardRequest) Fingerprint() []byte {
 	return fingerprint("open_card", r.SellerID, r.StoreID, r.IDNumber, r.Mobile, r.Referrer,
 		r.ProductID, strconv.FormatBool(r.HasPaySum), strconv.FormatInt(r.PaySum, 10))
-}
-
-// storedOf is the fingerprint of fps that stored is (a repeat compares as
-// that one), or the first when none is: the request differs.
-func storedOf(stored []byte, fps [][]byte) []byte {
-	for _, fp := range fps {
-		if bytes.Equal(stored, fp) {
-			return fp
-		}
-	}
-	return fps[0]
 }
 
 // RepealCardRequest is a repeal_card call naming an open_card payment.

@@ -220,12 +220,11 @@ func (s *Service) OpenCard(ctx context.Context, r *OpenCardRequest) (*CardOrderA
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	fp := r.Fingerprint()
 	var err error
 	if r.ID, err = SealID(s.keys, r.Mobile, r.IDNumber); err != nil {
 		return nil, err
 	}
-	fps := r.Fingerprints()
-	fp := fps[0]
 	var a *CardOrderAnswer
 	var decline error
 	err = Retry(ctx, attempts, func() error {
@@ -237,7 +236,7 @@ func (s *Service) OpenCard(ctx context.Context, r *OpenCardRequest) (*CardOrderA
 		defer u.Rollback()
 		if st.Key != nil {
 			a = new(CardOrderAnswer)
-			decline = ReplayKey(st.Key, storedOf(st.Key.Fingerprint, fps), a)
+			decline = ReplayKey(st.Key, fp, a)
 			return internalOnly(&decline)
 		}
 		var pwHash []byte

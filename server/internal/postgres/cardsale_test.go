@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"fmt"
 	"sync"
 	"testing"
@@ -311,43 +310,4 @@ func TestRepealAfterInstallmentRelease(t *testing.T) {
 	_, err := e.svc.RepealCard(e.ctx, &mapfront.RepealCardRequest{Origin: r.Origin, BatchNo: r.BatchNo, TerminalOrderID: "inst"})
 	wantCode(t, err, mapfront.CodeRepealDenied)
 	e.verify(t)
-}
-
-// An open_card key's stored fingerprint is keyed: it is not the unkeyed
-// digest of the ID number and fields the database holds in clear, which
-// trying the birth dates would reverse. A repeat still replays, the same
-// key with another ID number is 10003, and a key recorded before keyed
-// fingerprints (its unkeyed digest) still replays.
-func TestOpenCardFingerprintKeyed(t *testing.T) {
-	e := newEnv(t)
-	const id, other = "110105194912310038", "110105195001010012"
-	first, err := e.svc.OpenCard(e.ctx, openReq(newMobile, id, "f1", 200000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stored []byte
-	if err := e.store.pool.QueryRow(e.ctx, `SELECT fingerprint FROM terminal_requests
-WHERE kind = 'open_card' AND terminal_order_id = 'f1'`).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Equal(stored, openReq(newMobile, id, "f1", 200000).Fingerprint()) {
-		t.Fatal("the stored fingerprint is the unkeyed digest of the ID number")
-	}
-	again, err := e.svc.OpenCard(e.ctx, openReq(newMobile, id, "f1", 200000))
-	if err != nil || *again != *first {
-		t.Fatalf("repeat: %v %+v, want %+v", err, again, first)
-	}
-	_, err = e.svc.OpenCard(e.ctx, openReq(newMobile, other, "f1", 200000))
-	wantCode(t, err, mapfront.CodeKeyReused)
-
-	// A key recorded before: its unkeyed fingerprint still compares.
-	if _, err := e.store.pool.Exec(e.ctx, `UPDATE terminal_requests SET fingerprint = $1
-WHERE kind = 'open_card' AND terminal_order_id = 'f1'`, openReq(newMobile, id, "f1", 200000).Fingerprint()); err != nil {
-		t.Fatal(err)
-	}
-	if again, err := e.svc.OpenCard(e.ctx, openReq(newMobile, id, "f1", 200000)); err != nil || *again != *first {
-		t.Fatalf("repeat of a key recorded unkeyed: %v %+v, want %+v", err, again, first)
-	}
-	_, err = e.svc.OpenCard(e.ctx, openReq(newMobile, other, "f1", 200000))
-	wantCode(t, err, mapfront.CodeKeyReused)
 }
