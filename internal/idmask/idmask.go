@@ -24,10 +24,12 @@ func Value(v string) string {
 	return string(r[:6]) + strings.Repeat("*", n-10) + string(r[n-4:])
 }
 
-// DigitRuns masks (Value) each maximal run of 16 to 19 digits, an X or x
-// allowed as the last one (an 18-character ID number or a card number). A
-// longer run such as the 40-digit 交易id, or a shorter one such as a mobile
-// number or a 15-digit 商户号, is left alone.
+// DigitRuns masks (Value) each maximal run of 16 or more digits, an X or x
+// allowed as the 18th (an ID number, a card number, or either fused with
+// the digits next to it when a line lost a '|'), wherever it is: a longer
+// run such as a 40-digit 交易id keeps its first 6 and last 4 digits too (a
+// bad line is found in its file by its line number). A shorter run, such
+// as a mobile number or a 15-digit 商户号, is left alone.
 func DigitRuns(s string) string {
 	var b strings.Builder
 	i := 0
@@ -45,7 +47,7 @@ func DigitRuns(s string) string {
 			j++
 		}
 		run := s[i:j]
-		if len(run) >= 16 && len(run) <= 19 {
+		if len(run) >= 16 {
 			run = Value(run)
 		}
 		b.WriteString(run)

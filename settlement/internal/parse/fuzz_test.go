@@ -95,8 +95,9 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// longDigitRun returns a maximal run of 16 to 19 digits (an X allowed last)
-// in s, the shape of a card or ID number, or "".
+// longDigitRun returns a maximal run of 16 or more digits (an X allowed as
+// the 18th) in s, a card or ID number whole or fused with other digits, or
+// "".
 func longDigitRun(s string) string {
 	for i := 0; i < len(s); {
 		if !isDigit(s[i]) {
@@ -110,7 +111,7 @@ func longDigitRun(s string) string {
 		if j < len(s) && (s[j] == 'X' || s[j] == 'x') && j-i == 17 {
 			j++
 		}
-		if n := j - i; n >= 16 && n <= 19 {
+		if j-i >= 16 {
 			return s[i:j]
 		}
 		i = j

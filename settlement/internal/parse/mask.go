@@ -9,7 +9,7 @@ import (
 
 // badText is the text kept for a bad line: the fields joined again, with
 // the card number and the ID number masked wherever the line has the shape
-// of a record, and any run of 16 to 19 digits masked wherever it is, since
+// of a record, and any run of 16 or more digits masked wherever it is, since
 // a line with the wrong field count may hold them anywhere (SPEC section 7:
 // no whole ID number outside the database that needs it).
 func badText(fields []string) string {
