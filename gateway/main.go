@@ -12,7 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,10 +34,6 @@ import (
 // defaultGCPercent is the garbage collector's target (GOGC) unless GOGC is
 // set: see the server's (server/main.go).
 const defaultGCPercent = 400
-
-// readyTimeout bounds the health check behind /readyz, so that a probe never
-// hangs on an unreachable server.
-const readyTimeout = 2 * time.Second
 
 func main() {
 	cfg, err := loadConfig(os.Args[1:], os.LookupEnv)
@@ -149,44 +144,20 @@ func run(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) 
 	return nil
 }
 
-// routes puts the operational endpoints (GET or HEAD on their exact paths)
-// beside the legacy handler, which answers everything else with the
-// envelope (404 for unknown paths). It is a plain switch, not an
-// http.ServeMux: the mux would answer a path with "..", "//" or "." by a
-// redirect of its own, without the envelope.
+// routes serves the legacy paths with the operational endpoints beside them
+// (legacy.Ops): /readyz is ready when the server's gRPC health check says
+// SERVING, so that a load balancer sends no traffic before that.
 func routes(api http.Handler, health healthpb.HealthClient, log *slog.Logger, m *metrics) http.Handler {
-	ops := map[string]http.Handler{}
-	ops["/metrics"] = m.handler()
-	// healthz: the process is alive and serving HTTP.
-	ops["/healthz"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	// readyz: the gRPC server answers its health check, so requests can be
-	// served; a load balancer should send no traffic before that.
-	ops["/readyz"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		defer cancel()
-		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			log.Debug("not ready", "error", fmt.Sprint(err), "health", resp.GetStatus().String())
-			legacy.WriteEnvelope(w, http.StatusServiceUnavailable, 10018, "服务未就绪")
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ready\n")
-	})
-	ops["/openapi.json"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		// The legacy paths as they are on the wire (envelope, Chinese
-		// status words, amounts in fen), not the gRPC messages.
-		_, _ = w.Write(legacyopenapi.Spec)
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := ops[r.URL.Path]; ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			h.ServeHTTP(w, r)
-			return
-		}
-		api.ServeHTTP(w, r)
-	})
+	return legacy.Ops{
+		Ready: func(ctx context.Context) error {
+			resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				err = fmt.Errorf("health %s", resp.GetStatus())
+			}
+			return err
+		},
+		Metrics:  m.handler(),
+		OpenAPI:  legacyopenapi.Spec,
+		NotReady: func(err error) { log.Debug("not ready", "error", err.Error()) },
+	}.Handler(api)
 }

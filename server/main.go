@@ -38,6 +38,7 @@ import (
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/legacy"
+	"mapfront/internal/legacyopenapi"
 	"mapfront/internal/mtls"
 	"mapfront/server/internal/authz"
 	"mapfront/server/internal/config"
@@ -235,7 +236,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		if err != nil {
 			return err
 		}
-		legacySrv = legacy.NewServer(cfg.LegacyEdge, api, legacy.ServerLimits{ReadHeaderTimeout: 5 * time.Second,
+		// Beside the legacy paths, what the gateway serves on its listener
+		// for a load balancer and the partner: /healthz, /readyz (here: the
+		// database answers), /metrics and /openapi.json (legacy.Ops).
+		ops := legacy.Ops{Ready: store.Ping, Metrics: m.Handler(), OpenAPI: legacyopenapi.Spec,
+			NotReady: func(err error) { log.Debug("not ready", "error", err.Error()) }}
+		legacySrv = legacy.NewServer(cfg.LegacyEdge, ops.Handler(api), legacy.ServerLimits{ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout: 10 * time.Second, WriteTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10},
 			log, m.ObserveRefusal)
 		go func() {

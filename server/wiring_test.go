@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -105,4 +106,40 @@ func goListDeps(t *testing.T, pkg string) []string {
 		t.Fatalf("go list -deps %s listed nothing", pkg)
 	}
 	return deps
+}
+
+// Both deployments serve the same operational endpoints on the listener the
+// POSP calls (legacy.Ops): a load balancer's probes and the partner's OpenAPI
+// document do not depend on whether the gateway program runs. Found by a
+// newcomer's trial: the single binary answered them 404 in the envelope.
+func TestLegacyListenerServesOps(t *testing.T) {
+	for _, inProcess := range []bool{false, true} {
+		s := startSystem(t, inProcess)
+		for path, want := range map[string]string{
+			"/healthz":      "ok\n",
+			"/readyz":       "ready\n",
+			"/openapi.json": `"swagger": "2.0"`,
+			"/metrics":      "# HELP ",
+		} {
+			resp, err := http.Get(s.base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Errorf("single binary %v: GET %s: HTTP %d, want 200 with %q: %.200s", inProcess, path, resp.StatusCode, want, body)
+			}
+		}
+		// Anything else is still the legacy handler's: an envelope 404.
+		resp, err := http.Get(s.base + "/healthz/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"errcode"`) {
+			t.Errorf("single binary %v: GET /healthz/: HTTP %d %s", inProcess, resp.StatusCode, body)
+		}
+	}
 }
