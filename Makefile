@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: run run-single run-demo-day demo-settle test soak generate check-gen lint build demo-key stop-db clean
+.PHONY: run run-single run-demo-day demo-settle test soak generate check-gen lint build stop-db clean
 
 ## run: private PostgreSQL (unless MAPFRONT_DATABASE_URL/DATABASE_URL is set),
 ## master key, demo PKI (.data/pki: CA, certificates, roles), migrations, demo

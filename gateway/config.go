@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"mapfront/internal/legacy"
@@ -109,7 +110,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, e
 	}
 	for _, e := range env {
 		f := fs.Lookup(e.flag)
-		f.Usage += " [$" + e.name + "]"
+		if !strings.Contains(f.Usage, "$"+e.name) { // mtls.Files.Register names its variables itself
+			f.Usage += " [$" + e.name + "]"
+		}
 		v, ok := lookupEnv(e.name)
 		if !ok || v == "" {
 			continue

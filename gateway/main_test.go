@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -106,6 +107,29 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if _, err := loadConfig([]string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+}
+
+// The help names each flag's variable once (it said "($MAPFRONT_GRPC_CA_FILE)
+// [$MAPFRONT_GRPC_CA_FILE]" for the -grpc-*-file flags).
+func TestHelpNamesEachVariableOnce(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w // the flag set prints its help to os.Stderr
+	_, err = loadConfig([]string{"-h"}, env(nil))
+	os.Stderr = stderr
+	w.Close()
+	help, _ := io.ReadAll(r)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, name := range []string{"MAPFRONT_GRPC_CA_FILE", "MAPFRONT_GRPC_CERT_FILE", "MAPFRONT_GRPC_KEY_FILE", "MAPFRONT_GATEWAY_ADDR", "MAPFRONT_GATEWAY_ALLOW"} {
+		if n := strings.Count(string(help), "$"+name); n != 1 {
+			t.Errorf("$%s named %d times in the help:\n%s", name, n, help)
+		}
 	}
 }
 

@@ -55,6 +55,10 @@ import (
 const demoTPK = "0123456789ABCDEFFEDCBA9876543210"
 
 func main() {
+	if len(os.Args) > 1 && isHelp(os.Args[1]) {
+		usage(os.Stdout)
+		return
+	}
 	cmd, args := "serve", os.Args[1:]
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -72,7 +76,7 @@ func main() {
 	case "certs":
 		err = makeCerts(args)
 	default:
-		err = fmt.Errorf("unknown command %q (serve, migrate, demo, rotate-keys, verify-ledger, pinblock, keygen, certs)", cmd)
+		err = fmt.Errorf("unknown command %q (%s)", cmd, commandNames())
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -91,8 +91,15 @@ func (c *Config) LegacyClientTLS() mtls.Files {
 // Load reads flags (from args) with environment fallbacks. The master key is
 // not part of Config: secret.FromEnv reads it, so that it is never printed
 // with the configuration.
+//
+// A value that does not parse (a variable or a flag) is reported alone, the
+// first one found: the range checks and the settings that depend on it would
+// only repeat it under other names. Values that parse but are refused are
+// each reported, naming only their own setting.
 func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c := &Config{}
+	e := &envReader{}
+	envInt, envDuration := e.int, e.duration
 	def := mapfront.DefaultPolicy()
 	var zone, cutover, activation, password, rule string
 	var payLimit int64
@@ -130,18 +137,20 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	fs.StringVar(&c.ConsoleAddr, "console-addr", os.Getenv("MAPFRONT_CONSOLE_ADDR"), "operations console listen address (HTTP); empty: off")
 	fs.DurationVar(&c.ConsoleIdle, "console-idle", envDuration("MAPFRONT_CONSOLE_IDLE", 15*time.Minute), "console session idle timeout")
 	c.LegacyEdge = legacy.DefaultEdgeConfig()
-	var errs []error
 	for _, f := range c.LegacyEdge.RegisterFlags(fs, "legacy-", "MAPFRONT_LEGACY_") {
 		if v := os.Getenv(f.Env); v != "" {
 			if err := fs.Set(f.Flag, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", f.Env, v, err))
+				e.fail(fmt.Errorf("%s=%q: %w", f.Env, v, err))
 			}
 		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	errs = append(errs, envErrs()...)
+	if e.err != nil {
+		return nil, e.err
+	}
+	var errs []error
 	if err := c.LegacyEdge.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -168,18 +177,26 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("terminal-pin-limit %d out of range 0..1000000", *pinLimit))
 	}
 	c.PINBudget.Limit = int(*pinLimit)
-	if err := c.PINBudget.Validate(); err != nil {
-		errs = append(errs, err)
+	switch {
+	case c.PINBudget.Limit > 0 && c.PINBudget.Window <= 0:
+		errs = append(errs, errors.New("terminal-pin-window must be positive"))
+	case c.PINBudget.Limit > 0 && c.PINBudget.Suspension <= 0:
+		errs = append(errs, errors.New("terminal-pin-suspension must be positive"))
+	case *pinLimit >= 0:
+		if err := c.PINBudget.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if *maxConns < 1 || *maxConns > 1000 {
 		errs = append(errs, fmt.Errorf("db-max-conns %d out of range 1..1000", *maxConns))
+	} else if *batchLanes < 1 || *batchLanes > *maxConns {
+		// Checked against a valid pool size only: a bad db-max-conns is
+		// its own error, not pay-batch-lanes'.
+		errs = append(errs, fmt.Errorf("pay-batch-lanes %d out of range 1..db-max-conns (%d)", *batchLanes, *maxConns))
 	}
 	c.MaxConns = int32(*maxConns)
 	if *batchMax < 1 || *batchMax > 1000 {
 		errs = append(errs, fmt.Errorf("pay-batch-max %d out of range 1..1000", *batchMax))
-	}
-	if *batchLanes < 1 || *batchLanes > int64(c.MaxConns) {
-		errs = append(errs, fmt.Errorf("pay-batch-lanes %d out of range 1..db-max-conns", *batchLanes))
 	}
 	if c.PayBatchWait < 0 || c.PayBatchWait > time.Second {
 		errs = append(errs, fmt.Errorf("pay-batch-wait %v out of range 0..1s", c.PayBatchWait))
@@ -192,8 +209,14 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	if c.CompletionWindow <= 0 {
 		errs = append(errs, errors.New("completion-window must be positive"))
 	}
-	if c.Approval.TopUpAbove <= 0 || c.Approval.TTL <= 0 || c.ConsoleIdle <= 0 {
-		errs = append(errs, errors.New("topup-approval-above, proposal-ttl and console-idle must be positive"))
+	if c.Approval.TopUpAbove <= 0 {
+		errs = append(errs, errors.New("topup-approval-above must be positive"))
+	}
+	if c.Approval.TTL <= 0 {
+		errs = append(errs, errors.New("proposal-ttl must be positive"))
+	}
+	if c.ConsoleIdle <= 0 {
+		errs = append(errs, errors.New("console-idle must be positive"))
 	}
 	// The console serves plain HTTP: loopback only (reach it through an SSH
 	// tunnel or a TLS proxy), so that no password or session cookie crosses
@@ -254,47 +277,39 @@ func envOr(name, def string) string {
 	return def
 }
 
-// Environment values that do not parse are collected here rather than
-// replaced by defaults; Load reports them.
-func envInt(name string, def int64) int64 {
+// envReader reads the settings' numeric environment variables. The first
+// value that does not parse is kept in err, which Load reports; until then
+// the default stands in for it (never used: Load stops).
+type envReader struct{ err error }
+
+func (e *envReader) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+func (e *envReader) int(name string, def int64) int64 {
 	v := os.Getenv(name)
 	if v == "" {
 		return def
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return -1 << 62 // out of every range: reported by the range checks
+		e.fail(fmt.Errorf("%s=%q is not an integer", name, v))
+		return def
 	}
 	return n
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
 	v := os.Getenv(name)
 	if v == "" {
 		return def
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return -1
+		e.fail(fmt.Errorf("%s=%q is not a duration like 5s", name, v))
+		return def
 	}
 	return d
-}
-
-func envErrs() []error {
-	var errs []error
-	for _, name := range []string{"MAPFRONT_PAY_LIMIT", "MAPFRONT_DB_MAX_CONNS", "MAPFRONT_GRPC_MAX_MESSAGE"} {
-		if v := os.Getenv(name); v != "" {
-			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q is not an integer", name, v))
-			}
-		}
-	}
-	for _, name := range []string{"MAPFRONT_STATEMENT_TIMEOUT", "MAPFRONT_SHUTDOWN_TIMEOUT", "MAPFRONT_COMPLETION_WINDOW"} {
-		if v := os.Getenv(name); v != "" {
-			if _, err := time.ParseDuration(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q is not a duration like 5s", name, v))
-			}
-		}
-	}
-	return errs
 }

@@ -81,3 +81,69 @@ func TestLegacyEdge(t *testing.T) {
 		t.Errorf("legacy edge %+v", e)
 	}
 }
+
+// A value that does not parse is reported alone, naming its variable: not
+// again as an out-of-range number, nor as the fault of a setting checked
+// against it. (Found by a newcomer: MAPFRONT_PAY_LIMIT=abc also said "pay
+// limit -4611686018427387904 fen out of range", MAPFRONT_CONSOLE_IDLE=x
+// blamed topup-approval-above and proposal-ttl too.)
+func TestParseErrorAlone(t *testing.T) {
+	ints := []string{"MAPFRONT_PAY_LIMIT", "MAPFRONT_TERMINAL_PIN_LIMIT", "MAPFRONT_DB_MAX_CONNS", "MAPFRONT_GRPC_MAX_MESSAGE",
+		"MAPFRONT_PAY_BATCH_MAX", "MAPFRONT_PAY_BATCH_LANES", "MAPFRONT_TOPUP_APPROVAL_ABOVE"}
+	durations := []string{"MAPFRONT_TERMINAL_PIN_WINDOW", "MAPFRONT_TERMINAL_PIN_SUSPENSION", "MAPFRONT_STATEMENT_TIMEOUT",
+		"MAPFRONT_SHUTDOWN_TIMEOUT", "MAPFRONT_COMPLETION_WINDOW", "MAPFRONT_PAY_BATCH_WAIT", "MAPFRONT_PROPOSAL_TTL",
+		"MAPFRONT_CONSOLE_IDLE"}
+	for _, name := range ints {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, "abc")
+			if _, err := load(t); err == nil || err.Error() != name+`="abc" is not an integer` {
+				t.Errorf("err = %v, want only %s named", err, name)
+			}
+		})
+	}
+	for _, name := range durations {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, "x")
+			if _, err := load(t); err == nil || err.Error() != name+`="x" is not a duration like 5s` {
+				t.Errorf("err = %v, want only %s named", err, name)
+			}
+		})
+	}
+	t.Run("flag", func(t *testing.T) {
+		_, err := load(t, "-pay-limit", "abc")
+		if err == nil || !strings.Contains(err.Error(), "-pay-limit") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("err = %v, want one line naming -pay-limit", err)
+		}
+	})
+}
+
+// A value that parses but is refused names only its own setting.
+func TestRefusedValueNamesItsSetting(t *testing.T) {
+	cases := []struct {
+		env, val, want string
+	}{
+		{"MAPFRONT_DB_MAX_CONNS", "0", "db-max-conns 0 out of range 1..1000"},
+		{"MAPFRONT_DB_MAX_CONNS", "2000", "db-max-conns 2000 out of range 1..1000"},
+		{"MAPFRONT_PAY_BATCH_LANES", "20", "pay-batch-lanes 20 out of range 1..db-max-conns (16)"},
+		{"MAPFRONT_CONSOLE_IDLE", "0s", "console-idle must be positive"},
+		{"MAPFRONT_PROPOSAL_TTL", "-1h", "proposal-ttl must be positive"},
+		{"MAPFRONT_TOPUP_APPROVAL_ABOVE", "0", "topup-approval-above must be positive"},
+		{"MAPFRONT_TERMINAL_PIN_WINDOW", "0s", "terminal-pin-window must be positive"},
+		{"MAPFRONT_TERMINAL_PIN_SUSPENSION", "0s", "terminal-pin-suspension must be positive"},
+		{"MAPFRONT_TERMINAL_PIN_LIMIT", "-1", "terminal-pin-limit -1 out of range 0..1000000"},
+	}
+	for _, c := range cases {
+		t.Run(c.env+"="+c.val, func(t *testing.T) {
+			t.Setenv(c.env, c.val)
+			if _, err := load(t); err == nil || err.Error() != c.want {
+				t.Errorf("err = %v, want exactly %q", err, c.want)
+			}
+		})
+	}
+	// With the PIN budget off, its window is not checked.
+	t.Setenv("MAPFRONT_TERMINAL_PIN_LIMIT", "0")
+	t.Setenv("MAPFRONT_TERMINAL_PIN_WINDOW", "0s")
+	if _, err := load(t); err != nil {
+		t.Errorf("PIN budget off, window 0: %v", err)
+	}
+}

@@ -274,10 +274,10 @@ func TestConsoleFourEyesInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(queue, "文件缺失") || !strings.Contains(queue, "1500.00") {
+	if !strings.Contains(queue, "文件中没有") || !strings.Contains(queue, "1500.00") {
 		t.Errorf("queue page:\n%s", queue)
 	}
-	if !strings.Contains(flash, "复核提案") || state != "open" {
+	if !strings.Contains(flash, "复核提案") || state != "待处理" {
 		t.Fatalf("after proposing: flash %q, state %q", flash, state)
 	}
 	s.card(t, "pending", 0)
@@ -353,7 +353,7 @@ func TestConsoleFourEyesInBrowser(t *testing.T) {
 	if !strings.Contains(trail, "console/alice") || !strings.Contains(trail, "console/bob") {
 		t.Errorf("audit trail lacks an identity:\n%s", trail)
 	}
-	if !strings.Contains(detail, "resolved") || resolveForms != 0 || unlockButtons != 0 {
+	if !strings.Contains(detail, "已处理") || resolveForms != 0 || unlockButtons != 0 {
 		t.Errorf("auditor: item %q, %d resolve forms, %d unlock buttons", detail, resolveForms, unlockButtons)
 	}
 	if !strings.Contains(customer, "2000.00") {
@@ -406,7 +406,7 @@ func TestConsoleFourEyesInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(batchText, "settled") {
+	if !strings.Contains(batchText, "已完成") {
 		t.Errorf("batch page:\n%s", batchText)
 	}
 }

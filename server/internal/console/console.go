@@ -133,9 +133,14 @@ func New(o Options) (*Server, error) {
 			}
 			return ""
 		},
-		"date":     mapfront.DateString,
-		"event":    func(e string) string { return eventNames[e] },
-		"typename": func(t mapfront.ExceptionType) string { return exceptionNames[t] + "（" + string(t) + "）" },
+		"date":  mapfront.DateString,
+		"event": func(e string) string { return eventNames[e] },
+		"typename": func(t mapfront.ExceptionType) string {
+			l, _ := labelText("exception_type", t)
+			return l + "（" + string(t) + "）"
+		},
+		"label":     label,
+		"labeltext": labelText,
 	}
 	names, err := templateFiles.ReadDir("templates")
 	if err != nil {
@@ -394,15 +399,4 @@ var eventNames = map[string]string{
 	mapfront.EventDecline:   "拒绝",
 	mapfront.EventTombstone: "冲正（先于消费）",
 	mapfront.EventReversal:  "冲正",
-}
-
-// exceptionNames are the queue's types in Chinese (SPEC section 6).
-var exceptionNames = map[mapfront.ExceptionType]string{
-	mapfront.ExAmountMismatch: "金额不符",
-	mapfront.ExNotOpenable:    "无法开通",
-	mapfront.ExDuplicate:      "重复",
-	mapfront.ExMissing:        "文件缺失",
-	mapfront.ExOverpaid:       "多付",
-	mapfront.ExIncomplete:     "逾期未付足",
-	mapfront.ExBadLine:        "无法解析的行",
 }

@@ -7,11 +7,13 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"mapfront/server/internal/audit"
 	"mapfront/server/internal/console"
 	"mapfront/server/internal/mapfront"
 	"mapfront/server/internal/postgres"
@@ -236,5 +238,65 @@ func TestSessionSurvivesABusyAccountRead(t *testing.T) {
 	users.busy.Store(false)
 	if code, loc, _ := c.do("GET", "/audit", nil); code != http.StatusOK {
 		t.Errorf("after one busy request the unchanged account's session is gone: %d %q", code, loc)
+	}
+}
+
+// state=all, as the settlement command spells it, is every state on the
+// queue and the proposals pages (it was refused with 10001).
+func TestStateAll(t *testing.T) {
+	s := newSystem(t)
+	c := newClient(t, s.url)
+	if code, _, _ := c.signIn("carol", s.password("carol")); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	if code, _, body := c.do("GET", "/exceptions?state=all", nil); code != http.StatusOK || !strings.Contains(body, `href="/exceptions/`+strconv.FormatInt(s.item.ID, 10)+`"`) {
+		t.Errorf("/exceptions?state=all: %d\n%s", code, body)
+	}
+	if code, _, body := c.do("GET", "/proposals?state=all", nil); code != http.StatusOK || !strings.Contains(body, `id="proposals"`) {
+		t.Errorf("/proposals?state=all: %d\n%s", code, body)
+	}
+}
+
+// An approval whose action a rule refuses leaves the proposal pending; the
+// message says so and suggests rejecting it.
+func TestRefusedApprovalSuggestsRejecting(t *testing.T) {
+	s := newSystem(t)
+	ctx := audit.WithActor(s.ctx, audit.Actor{Identity: "admin", Role: "admin", Method: "/mapfront.v1.AdminService/TopUpCash"})
+	_, _, p, err := s.admin.SubmitTopUp(ctx, "13912345678", 6_000_000, "till-big-1")
+	if err != nil || p == nil {
+		t.Fatalf("top-up proposal: %v %+v", err, p)
+	}
+	cust, err := s.admin.GetCustomer(s.ctx, "13912345678")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range cust.Accounts {
+		if a.Kind == "cash" {
+			if err := s.admin.SetAccountFrozen(s.ctx, a.ID, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := newClient(t, s.url)
+	if code, _, _ := c.signIn("bob", s.password("bob")); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	c.do("GET", "/proposals", nil)
+	id := strconv.FormatInt(p.ID, 10)
+	code, loc, _ := c.do("POST", "/proposals/"+id+"/approve", url.Values{"csrf": {c.csrf}, "back": {"/proposals"}})
+	if code != http.StatusSeeOther || loc != "/proposals" {
+		t.Fatalf("approve: %d %q", code, loc)
+	}
+	_, _, page := c.do("GET", "/proposals", nil)
+	flash := regexp.MustCompile(`id="flash">([^<]*)<`).FindStringSubmatch(page)
+	if flash == nil || !strings.Contains(flash[1], "10006") || !strings.Contains(flash[1], "仍待复核") || !strings.Contains(flash[1], "驳回") {
+		t.Errorf("flash after a refused approval: %v", flash)
+	}
+	if ps, err := s.store.ListProposals(s.ctx, mapfront.ProposalFilter{State: mapfront.ProposalPending}); err != nil || len(ps) != 1 {
+		t.Errorf("pending proposals: %v %d", err, len(ps))
+	}
+	c.do("POST", "/proposals/"+id+"/reject", url.Values{"csrf": {c.csrf}, "back": {"/proposals"}})
+	if ps, err := s.store.ListProposals(s.ctx, mapfront.ProposalFilter{State: mapfront.ProposalRejected}); err != nil || len(ps) != 1 {
+		t.Errorf("rejected proposals: %v %d", err, len(ps))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -146,6 +147,7 @@ func (s *Server) exceptions(ctx context.Context, w http.ResponseWriter, r *http.
 	if !r.URL.Query().Has("state") {
 		d.State = mapfront.ExceptionOpen
 	}
+	d.State = allStates(d.State)
 	f := mapfront.ExceptionFilter{State: d.State, Limit: 1000}
 	if d.Date != "" {
 		date, err := mapfront.ParseDate(d.Date)
@@ -229,6 +231,15 @@ func operatorName(user string) string {
 	return n
 }
 
+// allStates reads a state filter: "all", as the settlement command spells
+// it, is every state, the same as empty.
+func allStates(state string) string {
+	if state == "all" {
+		return ""
+	}
+	return state
+}
+
 type proposalsData struct {
 	State string
 	Items []mapfront.Proposal
@@ -237,7 +248,7 @@ type proposalsData struct {
 }
 
 func (s *Server) proposals(ctx context.Context, w http.ResponseWriter, r *http.Request, ss *session) error {
-	state := r.URL.Query().Get("state")
+	state := allStates(r.URL.Query().Get("state"))
 	if !r.URL.Query().Has("state") {
 		state = mapfront.ProposalPending
 	}
@@ -260,6 +271,15 @@ func (s *Server) decide(approve bool) handler {
 			decide = s.o.Admin.ApproveProposal
 		}
 		p, already, err := decide(ctx, id, r.PostFormValue("note"))
+		var de *mapfront.Error
+		if approve && errors.As(err, &de) && stillPending(de.Code) {
+			// The action was refused (an order that still owes money, a
+			// frozen account...): the proposal stays pending until someone
+			// decides it, and approving it again will meet the same rule.
+			s.flash(ss, fmt.Sprintf("操作未完成：%s。提案 %d 未执行，仍待复核；如它无法执行，请驳回该提案（驳回不会变动资金）。", de.Error(), id))
+			http.Redirect(w, r, backTo(r), http.StatusSeeOther)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -273,6 +293,18 @@ func (s *Server) decide(approve bool) handler {
 		http.Redirect(w, r, backTo(r), http.StatusSeeOther)
 		return nil
 	}
+}
+
+// stillPending reports whether an approval refused with code left a
+// proposal that rejecting would settle: a business rule refused its action.
+// Not for a busy database (try again), a bad note, or a proposal that does
+// not exist.
+func stillPending(code mapfront.Code) bool {
+	switch code {
+	case mapfront.CodeBusy, mapfront.CodeMalformed, mapfront.CodeNoOriginal, mapfront.CodeInternal:
+		return false
+	}
+	return true
 }
 
 type customerData struct {

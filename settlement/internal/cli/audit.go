@@ -12,7 +12,7 @@ import (
 
 // audit is `settlement audit`: the audit trail of changes made through
 // AdminService and the queue (SPEC section 7), newest first. It needs a
-// certificate whose identity has the auditor or admin role.
+// certificate whose identity has the auditor, admin or supervisor role.
 func (a *app) audit(ctx context.Context, args []string) error {
 	fs := a.newFlags("audit")
 	identity := fs.String("identity", "", "only this caller's records (a certificate identity)")

@@ -76,7 +76,7 @@ Commands:
   report --date yyyyMMdd [--csv FILE]   print a batch report, or write it as CSV ("-" for stdout)
   audit [--identity ID] [--target T] [--since T] [--until T] [--limit N]
                                         the audit trail of AdminService and queue changes
-                                        (a certificate with the auditor or admin role)
+                                        (a certificate with the auditor, admin or supervisor role)
 
 Run "settlement <command> -h" for a command's flags. Configuration comes from
 MAPFRONT_* variables (see the settlement README); flags override them.
