@@ -3,6 +3,7 @@ package mapfront
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 )
@@ -72,10 +73,14 @@ func SealKeyFingerprint(k Keys, kind string, key TerminalKey, fp []byte) ([]byte
 
 // OpenKeyRecord returns rec with its sealed fingerprint opened, to compare
 // with a repeat's (KeyRecord.Repeat). A record without a fingerprint (a key
-// the settlement file opened) stays without one: every repeat differs.
+// the settlement file opened) stays without one: every repeat differs. A
+// fingerprint still in clear (the bare SHA-256 of a key recorded before
+// migration 0017, should SealPendingFingerprints have left one unsealed) is
+// compared as it is, as the code before 0017 did, so that its key replays
+// exactly instead of failing (10000); a sealed one is never 32 bytes.
 // Errors: only internal ones (a fingerprint no key held opens).
 func OpenKeyRecord(k Keys, kind string, key TerminalKey, rec *KeyRecord) (*KeyRecord, error) {
-	if rec.Fingerprint == nil {
+	if rec.Fingerprint == nil || len(rec.Fingerprint) == sha256.Size {
 		return rec, nil
 	}
 	fp, err := openKeyFingerprint(k, kind, key, rec.Fingerprint)

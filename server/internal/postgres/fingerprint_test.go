@@ -159,22 +159,7 @@ func TestMigration0017SealsOldFingerprints(t *testing.T) {
 	}
 	id, other := stlID("11010519900101093"), stlID("11010519900101094")
 	cases := openCardKeys(t, e, id)
-
-	// Back to the schema of 0016 and the rows the code before wrote: each
-	// open_card key's fingerprint the unkeyed digest of its request.
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := e.store.pool.Exec(e.ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`ALTER TABLE terminal_requests DROP CONSTRAINT terminal_requests_open_card_fingerprint_sealed`)
-	exec(`DROP INDEX terminal_requests_clear_fingerprint`)
-	exec(`DELETE FROM schema_migrations WHERE name = '0017_sealed_fingerprints.sql'`)
-	for _, c := range cases {
-		exec(`UPDATE terminal_requests SET fingerprint = $3 WHERE kind = 'open_card' AND batch_no = $1 AND terminal_order_id = $2`,
-			c.req.BatchNo, c.req.TerminalOrderID, c.req.Fingerprint())
-	}
+	revert0017(t, e, cases)
 	if dump := strings.ToLower(dumpDatabase(t, e)); !strings.Contains(dump, hex.EncodeToString(cases[0].req.Fingerprint())) {
 		t.Fatal("the dump does not show the unkeyed digest: the check below would prove nothing")
 	}
@@ -192,5 +177,53 @@ func TestMigration0017SealsOldFingerprints(t *testing.T) {
 WHERE kind = 'open_card' AND terminal_order_id = 'f1'`, cases[0].req.Fingerprint()); err == nil {
 		t.Fatal("the database accepted an open_card fingerprint in clear")
 	}
+	m.verify(t)
+}
+
+// revert0017 puts the database on e back to the schema of 0016 and the
+// cases' keys back to what the code before 0017 wrote: each open_card key's
+// fingerprint the unkeyed digest of its request.
+func revert0017(t *testing.T, e *env, cases []fingerprintCase) {
+	t.Helper()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := e.store.pool.Exec(e.ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`ALTER TABLE terminal_requests DROP CONSTRAINT terminal_requests_open_card_fingerprint_sealed`)
+	exec(`DROP INDEX terminal_requests_clear_fingerprint`)
+	exec(`DELETE FROM schema_migrations WHERE name = '0017_sealed_fingerprints.sql'`)
+	for _, c := range cases {
+		exec(`UPDATE terminal_requests SET fingerprint = $3 WHERE kind = 'open_card' AND batch_no = $1 AND terminal_order_id = $2`,
+			c.req.BatchNo, c.req.TerminalOrderID, c.req.Fingerprint())
+	}
+}
+
+// An open_card key whose fingerprint is still the 32-byte digest in clear
+// (recorded before 0017 and not yet sealed by its Go step) replays on the
+// new code exactly as on the code before 0017, which compared it directly:
+// the stored answer, and 10003 for another ID number or paySum, where
+// opening it as sealed failed (10000). The review of this branch found the
+// new server erring on such a row.
+func TestOpenCardReplaysClearFingerprint(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	zone, _ := time.LoadLocation("Asia/Shanghai")
+	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
+	keys := testKeys(t, keyA)
+	e := keyedEnv(t, url, keys, clk)
+	if err := e.admin.LoadDemo(e.ctx, testTPK); err != nil {
+		t.Fatal(err)
+	}
+	id, other := stlID("11010519900101095"), stlID("11010519900101096")
+	cases := openCardKeys(t, e, id)
+	revert0017(t, e, cases) // e's service is the new code; the rows are clear
+	if n := e.scalar(t, `SELECT count(*) FROM terminal_requests WHERE `+clearFingerprint); n != int64(len(cases)) {
+		t.Fatalf("%d clear open_card fingerprints, want %d", n, len(cases))
+	}
+	wantReplays(t, e, "clear digest, not yet sealed", cases, other)
+	m := keyedEnv(t, url, keys, clk) // 0017 and its Go step: sealed now
+	wantSealedFingerprints(t, m, keys.CurrentPrefix(), cases)
+	wantReplays(t, m, "sealed by the next start", cases, other)
 	m.verify(t)
 }
