@@ -72,7 +72,10 @@ WHERE kind = 'topup_cash' AND state = 'pending' AND args->>'reference' = $1`
 // proposal's resend: it is answered with that proposal, expired or not, and
 // nothing is filed (the unique index of migration 0018 makes two resends
 // racing each other find the same one); for another mobile or amount it is
-// 10003. Errors: 10001, 10003.
+// 10003. A top-up of a reference already credited is not filed
+// (mapfront.ErrTopUpCredited): under the reference's lock (topUpLockSQL),
+// no proposal can follow the top-up that credited it. Errors: 10001,
+// 10003, mapfront.ErrTopUpCredited.
 func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl time.Duration) (*mapfront.Proposal, error) {
 	args, err := proposalArgs(&p)
 	if err != nil {
@@ -91,6 +94,19 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 	var resent bool
 	err = s.auditedTx(ctx, change, func(tx pgx.Tx) error {
 		out, resent = nil, false
+		if p.TopUp != nil {
+			if _, err := tx.Exec(ctx, topUpLockSQL, int32(topUpLockClass), p.TopUp.Reference); err != nil {
+				return err
+			}
+			var credited bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM topups WHERE reference = $1)`,
+				p.TopUp.Reference).Scan(&credited); err != nil {
+				return err
+			}
+			if credited {
+				return mapfront.ErrTopUpCredited
+			}
+		}
 		now := s.clock.Now()
 		// Each statement sees what committed before it: the proposal the
 		// INSERT met is read by the next one, unless it was decided in
@@ -125,9 +141,9 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 		return nil, err
 	}
 	if resent {
-		s.log.Info("proposal sent again", "id", out.ID, "kind", out.Kind, "target", out.Target, "proposer", out.Proposer)
+		s.log.Info("proposal sent again", "id", out.ID, "kind", out.Kind, "target", logTarget(out.Target), "proposer", out.Proposer)
 	} else {
-		s.log.Info("proposal filed", "id", out.ID, "kind", out.Kind, "target", out.Target, "proposer", out.Proposer)
+		s.log.Info("proposal filed", "id", out.ID, "kind", out.Kind, "target", logTarget(out.Target), "proposer", out.Proposer)
 	}
 	return out, nil
 }

@@ -1,7 +1,11 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +195,253 @@ AND decision_note LIKE '%' || $1::bigint || '%'`, kept); n != 2 {
 		t.Fatalf("balance %d, want 20000", got)
 	}
 	m.verify(t)
+}
+
+// A window proposal's reference sent again once the 24-hour window has room
+// (SubmitTopUp asks the direct path first) is still that proposal's: with
+// another amount it is 10003, with the same it answers the proposal, and
+// neither credits anything; the approval then credits it once. Found by the
+// review of this branch: the direct path looked only at top-ups made, and
+// credited the resend (the other amount making the proposal unapprovable).
+func TestTopUpResendWhilePendingIsNotCreditedDirectly(t *testing.T) {
+	e := newEnv(t)
+	const limit = 100_00
+	e.admin.SetApprovalPolicy(mapfront.ApprovalPolicy{TopUpAbove: limit, TTL: 72 * time.Hour})
+	alice, carol, bob := as(e.ctx, "alice", "admin"), as(e.ctx, "carol", "operator"), as(e.ctx, "bob", "supervisor")
+	const mobile, other = "13800009941", "13800009942"
+	cash := newPayer(t, e, mobile, 0)
+	newPayer(t, e, other, 0)
+	if _, _, p, err := e.admin.SubmitTopUp(alice, mobile, 60_00, "w-1"); err != nil || p != nil {
+		t.Fatalf("direct top-up: %v %+v", err, p)
+	}
+	_, _, p, err := e.admin.SubmitTopUp(alice, mobile, 60_00, "w-2")
+	if err != nil || p == nil {
+		t.Fatalf("want a window proposal: %v %+v", err, p)
+	}
+	e.clock.now = e.clock.now.Add(25 * time.Hour) // the window has room; the proposal still pending
+	before := e.balance(t, cash)
+
+	account, bal, q, err := e.admin.SubmitTopUp(carol, mobile, 50_00, "w-2")
+	if mapfront.ErrorCode(err) != mapfront.CodeKeyReused {
+		t.Fatalf("w-2 resent with another amount: %v, proposal %+v, %s %d; want 10003", err, q, account, bal)
+	}
+	if _, _, q, err := e.admin.SubmitTopUp(carol, other, 60_00, "w-2"); mapfront.ErrorCode(err) != mapfront.CodeKeyReused {
+		t.Fatalf("w-2 resent for another customer: %v, proposal %+v; want 10003", err, q)
+	}
+	account, bal, q, err = e.admin.SubmitTopUp(carol, mobile, 60_00, "w-2")
+	if err != nil || q == nil || q.ID != p.ID || q.State != mapfront.ProposalPending || account != "" {
+		t.Fatalf("w-2 resent as proposed: %v, proposal %+v, %s %d; want proposal %d, pending", err, q, account, bal, p.ID)
+	}
+	if got := e.balance(t, cash); got != before {
+		t.Fatalf("resends while pending moved money: balance %d, was %d", got, before)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM topups WHERE reference = 'w-2'`); n != 0 {
+		t.Fatalf("w-2 credited %d times before its approval", n)
+	}
+
+	if q, _, err := e.admin.ApproveProposal(bob, p.ID, ""); err != nil || q.State != mapfront.ProposalApproved {
+		t.Fatalf("approve: %v %+v", err, q)
+	}
+	if got := e.balance(t, cash); got != before+60_00 {
+		t.Fatalf("after the approval: balance %d, want %d", got, before+60_00)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM topups WHERE reference = 'w-2' AND proposal_id = $1::bigint`, p.ID); n != 1 {
+		t.Fatalf("w-2 not credited by its approval (%d)", n)
+	}
+	e.verify(t)
+}
+
+// A proposal is never filed for a reference already credited, directly or
+// by an approval: the store says so (ErrTopUpCredited, nothing filed,
+// nothing refused in the audit trail), and SubmitTopUp answers the top-up
+// made instead. The second case is a resend's two transactions with an
+// approval committing between them (the direct path saw the proposal
+// pending), step by step: without the check it filed a second proposal.
+func TestTopUpProposalOfCreditedReference(t *testing.T) {
+	e := newEnv(t)
+	e.admin.SetApprovalPolicy(mapfront.ApprovalPolicy{TopUpAbove: 100_00, TTL: time.Hour})
+	alice, carol, bob := as(e.ctx, "alice", "admin"), as(e.ctx, "carol", "operator"), as(e.ctx, "bob", "supervisor")
+	const mobile = "13800009943"
+	cash := newPayer(t, e, mobile, 0)
+	propose := func(ref string, amount int64) (*mapfront.Proposal, error) {
+		return e.store.CreateProposal(carol, mapfront.Proposal{Kind: mapfront.ProposeTopUp, Target: "customer:" + mobile,
+			TopUp: &mapfront.TopUp{Mobile: mobile, Amount: amount, Reference: ref}}, time.Hour)
+	}
+
+	// Credited directly.
+	if _, _, p, err := e.admin.SubmitTopUp(alice, mobile, 50_00, "c-1"); err != nil || p != nil {
+		t.Fatalf("direct top-up: %v %+v", err, p)
+	}
+	if _, err := propose("c-1", 50_00); !errors.Is(err, mapfront.ErrTopUpCredited) {
+		t.Fatalf("proposal of a reference credited directly: %v, want ErrTopUpCredited", err)
+	}
+
+	// Credited by an approval between a resend's two transactions.
+	p, err := propose("c-2", 200_00)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.store.TopUpCashWithin(carol, mobile, 200_00, "c-2", 100_00); !errors.Is(err, mapfront.ErrTopUpNeedsApproval) {
+		t.Fatalf("the resend's direct path with c-2 pending: %v, want ErrTopUpNeedsApproval", err)
+	}
+	if _, _, err := e.admin.ApproveProposal(bob, p.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := propose("c-2", 200_00); !errors.Is(err, mapfront.ErrTopUpCredited) {
+		t.Fatalf("the resend's proposal after the approval: %v %+v, want ErrTopUpCredited", err, q)
+	}
+
+	if n := e.scalar(t, `SELECT count(*) FROM proposals`); n != 1 {
+		t.Fatalf("%d proposals filed, want c-2's alone", n)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE outcome <> 'ok'`); n != 0 {
+		t.Fatalf("%d refusals recorded", n)
+	}
+	if account, bal, p, err := e.admin.SubmitTopUp(alice, mobile, 200_00, "c-2"); err != nil || p != nil || account != cash || bal != 250_00 {
+		t.Fatalf("c-2 again: %v %+v %s %d; want the top-up made, balance 25000", err, p, account, bal)
+	}
+	e.verify(t)
+}
+
+// A reference's resends racing its approval (the window with room, so the
+// direct path would credit it): every resend gets the pending proposal or
+// the top-up made, no second proposal is filed (a resend that saw the
+// proposal pending and files after the approval committed would), and the
+// money is credited once, by the approval.
+func TestTopUpResendRacesApproval(t *testing.T) {
+	e := newEnv(t)
+	const limit = 100_00
+	e.admin.SetApprovalPolicy(mapfront.ApprovalPolicy{TopUpAbove: limit, TTL: time.Hour})
+	alice, carol, bob := as(e.ctx, "alice", "admin"), as(e.ctx, "carol", "operator"), as(e.ctx, "bob", "supervisor")
+	const mobile = "13800009944"
+	cash := newPayer(t, e, mobile, 0)
+	const rounds, resenders, amount = 12, 3, 60_00
+	for round := range rounds {
+		ref := "race-" + string(rune('a'+round))
+		// Filed as a window proposal is (the window itself stays empty:
+		// under the amount, a resend would be credited directly).
+		p, err := e.store.CreateProposal(alice, mapfront.Proposal{Kind: mapfront.ProposeTopUp, Target: "customer:" + mobile,
+			TopUp: &mapfront.TopUp{Mobile: mobile, Amount: amount, Reference: ref}}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := e.balance(t, cash)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if q, already, err := e.admin.ApproveProposal(bob, p.ID, ""); err != nil || already || q.State != mapfront.ProposalApproved {
+				t.Errorf("%s: approve: %v, already %v, %+v", ref, err, already, q)
+			}
+		}()
+		// Each resender sends until it gets the top-up made, so that resends
+		// span the approval's commit.
+		for range resenders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for range 500 {
+					account, bal, q, err := e.admin.SubmitTopUp(carol, mobile, amount, ref)
+					switch {
+					case err != nil:
+						t.Errorf("%s: resend: %v", ref, err)
+					case q != nil && q.ID != p.ID:
+						t.Errorf("%s: resend filed proposal %d beside %d", ref, q.ID, p.ID)
+					case q == nil && (account != cash || bal < before+amount):
+						t.Errorf("%s: resend answered %s %d, want the top-up made", ref, account, bal)
+					case q == nil:
+						return
+					default:
+						continue
+					}
+					return
+				}
+				t.Errorf("%s: resends never answered the top-up made", ref)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		if n := e.scalar(t, `SELECT count(*) FROM proposals WHERE args->>'reference' = $1`, ref); n != 1 {
+			t.Fatalf("%s: %d proposals, want 1", ref, n)
+		}
+		if n := e.scalar(t, `SELECT count(*) FROM topups WHERE reference = $1 AND proposal_id = $2::bigint`, ref, p.ID); n != 1 {
+			t.Fatalf("%s: not credited by its approval", ref)
+		}
+		if got := e.balance(t, cash); got != before+amount {
+			t.Fatalf("%s: balance %d, want %d", ref, got, before+amount)
+		}
+	}
+	e.verify(t)
+}
+
+// SPEC section 7: logs mask mobile numbers. A top-up proposal's log lines
+// ("proposal filed", "proposal sent again") name its target with the
+// mobile number masked. Found by the review of this branch.
+func TestProposalLogMasksMobile(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	zone, _ := time.LoadLocation("Asia/Shanghai")
+	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
+	keys := testKeys(t, keyA)
+	var buf lockedBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	clock := mapfront.Clock{Zone: zone, Now: clk.Now}
+	policy := mapfront.DefaultPolicy()
+	s, err := Open(context.Background(), url, Options{Clock: clock, Policy: policy,
+		NewCustomerPassword: mapfront.InitialPasswordHasher(policy, keys), SealID: mapfront.IDSealer(keys), Log: log, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	e := &env{store: s, svc: mapfront.NewService(s, keys, clock, policy, log), admin: mapfront.NewAdminService(s, keys, policy),
+		clock: clk, ctx: context.Background()}
+	if err := e.admin.LoadDemo(e.ctx, testTPK); err != nil {
+		t.Fatal(err)
+	}
+	e.admin.SetApprovalPolicy(mapfront.ApprovalPolicy{TopUpAbove: 100_00, TTL: time.Hour})
+	const mobile = "13800009951"
+	newPayer(t, e, mobile, 0)
+	alice := as(e.ctx, "alice", "admin")
+	for range 2 {
+		if _, _, p, err := e.admin.SubmitTopUp(alice, mobile, 200_00, "m-1"); err != nil || p == nil {
+			t.Fatalf("%v %+v", err, p)
+		}
+	}
+	logged := buf.String()
+	for _, msg := range []string{`msg="proposal filed"`, `msg="proposal sent again"`} {
+		if !strings.Contains(logged, msg) {
+			t.Fatalf("no %s line: the check below would prove nothing", msg)
+		}
+	}
+	if !strings.Contains(logged, "target=customer:"+mapfront.MaskMobile(mobile)) {
+		t.Errorf("no line names the masked target customer:%s", mapfront.MaskMobile(mobile))
+	}
+	for _, line := range strings.Split(logged, "\n") {
+		if strings.Contains(line, mobile) {
+			t.Errorf("log line holds the whole mobile number: %s", line)
+		}
+	}
+}
+
+// lockedBuffer is a log destination safe for the store's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
