@@ -149,24 +149,29 @@ func TestMigration0018KeepsOnePendingTopUp(t *testing.T) {
 	// proposals the code before filed for each send of a reference.
 	exec(`DROP INDEX proposals_one_pending_topup`)
 	exec(`DELETE FROM schema_migrations WHERE name = '0018_one_pending_topup.sql'`)
-	file := func(ref string, amount int64, state string) int64 {
+	fileAs := func(proposer, ref string, amount int64, state string) int64 {
 		t.Helper()
 		decided := map[bool]any{true: nil, false: clk.now}[state == "pending"]
 		var id int64
 		if err := e.store.pool.QueryRow(e.ctx, `INSERT INTO proposals (kind, target, args, proposer, proposer_role, state,
     decider, created_at, expires_at, decided_at)
 VALUES ('topup_cash', 'customer:' || $1, jsonb_build_object('mobile', $1::text, 'amount', $2::bigint, 'reference', $3::text),
-        'alice', 'admin', $4, CASE WHEN $4 = 'pending' THEN '' ELSE 'bob' END, $5, $6, $7)
-RETURNING proposal_id`, mobile, amount, ref, state, clk.now, clk.now.Add(time.Hour), decided).Scan(&id); err != nil {
+        $8, 'admin', $4, CASE WHEN $4 = 'pending' THEN '' ELSE 'bob' END, $5, $6, $7)
+RETURNING proposal_id`, mobile, amount, ref, state, clk.now, clk.now.Add(time.Hour), decided, proposer).Scan(&id); err != nil {
 			t.Fatal(err)
 		}
 		return id
 	}
+	file := func(ref string, amount int64, state string) int64 { return fileAs("alice", ref, amount, state) }
 	file("d-1", 200_00, "pending")
 	file("d-1", 200_00, "pending")
 	kept := file("d-1", 200_00, "pending")
 	file("d-1", 200_00, "rejected")
 	file("d-2", 300_00, "pending")
+	// A proposer whose certificate names it "system": 0008's CHECK refuses
+	// a decision by the proposer, so 0018 must not decide as "system" here.
+	bySystem := fileAs("system", "d-3", 400_00, "pending")
+	fileAs("system", "d-3", 400_00, "pending")
 
 	m := keyedEnv(t, url, keys, clk) // applies 0018
 	if n := m.scalar(t, `SELECT count(*) FROM proposals WHERE args->>'reference' = 'd-1' AND state = 'pending'
@@ -182,6 +187,13 @@ AND decision_note LIKE '%' || $1::bigint || '%'`, kept); n != 2 {
 	}
 	if n := m.scalar(t, `SELECT count(*) FROM proposals WHERE args->>'reference' = 'd-2' AND state = 'pending'`); n != 1 {
 		t.Fatalf("d-2 alone: %d pending, want 1", n)
+	}
+	if n := m.scalar(t, `SELECT count(*) FROM proposals WHERE proposal_id = $1::bigint AND state = 'rejected'
+AND decider = 'migration.0018'`, bySystem); n != 1 {
+		t.Fatalf("the older d-3 proposal of the proposer \"system\" is not rejected by migration.0018")
+	}
+	if n := m.scalar(t, `SELECT count(*) FROM audit_log WHERE identity = 'migration.0018' AND method = 'migration.0018'`); n != 1 {
+		t.Fatalf("%d audit records of 0018's rejection of system's proposal, want 1", n)
 	}
 	m.admin.SetApprovalPolicy(mapfront.ApprovalPolicy{TopUpAbove: 100_00, TTL: time.Hour})
 	bob, alice := as(m.ctx, "bob", "supervisor"), as(m.ctx, "alice", "admin")
