@@ -132,6 +132,13 @@ func runServer(cmd string, args []string) error {
 	} else if n > 0 {
 		log.Info("ID numbers in clear sealed", "rows", n)
 	}
+	// Migration 0017 completed in Go: open_card keys' fingerprints recorded
+	// before it are sealed before anything is served (SPEC section 7).
+	if n, err := mapfront.SealPendingFingerprints(ctx, store, keys, log); err != nil {
+		return fmt.Errorf("seal open_card fingerprints: %w", err)
+	} else if n > 0 {
+		log.Info("open_card fingerprints in clear sealed", "rows", n)
+	}
 	switch cmd {
 	case "migrate":
 		log.Info("migrations applied")
@@ -416,8 +423,8 @@ func rotateKeys(ctx context.Context, store *postgres.Store, keys *secret.Keys, l
 	if err != nil {
 		return err
 	}
-	fmt.Printf("current key %s: not yet under it: %d clear ID numbers, %d ID numbers, %d terminal PIN keys, %d password hashes\n",
-		keys.KeyID(), left.ClearIDs, left.IDs, left.TPKs, left.Passwords)
+	fmt.Printf("current key %s: not yet under it: %d clear ID numbers, %d ID numbers, %d terminal PIN keys, %d open_card fingerprints, %d password hashes\n",
+		keys.KeyID(), left.ClearIDs, left.IDs, left.TPKs, left.Fingerprints, left.Passwords)
 	if !left.Done() {
 		return fmt.Errorf("values remain under old keys: keep MAPFRONT_OLD_MASTER_KEYS_FILE (passwords move on the customer's next successful pay or query; a reset under the new key moves one at once)")
 	}

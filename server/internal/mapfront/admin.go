@@ -123,12 +123,17 @@ type AdminStore interface {
 	// clears its count (SPEC section 7), reporting whether it was suspended
 	// (its end still to come by the store's clock). 10002 unknown terminal.
 	LiftTerminalSuspension(ctx context.Context, terminalID string) (bool, error)
-	// TopUpCash credits a cash account once per reference. 10003, 10005, 10006.
+	// TopUpCash credits a cash account once per reference; a reference a
+	// pending top-up proposal holds is as in TopUpCashWithin. 10003, 10005,
+	// 10006, ErrTopUpNeedsApproval.
 	TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error)
 	// TopUpCashWithin is TopUpCash made without a supervisor: it credits
 	// nothing and returns ErrTopUpNeedsApproval when the account's direct
 	// top-ups of the last TopUpWindow and amount come to more than limit
-	// fen (limit 0: no limit), counted under the account's lock.
+	// fen (limit 0: no limit), counted under the account's lock, or when a
+	// pending top-up proposal holds the reference for the same mobile and
+	// amount (another: 10003); a reference is never credited both directly
+	// and by an approval.
 	TopUpCashWithin(ctx context.Context, mobile string, amount int64, reference string, limit int64) (string, int64, error)
 	// SetAccountFrozen: 10005, 10006.
 	SetAccountFrozen(ctx context.Context, accountID string, frozen bool) error

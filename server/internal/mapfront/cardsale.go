@@ -63,8 +63,10 @@ func CheckProduct(p *Product, id string) error {
 // product or starts one with a pending card account (a new customer gets a
 // cash account and the policy's initial password, whose hash the service
 // computed as pwHash); under the immediate policy a fully paid card is
-// activated. Every stored decline becomes the key's record.
-func DecideOpenCard(r *OpenCardRequest, st *OpenCardState, p Policy, c Clock, now time.Time, fp, pwHash []byte) (*OpenCardOutcome, *CardOrderAnswer, error) {
+// activated. Every stored decline becomes the key's record, which keeps the
+// request's fingerprint sealed as the service gives it (sealedFP,
+// SealKeyFingerprint).
+func DecideOpenCard(r *OpenCardRequest, st *OpenCardState, p Policy, c Clock, now time.Time, sealedFP, pwHash []byte) (*OpenCardOutcome, *CardOrderAnswer, error) {
 	out := &OpenCardOutcome{Key: r.Key(), Now: now, Mobile: r.Mobile}
 	err := CheckTerminal(st.Terminal, r.Origin)
 	if err == nil {
@@ -89,7 +91,7 @@ func DecideOpenCard(r *OpenCardRequest, st *OpenCardState, p Policy, c Clock, no
 		d, err = DecideCardPayment(o.Price, o.Paid, r)
 	}
 	if err != nil {
-		rec, rerr := Declined(fp, err)
+		rec, rerr := Declined(sealedFP, err)
 		if rerr != nil {
 			return nil, nil, err
 		}
@@ -117,7 +119,7 @@ func DecideOpenCard(r *OpenCardRequest, st *OpenCardState, p Policy, c Clock, no
 	if err != nil {
 		return nil, nil, err
 	}
-	out.Record = &KeyRecord{Fingerprint: fp, State: KeyApproved, Answer: body}
+	out.Record = &KeyRecord{Fingerprint: sealedFP, State: KeyApproved, Answer: body}
 	return out, a, nil
 }
 

@@ -18,6 +18,12 @@ type Keys interface {
 	SealIDNumber(mobile, idNumber string) ([]byte, error)
 	// OpenIDNumber decrypts a sealed ID number; it fails for another mobile.
 	OpenIDNumber(mobile string, sealed []byte) (string, error)
+	// SealFingerprint encrypts a terminal key's request fingerprint, bound
+	// to the key (binding, written by sealBinding).
+	SealFingerprint(binding string, fp []byte) ([]byte, error)
+	// OpenFingerprint decrypts a sealed fingerprint; it fails for another
+	// key.
+	OpenFingerprint(binding string, sealed []byte) ([]byte, error)
 	// IDIndexes returns the blind index of an ID number under every key
 	// held, the current key's first.
 	IDIndexes(idNumber string) [][]byte

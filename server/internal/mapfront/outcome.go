@@ -56,6 +56,9 @@ const (
 
 // KeyRecord is the stored outcome of a terminal key.
 type KeyRecord struct {
+	// Fingerprint is the request's (pays' and cancels' in clear; an
+	// open_card key's sealed as stored, SealKeyFingerprint, and opened to
+	// compare, OpenKeyRecord); nil for a key the settlement file opened.
 	Fingerprint []byte
 	State       KeyState
 	// Decline is the stored decline of a declined key.

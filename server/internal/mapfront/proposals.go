@@ -83,7 +83,12 @@ var ErrSelfApproval = errors.New("a proposal cannot be decided by its proposer")
 type ProposalStore interface {
 	// CreateProposal stores a pending proposal of the caller's identity
 	// (audit.ActorFrom), expiring ttl from now, and its audit record, in one
-	// transaction. Errors: 10001.
+	// transaction. A top-up whose reference a pending top-up proposal
+	// already holds is not filed again: that proposal is returned, also to
+	// concurrent callers (the database keeps one pending top-up proposal
+	// per reference). A top-up whose reference is credited already is not
+	// filed: ErrTopUpCredited. Errors: 10001; 10003 that pending proposal
+	// is for another mobile or amount; ErrTopUpCredited.
 	CreateProposal(ctx context.Context, p Proposal, ttl time.Duration) (*Proposal, error)
 	// ListProposals: 10001 a bad state or limit.
 	ListProposals(ctx context.Context, f ProposalFilter) ([]Proposal, error)
@@ -162,13 +167,22 @@ const TopUpWindow = 24 * time.Hour
 // (AdminStore.TopUpCashWithin); SubmitTopUp files a proposal instead.
 var ErrTopUpNeedsApproval = &Error{Code: CodeAmount, Msg: "24小时内免审批充值超过限额，须主管审批"}
 
+// ErrTopUpCredited: CreateProposal of a top-up whose reference was credited
+// (directly or by an approval) after SubmitTopUp asked the store, so that
+// nothing is proposed for money already moved; SubmitTopUp answers the
+// reference as a repeat instead. Never an answer to a client.
+var ErrTopUpCredited = errors.New("the top-up's reference was credited meanwhile")
+
 // SubmitTopUp credits a cash account as TopUpCash does, or files a proposal
 // (account and balance then empty) when the top-up needs a supervisor: it
 // is above the policy's amount, or it and the account's top-ups made
 // without approval in the last TopUpWindow come to more than that amount
 // (so that a large sum split into top-ups under the amount still needs a
-// second person; SPEC section 7). A repeated reference of a direct top-up
-// answers as the first did. Errors: as TopUpCash.
+// second person; SPEC section 7). A repeated reference answers as the
+// first did: a top-up made (directly or by an approval) with its account
+// and balance, a proposal still pending with that proposal
+// (CreateProposal), never credited directly, and nothing filed twice.
+// Errors: as TopUpCash.
 func (s *AdminService) SubmitTopUp(ctx context.Context, mobile string, amount int64, reference string) (string, int64, *Proposal, error) {
 	if amount <= 0 || amount > MaxAmount {
 		return "", 0, nil, Errorf(CodeAmount, "充值金额须大于0")
@@ -179,15 +193,26 @@ func (s *AdminService) SubmitTopUp(ctx context.Context, mobile string, amount in
 	if !ValidMobile(mobile) {
 		return "", 0, nil, Invalid("mobileNum", "须为1开头的11位数字")
 	}
-	if limit := s.approval().TopUpAbove; amount <= limit {
-		account, balance, err := s.AdminStore.TopUpCashWithin(ctx, mobile, amount, reference, limit)
+	// Above the amount too: a reference already credited (by an approval)
+	// is answered by the store, not proposed again. The store also says
+	// ErrTopUpNeedsApproval for a reference its pending proposal holds, and
+	// CreateProposal then answers that proposal. Should the reference be
+	// credited between the two transactions (the proposal approved, or a
+	// direct top-up of it), CreateProposal files nothing and the second
+	// round answers the top-up made: a credited reference is never
+	// proposed again, so the second round cannot need a third.
+	for range 2 {
+		account, balance, err := s.AdminStore.TopUpCashWithin(ctx, mobile, amount, reference, s.approval().TopUpAbove)
 		if !errors.Is(err, ErrTopUpNeedsApproval) {
 			return account, balance, nil, err
 		}
+		p, err := s.CreateProposal(ctx, Proposal{Kind: ProposeTopUp, Target: "customer:" + mobile,
+			TopUp: &TopUp{Mobile: mobile, Amount: amount, Reference: reference}}, s.approval().TTL)
+		if !errors.Is(err, ErrTopUpCredited) {
+			return "", 0, p, err
+		}
 	}
-	p, err := s.CreateProposal(ctx, Proposal{Kind: ProposeTopUp, Target: "customer:" + mobile,
-		TopUp: &TopUp{Mobile: mobile, Amount: amount, Reference: reference}}, s.approval().TTL)
-	return "", 0, p, err
+	return "", 0, nil, ErrBusy
 }
 
 // ApproveProposal executes a pending proposal as the caller (who must not be

@@ -87,6 +87,9 @@ func (r *OpenCardRequest) Validate() error {
 // Fingerprint digests the business fields that a repeat of the same terminal
 // key must carry unchanged; paySum counts as given (absent differs from the
 // full price written out, which the POS would not do on a retransmission).
+// The digest is unkeyed and covers the ID number, whose few likely values
+// (region, birth date, sequence) could be tried against it: it is compared,
+// never stored. The key's record keeps it sealed (SealKeyFingerprint).
 func (r *OpenCardRequest) Fingerprint() []byte {
 	return fingerprint("open_card", r.SellerID, r.StoreID, r.IDNumber, r.Mobile, r.Referrer,
 		r.ProductID, strconv.FormatBool(r.HasPaySum), strconv.FormatInt(r.PaySum, 10))

@@ -3,6 +3,7 @@ package mapfront
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 )
@@ -51,6 +52,50 @@ func IDSealer(k Keys) func(mobile, idNumber string) (*SealedID, error) {
 	return func(mobile, idNumber string) (*SealedID, error) { return SealID(k, mobile, idNumber) }
 }
 
+// sealBinding is what a terminal key's sealed fingerprint is bound to: the
+// kind and the key, each part length-prefixed so that no two keys share a
+// binding. A sealed fingerprint copied onto another key's row does not open.
+func sealBinding(kind string, k TerminalKey) string {
+	return fmt.Sprintf("%s:%d:%s:%d:%s:%d:%s", kind, len(k.TerminalID), k.TerminalID,
+		len(k.BatchNo), k.BatchNo, len(k.TerminalOrderID), k.TerminalOrderID)
+}
+
+// SealKeyFingerprint seals a request's fingerprint for the record of its
+// terminal key. An open_card fingerprint digests the ID number, and an
+// unkeyed digest of it could be reversed by trying the likely ID numbers
+// (SPEC section 7: no whole ID number readable), so the record keeps it
+// sealed under the master key: a repeat opens it to compare (OpenKeyRecord),
+// and rotate-keys re-seals it under a new key, so the comparison stays exact
+// after the old key is gone (SPEC section 5). Errors: only internal ones.
+func SealKeyFingerprint(k Keys, kind string, key TerminalKey, fp []byte) ([]byte, error) {
+	return k.SealFingerprint(sealBinding(kind, key), fp)
+}
+
+// OpenKeyRecord returns rec with its sealed fingerprint opened, to compare
+// with a repeat's (KeyRecord.Repeat). A record without a fingerprint (a key
+// the settlement file opened) stays without one: every repeat differs. A
+// fingerprint still in clear (the bare SHA-256 of a key recorded before
+// migration 0017, should SealPendingFingerprints have left one unsealed) is
+// compared as it is, as the code before 0017 did, so that its key replays
+// exactly instead of failing (10000); a sealed one is never 32 bytes.
+// Errors: only internal ones (a fingerprint no key held opens).
+func OpenKeyRecord(k Keys, kind string, key TerminalKey, rec *KeyRecord) (*KeyRecord, error) {
+	if rec.Fingerprint == nil || len(rec.Fingerprint) == sha256.Size {
+		return rec, nil
+	}
+	fp, err := openKeyFingerprint(k, kind, key, rec.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	opened := *rec
+	opened.Fingerprint = fp
+	return &opened, nil
+}
+
+func openKeyFingerprint(k Keys, kind string, key TerminalKey, sealed []byte) ([]byte, error) {
+	return k.OpenFingerprint(sealBinding(kind, key), sealed)
+}
+
 // ClearID is a customer row whose ID number is still in clear: written
 // before migration 0005, to be sealed by SealPendingIDs.
 type ClearID struct {
@@ -73,6 +118,13 @@ type SealedTPKRow struct {
 	Sealed     []byte // as read: the update applies only if it is unchanged
 }
 
+// KeyFingerprintRow is an open_card key's fingerprint as stored, for
+// SealPendingFingerprints and rotate-keys.
+type KeyFingerprintRow struct {
+	Key    TerminalKey
+	Stored []byte // as read: the update applies only if it is unchanged
+}
+
 // KeyCounts says how many stored values are not yet under the current
 // master key: what `server rotate-keys --check` reports. The old keys can
 // be removed when all are zero.
@@ -81,6 +133,9 @@ type KeyCounts struct {
 	IDs       int64 // sealed ID numbers or blind indexes under another key
 	TPKs      int64 // sealed terminal PIN keys under another key
 	Passwords int64 // password hashes under another key: they move on the next successful pay or query
+	// Fingerprints: open_card keys' fingerprints in clear (before
+	// SealPendingFingerprints) or sealed under another key.
+	Fingerprints int64
 }
 
 // Done reports whether nothing the old keys can read is left.
@@ -105,6 +160,17 @@ type KeyStore interface {
 	// they return how many rows changed.
 	ResealIDs(ctx context.Context, old []SealedIDRow, sealed []*SealedID) (int64, error)
 	ResealTPKs(ctx context.Context, old []SealedTPKRow, sealed [][]byte) (int64, error)
+	// ClearFingerprints returns up to limit open_card keys, after the key
+	// after, whose fingerprint is still the unkeyed digest (written before
+	// migration 0017).
+	ClearFingerprints(ctx context.Context, after TerminalKey, limit int) ([]KeyFingerprintRow, error)
+	// StaleFingerprints returns up to limit open_card keys, after the key
+	// after, whose sealed fingerprint does not start with prefix.
+	StaleFingerprints(ctx context.Context, prefix []byte, after TerminalKey, limit int) ([]KeyFingerprintRow, error)
+	// ResealFingerprints writes the sealed fingerprints where the stored
+	// ones are still those read, in one transaction; it returns how many
+	// rows changed.
+	ResealFingerprints(ctx context.Context, old []KeyFingerprintRow, sealed [][]byte) (int64, error)
 	// CountKeys counts the values not under prefix.
 	CountKeys(ctx context.Context, prefix []byte) (KeyCounts, error)
 }
@@ -147,14 +213,48 @@ func SealPendingIDs(ctx context.Context, st KeyStore, k Keys, log *slog.Logger) 
 	}
 }
 
-// RotateKeys re-seals every ID number and terminal PIN key not under the
-// current master key, rotateBatch rows per transaction, online: each row is
-// rewritten only if unchanged since read, and readers accept old and new
-// values alike while it runs. Password hashes cannot be re-hashed without
-// the password: they move on the customer's next successful verification
-// (CountKeys counts the ones left). It returns the counts left afterwards.
+// SealPendingFingerprints seals the open_card keys' fingerprints still in
+// clear (written before migration 0017), rotateBatch keys per transaction,
+// and returns how many it sealed. `server migrate` and `serve` run it after
+// the SQL migrations, before serving, as SealPendingIDs: this step completes
+// 0017 in Go. The stored digest is sealed as it is, so every key recorded
+// before keeps answering its repeats exactly.
+func SealPendingFingerprints(ctx context.Context, st KeyStore, k Keys, log *slog.Logger) (int, error) {
+	total := 0
+	var after TerminalKey
+	for {
+		rows, err := st.ClearFingerprints(ctx, after, rotateBatch)
+		if err != nil || len(rows) == 0 {
+			return total, err
+		}
+		sealed := make([][]byte, len(rows))
+		for i, r := range rows {
+			if sealed[i], err = SealKeyFingerprint(k, KindOpenCard, r.Key, r.Stored); err != nil {
+				return total, err
+			}
+		}
+		n, err := st.ResealFingerprints(ctx, rows, sealed)
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+		after = rows[len(rows)-1].Key
+		log.Info("open_card fingerprints sealed", "rows", n, "total", total)
+	}
+}
+
+// RotateKeys re-seals every ID number, terminal PIN key and open_card key
+// fingerprint not under the current master key, rotateBatch rows per
+// transaction, online: each row is rewritten only if unchanged since read,
+// and readers accept old and new values alike while it runs. Password
+// hashes cannot be re-hashed without the password: they move on the
+// customer's next successful verification (CountKeys counts the ones left).
+// It returns the counts left afterwards.
 func RotateKeys(ctx context.Context, st KeyStore, k RotationKeys, log *slog.Logger) (KeyCounts, error) {
 	if _, err := SealPendingIDs(ctx, st, k, log); err != nil {
+		return KeyCounts{}, err
+	}
+	if _, err := SealPendingFingerprints(ctx, st, k, log); err != nil {
 		return KeyCounts{}, err
 	}
 	prefix := k.CurrentPrefix()
@@ -211,6 +311,33 @@ func RotateKeys(ctx context.Context, st KeyStore, k RotationKeys, log *slog.Logg
 		}
 		afterT = rows[len(rows)-1].TerminalID
 		log.Info("terminal PIN keys re-sealed", "rows", n, "through_terminal", afterT)
+	}
+	var afterK TerminalKey
+	for {
+		rows, err := st.StaleFingerprints(ctx, prefix, afterK, rotateBatch)
+		if err != nil {
+			return KeyCounts{}, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		sealed := make([][]byte, len(rows))
+		for i, r := range rows {
+			fp, err := openKeyFingerprint(k, KindOpenCard, r.Key, r.Stored)
+			if err != nil {
+				return KeyCounts{}, fmt.Errorf("rotate fingerprint of open_card key %s/%s/%s: %w",
+					r.Key.TerminalID, r.Key.BatchNo, r.Key.TerminalOrderID, err)
+			}
+			if sealed[i], err = SealKeyFingerprint(k, KindOpenCard, r.Key, fp); err != nil {
+				return KeyCounts{}, err
+			}
+		}
+		n, err := st.ResealFingerprints(ctx, rows, sealed)
+		if err != nil {
+			return KeyCounts{}, err
+		}
+		afterK = rows[len(rows)-1].Key
+		log.Info("open_card fingerprints re-sealed", "rows", n, "through_terminal", afterK.TerminalID)
 	}
 	return st.CountKeys(ctx, prefix)
 }

@@ -225,6 +225,10 @@ func (s *Service) OpenCard(ctx context.Context, r *OpenCardRequest) (*CardOrderA
 	if r.ID, err = SealID(s.keys, r.Mobile, r.IDNumber); err != nil {
 		return nil, err
 	}
+	sealedFP, err := SealKeyFingerprint(s.keys, KindOpenCard, r.Key(), fp)
+	if err != nil {
+		return nil, err
+	}
 	var a *CardOrderAnswer
 	var decline error
 	err = Retry(ctx, attempts, func() error {
@@ -235,8 +239,12 @@ func (s *Service) OpenCard(ctx context.Context, r *OpenCardRequest) (*CardOrderA
 		}
 		defer u.Rollback()
 		if st.Key != nil {
+			rec, err := OpenKeyRecord(s.keys, KindOpenCard, r.Key(), st.Key)
+			if err != nil {
+				return err
+			}
 			a = new(CardOrderAnswer)
-			decline = ReplayKey(st.Key, fp, a)
+			decline = ReplayKey(rec, fp, a)
 			return internalOnly(&decline)
 		}
 		var pwHash []byte
@@ -246,7 +254,7 @@ func (s *Service) OpenCard(ctx context.Context, r *OpenCardRequest) (*CardOrderA
 			}
 		}
 		var out *OpenCardOutcome
-		out, a, decline = DecideOpenCard(r, st, s.policy, s.clock, s.clock.Now(), fp, pwHash)
+		out, a, decline = DecideOpenCard(r, st, s.policy, s.clock, s.clock.Now(), sealedFP, pwHash)
 		if out == nil {
 			return internalOnly(&decline)
 		}

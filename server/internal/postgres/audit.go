@@ -25,8 +25,10 @@ func (s *Store) auditedTx(ctx context.Context, c audit.Change, fn func(tx pgx.Tx
 		return s.writeAudit(ctx, tx, c, nil)
 	})
 	// A top-up the window sends to a supervisor is not refused: it becomes
-	// a proposal, whose own record the trail gets (SubmitTopUp).
-	if err != nil && ctx.Err() == nil && !errors.Is(err, mapfront.ErrTopUpNeedsApproval) {
+	// a proposal, whose own record the trail gets (SubmitTopUp); nor is a
+	// proposal of a reference credited meanwhile: SubmitTopUp answers the
+	// top-up made, with its record.
+	if err != nil && ctx.Err() == nil && !errors.Is(err, mapfront.ErrTopUpNeedsApproval) && !errors.Is(err, mapfront.ErrTopUpCredited) {
 		s.auditRefusal(ctx, c, err)
 	}
 	return err
@@ -39,7 +41,7 @@ func (s *Store) auditRefusal(ctx context.Context, c audit.Change, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := s.inTx(ctx, func(tx pgx.Tx) error { return s.writeAudit(ctx, tx, c, cause) }); err != nil {
-		s.log.Error("audit record of a refused change not written", "op", c.Op, "target", c.Target, "err", err)
+		s.log.Error("audit record of a refused change not written", "op", c.Op, "target", logTarget(c.Target), "err", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -157,8 +158,9 @@ func (s *Store) updateCustomer(ctx context.Context, op, mobile, q string, args .
 
 // TopUpCash credits a customer's cash account from SYS-TOPUP. reference
 // makes it idempotent: a repeat answers the current balance and moves
-// nothing. Errors: 10003 (reference used for another top-up), 10005, 10006
-// (cash account not active).
+// nothing. A reference a pending top-up proposal holds is not credited
+// directly (TopUpCashWithin). Errors: 10003 (reference used for another
+// top-up), 10005, 10006 (cash account not active), ErrTopUpNeedsApproval.
 func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, reference string) (string, int64, error) {
 	return s.TopUpCashWithin(ctx, mobile, amount, reference, 0)
 }
@@ -169,7 +171,11 @@ func (s *Store) TopUpCash(ctx context.Context, mobile string, amount int64, refe
 // fen, it credits nothing and returns mapfront.ErrTopUpNeedsApproval. The
 // account row is locked first, so concurrent top-ups of one account are
 // counted one after the other. A repeated reference answers as before,
-// whatever the window holds. Errors: as TopUpCash.
+// whatever the window holds. A reference that a pending top-up proposal
+// holds (migration 0018) is that proposal's: the same mobile and amount
+// get mapfront.ErrTopUpNeedsApproval (SubmitTopUp then answers the
+// proposal), another 10003, and nothing is credited, so an approval cannot
+// find its reference credited by a direct top-up. Errors: as TopUpCash.
 func (s *Store) TopUpCashWithin(ctx context.Context, mobile string, amount int64, reference string, limit int64) (string, int64, error) {
 	var account string
 	var balance int64
@@ -182,11 +188,35 @@ func (s *Store) TopUpCashWithin(ctx context.Context, mobile string, amount int64
 	return account, balance, err
 }
 
+// topUpLockClass is the advisory-lock class of top-up references; the
+// second key is hashtext of the reference (two references sharing a hash
+// only wait for each other).
+const topUpLockClass = 0x6d6674 // "mft"
+
+// topUpLockSQL takes a top-up reference's transaction lock ($1). Every
+// transaction that credits a reference (topUpTx: direct or approved) or
+// files a proposal for it (CreateProposal) takes it first, before any row
+// lock of an account, so they run one after the other: a direct top-up
+// sees the pending proposal a resend races with, and a proposal is not
+// filed for a reference credited meanwhile. An approval takes it after
+// its proposal's row lock; CreateProposal, holding it, locks no proposal
+// row (its INSERT does not wait for a row merely locked), so the order is
+// the same everywhere: proposal row, reference, account.
+const topUpLockSQL = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
+
+// pendingTopUpArgsSQL reads the mobile and amount of the pending top-up
+// proposal holding a reference ($1), if any (migration 0018: at most one).
+const pendingTopUpArgsSQL = `SELECT args->>'mobile', (args->>'amount')::bigint FROM proposals
+WHERE kind = 'topup_cash' AND state = 'pending' AND args->>'reference' = $1`
+
 // topUpTx is TopUpCash's work inside tx (also an approved proposal's, in the
 // transaction that marks it approved: proposal is its id, 0 for a direct
 // top-up; limit as TopUpCashWithin, 0 for none).
 func (s *Store) topUpTx(ctx context.Context, tx pgx.Tx, mobile string, amount int64, reference string, proposal, limit int64) (account string, balance int64, _ error) {
 	err := func() error {
+		if _, err := tx.Exec(ctx, topUpLockSQL, int32(topUpLockClass), reference); err != nil {
+			return err
+		}
 		var status string
 		err := tx.QueryRow(ctx, `SELECT a.account_id, a.status FROM accounts a JOIN customers c USING (customer_id)
 WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account, &status)
@@ -207,6 +237,22 @@ WHERE c.mobile = $1 AND a.kind = 'cash' FOR UPDATE OF a`, mobile).Scan(&account,
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
+		}
+		if proposal == 0 {
+			// A direct top-up of a reference a proposal waits with: the
+			// proposal's resend, never credited past the supervisor.
+			var pendingMobile string
+			var pendingAmount int64
+			err := tx.QueryRow(ctx, pendingTopUpArgsSQL, reference).Scan(&pendingMobile, &pendingAmount)
+			if err == nil {
+				if pendingMobile != mobile || pendingAmount != amount {
+					return mapfront.Errorf(mapfront.CodeKeyReused, "充值流水号已用于另一笔充值")
+				}
+				return mapfront.ErrTopUpNeedsApproval
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
 		}
 		if status != string(mapfront.Active) {
 			return mapfront.Errorf(mapfront.CodeAccountState, "现金账户%s", mapfront.AccountStatus(status).Chinese())
@@ -274,3 +320,12 @@ func isForeignKey(err error) bool {
 
 // customerTarget names a customer in the audit trail.
 func customerTarget(mobile string) string { return "customer:" + mobile }
+
+// logTarget is an audit target as a log line shows it: a customer's with
+// the mobile number masked (SPEC section 7), any other as it is.
+func logTarget(target string) string {
+	if mobile, ok := strings.CutPrefix(target, "customer:"); ok {
+		return "customer:" + mapfront.MaskMobile(mobile)
+	}
+	return target
+}

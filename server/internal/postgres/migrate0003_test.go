@@ -205,7 +205,7 @@ SELECT '9999000000000097', 'cash', customer_id, 'active', now() FROM customers W
 	exec(oldClaimKey, "pay_cancel", "ZJ000001", "000001", "000010", c1.Fingerprint())
 	exec(oldFinishKey, "pay_cancel", "ZJ000001", "000001", "000010", 0, "", c1Answer)
 
-	// Migrate (Open applies 0003) and serve.
+	// Migrate (Open applies 0003 and the rest) and serve.
 	keys, err := secret.Parse("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +217,10 @@ SELECT '9999000000000097', 'cash', customer_id, 'active', now() FROM customers W
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// As serve does before serving: the keys' digests sealed (0017).
+	if _, err := mapfront.SealPendingFingerprints(ctx, s, keys, log); err != nil {
+		t.Fatal(err)
+	}
 	if err := mapfront.NewAdminService(s, keys, policy).LoadDemo(ctx, testTPK); err != nil {
 		t.Fatal(err)
 	}

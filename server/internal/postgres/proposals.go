@@ -54,9 +54,28 @@ func proposalArgs(p *mapfront.Proposal) (any, error) {
 	return nil, mapfront.Invalid("kind", "须为resolve_exception或topup_cash")
 }
 
+// proposalInsertSQL files a proposal; a top-up whose reference a pending
+// top-up proposal holds already is not filed (migration 0018's unique index
+// is the arbiter), and no row comes back.
+const proposalInsertSQL = `INSERT INTO proposals (kind, target, args, proposer, proposer_role, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT ((args->>'reference')) WHERE kind = 'topup_cash' AND state = 'pending' DO NOTHING
+RETURNING ` + proposalColumns
+
+// pendingTopUpSQL reads the pending top-up proposal of a reference ($1).
+const pendingTopUpSQL = `SELECT ` + proposalColumns + ` FROM proposals
+WHERE kind = 'topup_cash' AND state = 'pending' AND args->>'reference' = $1`
+
 // CreateProposal stores a pending proposal of the caller, expiring ttl from
 // now, with its audit record (op Propose<Action>, on the proposal's target).
-// Errors: 10001.
+// A top-up whose reference a pending top-up proposal holds is that
+// proposal's resend: it is answered with that proposal, expired or not, and
+// nothing is filed (the unique index of migration 0018 makes two resends
+// racing each other find the same one); for another mobile or amount it is
+// 10003. A top-up of a reference already credited is not filed
+// (mapfront.ErrTopUpCredited): under the reference's lock (topUpLockSQL),
+// no proposal can follow the top-up that credited it. Errors: 10001,
+// 10003, mapfront.ErrTopUpCredited.
 func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl time.Duration) (*mapfront.Proposal, error) {
 	args, err := proposalArgs(&p)
 	if err != nil {
@@ -72,22 +91,60 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 	}
 	change := audit.Change{Op: "Propose", Target: p.Target, Args: map[string]any{"kind": p.Kind, "action": args}}
 	var out *mapfront.Proposal
+	var resent bool
 	err = s.auditedTx(ctx, change, func(tx pgx.Tx) error {
-		now := s.clock.Now()
-		var err error
-		out, err = scanProposal(tx.QueryRow(ctx, `INSERT INTO proposals (kind, target, args, proposer, proposer_role, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+proposalColumns,
-			string(p.Kind), p.Target, js, actor.Identity, actor.Role, now, now.Add(ttl)))
-		if err != nil {
-			return err
+		out, resent = nil, false
+		if p.TopUp != nil {
+			if _, err := tx.Exec(ctx, topUpLockSQL, int32(topUpLockClass), p.TopUp.Reference); err != nil {
+				return err
+			}
+			var credited bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM topups WHERE reference = $1)`,
+				p.TopUp.Reference).Scan(&credited); err != nil {
+				return err
+			}
+			if credited {
+				return mapfront.ErrTopUpCredited
+			}
 		}
-		change.Args["proposal_id"] = out.ID
-		return nil
+		now := s.clock.Now()
+		// Each statement sees what committed before it: the proposal the
+		// INSERT met is read by the next one, unless it was decided in
+		// between, and then the reference is free to be filed again.
+		for range 3 {
+			var err error
+			out, err = scanProposal(tx.QueryRow(ctx, proposalInsertSQL,
+				string(p.Kind), p.Target, js, actor.Identity, actor.Role, now, now.Add(ttl)))
+			if !errors.Is(err, pgx.ErrNoRows) || p.TopUp == nil {
+				if err == nil {
+					change.Args["proposal_id"] = out.ID
+				}
+				return err
+			}
+			out, err = scanProposal(tx.QueryRow(ctx, pendingTopUpSQL, p.TopUp.Reference))
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if out.TopUp.Mobile != p.TopUp.Mobile || out.TopUp.Amount != p.TopUp.Amount {
+				return mapfront.Errorf(mapfront.CodeKeyReused, "充值流水号已用于另一笔充值")
+			}
+			resent = true
+			change.Args["proposal_id"], change.Args["resent"] = out.ID, true
+			return nil
+		}
+		return mapfront.ErrBusy
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("proposal filed", "id", out.ID, "kind", out.Kind, "target", out.Target, "proposer", out.Proposer)
+	if resent {
+		s.log.Info("proposal sent again", "id", out.ID, "kind", out.Kind, "target", logTarget(out.Target), "proposer", out.Proposer)
+	} else {
+		s.log.Info("proposal filed", "id", out.ID, "kind", out.Kind, "target", logTarget(out.Target), "proposer", out.Proposer)
+	}
 	return out, nil
 }
 

@@ -114,8 +114,61 @@ WHERE t.terminal_id = u.terminal_id AND t.tpk_sealed = u.was`, ids, was, sealed)
 	return changed, err
 }
 
-// CountKeys implements mapfront.KeyStore: one statement, so the four
-// counts are of the same moment.
+// clearFingerprint is the predicate of the rows 0017 left to seal (and of
+// its partial index): an open_card fingerprint that is still the 32-byte
+// digest in clear.
+const clearFingerprint = `kind = 'open_card' AND octet_length(fingerprint) = 32`
+
+// ClearFingerprints implements mapfront.KeyStore.
+func (s *Store) ClearFingerprints(ctx context.Context, after mapfront.TerminalKey, limit int) ([]mapfront.KeyFingerprintRow, error) {
+	return s.keyFingerprints(ctx, `SELECT terminal_id, batch_no, terminal_order_id, fingerprint FROM terminal_requests
+WHERE `+clearFingerprint+` AND (terminal_id, batch_no, terminal_order_id) > ($1, $2, $3)
+ORDER BY terminal_id, batch_no, terminal_order_id LIMIT $4`, after.TerminalID, after.BatchNo, after.TerminalOrderID, limit)
+}
+
+// StaleFingerprints implements mapfront.KeyStore.
+func (s *Store) StaleFingerprints(ctx context.Context, prefix []byte, after mapfront.TerminalKey, limit int) ([]mapfront.KeyFingerprintRow, error) {
+	return s.keyFingerprints(ctx, `SELECT terminal_id, batch_no, terminal_order_id, fingerprint FROM terminal_requests
+WHERE kind = 'open_card' AND fingerprint IS NOT NULL AND octet_length(fingerprint) <> 32
+  AND substring(fingerprint FROM 1 FOR $5) <> $4 AND (terminal_id, batch_no, terminal_order_id) > ($1, $2, $3)
+ORDER BY terminal_id, batch_no, terminal_order_id LIMIT $6`, after.TerminalID, after.BatchNo, after.TerminalOrderID,
+		prefix, len(prefix), limit)
+}
+
+func (s *Store) keyFingerprints(ctx context.Context, q string, args ...any) ([]mapfront.KeyFingerprintRow, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (mapfront.KeyFingerprintRow, error) {
+		var f mapfront.KeyFingerprintRow
+		return f, r.Scan(&f.Key.TerminalID, &f.Key.BatchNo, &f.Key.TerminalOrderID, &f.Stored)
+	})
+	return out, s.wrap(err)
+}
+
+// ResealFingerprints implements mapfront.KeyStore: compare-and-set on the
+// fingerprint read, as ResealIDs.
+func (s *Store) ResealFingerprints(ctx context.Context, old []mapfront.KeyFingerprintRow, sealed [][]byte) (int64, error) {
+	n := len(old)
+	ts, bs, os, was := make([]string, n), make([]string, n), make([]string, n), make([][]byte, n)
+	for i, r := range old {
+		ts[i], bs[i], os[i], was[i] = r.Key.TerminalID, r.Key.BatchNo, r.Key.TerminalOrderID, r.Stored
+	}
+	var changed int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE terminal_requests r SET fingerprint = u.sealed
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[]) AS u(t, b, o, was, sealed)
+WHERE r.kind = 'open_card' AND r.terminal_id = u.t AND r.batch_no = u.b AND r.terminal_order_id = u.o
+  AND r.fingerprint = u.was`, ts, bs, os, was, sealed)
+		changed = tag.RowsAffected()
+		return err
+	})
+	return changed, err
+}
+
+// CountKeys implements mapfront.KeyStore: one statement, so the counts are
+// of the same moment.
 func (s *Store) CountKeys(ctx context.Context, prefix []byte) (mapfront.KeyCounts, error) {
 	var c mapfront.KeyCounts
 	err := s.pool.QueryRow(ctx, `SELECT
@@ -123,8 +176,10 @@ func (s *Store) CountKeys(ctx context.Context, prefix []byte) (mapfront.KeyCount
     (SELECT count(*) FROM customers WHERE id_sealed IS NOT NULL
         AND (substring(id_sealed FROM 1 FOR $2) <> $1 OR substring(id_index FROM 1 FOR $2) <> $1)),
     (SELECT count(*) FROM terminals WHERE tpk_sealed IS NOT NULL AND substring(tpk_sealed FROM 1 FOR $2) <> $1),
-    (SELECT count(*) FROM customers WHERE pw_hash IS NOT NULL AND substring(pw_hash FROM 1 FOR $2) <> $1)`,
-		prefix, len(prefix)).Scan(&c.ClearIDs, &c.IDs, &c.TPKs, &c.Passwords)
+    (SELECT count(*) FROM customers WHERE pw_hash IS NOT NULL AND substring(pw_hash FROM 1 FOR $2) <> $1),
+    (SELECT count(*) FROM terminal_requests WHERE kind = 'open_card' AND fingerprint IS NOT NULL
+        AND (octet_length(fingerprint) = 32 OR substring(fingerprint FROM 1 FOR $2) <> $1))`,
+		prefix, len(prefix)).Scan(&c.ClearIDs, &c.IDs, &c.TPKs, &c.Passwords, &c.Fingerprints)
 	if err != nil {
 		return c, fmt.Errorf("count keys: %w", s.wrap(err))
 	}

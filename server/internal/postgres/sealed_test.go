@@ -16,8 +16,8 @@ import (
 )
 
 // keyedEnv opens a store on the database at url with the given keys, as
-// the server does at start (migrations, then the ID numbers still in clear
-// sealed), sharing the test clock clk.
+// the server does at start (migrations, then the ID numbers and open_card
+// fingerprints still in clear sealed), sharing the test clock clk.
 func keyedEnv(t *testing.T, url string, keys *secret.Keys, clk *testClock) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -31,6 +31,9 @@ func keyedEnv(t *testing.T, url string, keys *secret.Keys, clk *testClock) *env 
 	}
 	t.Cleanup(s.Close)
 	if _, err := mapfront.SealPendingIDs(ctx, s, keys, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mapfront.SealPendingFingerprints(ctx, s, keys, log); err != nil {
 		t.Fatal(err)
 	}
 	return &env{store: s, svc: mapfront.NewService(s, keys, clock, policy, log), admin: mapfront.NewAdminService(s, keys, policy),

@@ -1,7 +1,7 @@
 // Package secret owns the master key and the keys derived from it (SPEC
-// section 7): it seals the terminals' PIN keys (TPKs) and the customers' ID
-// numbers for storage, computes the ID numbers' blind index, and hashes the
-// customers' payment passwords.
+// section 7): it seals the terminals' PIN keys (TPKs), the customers' ID
+// numbers and the open_card keys' request fingerprints for storage, computes
+// the ID numbers' blind index, and hashes the customers' payment passwords.
 //
 // The master key is 32 random bytes, given as 64 hex characters in the
 // environment (MAPFRONT_MASTER_KEY) or in a file (MAPFRONT_MASTER_KEY_FILE),
@@ -20,6 +20,8 @@
 //	               ciphertext || tag (16), the terminal id as additional data
 //	sealed ID      the same, under its own subkey, "customer:" + mobile as
 //	               additional data
+//	fingerprint    the same, under its own subkey, "terminal-key:" + the
+//	               key (as the caller writes it) as additional data
 //	ID index       tag (3) || key id (4) || HMAC-SHA256(index subkey, ID)
 //	password hash  tag (3) || key id (4) || salt (16) ||
 //	               HMAC-SHA256(subkey, salt || password) (32)
@@ -93,6 +95,7 @@ const (
 	infoSealTPK  = "mapfront/v1/seal-tpk"
 	infoPassword = "mapfront/v1/payment-password"
 	infoSealID   = "mapfront/v1/seal-id-number"
+	infoSealFP   = "mapfront/v1/seal-key-fingerprint"
 	infoIDIndex  = "mapfront/v1/id-number-index"
 	infoKeyID    = "mapfront/v1/key-id"
 
@@ -145,6 +148,7 @@ type material struct {
 	id     [keyIDSize]byte
 	seal   cipher.AEAD      // AES-256-GCM with random nonces, for TPKs
 	sealID cipher.AEAD      // the same under its own subkey, for ID numbers
+	sealFP cipher.AEAD      // the same under its own subkey, for key fingerprints
 	mac    func() hash.Hash // HMAC-SHA256 under the password subkey
 	index  func() hash.Hash // HMAC-SHA256 under the ID index subkey
 }
@@ -189,6 +193,9 @@ func derive(master []byte) (*material, error) {
 		return nil, err
 	}
 	if m.sealID, err = gcm(master, infoSealID); err != nil {
+		return nil, err
+	}
+	if m.sealFP, err = gcm(master, infoSealFP); err != nil {
 		return nil, err
 	}
 	pwKey, err := deriveKey(master, nil, infoPassword, 32)
@@ -407,6 +414,7 @@ func open(r *ring, pick func(*material) cipher.AEAD, sealed, ad []byte) ([]byte,
 
 func tpkAEAD(m *material) cipher.AEAD { return m.seal }
 func idAEAD(m *material) cipher.AEAD  { return m.sealID }
+func fpAEAD(m *material) cipher.AEAD  { return m.sealFP }
 
 // SealTPK encrypts a terminal's PIN key for storage, with the terminal id as
 // additional data: a sealed key copied onto another terminal's row will not
@@ -479,6 +487,46 @@ func (k *Keys) OpenIDNumber(mobile string, sealed []byte) (string, error) {
 		return "", fmt.Errorf("%w: ID number of customer %s", err, maskMobile(mobile))
 	}
 	return string(id), nil
+}
+
+// fpAD binds a sealed fingerprint to its terminal key: copied onto another
+// key's row, it does not open.
+func fpAD(binding string) []byte { return []byte("terminal-key:" + binding) }
+
+// SealFingerprint encrypts a terminal key's request fingerprint for storage
+// under the current key, bound to binding (the key, as the caller writes
+// it). A digest of an ID number and of fields stored in clear could be
+// reversed by trying the ID numbers' few likely values; sealed, it says
+// nothing without a master key, and rotate-keys can move it to a new key
+// (a keyed hash could not be recomputed without the request). The result
+// is len(fp)+SealOverhead bytes.
+//
+// Errors: a plain error for an empty binding or fingerprint; ErrMasterKey.
+func (k *Keys) SealFingerprint(binding string, fp []byte) ([]byte, error) {
+	r, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	if binding == "" || len(fp) == 0 {
+		return nil, errors.New("secret: seal: key binding and fingerprint must not be empty")
+	}
+	return seal(r, fpAEAD, fp, fpAD(binding)), nil
+}
+
+// OpenFingerprint decrypts a fingerprint sealed by SealFingerprint for the
+// same binding, under whichever key held sealed it.
+//
+// Errors: ErrUnseal; ErrMasterKey.
+func (k *Keys) OpenFingerprint(binding string, sealed []byte) ([]byte, error) {
+	r, err := k.material()
+	if err != nil {
+		return nil, err
+	}
+	fp, err := open(r, fpAEAD, sealed, fpAD(binding))
+	if err != nil {
+		return nil, fmt.Errorf("%w: fingerprint of a terminal key", err)
+	}
+	return fp, nil
 }
 
 // IDIndexes returns the blind index of an (already normalized) ID number

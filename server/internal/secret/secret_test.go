@@ -218,6 +218,59 @@ func TestOpenTPKRefuses(t *testing.T) {
 	}
 }
 
+// A sealed fingerprint opens for its own key only, under the key that
+// sealed it or a ring that still holds it, and not under its own subkey's
+// neighbours (a sealed ID number's).
+func TestSealOpenFingerprint(t *testing.T) {
+	fp := sha256.Sum256([]byte("open_card request"))
+	k := newKeys(t, testMaster)
+	sealed, err := k.SealFingerprint("POS01/000001/000002", fp[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sealed) != len(fp)+SealOverhead || !k.IsCurrent(sealed) {
+		t.Fatalf("sealed %d bytes (want %d), current %v", len(sealed), len(fp)+SealOverhead, k.IsCurrent(sealed))
+	}
+	if bytes.Contains(sealed, fp[:8]) {
+		t.Error("sealed bytes contain the clear fingerprint")
+	}
+	if got, err := k.OpenFingerprint("POS01/000001/000002", sealed); err != nil || !bytes.Equal(got, fp[:]) {
+		t.Fatalf("OpenFingerprint = %x, %v", got, err)
+	}
+	if again, _ := k.SealFingerprint("POS01/000001/000002", fp[:]); bytes.Equal(again, sealed) {
+		t.Error("two seals of the same fingerprint are identical")
+	}
+	other := bytes.Clone(testMaster)
+	other[0] ^= 1
+	ring, err := New(other, testMaster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ring.OpenFingerprint("POS01/000001/000002", sealed); err != nil || !bytes.Equal(got, fp[:]) {
+		t.Errorf("a ring holding the old key: %x, %v", got, err)
+	}
+	for name, open := range map[string]func() ([]byte, error){
+		"another key":        func() ([]byte, error) { return k.OpenFingerprint("POS01/000001/000003", sealed) },
+		"another master key": func() ([]byte, error) { return newKeys(t, other).OpenFingerprint("POS01/000001/000002", sealed) },
+		"as an ID number": func() ([]byte, error) {
+			id, err := k.OpenIDNumber("POS01/000001/000002", sealed)
+			return []byte(id), err
+		},
+		"truncated": func() ([]byte, error) { return k.OpenFingerprint("POS01/000001/000002", sealed[:len(sealed)-1]) },
+	} {
+		if got, err := open(); !errors.Is(err, ErrUnseal) {
+			t.Errorf("%s: %x, %v; want ErrUnseal", name, got, err)
+		}
+	}
+	if _, err := k.SealFingerprint("", fp[:]); err == nil {
+		t.Error("SealFingerprint accepted an empty binding")
+	}
+	var zero Keys
+	if _, err := zero.SealFingerprint("k", fp[:]); !errors.Is(err, ErrMasterKey) {
+		t.Errorf("SealFingerprint on zero Keys: %v", err)
+	}
+}
+
 func TestSealTPKRefusesEmpty(t *testing.T) {
 	k := newKeys(t, testMaster)
 	if _, err := k.SealTPK("", demoTPK); err == nil {
