@@ -77,7 +77,10 @@ func SealKeyFingerprint(k Keys, kind string, key TerminalKey, fp []byte) ([]byte
 // fingerprint still in clear (the bare SHA-256 of a key recorded before
 // migration 0017, should SealPendingFingerprints have left one unsealed) is
 // compared as it is, as the code before 0017 did, so that its key replays
-// exactly instead of failing (10000); a sealed one is never 32 bytes.
+// exactly instead of failing (10000); a sealed one is never 32 bytes. Only
+// replays: a repeal of such a key rewrites its row, which 0017's CHECK
+// refuses (10000, nothing done). serve and migrate seal every clear
+// fingerprint before a server serves, so neither meets one in practice.
 // Errors: only internal ones (a fingerprint no key held opens).
 func OpenKeyRecord(k Keys, kind string, key TerminalKey, rec *KeyRecord) (*KeyRecord, error) {
 	if rec.Fingerprint == nil || len(rec.Fingerprint) == sha256.Size {

@@ -276,6 +276,18 @@ func (s *Store) execute(ctx context.Context, tx pgx.Tx, p *mapfront.Proposal) (s
 		if err != nil {
 			return "", err
 		}
+		// A reference credited before by something else (a direct top-up
+		// or another proposal, which only code before migration 0018 could
+		// leave beside a pending proposal): topUpTx answered it as a repeat
+		// and nothing moved; the result says so. The reference's lock,
+		// which topUpTx took, is still held.
+		var by *int64
+		if err := tx.QueryRow(ctx, `SELECT proposal_id FROM topups WHERE reference = $1`, t.Reference).Scan(&by); err != nil {
+			return "", err
+		}
+		if by == nil || *by != p.ID {
+			return fmt.Sprintf("充值流水号%s此前已入账，未变动；现金账户%s余额%s元", t.Reference, account, mapfront.FormatYuan(balance)), nil
+		}
 		return fmt.Sprintf("现金账户%s充值%s元，余额%s元", account, mapfront.FormatYuan(t.Amount), mapfront.FormatYuan(balance)), nil
 	}
 	return "", fmt.Errorf("proposal %d: nothing to execute", p.ID)
