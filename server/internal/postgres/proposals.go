@@ -54,28 +54,54 @@ func proposalArgs(p *mapfront.Proposal) (any, error) {
 	return nil, mapfront.Invalid("kind", "须为resolve_exception或topup_cash")
 }
 
-// proposalInsertSQL files a proposal; a top-up whose reference a pending
-// top-up proposal holds already is not filed (migration 0018's unique index
-// is the arbiter), and no row comes back.
-const proposalInsertSQL = `INSERT INTO proposals (kind, target, args, proposer, proposer_role, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+// proposalInsertSQL files a proposal, unless a pending proposal of its kind
+// already holds what it acts on: a top-up's reference (migration 0018's
+// unique index) or a queue item (0019's); then no row comes back.
+var proposalInsertSQL = map[mapfront.ProposalKind]string{
+	mapfront.ProposeTopUp: proposalInsert + `
 ON CONFLICT ((args->>'reference')) WHERE kind = 'topup_cash' AND state = 'pending' DO NOTHING
-RETURNING ` + proposalColumns
+RETURNING ` + proposalColumns,
+	mapfront.ProposeResolve: proposalInsert + `
+ON CONFLICT (target) WHERE kind = 'resolve_exception' AND state = 'pending' DO NOTHING
+RETURNING ` + proposalColumns,
+}
 
-// pendingTopUpSQL reads the pending top-up proposal of a reference ($1).
-const pendingTopUpSQL = `SELECT ` + proposalColumns + ` FROM proposals
-WHERE kind = 'topup_cash' AND state = 'pending' AND args->>'reference' = $1`
+const proposalInsert = `INSERT INTO proposals (kind, target, args, proposer, proposer_role, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+// pendingProposalSQL reads the pending proposal an insert met ($1 kind, $2
+// the reference of a top-up, $3 the target of a resolution).
+const pendingProposalSQL = `SELECT ` + proposalColumns + ` FROM proposals
+WHERE kind = $1 AND state = 'pending'
+  AND (kind = 'topup_cash' AND args->>'reference' = $2 OR kind = 'resolve_exception' AND target = $3)`
+
+// expireProposalSQL rejects a pending proposal past its expiry ($1) that a
+// new one replaces ($2 its note): it can no longer be approved, and it
+// would hold what it acts on for ever. The decider is the system (0008's
+// CHECK: never the proposer, even one named so).
+const expireProposalSQL = `UPDATE proposals SET state = 'rejected',
+    decider = CASE WHEN proposer = 'system' THEN 'system.expiry' ELSE 'system' END, decider_role = 'system',
+    decision_note = $2, decided_at = $3
+WHERE proposal_id = $1 AND state = 'pending'`
 
 // CreateProposal stores a pending proposal of the caller, expiring ttl from
 // now, with its audit record (op Propose<Action>, on the proposal's target).
-// A top-up whose reference a pending top-up proposal holds is that
-// proposal's resend: it is answered with that proposal, expired or not, and
-// nothing is filed (the unique index of migration 0018 makes two resends
-// racing each other find the same one); for another mobile or amount it is
-// 10003. A top-up of a reference already credited is not filed
-// (mapfront.ErrTopUpCredited): under the reference's lock (topUpLockSQL),
-// no proposal can follow the top-up that credited it. Errors: 10001,
-// 10003, mapfront.ErrTopUpCredited.
+// What a pending proposal already acts on is not proposed twice (the unique
+// indexes of migrations 0018 and 0019 make two callers racing each other
+// find the same one):
+//   - a top-up whose reference a pending top-up proposal holds is that
+//     proposal's resend and is answered with it; for another mobile or
+//     amount it is 10003;
+//   - a resolution of a queue item a pending resolution waits on is
+//     answered with it when it asks the same (action and order); another
+//     is 10003, until a supervisor decides the first.
+//
+// A pending proposal past its expiry, which no one can approve any more, is
+// rejected by the system instead and the new one filed (its audit record
+// names the one it replaced). A top-up of a reference already credited is
+// not filed (mapfront.ErrTopUpCredited): under the reference's lock
+// (topUpLockSQL), no proposal can follow the top-up that credited it.
+// Errors: 10001, 10003, mapfront.ErrTopUpCredited.
 func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl time.Duration) (*mapfront.Proposal, error) {
 	args, err := proposalArgs(&p)
 	if err != nil {
@@ -111,25 +137,36 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 		// Each statement sees what committed before it: the proposal the
 		// INSERT met is read by the next one, unless it was decided in
 		// between, and then the reference is free to be filed again.
+		var reference string
+		if p.TopUp != nil {
+			reference = p.TopUp.Reference
+		}
 		for range 3 {
 			var err error
-			out, err = scanProposal(tx.QueryRow(ctx, proposalInsertSQL,
+			out, err = scanProposal(tx.QueryRow(ctx, proposalInsertSQL[p.Kind],
 				string(p.Kind), p.Target, js, actor.Identity, actor.Role, now, now.Add(ttl)))
-			if !errors.Is(err, pgx.ErrNoRows) || p.TopUp == nil {
+			if !errors.Is(err, pgx.ErrNoRows) {
 				if err == nil {
 					change.Args["proposal_id"] = out.ID
 				}
 				return err
 			}
-			out, err = scanProposal(tx.QueryRow(ctx, pendingTopUpSQL, p.TopUp.Reference))
+			out, err = scanProposal(tx.QueryRow(ctx, pendingProposalSQL, string(p.Kind), reference, p.Target))
 			if errors.Is(err, pgx.ErrNoRows) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			if out.TopUp.Mobile != p.TopUp.Mobile || out.TopUp.Amount != p.TopUp.Amount {
-				return mapfront.Errorf(mapfront.CodeKeyReused, "充值流水号已用于另一笔充值")
+			if out.Expired(now) {
+				if _, err := tx.Exec(ctx, expireProposalSQL, out.ID, "已过期，由新提案取代", now); err != nil {
+					return err
+				}
+				change.Args["replaced_expired"] = out.ID
+				continue
+			}
+			if err := sameProposal(out, &p); err != nil {
+				return err
 			}
 			resent = true
 			change.Args["proposal_id"], change.Args["resent"] = out.ID, true
@@ -146,6 +183,25 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 		s.log.Info("proposal filed", "id", out.ID, "kind", out.Kind, "target", logTarget(out.Target), "proposer", out.Proposer)
 	}
 	return out, nil
+}
+
+// sameProposal reports whether p asks what the pending proposal held asks:
+// nil, or 10003 naming what differs.
+func sameProposal(held, p *mapfront.Proposal) error {
+	switch {
+	case p.TopUp != nil && held.TopUp != nil:
+		if held.TopUp.Mobile != p.TopUp.Mobile || held.TopUp.Amount != p.TopUp.Amount {
+			return mapfront.Errorf(mapfront.CodeKeyReused, "充值流水号已用于另一笔充值")
+		}
+	case p.Resolution != nil && held.Resolution != nil:
+		if held.Resolution.Action != p.Resolution.Action || held.Resolution.OrderID != p.Resolution.OrderID {
+			return mapfront.Errorf(mapfront.CodeKeyReused, "异常%d已有待复核的处理提案%d（%s），须主管先批准或驳回",
+				held.Resolution.ID, held.ID, held.Resolution.Action)
+		}
+	default:
+		return fmt.Errorf("proposal %d: a %s met a pending %s", held.ID, p.Kind, held.Kind)
+	}
+	return nil
 }
 
 // ListProposals returns proposals, newest first. Errors: 10001.

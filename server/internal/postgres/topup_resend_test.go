@@ -109,18 +109,20 @@ SELECT kind, target, args, proposer, proposer_role, created_at, expires_at FROM 
 		t.Fatalf("%d proposals of r-1 after approval and a resend, want 1", n)
 	}
 
-	// Expired: the resend still finds it (nothing is filed past it); once a
-	// supervisor rejects it, the reference can be proposed again.
+	// Expired: no one can approve it any more ("须重新提出"), so the resend
+	// replaces it: the system rejects it and a new proposal is filed, once.
 	e.clock.now = e.clock.now.Add(2 * time.Hour)
 	r2 := ids[0]
-	if again := proposed(alice, 300_00, "r-2"); again.ID != r2 || !again.Expired(e.clock.now) {
-		t.Fatalf("resend of an expired proposal: %+v, want proposal %d, expired", again, r2)
+	again := proposed(alice, 300_00, "r-2")
+	if again.ID == r2 || again.Expired(e.clock.now) || filed("r-2") != 2 {
+		t.Fatalf("resend of an expired proposal: %+v (the expired one %d), %d filed; want a new pending one", again, r2, filed("r-2"))
 	}
-	if _, _, err := e.admin.RejectProposal(bob, r2, "已过期"); err != nil {
-		t.Fatal(err)
+	old, err := e.store.GetProposal(e.ctx, r2)
+	if err != nil || old.State != mapfront.ProposalRejected || old.Decider != "system" {
+		t.Fatalf("the expired proposal: %v %+v, want rejected by the system", err, old)
 	}
-	if again := proposed(alice, 300_00, "r-2"); again.ID == r2 || filed("r-2") != 2 {
-		t.Fatalf("after the rejection: proposal %d (was %d), %d filed", again.ID, r2, filed("r-2"))
+	if resent := proposed(alice, 300_00, "r-2"); resent.ID != again.ID || filed("r-2") != 2 {
+		t.Fatalf("resend of the new proposal: %d, want %d; %d filed", resent.ID, again.ID, filed("r-2"))
 	}
 	e.verify(t)
 }
