@@ -50,8 +50,10 @@ const (
 	// 原交易已撤销，无需冲正: the pay_undo found the pay already
 	// cancelled; nothing moved.
 	PaymentStatus_PAYMENT_STATUS_ORIGINAL_CANCELLED PaymentStatus = 4
-	// 原交易未成功，冲正成功: the pay_undo found the pay declined
-	// or never arrived (a tombstone now stands for it); nothing moved.
+	// 原交易未成功，冲正成功: the answer of a pay_undo that found the pay
+	// declined, until 2026-11-30; such a reversal now answers
+	// PAYMENT_STATUS_REVERSED, as SPEC section 5 says ("same success
+	// answer"). Only the repeats of reversals recorded before say it.
 	PaymentStatus_PAYMENT_STATUS_ORIGINAL_NOT_APPROVED PaymentStatus = 5
 )
 

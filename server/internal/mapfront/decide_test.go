@@ -284,7 +284,7 @@ func TestDecideUndo(t *testing.T) {
 		{"unknown key: tombstone with an order of its own", UndoState{Terminal: term, OrderSeq: 9},
 			OK, StatusReversed, "ud20261126110000000009", KeyTombstone, false, nil},
 		{"declined pay: nothing to refund, still declined", UndoState{Terminal: term, Key: &KeyRecord{Fingerprint: fpA, State: KeyDeclined, Decline: Errorf(CodeInsufficient, "余额不足")}, OrderSeq: 9},
-			OK, StatusNothingToUndo, "ud20261126110000000009", KeyDeclined, false, nil},
+			OK, StatusReversed, "ud20261126110000000009", KeyDeclined, false, nil},
 		{"cancelled pay: nothing moves, says so", UndoState{Terminal: term, Paid: cancelled, PaidBalance: 300000, OrderSeq: 9},
 			OK, StatusWasCancelled, "ud20261126100000000007", KeyApproved, false, ptr(300000)},
 		{"unknown terminal", UndoState{}, CodeTerminal, "", "", "", false, nil},

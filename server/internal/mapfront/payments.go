@@ -4,10 +4,14 @@ import "strconv"
 
 // Payment order statuses as the terminal shows them (SPEC section 5).
 const (
-	StatusPaid          = "支付成功"
-	StatusCancelled     = "消费撤销成功"
-	StatusReversed      = "支付失败，冲正成功"
-	StatusWasCancelled  = "原交易已撤销，无需冲正"
+	StatusPaid         = "支付成功"
+	StatusCancelled    = "消费撤销成功"
+	StatusReversed     = "支付失败，冲正成功"
+	StatusWasCancelled = "原交易已撤销，无需冲正"
+	// StatusNothingToUndo was the answer to a reversal of a declined pay
+	// until 2026-11-30 (now StatusReversed, as SPEC section 5 says); the
+	// reversals recorded before keep it in their stored answers, which
+	// their repeats return as they are.
 	StatusNothingToUndo = "原交易未成功，冲正成功"
 )
 

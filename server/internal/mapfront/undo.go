@@ -105,8 +105,10 @@ func DecideUndo(r *UndoPayRequest, st *UndoState, c Clock, now time.Time) (*Undo
 		a.Balance, a.Status = &balance, StatusWasCancelled
 	case UndoNothingDeclined:
 		// The declined pay keeps its record: a repeat of it is declined as
-		// before (SPEC section 5).
-		a.Status = StatusNothingToUndo
+		// before. The answer is the approved case's (SPEC section 5: "same
+		// success answer"; the partner's document knows no other status
+		// for a reversal), with nothing refunded.
+		a.Status = StatusReversed
 	}
 	body, err := EncodeAnswer(a)
 	if err != nil {

@@ -187,7 +187,7 @@ func TestUndoTombstone(t *testing.T) {
 	_, err = e.svc.Pay(e.ctx, bad)
 	wantCode(t, err, mapfront.CodeInsufficient)
 	u3, err := e.svc.UndoPay(e.ctx, undoReq(bad))
-	if err != nil || u3.Status != mapfront.StatusNothingToUndo {
+	if err != nil || u3.Status != mapfront.StatusReversed {
 		t.Fatalf("undo of declined: %+v %v", u3, err)
 	}
 	e.verify(t)

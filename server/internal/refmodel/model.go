@@ -73,11 +73,10 @@ const (
 
 // Order statuses a terminal shows (SPEC section 5).
 const (
-	StatusPaid          = "支付成功"
-	StatusCancelled     = "消费撤销成功"
-	StatusReversed      = "支付失败，冲正成功"
-	StatusWasCancelled  = "原交易已撤销，无需冲正"
-	StatusNothingToUndo = "原交易未成功，冲正成功"
+	StatusPaid         = "支付成功"
+	StatusCancelled    = "消费撤销成功"
+	StatusReversed     = "支付失败，冲正成功"
+	StatusWasCancelled = "原交易已撤销，无需冲正"
 )
 
 // Request is one call as a terminal sends it. Money is integer fen.
@@ -726,7 +725,7 @@ func (c *Config) undo(s *State, r Request) []expect {
 		ans = Answer{OrderID: "undo|" + k, Status: StatusReversed}
 		pk = PayKey{State: "tombstone"}
 	case pk.State != "approved":
-		ans = Answer{OrderID: "undo|" + k, Status: StatusNothingToUndo}
+		ans = Answer{OrderID: "undo|" + k, Status: StatusReversed}
 	case pk.Status == "cancelled":
 		ans = Answer{OrderID: "pay|" + k, AccountID: pk.Account, Sum: pk.Sum, Status: StatusWasCancelled,
 			Balance: n.Accounts[pk.Account].Balance, HasBalance: true}
