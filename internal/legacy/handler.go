@@ -278,10 +278,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	okMsg, known := successMessage(r.URL.Path)
 	if !known {
+		h.echo(w, r, ex)
 		h.writeEnvelope(w, ex, http.StatusNotFound, codeMalformed, msgNotFound)
 		return
 	}
 	if r.Method != http.MethodPost {
+		h.echo(w, r, ex)
 		w.Header().Set("Allow", http.MethodPost)
 		h.writeEnvelope(w, ex, http.StatusMethodNotAllowed, codeMalformed, msgMethod)
 		return
@@ -462,6 +464,20 @@ func (h *handler) writeEnvelope(w http.ResponseWriter, ex *exchange, httpStatus 
 	w.WriteHeader(httpStatus)
 	if _, err := w.Write(body); err != nil {
 		h.log.Debug("writing legacy answer", "error", err)
+	}
+}
+
+// echo reads the body of a request that gets no business answer (an
+// unknown path, a wrong method) into ex, for the envelope's request: SPEC
+// section 2 echoes the exact body in every answer, errors included, so that
+// the POSP can tell crossed packets apart. A body over the limit, or one
+// that does not arrive whole, is not echoed (nothing exact to echo).
+func (h *handler) echo(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	if r.ContentLength > h.maxBody {
+		return
+	}
+	if raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody)); err == nil {
+		ex.raw = raw
 	}
 }
 

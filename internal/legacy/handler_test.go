@@ -639,11 +639,15 @@ func TestHTTPErrors(t *testing.T) {
 		errmsg                   string
 		echo                     string
 	}{
-		{"unknown path", http.MethodPost, "/front/offline/refund", "{}", http.StatusNotFound, msgNotFound, ""},
-		{"outside the prefix", http.MethodPost, "/", "{}", http.StatusNotFound, msgNotFound, ""},
-		{"trailing slash", http.MethodPost, "/front/offline/pay/", "{}", http.StatusNotFound, msgNotFound, ""},
+		// The body is echoed in these too (SPEC section 2: every answer,
+		// errors included), when it is within the limit.
+		{"unknown path", http.MethodPost, "/front/offline/refund", `{"a":1}`, http.StatusNotFound, msgNotFound, `{"a":1}`},
+		{"outside the prefix", http.MethodPost, "/", "{}", http.StatusNotFound, msgNotFound, "{}"},
+		{"trailing slash", http.MethodPost, "/front/offline/pay/", "{}", http.StatusNotFound, msgNotFound, "{}"},
+		{"unknown path over the limit", http.MethodPost, "/front/offline/refund",
+			`{"remark":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`, http.StatusNotFound, msgNotFound, ""},
 		{"GET", http.MethodGet, "/front/offline/pay", "", http.StatusMethodNotAllowed, msgMethod, ""},
-		{"PUT", http.MethodPut, "/front/offline/pay", "{}", http.StatusMethodNotAllowed, msgMethod, ""},
+		{"PUT", http.MethodPut, "/front/offline/pay", "{}", http.StatusMethodNotAllowed, msgMethod, "{}"},
 		{"over the limit", http.MethodPost, "/front/offline/download_product",
 			`{"remark":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`,
 			http.StatusRequestEntityTooLarge, msgTooLarge, ""},

@@ -112,8 +112,8 @@ var errorAnswers = []struct {
 }{
 	{"400", "the request body could not be read", `{"errcode":10001,"errmsg":"读取请求报文失败","request":""}`},
 	{"403", "the source is not allowed (POSP edge allowlist, SPEC section 7): errcode 10002", `{"errcode":10002,"errmsg":"来源地址未授权","request":""}`},
-	{"404", "no such legacy path: errcode 10001", `{"errcode":10001,"errmsg":"接口路径不存在","request":""}`},
-	{"405", "a method other than POST: errcode 10001", `{"errcode":10001,"errmsg":"请求方法必须是POST","request":""}`},
+	{"404", "no such legacy path: errcode 10001; request echoes the body (within the size limit)", `{"errcode":10001,"errmsg":"接口路径不存在","request":"{}"}`},
+	{"405", "a method other than POST: errcode 10001; request echoes the body (within the size limit)", `{"errcode":10001,"errmsg":"请求方法必须是POST","request":""}`},
 	{"413", "the body is over the size limit: errcode 10001, the body is not echoed", `{"errcode":10001,"errmsg":"请求报文过长","request":""}`},
 }
 
