@@ -51,8 +51,10 @@ func Authenticate(t TerminalState, o Origin, c *Customer, cred Credentials, maxF
 
 // CheckPassword applies the payment password rules of SPEC section 5 to a
 // customer's state and the verification result, returning the failure count
-// and lock to store and the decline, if any. maxFailures wrong in a row lock;
-// a success resets the count.
+// and lock to store and the decline, if any. maxFailures wrong in a row lock:
+// the wrong password that locks it is answered 10008 (ErrPasswordJustLocked,
+// as ISO 8583's "PIN tries exceeded" answers the try that exhausts them),
+// the ones before it 10007 with the tries left; a success resets the count.
 func CheckPassword(set, locked bool, failures int, ok bool, maxFailures int) (newFailures int, newLocked bool, err error) {
 	switch {
 	case locked:
@@ -64,7 +66,7 @@ func CheckPassword(set, locked bool, failures int, ok bool, maxFailures int) (ne
 	}
 	failures++
 	if failures >= maxFailures {
-		return failures, true, Errorf(CodeWrongPassword, "支付密码错误，已连续%d次，密码已锁定", failures)
+		return failures, true, ErrPasswordJustLocked
 	}
 	return failures, false, Errorf(CodeWrongPassword, "支付密码错误，还可尝试%d次", maxFailures-failures)
 }

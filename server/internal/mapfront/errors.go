@@ -56,6 +56,12 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Code == e.Code && (t.Msg == "" || t.Msg == e.Msg)
 }
 
+// ErrPasswordJustLocked answers the wrong payment password that locks the
+// password (SPEC section 5: 5 wrong in a row lock it, 10008). Unlike a pay
+// against a password already locked, it was a guess: the terminal's
+// wrong-PIN budget counts it (CountPINFailure).
+var ErrPasswordJustLocked = &Error{Code: CodePasswordLocked, Msg: "支付密码错误次数已达上限，密码已锁定，请联系客服解锁"}
+
 // Errorf returns an *Error of code c with a formatted message.
 func Errorf(c Code, format string, args ...any) *Error {
 	return &Error{Code: c, Msg: fmt.Sprintf(format, args...)}

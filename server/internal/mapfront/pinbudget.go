@@ -75,11 +75,13 @@ func CheckPINBudget(t TerminalState, o Origin, now time.Time, zone *time.Locatio
 }
 
 // CountPINFailure returns the failure to count against the terminal when the
-// request's decline is a wrong password (10007); nil for any other outcome
-// or with the budget off. A locked password (10008), a PIN block that does
-// not open (10017) or an unknown consumer are not a guessed PIN.
+// request's decline is a wrong password (10007, or the one that locked the
+// password: ErrPasswordJustLocked); nil for any other outcome or with the
+// budget off. A password already locked (10008), a PIN block that does not
+// open (10017) or an unknown consumer are not a guessed PIN.
 func CountPINFailure(decline error, o Origin, b PINBudget, now time.Time) *PINFailure {
-	if b.Limit <= 0 || decline == nil || ErrorCode(decline) != CodeWrongPassword {
+	if b.Limit <= 0 || decline == nil ||
+		ErrorCode(decline) != CodeWrongPassword && !errors.Is(decline, ErrPasswordJustLocked) {
 		return nil
 	}
 	return &PINFailure{TerminalID: o.TerminalID, Now: now, WindowFrom: now.Add(-b.Window), Limit: b.Limit,

@@ -52,6 +52,7 @@ func TestCountPINFailure(t *testing.T) {
 		{"approved", nil, b, false},
 		{"wrong password", Errorf(CodeWrongPassword, "x"), b, true},
 		{"locked", Errorf(CodePasswordLocked, "x"), b, false},
+		{"the wrong password that locks", ErrPasswordJustLocked, b, true},
 		{"PIN block does not open", Errorf(CodePINBlock, "x"), b, false},
 		{"no such consumer", Errorf(CodeNotFound, "x"), b, false},
 		{"insufficient balance", Errorf(CodeInsufficient, "x"), b, false},

@@ -369,7 +369,7 @@ func TestCheckPassword(t *testing.T) {
 		{"right password resets", true, false, 3, true, 0, false, OK, ""},
 		{"first wrong", true, false, 0, false, 1, false, CodeWrongPassword, "还可尝试4次"},
 		{"fourth wrong", true, false, 3, false, 4, false, CodeWrongPassword, "还可尝试1次"},
-		{"fifth wrong locks", true, false, 4, false, 5, true, CodeWrongPassword, "已连续5次，密码已锁定"},
+		{"fifth wrong locks, and says so", true, false, 4, false, 5, true, CodePasswordLocked, "错误次数已达上限，密码已锁定"},
 		{"locked, even the right one", true, true, 5, true, 5, true, CodePasswordLocked, "锁定"},
 		{"not set", false, false, 0, true, 0, false, CodeNoPassword, "未设置"},
 	} {
@@ -386,8 +386,8 @@ func TestCheckPassword(t *testing.T) {
 	}
 }
 
-// SPEC section 5: five wrong in a row lock; the sixth is 10008 even with the
-// right password; 10017 never counts.
+// SPEC section 5: five wrong in a row lock (the fifth is 10008); the sixth is
+// 10008 even with the right password; 10017 never counts.
 func TestPasswordLockSequence(t *testing.T) {
 	t0 := TerminalState{Found: true, Enabled: true}
 	o := Origin{TerminalID: "ZJ000001"}
@@ -401,7 +401,7 @@ func TestPasswordLockSequence(t *testing.T) {
 		{Credentials{PINOpened: true}, CodeWrongPassword},
 		{Credentials{PINOpened: true}, CodeWrongPassword},
 		{Credentials{PINOpened: true}, CodeWrongPassword},
-		{Credentials{PINOpened: true}, CodeWrongPassword}, // the fifth: locked
+		{Credentials{PINOpened: true}, CodePasswordLocked}, // the fifth: locked
 		{Credentials{PINOpened: true, PasswordOK: true}, CodePasswordLocked},
 	} {
 		change, err := Authenticate(t0, o, c, step.cred, 5)

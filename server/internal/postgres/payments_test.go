@@ -295,7 +295,11 @@ func TestPasswordLock(t *testing.T) {
 	wantCode(t, err, mapfront.CodePINBlock)
 	for i := 1; i <= 5; i++ {
 		_, err := e.svc.Pay(e.ctx, payReq(t, demoMobile, "654321", fmt.Sprintf("w%d", i), 100))
-		wantCode(t, err, mapfront.CodeWrongPassword)
+		if i < 5 {
+			wantCode(t, err, mapfront.CodeWrongPassword)
+		} else {
+			wantCode(t, err, mapfront.CodePasswordLocked) // the fifth locks, and says so
+		}
 	}
 	_, err = e.svc.Pay(e.ctx, payReq(t, demoMobile, "123456", "w6", 100))
 	wantCode(t, err, mapfront.CodePasswordLocked)

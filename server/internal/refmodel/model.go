@@ -526,10 +526,14 @@ func (c *Config) password(s *State, mobile string, r Request) (int, int, *State)
 	n := s.Clone()
 	cu.Failures++
 	left := c.MaxFailures - cu.Failures
-	if left <= 0 {
-		cu.Locked, left = true, 0
-	}
 	n.Customers[mobile] = cu
+	if left <= 0 {
+		// The wrong password that locks it is 10008 (ISO 8583: PIN tries
+		// exceeded), the ones before it 10007.
+		cu.Locked = true
+		n.Customers[mobile] = cu
+		return CodeLocked, -1, n
+	}
 	return CodeWrongPIN, left, n
 }
 

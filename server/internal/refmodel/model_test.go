@@ -180,7 +180,8 @@ func TestRules(t *testing.T) {
 	s1 := step(s, undo("000009"), Answer{OrderID: "ud7", Status: StatusReversed})
 	step(s1, pay("000009", 100), Answer{Code: CodeUndone})
 	refused(s1, pay("000009", 100), paid("ud8", 900))
-	// Five wrong passwords in a row lock; the fifth says so; the sixth is 10008.
+	// Five wrong passwords in a row lock: the fifth is 10008 and says so, as is
+	// the sixth.
 	wrong := pay("000010", 100)
 	wrong.PIN = "111111"
 	for i, left := range []int{4, 3, 2, 1} {
@@ -190,7 +191,7 @@ func TestRules(t *testing.T) {
 		s = step(s, w, Answer{Code: CodeWrongPIN, Msg: "支付密码错误，还可尝试" + string(rune('0'+left)) + "次"})
 	}
 	wrong.TerminalOrderID = "e"
-	s = step(s, wrong, Answer{Code: CodeWrongPIN, Msg: "已连续5次，密码已锁定"})
+	s = step(s, wrong, Answer{Code: CodeLocked, Msg: "密码已锁定"})
 	step(s, pay("000011", 100), Answer{Code: CodeLocked})
 	// The limit: 1 fen to PayLimit; over it is 10015 and stores nothing.
 	step(s, pay("000012", c.PayLimit+1), Answer{Code: CodeAmount})
