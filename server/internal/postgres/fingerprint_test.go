@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"mapfront/server/internal/mapfront"
-	"mapfront/server/internal/pgtest"
 	"mapfront/server/internal/secret"
 )
 
@@ -108,14 +106,7 @@ WHERE kind = 'open_card' AND terminal_id = 'POS01' AND batch_no = $1 AND termina
 // the old key is dropped (where f36a1c5 answered 10003); another request
 // on the same key is 10003 throughout.
 func TestOpenCardFingerprintSealedAcrossRotation(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	zone, _ := time.LoadLocation("Asia/Shanghai")
-	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
-	keysA := testKeys(t, keyA)
-	a := keyedEnv(t, url, keysA, clk)
-	if err := a.admin.LoadDemo(a.ctx, testTPK); err != nil {
-		t.Fatal(err)
-	}
+	url, clk, keysA, a := demoKeyedEnv(t)
 	id, other := stlID("11010519900101091"), stlID("11010519900101092")
 	cases := openCardKeys(t, a, id)
 	wantSealedFingerprints(t, a, keysA.CurrentPrefix(), cases)
@@ -149,14 +140,7 @@ func TestOpenCardFingerprintSealedAcrossRotation(t *testing.T) {
 // answering their repeats exactly, and the database refuses a fingerprint
 // in clear from then on.
 func TestMigration0017SealsOldFingerprints(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	zone, _ := time.LoadLocation("Asia/Shanghai")
-	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
-	keys := testKeys(t, keyA)
-	e := keyedEnv(t, url, keys, clk)
-	if err := e.admin.LoadDemo(e.ctx, testTPK); err != nil {
-		t.Fatal(err)
-	}
+	url, clk, keys, e := demoKeyedEnv(t)
 	id, other := stlID("11010519900101093"), stlID("11010519900101094")
 	cases := openCardKeys(t, e, id)
 	revert0017(t, e, cases)
@@ -207,14 +191,7 @@ func revert0017(t *testing.T, e *env, cases []fingerprintCase) {
 // opening it as sealed failed (10000). The review of this branch found the
 // new server erring on such a row.
 func TestOpenCardReplaysClearFingerprint(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	zone, _ := time.LoadLocation("Asia/Shanghai")
-	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
-	keys := testKeys(t, keyA)
-	e := keyedEnv(t, url, keys, clk)
-	if err := e.admin.LoadDemo(e.ctx, testTPK); err != nil {
-		t.Fatal(err)
-	}
+	url, clk, keys, e := demoKeyedEnv(t)
 	id, other := stlID("11010519900101095"), stlID("11010519900101096")
 	cases := openCardKeys(t, e, id)
 	revert0017(t, e, cases) // e's service is the new code; the rows are clear

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"mapfront/server/internal/mapfront"
-	"mapfront/server/internal/pgtest"
 )
 
 // One pending resolution per queue item (migration 0019): the same
@@ -96,11 +95,7 @@ SELECT kind, target, args, 'dave', proposer_role, created_at, expires_at FROM pr
 // by the system (by migration.0019 for a proposer named "system"), each
 // with its audit record; decided ones and other items are left alone.
 func TestMigration0019KeepsOnePendingResolution(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	zone, _ := time.LoadLocation("Asia/Shanghai")
-	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
-	keys := testKeys(t, keyA)
-	e := keyedEnv(t, url, keys, clk)
+	url, clk, keys, e := demoKeyedEnv(t)
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := e.store.pool.Exec(e.ctx, q, args...); err != nil {

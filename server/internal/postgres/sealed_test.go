@@ -40,6 +40,22 @@ func keyedEnv(t *testing.T, url string, keys *secret.Keys, clk *testClock) *env 
 		clock: clk, ctx: ctx}
 }
 
+// demoKeyedEnv is a fresh database with the demo registry (LoadDemo), served
+// under keyA at 2026-11-26 10:00 in Asia/Shanghai: its URL (for a second
+// server on it), the clock, the keys and the env.
+func demoKeyedEnv(t *testing.T) (string, *testClock, *secret.Keys, *env) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	zone, _ := time.LoadLocation("Asia/Shanghai")
+	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
+	keys := testKeys(t, keyA)
+	e := keyedEnv(t, url, keys, clk)
+	if err := e.admin.LoadDemo(e.ctx, testTPK); err != nil {
+		t.Fatal(err)
+	}
+	return url, clk, keys, e
+}
+
 func testKeys(t *testing.T, hexKeys ...string) *secret.Keys {
 	t.Helper()
 	k, err := secret.Parse(hexKeys[0], hexKeys[1:]...)

@@ -131,14 +131,7 @@ SELECT kind, target, args, proposer, proposer_role, created_at, expires_at FROM 
 // newest stays pending and the older ones are rejected by the system, with
 // their records in the audit trail; approving the one kept credits once.
 func TestMigration0018KeepsOnePendingTopUp(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	zone, _ := time.LoadLocation("Asia/Shanghai")
-	clk := &testClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, zone)}
-	keys := testKeys(t, keyA)
-	e := keyedEnv(t, url, keys, clk)
-	if err := e.admin.LoadDemo(e.ctx, testTPK); err != nil {
-		t.Fatal(err)
-	}
+	url, clk, keys, e := demoKeyedEnv(t)
 	const mobile = "13800009931"
 	cash := newPayer(t, e, mobile, 0)
 	exec := func(q string, args ...any) {
