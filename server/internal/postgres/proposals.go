@@ -120,6 +120,10 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 	var resent bool
 	err = s.auditedTx(ctx, change, func(tx pgx.Tx) error {
 		out, resent = nil, false
+		// A retried attempt's record says only what this attempt did.
+		delete(change.Args, "proposal_id")
+		delete(change.Args, "resent")
+		delete(change.Args, "replaced_expired")
 		if p.TopUp != nil {
 			if _, err := tx.Exec(ctx, topUpLockSQL, int32(topUpLockClass), p.TopUp.Reference); err != nil {
 				return err
@@ -159,11 +163,18 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 				return err
 			}
 			if out.Expired(now) {
-				if _, err := tx.Exec(ctx, expireProposalSQL, out.ID, "已过期，由新提案取代", now); err != nil {
+				replaced, held, err := expireProposal(ctx, tx, out.ID, now)
+				if err != nil {
 					return err
 				}
-				change.Args["replaced_expired"] = out.ID
-				continue
+				if replaced {
+					change.Args["replaced_expired"] = out.ID
+				}
+				if !held {
+					continue
+				}
+				// A supervisor is deciding it right now: it is still the
+				// pending proposal, answered as a resend.
 			}
 			if err := sameProposal(out, &p); err != nil {
 				return err
@@ -183,6 +194,29 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 		s.log.Info("proposal filed", "id", out.ID, "kind", out.Kind, "target", logTarget(out.Target), "proposer", out.Proposer)
 	}
 	return out, nil
+}
+
+// expireProposal rejects the expired pending proposal id for the one about
+// to replace it (replaced), unless a decision holds its row (held: it is
+// still pending, and the caller answers it). It does not wait for that
+// row: an approval holds it and then, for a top-up, waits for the
+// reference's lock, which the caller holds, so waiting would deadlock. A
+// proposal decided since it was read is neither.
+func expireProposal(ctx context.Context, tx pgx.Tx, id int64, now time.Time) (replaced, held bool, _ error) {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM proposals WHERE proposal_id = $1 AND state = 'pending' FOR UPDATE SKIP LOCKED`, id).Scan(&one)
+	if err == nil {
+		tag, err := tx.Exec(ctx, expireProposalSQL, id, "已过期，由新提案取代", now)
+		return err == nil && tag.RowsAffected() == 1, false, err
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return false, false, err
+	}
+	var state string
+	if err := tx.QueryRow(ctx, `SELECT state FROM proposals WHERE proposal_id = $1`, id).Scan(&state); err != nil {
+		return false, false, err
+	}
+	return false, state == string(mapfront.ProposalPending), nil
 }
 
 // sameProposal reports whether p asks what the pending proposal held asks:
