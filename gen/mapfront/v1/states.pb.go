@@ -246,6 +246,9 @@ const (
 	CardPaymentStatus_CARD_PAYMENT_STATUS_PAID CardPaymentStatus = 1
 	// Withdrawn by a repeal_card (开卡撤销).
 	CardPaymentStatus_CARD_PAYMENT_STATUS_REPEALED CardPaymentStatus = 2
+	// Withdrawn by people: its missing_from_file item was resolved
+	// refund_owed (the customer is refunded outside mapfront).
+	CardPaymentStatus_CARD_PAYMENT_STATUS_REFUNDED CardPaymentStatus = 3
 )
 
 // Enum value maps for CardPaymentStatus.
@@ -254,11 +257,13 @@ var (
 		0: "CARD_PAYMENT_STATUS_UNSPECIFIED",
 		1: "CARD_PAYMENT_STATUS_PAID",
 		2: "CARD_PAYMENT_STATUS_REPEALED",
+		3: "CARD_PAYMENT_STATUS_REFUNDED",
 	}
 	CardPaymentStatus_value = map[string]int32{
 		"CARD_PAYMENT_STATUS_UNSPECIFIED": 0,
 		"CARD_PAYMENT_STATUS_PAID":        1,
 		"CARD_PAYMENT_STATUS_REPEALED":    2,
+		"CARD_PAYMENT_STATUS_REFUNDED":    3,
 	}
 )
 
@@ -594,11 +599,12 @@ const file_mapfront_v1_states_proto_rawDesc = "" +
 	"\x13ORDER_STATUS_CLOSED\x10\x03\x12\x18\n" +
 	"\x14ORDER_STATUS_SUCCESS\x10\x04\x12\x1a\n" +
 	"\x16ORDER_STATUS_CANCELLED\x10\x05\x12\x19\n" +
-	"\x15ORDER_STATUS_REVERSED\x10\x06*x\n" +
+	"\x15ORDER_STATUS_REVERSED\x10\x06*\x9a\x01\n" +
 	"\x11CardPaymentStatus\x12#\n" +
 	"\x1fCARD_PAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CARD_PAYMENT_STATUS_PAID\x10\x01\x12 \n" +
-	"\x1cCARD_PAYMENT_STATUS_REPEALED\x10\x02*\xab\x01\n" +
+	"\x1cCARD_PAYMENT_STATUS_REPEALED\x10\x02\x12 \n" +
+	"\x1cCARD_PAYMENT_STATUS_REFUNDED\x10\x03*\xab\x01\n" +
 	"\n" +
 	"BatchState\x12\x1b\n" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +

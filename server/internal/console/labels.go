@@ -129,6 +129,7 @@ var orderStatus = map[string]string{
 var paymentStatus = map[string]string{
 	"paid":     "已付款",
 	"repealed": "已撤销",
+	"refunded": "已记应退款",
 }
 
 func merge(ms ...map[string]string) map[string]string {

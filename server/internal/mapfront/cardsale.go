@@ -181,14 +181,47 @@ func DecideRepeal(r *RepealCardRequest, st *RepealState, now time.Time) (*Repeal
 		out.TakeBack = RepealLegs(&o)
 		o.Status, o.Credited, o.Released, o.ActivatedAt = "pending", false, 0, nil
 	}
-	o.Paid -= pm.Sum
+	withdraw(&o, pm.Sum, st.OtherFilling)
+	out.Order = &o
+	return out, CardAnswer(r.Origin, r.BatchNo, r.TerminalOrderID, o.ID, st.Mobile, RepealRemark(&o, pm.Sum)), nil
+}
+
+// withdraw takes a payment of sum fen out of the (uncredited) order o: an
+// order with nothing paid is closed with its card; otherwise it takes
+// payments again unless the customer has another order of the product
+// filling (otherFilling).
+func withdraw(o *CardOrder, sum int64, otherFilling bool) {
+	o.Paid -= sum
 	if o.Paid == 0 {
 		o.Status, o.Filling = "closed", false
 	} else {
-		o.Filling = !st.OtherFilling
+		o.Filling = !otherFilling
 	}
-	out.Order = &o
-	return out, CardAnswer(r.Origin, r.BatchNo, r.TerminalOrderID, o.ID, st.Mobile, RepealRemark(&o, pm.Sum)), nil
+}
+
+// RefundOwed decides the refund_owed resolution of a missing_from_file item
+// (SPEC section 6, Manual handling): the customer is refunded the payment pm
+// outside mapfront, so it must stop counting toward its order o, or a
+// record arriving later, or a manual activation, would give the customer
+// the card's value as well as the refund. The payment must still be paid
+// and unconfirmed: a repealed one was refunded by the POSP already (10011),
+// a settled one was confirmed by a record (10013). An order already
+// credited (the immediate policy) is refused too (10013): its card holds the
+// value, which only a repeal at the POS takes back. It returns the order
+// after the refund (as withdraw leaves it).
+func RefundOwed(pm *CardPaymentRow, o CardOrder, otherFilling bool) (*CardOrder, error) {
+	switch {
+	case pm.Status == "repealed":
+		return nil, Errorf(CodeAlreadyUndone, "该笔开卡付款已撤销，无需退款")
+	case pm.Status != "paid":
+		return nil, Errorf(CodeAlreadyUndone, "该笔开卡付款已记为应退款")
+	case pm.Settled:
+		return nil, Errorf(CodeRepealDenied, "该笔开卡付款已日切对账，不能记为应退款")
+	case o.Credited:
+		return nil, Errorf(CodeRepealDenied, "卡已生效入账，不能记为应退款；须先在原终端撤销开卡")
+	}
+	withdraw(&o, pm.Sum, otherFilling)
+	return &o, nil
 }
 
 // RepealRemark tells the POS what a repeal did.

@@ -320,6 +320,9 @@ type Match struct {
 	SellerID string
 	PaySum   int64
 	Repealed bool
+	// Refunded: a person resolved the payment's missing_from_file item as
+	// refund_owed (RefundOwed), so it no longer counts toward its order.
+	Refunded bool
 	Settled  bool
 	TradeID  string // the 交易id that settled it
 }
@@ -356,8 +359,10 @@ func queue(t ExceptionType, expected int64, format string, args ...any) Decision
 // dupInFile says an earlier line of the same file carries the same 交易id.
 // A payment matches only with its own seller: the same terminal key under
 // another merchant number is not that payment, and cannot be opened either,
-// since the key is taken. A record for a payment that was repealed means the
-// POSP collected money that no order counts: overpaid.
+// since the key is taken. A record for a payment that was repealed, or that
+// people decided to refund (refund_owed), means the POSP collected money that
+// no order counts: overpaid, applied to nothing, for people to look at (the
+// customer is owed that money once, by the refund already decided).
 func Classify(r *SettlementRecord, dupInFile bool, p Prior, m Match) Decision {
 	switch {
 	case dupInFile:
@@ -374,6 +379,8 @@ func Classify(r *SettlementRecord, dupInFile bool, p Prior, m Match) Decision {
 		return queue(ExNotOpenable, 0, "终端流水号已属于商户%s的开卡付款", m.SellerID)
 	case m.Repealed:
 		return queue(ExOverpaid, 0, "该笔开卡付款已撤销，文件仍有收款")
+	case m.Refunded:
+		return queue(ExOverpaid, 0, "该笔开卡付款已人工处理为应退款，文件仍有收款")
 	case m.Settled:
 		return queue(ExDuplicate, m.PaySum, "该笔开卡付款已由交易id %s 对账", m.TradeID)
 	case m.PaySum != r.Amount:

@@ -35,6 +35,7 @@ func TestClassify(t *testing.T) {
 		{"re-run with another amount", false, Prior{Applied: true, SameDate: true, Amount: 100}, found, Queue, ExAmountMismatch},
 		{"key of another seller", false, Prior{}, Match{Found: true, SellerID: "SH02", PaySum: 150000}, Queue, ExNotOpenable},
 		{"payment repealed", false, Prior{}, Match{Found: true, SellerID: "SH01", PaySum: 150000, Repealed: true}, Queue, ExOverpaid},
+		{"payment refunded by people", false, Prior{}, Match{Found: true, SellerID: "SH01", PaySum: 150000, Refunded: true}, Queue, ExOverpaid},
 		{"payment settled by another record", false, Prior{}, Match{Found: true, SellerID: "SH01", PaySum: 150000, Settled: true, TradeID: "T0"}, Queue, ExDuplicate},
 	}
 	for _, c := range cases {

@@ -266,7 +266,7 @@ type CardPaymentRow struct {
 	BatchNo         string
 	TerminalOrderID string
 	Sum             int64
-	Status          string // paid, repealed
+	Status          string // paid, repealed, refunded (RefundOwed)
 	Settled         bool
 	BusinessDate    time.Time
 }

@@ -276,7 +276,7 @@ ORDER BY s.line_no`
 		}
 		if paymentID != nil {
 			st.match.Found, st.paymentID = true, *paymentID
-			st.match.Repealed = status == "repealed"
+			st.match.Repealed, st.match.Refunded = status == "repealed", status == "refunded"
 		}
 		return st, err
 	})

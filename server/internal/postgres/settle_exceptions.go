@@ -73,13 +73,17 @@ WHERE exception_id = $1`, id))
 //   - activate: the order (r.OrderID, else the item's) is activated through
 //     the ledger as settlement would have (开卡生效). It must be paid in full
 //     by our records; an order already credited is only verified.
-//   - refund_owed: the customer is owed a refund, paid outside mapfront; the
-//     audited state is the record, no money moves here.
+//   - refund_owed: the customer is owed a refund, paid outside mapfront; no
+//     money moves here. A missing_from_file item's payment stops counting
+//     toward its order (mapfront.RefundOwed): refused when the payment was
+//     repealed or refunded (10011), confirmed by a record or its card
+//     already credited (10013).
 //   - ignore: nothing to do.
 //   - link_order: the item belongs to r.OrderID, which must exist.
 //
 // Errors: 10001, 10006 (the order is closed), 10010 (no such item or
-// order), 10015 (the order is not paid in full), 10018.
+// order), 10011 and 10013 (refund_owed, above), 10015 (the order is not paid
+// in full), 10018.
 func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*mapfront.Exception, bool, error) {
 	if err := r.Validate(); err != nil {
 		return nil, false, err
@@ -106,6 +110,16 @@ func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*m
 // proposal's, in the transaction that marks it approved).
 func (s *Store) resolveTx(ctx context.Context, tx pgx.Tx, r mapfront.Resolution) (out *mapfront.Exception, already bool, _ error) {
 	err := func() error {
+		// A refund of a payment locks the payment and its order before the
+		// item, in the order settlement locks them (it confirms a payment,
+		// then resolves its item), so that the two never deadlock.
+		var refund *lockedRefund
+		if r.Action == mapfront.ActionRefundOwed {
+			var err error
+			if refund, err = lockRefund(ctx, tx, r.ID); err != nil {
+				return err
+			}
+		}
 		e, err := scanException(tx.QueryRow(ctx, `SELECT `+exceptionColumns+` FROM settlement_exceptions
 WHERE exception_id = $1 FOR UPDATE`, r.ID))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -130,6 +144,12 @@ WHERE exception_id = $1 FOR UPDATE`, r.ID))
 			if err := s.activateManually(ctx, tx, linked, e); err != nil {
 				return err
 			}
+		case mapfront.ActionRefundOwed:
+			if refund != nil {
+				if err := s.refundPayment(ctx, tx, refund); err != nil {
+					return err
+				}
+			}
 		case mapfront.ActionLinkOrder:
 			var exists bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM card_orders WHERE order_id = $1)
@@ -149,6 +169,69 @@ RETURNING ` + exceptionColumns
 		return err
 	}()
 	return out, already, err
+}
+
+// lockedRefund is the payment a refund_owed resolution refunds, with its
+// order, both locked.
+type lockedRefund struct {
+	payment      mapfront.CardPaymentRow
+	order        *cardOrder
+	otherFilling bool
+}
+
+// lockRefund locks the payment named by queue item id, if it is a
+// missing_from_file item (the one type whose refund is a payment's), and the
+// payment's order; nil when the item names no such payment (the resolution
+// then records the decision only). The item itself is read unlocked here:
+// the caller locks it next and decides only if it is still open.
+func lockRefund(ctx context.Context, tx pgx.Tx, id int64) (*lockedRefund, error) {
+	var typ string
+	var paymentID *int64
+	err := tx.QueryRow(ctx, `SELECT type, payment_id FROM settlement_exceptions WHERE exception_id = $1`, id).Scan(&typ, &paymentID)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && (typ != string(mapfront.ExMissing) || paymentID == nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rf := &lockedRefund{}
+	p := &rf.payment
+	if err := tx.QueryRow(ctx, `SELECT payment_id, order_id, status, seller_id, store_id, pay_sum, settled, business_date
+FROM card_payments WHERE payment_id = $1 FOR UPDATE`, *paymentID).Scan(&p.ID, &p.OrderID, &p.Status,
+		&p.Origin.SellerID, &p.Origin.StoreID, &p.Sum, &p.Settled, &p.BusinessDate); err != nil {
+		return nil, err
+	}
+	if rf.order, err = scanCardOrder(tx.QueryRow(ctx, `SELECT `+cardOrderColumns+` FROM card_orders
+WHERE order_id = $1 FOR UPDATE`, p.OrderID)); err != nil {
+		return nil, err
+	}
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM card_orders f WHERE f.customer_id = $1 AND f.product_id = $2
+    AND f.filling AND f.order_id <> $3)`, rf.order.customerID, rf.order.productID, rf.order.id).Scan(&rf.otherFilling); err != nil {
+		return nil, err
+	}
+	return rf, nil
+}
+
+// refundPayment takes a refunded payment out of its order (RefundOwed): the
+// payment refunded, the order's paid sum and state as a repeal leaves them,
+// and a closed order's card account closed. Errors: 10011, 10013.
+func (s *Store) refundPayment(ctx context.Context, tx pgx.Tx, rf *lockedRefund) error {
+	o, err := mapfront.RefundOwed(&rf.payment, *rf.order.domain(), rf.otherFilling)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE card_payments SET status = 'refunded', refunded_at = $2 WHERE payment_id = $1`,
+		rf.payment.ID, s.clock.Now()); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE card_orders SET paid = $2, filling = $3, status = $4 WHERE order_id = $1`,
+		o.ID, o.Paid, o.Filling, o.Status); err != nil {
+		return err
+	}
+	if o.Status == "closed" {
+		_, err = tx.Exec(ctx, `UPDATE accounts SET status = 'closed', activated_at = NULL WHERE account_id = $1`, o.AccountID)
+	}
+	return err
 }
 
 // activateManually activates an order an operator vouches for: our records

@@ -1,0 +1,255 @@
+package postgres
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"mapfront/server/internal/mapfront"
+)
+
+// refundMissing settles day with no record, so that the open_card payment
+// of the day is missing_from_file, and resolves that item refund_owed. It
+// returns the item's id.
+func refundMissing(t *testing.T, e *env, day, file string) int64 {
+	t.Helper()
+	e.dayOver(t, day)
+	r, err := e.submit(day, file, false, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts(r)[mapfront.ExMissing][0] != 1 {
+		t.Fatalf("report %+v: want one missing_from_file item", counts(r))
+	}
+	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)
+	x, already, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed,
+		Operator: "ops1", Note: "refunded at the counter"})
+	if err != nil || already || x.Action != mapfront.ActionRefundOwed {
+		t.Fatalf("refund_owed: %v already=%v %+v", err, already, x)
+	}
+	return items[0].ID
+}
+
+// items returns the queue items of type typ (in state, if not empty), and
+// fails unless there are want of them.
+func (e *env) items(t *testing.T, typ mapfront.ExceptionType, state string, want int) []mapfront.Exception {
+	t.Helper()
+	all, err := e.store.ListExceptions(e.ctx, mapfront.ExceptionFilter{State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []mapfront.Exception
+	for _, x := range all {
+		if x.Type == typ {
+			out = append(out, x)
+		}
+	}
+	if len(out) != want {
+		t.Fatalf("%d %s items (state %q), want %d: %+v", len(out), typ, state, want, all)
+	}
+	return out
+}
+
+// paymentStatus is the status of the open_card payment of terminal order
+// termOrder (SH01/POS01, batch 000001).
+func (e *env) paymentStatus(t *testing.T, termOrder string) string {
+	t.Helper()
+	var s string
+	if err := e.store.pool.QueryRow(e.ctx, `SELECT status FROM card_payments
+WHERE terminal_id = 'POS01' AND batch_no = '000001' AND terminal_order_id = $1`, termOrder).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A payment whose missing_from_file item people resolved refund_owed stops
+// counting toward its order: the order, paid by it alone, is closed with its
+// card, and a record of the payment arriving the next day (the POSP's
+// cutover is not ours: a neighbouring day's record would otherwise confirm
+// it) is an overpaid item applied to nothing. Before, that record activated
+// the card, and the customer had both the refund and the card's value
+// (found by a review).
+func TestRefundOwedThenRecordNextDay(t *testing.T) {
+	e := newEnv(t)
+	e.clock.now = time.Date(2026, 11, 25, 23, 55, 0, 0, e.clock.now.Location())
+	id := stlID("11010519900101091")
+	const mobile = "13800000191"
+	stlOpen(t, e, mobile, id, "1012", "000191", 150000)
+	item := refundMissing(t, e, "20261125", "d1")
+	if s := e.paymentStatus(t, "000191"); s != "refunded" {
+		t.Fatalf("payment %s, want refunded", s)
+	}
+	if a := e.cardOf(t, mobile, "1012"); a.Status != "closed" || a.Balance != 0 {
+		t.Fatalf("card after the refund: %+v, want closed with nothing", a)
+	}
+
+	rec := stlRec(1, "T191", 150000, "000191", id, mobile, "1012")
+	rec.TradeDate, rec.TradeTime = "20261125", "235500"
+	e.dayOver(t, "20261126")
+	r, err := e.submit("20261126", "d", false, []mapfront.SettlementRecord{rec}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Matched != 0 || r.Activated != 0 || counts(r)[mapfront.ExOverpaid] != [2]int64{1, 150000} {
+		t.Fatalf("report: matched %d, activated %d, items %+v; want the record as one overpaid item", r.Matched, r.Activated, counts(r))
+	}
+	if a := e.cardOf(t, mobile, "1012"); a.Balance != 0 {
+		t.Fatalf("card credited %d fen after its payment was refunded", a.Balance)
+	}
+	x, err := e.store.GetException(e.ctx, item)
+	if err != nil || x.State != mapfront.ExceptionResolved || x.Action != mapfront.ActionRefundOwed {
+		t.Fatalf("the refunded item changed: %v %+v", err, x)
+	}
+	e.verify(t)
+}
+
+// A forced re-run of the same date with the payment's record, after the
+// refund: the record is an overpaid item, and the card is not credited.
+func TestRefundOwedThenForcedRerun(t *testing.T) {
+	e := newEnv(t)
+	id := stlID("11010519900101093")
+	const mobile = "13800000193"
+	stlOpen(t, e, mobile, id, "1012", "000193", 150000)
+	refundMissing(t, e, "20261126", "first")
+	rec := stlRec(1, "T193", 150000, "000193", id, mobile, "1012")
+	r, err := e.submit("20261126", "second", true, []mapfront.SettlementRecord{rec}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Activated != 0 || counts(r)[mapfront.ExOverpaid][0] != 1 {
+		t.Fatalf("forced re-run: activated %d, items %+v", r.Activated, counts(r))
+	}
+	if a := e.cardOf(t, mobile, "1012"); a.Balance != 0 {
+		t.Fatalf("card credited %d fen after its payment was refunded", a.Balance)
+	}
+	e.verify(t)
+}
+
+// A card paid in two parts, one confirmed and one refunded: the order keeps
+// only the confirmed part, takes payments again, and an operator cannot
+// activate it once it waited past the window (10015), where before the
+// refunded part still counted and the card was credited in full.
+func TestRefundOwedPartThenActivateRefused(t *testing.T) {
+	e := newEnv(t)
+	id := stlID("11010519900101094")
+	const mobile = "13800000194"
+	stlOpen(t, e, mobile, id, "1012", "000194", 75000)
+	stlOpen(t, e, mobile, id, "1012", "000195", 75000)
+	e.dayOver(t, "20261126")
+	rec := stlRec(1, "T194", 75000, "000194", id, mobile, "1012")
+	r, err := e.submit("20261126", "first", false, []mapfront.SettlementRecord{rec}, nil)
+	if err != nil || r.Matched != 1 || r.Activated != 0 {
+		t.Fatalf("first: %v %+v", err, r)
+	}
+	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)
+	if _, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"}); err != nil {
+		t.Fatal(err)
+	}
+	paid := e.scalar(t, `SELECT o.paid FROM card_orders o JOIN card_payments p USING (order_id) WHERE p.terminal_order_id = '000194'`)
+	filling := e.scalar(t, `SELECT count(*) FROM card_orders o JOIN card_payments p USING (order_id)
+WHERE p.terminal_order_id = '000194' AND o.filling AND o.status = 'pending'`)
+	if paid != 75000 || filling != 1 {
+		t.Fatalf("order after the refund: paid %d, filling and pending %d; want 75000, 1", paid, filling)
+	}
+	e.clock.now = e.clock.now.AddDate(0, 0, 8)
+	if _, err := e.store.RunDaily(e.ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	open := e.items(t, mapfront.ExIncomplete, mapfront.ExceptionOpen, 1)
+	_, _, err = e.store.ResolveException(e.ctx, mapfront.Resolution{ID: open[0].ID, Action: mapfront.ActionActivate, Operator: "ops2"})
+	wantCode(t, err, mapfront.CodeAmount)
+	if a := e.cardOf(t, mobile, "1012"); a.Balance != 0 {
+		t.Fatalf("card credited %d fen", a.Balance)
+	}
+	e.verify(t)
+}
+
+// Under the immediate policy the card is credited when it is paid: refunding
+// its payment too would leave the customer both, so refund_owed is refused
+// (10013) and the item stays open; a repeal at the POS takes the value back.
+// A payment repealed after its item was filed was refunded by the POSP
+// already: 10011.
+func TestRefundOwedRefused(t *testing.T) {
+	t.Run("credited", func(t *testing.T) {
+		e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
+		stlOpen(t, e, "13800000196", stlID("11010519900101096"), "1012", "000196", 150000)
+		e.dayOver(t, "20261126")
+		if _, err := e.submit("20261126", "first", false, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		items := e.items(t, mapfront.ExMissing, "", 1)
+		_, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"})
+		wantCode(t, err, mapfront.CodeRepealDenied)
+		if x, _ := e.store.GetException(e.ctx, items[0].ID); x.State != mapfront.ExceptionOpen {
+			t.Fatalf("item %+v, want it open", x)
+		}
+		if s := e.paymentStatus(t, "000196"); s != "paid" {
+			t.Fatalf("payment %s, want paid", s)
+		}
+		if a := e.cardOf(t, "13800000196", "1012"); a.Balance != 200000 {
+			t.Fatalf("card %+v", a)
+		}
+		e.verify(t)
+	})
+	t.Run("repealed", func(t *testing.T) {
+		e := newEnv(t)
+		stlOpen(t, e, "13800000197", stlID("11010519900101097"), "1012", "000197", 150000)
+		e.dayOver(t, "20261126")
+		if _, err := e.submit("20261126", "first", false, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.pool.Exec(e.ctx, `UPDATE card_payments SET status = 'repealed', repealed_at = now()
+WHERE terminal_order_id = '000197'`); err != nil {
+			t.Fatal(err)
+		}
+		items := e.items(t, mapfront.ExMissing, "", 1)
+		_, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"})
+		wantCode(t, err, mapfront.CodeAlreadyUndone)
+	})
+}
+
+// Migration 0020 refunds the payments of items resolved refund_owed before
+// it, where that is still true to the books: here one payment alone paid its
+// order (closed with its card), and one payment whose card was credited
+// since is left as it is, for people. The state before 0020 is made by hand
+// (the item resolved, the payment still paid), and the migration's data
+// step run on it.
+func TestMigration0020RefundsEarlierResolutions(t *testing.T) {
+	e := newEnv(t)
+	stlOpen(t, e, "13800000198", stlID("11010519900101098"), "1012", "000198", 150000)
+	stlOpen(t, e, "13800000199", stlID("11010519900101099"), "1012", "000199", 150000)
+	e.dayOver(t, "20261126")
+	if _, err := e.submit("20261126", "first", false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.pool.Exec(e.ctx, `UPDATE settlement_exceptions SET state = 'resolved', action = 'refund_owed',
+    operator = 'ops1', resolved_at = now() WHERE type = 'missing_from_file'`); err != nil {
+		t.Fatal(err)
+	}
+	// 000199's card was credited after the resolution (the defect).
+	if _, err := e.store.pool.Exec(e.ctx, `UPDATE card_orders SET credited = true, status = 'active'
+WHERE order_id = (SELECT order_id FROM card_payments WHERE terminal_order_id = '000199')`); err != nil {
+		t.Fatal(err)
+	}
+	sql, err := migrationFiles.ReadFile("migrations/0020_refunded_payments.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := string(sql)
+	data = data[strings.Index(data, "WITH refunded AS"):]
+	if _, err := e.store.pool.Exec(e.ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.paymentStatus(t, "000198"); s != "refunded" {
+		t.Fatalf("000198 %s, want refunded", s)
+	}
+	if s := e.paymentStatus(t, "000199"); s != "paid" {
+		t.Fatalf("000199 %s, want paid (left for people)", s)
+	}
+	if a := e.cardOf(t, "13800000198", "1012"); a.Status != "closed" {
+		t.Fatalf("card of 000198: %+v, want closed", a)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE method = 'migration.0020'`); n != 1 {
+		t.Fatalf("%d audit records, want 1", n)
+	}
+}
