@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // Defaults for Options.
@@ -427,6 +429,16 @@ func readRecord(f []string) (Record, Kind, string) {
 		{fieldMobile, "手机号", false, 32, true},
 		{fieldReferrer, "推荐人id", false, 64, false},
 		{fieldProductID, "产品编号", false, 32, true},
+	}
+	// The referrer is the one free-text field: a file written in GBK (as
+	// its header and trailer may be) can carry a Chinese name there. It is
+	// read as GB18030, a superset of GBK, when it is not UTF-8, so that a
+	// record that matches a payment is not lost over a field it does not
+	// need; bytes that are neither stay a bad field.
+	if v := f[fieldReferrer]; !utf8.ValidString(v) {
+		if d, err := simplifiedchinese.GB18030.NewDecoder().String(v); err == nil && !strings.ContainsRune(d, utf8.RuneError) {
+			f[fieldReferrer] = d
+		}
 	}
 	for _, c := range checks {
 		v := f[c.i]

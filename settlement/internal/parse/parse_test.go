@@ -438,3 +438,17 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	}
 	return r.buf.Read(p)
 }
+
+// A referrer written in GBK (a file from a Windows tool, as its header may
+// be) is read as GB18030 into UTF-8: the record is kept, where it was a bad
+// line and its card was never activated (found by a review).
+func TestGBKReferrer(t *testing.T) {
+	zhangSan := string([]byte{0xd5, 0xc5, 0xc8, 0xfd}) // 张三 in GBK
+	recs, bad, _ := parseAll(t, gbkHeader+"\n"+strings.Replace(line14, "|R9|", "|"+zhangSan+"|", 1)+"\n", Options{})
+	if len(bad) != 0 || len(recs) != 1 {
+		t.Fatalf("records %+v, bad lines %+v", recs, bad)
+	}
+	if recs[0].Referrer != "张三" {
+		t.Fatalf("referrer %q, want 张三", recs[0].Referrer)
+	}
+}
