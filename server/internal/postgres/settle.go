@@ -251,6 +251,17 @@ func (s *Store) startRun(ctx context.Context, h *mapfront.BatchHeader) (*run, *m
 			earlier = b
 			return nil
 		}
+		// A date that was settled once stays so for this rule, also while
+		// a forced run of it is unfinished or after one failed (the batch
+		// then says running): a different file needs force again, or a
+		// failed forced run would let any file in without it (found by a
+		// review).
+		if !settled {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM settlement_runs
+WHERE business_date = $1 AND status = 'settled')`, h.BusinessDate).Scan(&settled); err != nil {
+				return err
+			}
+		}
 		if settled && !h.Force {
 			return mapfront.ErrSettledDifferentFile
 		}

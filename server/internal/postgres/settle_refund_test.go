@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -252,4 +253,49 @@ WHERE order_id = (SELECT order_id FROM card_payments WHERE terminal_order_id = '
 	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE method = 'migration.0020'`); n != 1 {
 		t.Fatalf("%d audit records, want 1", n)
 	}
+}
+
+// A date settled once needs force for a different file also after a forced
+// run of it failed half-way (its batch then says running): before, the
+// failed forced run let the next different file in without force (found by
+// a review).
+func TestForcedRunFailedStillNeedsForce(t *testing.T) {
+	e := newEnv(t)
+	id := stlID("11010519900101310")
+	const mobile = "13800000310"
+	stlOpen(t, e, mobile, id, "1012", "000310", 150000)
+	e.dayOver(t, "20261126")
+	if _, err := e.submit("20261126", "a", false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The forced run fails when it activates (a trigger stands in for a
+	// crash there).
+	for _, q := range []string{
+		`CREATE FUNCTION fail_activation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the run fails here'; END $$`,
+		`CREATE TRIGGER fail_activation BEFORE INSERT ON settlement_activations FOR EACH ROW EXECUTE FUNCTION fail_activation()`,
+	} {
+		if _, err := e.store.pool.Exec(e.ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := stlRec(1, "T310", 150000, "000310", id, mobile, "1012")
+	if _, err := e.submit("20261126", "b", true, []mapfront.SettlementRecord{rec}, nil); err == nil {
+		t.Fatal("the forced run did not fail")
+	}
+	if _, err := e.store.pool.Exec(e.ctx, `DROP TRIGGER fail_activation ON settlement_activations`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.submit("20261126", "c", false, []mapfront.SettlementRecord{rec}, nil)
+	if !errors.Is(err, mapfront.ErrSettledDifferentFile) {
+		t.Fatalf("a third file without force after the failed forced run: %v, want refused", err)
+	}
+	r, err := e.submit("20261126", "b", true, []mapfront.SettlementRecord{rec}, nil)
+	if err != nil || r.Activated != 1 {
+		t.Fatalf("the forced run again: %v %+v", err, r)
+	}
+	if a := e.cardOf(t, mobile, "1012"); a.Balance != 200000 {
+		t.Fatalf("card %+v", a)
+	}
+	e.verify(t)
 }
