@@ -36,7 +36,7 @@ var templateFiles embed.FS
 // Users is what the console needs of the account table.
 type Users interface {
 	ConsoleUser(ctx context.Context, name string) (*postgres.ConsoleUser, error)
-	ConsoleSignInFailed(ctx context.Context, name string, lockAfter int, lockFor time.Duration) (bool, error)
+	ConsoleSignInReserve(ctx context.Context, name string, lockAfter int, lockFor time.Duration) (*postgres.ConsoleUser, bool, error)
 	ConsoleSignInOK(ctx context.Context, name string) error
 }
 
@@ -54,10 +54,18 @@ type Options struct {
 	Log     *slog.Logger
 	// Idle ends a session after this long without a request (default 15m).
 	Idle time.Duration
-	// LockAfter failed sign-ins in a row lock an account for LockFor
-	// (defaults 5 and 15m).
+	// LockAfter sign-in attempts in a row without a success lock an account
+	// for LockFor (defaults 5 and 15m): each attempt is counted before its
+	// password is checked, so no more than LockAfter are ever checked in a
+	// run, however many arrive at once.
 	LockAfter int
 	LockFor   time.Duration
+	// SignIns is how many sign-ins may check a password (argon2id, 19 MiB
+	// each) at once (default 2); a sign-in that finds none free within
+	// SignInWait (default 2s) is answered 503 "busy, try again" and is not
+	// counted against the account.
+	SignIns    int
+	SignInWait time.Duration
 	// Zone shows times in the business zone.
 	Zone *time.Location
 	// Secure marks the cookies Secure (a TLS listener).
@@ -75,6 +83,11 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+
+	// signIns holds a token for each sign-in checking a password (Options.SignIns).
+	signIns chan struct{}
+	// verify checks a password (VerifyPassword; tests wrap it).
+	verify func(hash, password string) (bool, error)
 }
 
 type session struct {
@@ -115,7 +128,14 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, pages: map[string]*template.Template{}, mux: http.NewServeMux(), sessions: map[string]*session{}}
+	if o.SignIns <= 0 {
+		o.SignIns = 2
+	}
+	if o.SignInWait <= 0 {
+		o.SignInWait = 2 * time.Second
+	}
+	s := &Server{o: o, pages: map[string]*template.Template{}, mux: http.NewServeMux(), sessions: map[string]*session{},
+		signIns: make(chan struct{}, o.SignIns), verify: VerifyPassword}
 	funcs := template.FuncMap{
 		"yuan": mapfront.FormatYuan,
 		"when": func(t any) string {

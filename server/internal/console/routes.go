@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"mapfront/server/internal/audit"
@@ -57,11 +58,23 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, msg string) {
+	s.showLoginStatus(w, http.StatusOK, msg)
+}
+
+func (s *Server) showLoginStatus(w http.ResponseWriter, status int, msg string) {
 	t := token()
 	s.setCookie(w, loginCookie, t, 600)
+	if status != http.StatusOK {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+	}
 	s.render(w, "login", nil, "登录", t, msg)
 }
 
+// login counts the attempt (the store's conditional UPDATE, which is also
+// the lock check) before the password is checked, so that no more than
+// LockAfter passwords are checked in a run however many sign-ins arrive at
+// once; and checks at most SignIns passwords at a time.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	c, err := r.Cookie(loginCookie)
@@ -71,27 +84,42 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name, password := strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password")
 	const refused = "用户名或密码错误"
-	u, err := s.o.Users.ConsoleUser(r.Context(), name)
+	// Each check holds argon2id's 19 MiB: a sign-in that finds no slot soon
+	// is told to try again, before anything is counted.
+	if !s.acquireSignIn(r.Context()) {
+		s.o.Log.Warn("console sign-in refused: busy", "user", name)
+		w.Header().Set("Retry-After", "1")
+		s.showLoginStatus(w, http.StatusServiceUnavailable, "登录请求过多，系统繁忙，请稍后重试")
+		return
+	}
+	release := sync.OnceFunc(func() { <-s.signIns })
+	defer release()
+	u, reserved, err := s.o.Users.ConsoleSignInReserve(r.Context(), name, s.o.LockAfter, s.o.LockFor)
 	if err != nil {
 		if mapfront.ErrorCode(err) != mapfront.CodeNotFound {
 			s.o.Log.Error("console sign-in", "err", err)
 		}
 		// The same answer as a wrong password: names are not to be probed.
-		_, _ = VerifyPassword(dummyHash, password)
+		_, _ = s.verify(dummyHash, password)
+		release()
 		s.showLogin(w, refused)
 		return
 	}
-	if u.LockedUntil != nil && s.o.Now().Before(*u.LockedUntil) { // the store's clock set it
+	if !reserved { // locked: not counted, and the password is not checked
+		release()
 		s.o.Log.Warn("console sign-in to a locked account", "user", name)
-		s.showLogin(w, "账户已锁定，请于"+u.LockedUntil.In(s.o.Zone).Format("15:04")+"后再试")
+		msg := "账户已锁定，请稍后再试"
+		if u.LockedUntil != nil { // the store's clock set it
+			msg = "账户已锁定，请于" + u.LockedUntil.In(s.o.Zone).Format("15:04") + "后再试"
+		}
+		s.showLogin(w, msg)
 		return
 	}
-	ok, err := VerifyPassword(u.PasswordHash, password)
+	ok, err := s.verify(u.PasswordHash, password)
+	release()
 	if err != nil || !ok {
-		locked, lerr := s.o.Users.ConsoleSignInFailed(r.Context(), name, s.o.LockAfter, s.o.LockFor)
-		if lerr != nil {
-			s.o.Log.Error("console sign-in failure count", "err", lerr)
-		}
+		// Already counted; the attempt that reached the limit locked it.
+		locked := u.LockedUntil != nil
 		s.o.Log.Warn("console sign-in failed", "user", name, "locked", locked)
 		if locked {
 			s.showLogin(w, "失败次数过多，账户已锁定")
@@ -111,6 +139,26 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.setCookie(w, cookieName, id, 0)
 	s.o.Log.Info("console sign-in", "identity", IdentityPrefix+u.Name, "role", u.Role)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// acquireSignIn takes one of the SignIns slots, waiting at most SignInWait
+// (or until the request ends); false: none came free.
+func (s *Server) acquireSignIn(ctx context.Context) bool {
+	select {
+	case s.signIns <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(s.o.SignInWait)
+	defer t.Stop()
+	select {
+	case s.signIns <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // dummyHash makes a sign-in to an unknown name cost what a wrong password does.

@@ -48,22 +48,58 @@ func (s *Store) ConsoleUser(ctx context.Context, name string) (*ConsoleUser, err
 	return &u, s.wrap(err)
 }
 
-// ConsoleSignInFailed counts a failed sign-in; the lockAfter-th failure in a
-// row locks the account for lockFor (and starts the count again). It says
-// whether the account is now locked.
-func (s *Store) ConsoleSignInFailed(ctx context.Context, name string, lockAfter int, lockFor time.Duration) (bool, error) {
-	var locked bool
-	err := s.pool.QueryRow(ctx, `UPDATE console_users SET
-    locked_until = CASE WHEN failures + 1 >= $2 THEN $3::timestamptz ELSE locked_until END,
-    failures = CASE WHEN failures + 1 >= $2 THEN 0 ELSE failures + 1 END
-WHERE name = $1 RETURNING locked_until IS NOT NULL AND locked_until > $4`, name, lockAfter, s.clock.Now().Add(lockFor), s.clock.Now()).Scan(&locked)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+// ConsoleSignInReserve counts a sign-in attempt before its password is
+// checked, in one conditional UPDATE that is also the lock check: an
+// account locked now (by the store's clock) is not counted and not returned
+// for checking, however many attempts arrive at once, so at most lockAfter
+// passwords are ever checked in a run. The lockAfter-th attempt of a run
+// locks the account for lockFor as it is counted; the first attempt after a
+// lock has expired starts a new run. A check that succeeds must then call
+// ConsoleSignInOK; a failed one needs nothing more (it was counted here).
+//
+// reserved: the attempt was counted and u is the account to check the
+// password against (u.Failures is this attempt's number in the run;
+// u.LockedUntil is set when it was the run's last). Not reserved: the
+// account is locked and the password must not be checked; u.LockedUntil
+// says until when (nil if the lock ended in the meantime). Errors: 10005 no
+// such account.
+func (s *Store) ConsoleSignInReserve(ctx context.Context, name string, lockAfter int, lockFor time.Duration) (u *ConsoleUser, reserved bool, err error) {
+	now := s.clock.Now()
+	u = &ConsoleUser{}
+	// In SET the columns are the row's values before the update; under READ
+	// COMMITTED an UPDATE that waited for another one's row lock evaluates
+	// its WHERE again on the row that one left, so concurrent attempts count
+	// one after another and those after the lock are not counted.
+	err = s.pool.QueryRow(ctx, `UPDATE console_users SET
+    failures = CASE WHEN locked_until IS NULL THEN failures ELSE 0 END + 1,
+    locked_until = CASE WHEN CASE WHEN locked_until IS NULL THEN failures ELSE 0 END + 1 >= $2 THEN $3::timestamptz END
+WHERE name = $1 AND (locked_until IS NULL OR locked_until <= $4::timestamptz)
+RETURNING name, role, password_hash, failures, locked_until`, name, lockAfter, now.Add(lockFor), now).
+		Scan(&u.Name, &u.Role, &u.PasswordHash, &u.Failures, &u.LockedUntil)
+	if err == nil {
+		return u, true, nil
 	}
-	return locked, s.wrapWrite(err)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, s.wrapWrite(err)
+	}
+	// Nothing counted: locked, or no such account.
+	err = s.pool.QueryRow(ctx, `SELECT name, role, failures, locked_until FROM console_users WHERE name = $1`, name).
+		Scan(&u.Name, &u.Role, &u.Failures, &u.LockedUntil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, mapfront.Errorf(mapfront.CodeNotFound, "账户不存在")
+	}
+	if err != nil {
+		return nil, false, s.wrap(err)
+	}
+	if u.LockedUntil != nil && !u.LockedUntil.After(now) {
+		u.LockedUntil = nil
+	}
+	return u, false, nil
 }
 
-// ConsoleSignInOK clears an account's failure count.
+// ConsoleSignInOK clears an account's failure count and lock after a
+// password checked in an attempt ConsoleSignInReserve counted (only such an
+// attempt may call it: one that was not reserved was never checked).
 func (s *Store) ConsoleSignInOK(ctx context.Context, name string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE console_users SET failures = 0, locked_until = NULL WHERE name = $1`, name)
 	return s.wrapWrite(err)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 )
 
 // SPEC section 3 (10018 only when the request certainly had no effect) for
-// the store's autocommit statements: ConsoleSignInFailed is one UPDATE that
+// the store's autocommit statements: ConsoleSignInReserve counts with one UPDATE that
 // commits as it runs. A context that ends while the statement is in the
 // server (here: waiting for a row lock another transaction holds) does not
 // stop it; once the lock is released the count is written. Answering 10018
@@ -29,7 +30,7 @@ func TestAutocommitStatementCutByContextIsNotBusy(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 300*time.Millisecond)
 	defer cancel()
-	_, signErr := e.store.ConsoleSignInFailed(ctx, "alice", 5, time.Minute)
+	_, _, signErr := e.store.ConsoleSignInReserve(ctx, "alice", 5, time.Minute)
 	if signErr == nil {
 		t.Fatal("the sign-in count answered while its row was held")
 	}
@@ -48,5 +49,80 @@ func TestAutocommitStatementCutByContextIsNotBusy(t *testing.T) {
 	}
 	if failures != 0 && mapfront.ErrorCode(signErr) == mapfront.CodeBusy {
 		t.Fatalf("answered 10018 (%v) although the statement committed (failures %d)", signErr, failures)
+	}
+}
+
+// ConsoleSignInReserve counts an attempt and checks the lock in one
+// statement: of many attempts at once exactly lockAfter are reserved
+// (numbered 1..lockAfter, the last one locking the account) and the rest
+// are refused with the lock's end; the first attempt after the lock has
+// expired (store clock) starts a new run; an unknown name is 10005.
+func TestConsoleSignInReserveConcurrent(t *testing.T) {
+	e := newEnv(t)
+	if err := e.store.UpsertConsoleUser(e.ctx, "alice", "operator", "x"); err != nil {
+		t.Fatal(err)
+	}
+	const lockAfter, n = 5, 40
+	type result struct {
+		u        *ConsoleUser
+		reserved bool
+		err      error
+	}
+	results := make(chan result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			<-start
+			u, ok, err := e.store.ConsoleSignInReserve(e.ctx, "alice", lockAfter, 15*time.Minute)
+			results <- result{u, ok, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	until := e.clock.Now().Add(15 * time.Minute)
+	seen := map[int]bool{}
+	refused := 0
+	for r := range results {
+		switch {
+		case r.err != nil:
+			t.Fatal(r.err)
+		case r.reserved:
+			if seen[r.u.Failures] || r.u.Failures < 1 || r.u.Failures > lockAfter || r.u.PasswordHash != "x" {
+				t.Errorf("reserved attempt number %d (hash %q)", r.u.Failures, r.u.PasswordHash)
+			}
+			seen[r.u.Failures] = true
+			if locks := r.u.LockedUntil != nil; locks != (r.u.Failures == lockAfter) || locks && !r.u.LockedUntil.Equal(until) {
+				t.Errorf("attempt %d: locked until %v", r.u.Failures, r.u.LockedUntil)
+			}
+		default:
+			refused++
+			if r.u.LockedUntil == nil || !r.u.LockedUntil.Equal(until) || r.u.PasswordHash != "" {
+				t.Errorf("refused attempt: locked until %v, hash %q", r.u.LockedUntil, r.u.PasswordHash)
+			}
+		}
+	}
+	if len(seen) != lockAfter || refused != n-lockAfter {
+		t.Fatalf("reserved %d, refused %d; want %d and %d", len(seen), refused, lockAfter, n-lockAfter)
+	}
+	// Still locked a moment before the end; a new run after it.
+	e.clock.now = until.Add(-time.Second)
+	if _, ok, err := e.store.ConsoleSignInReserve(e.ctx, "alice", lockAfter, 15*time.Minute); err != nil || ok {
+		t.Fatalf("before the lock's end: reserved %v %v", ok, err)
+	}
+	e.clock.now = until
+	u, ok, err := e.store.ConsoleSignInReserve(e.ctx, "alice", lockAfter, 15*time.Minute)
+	if err != nil || !ok || u.Failures != 1 || u.LockedUntil != nil {
+		t.Fatalf("after the lock's end: %v %v %+v", ok, err, u)
+	}
+	if err := e.store.ConsoleSignInOK(e.ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := e.store.ConsoleUser(e.ctx, "alice"); err != nil || u.Failures != 0 || u.LockedUntil != nil {
+		t.Fatalf("after a success: %v %+v", err, u)
+	}
+	if _, _, err := e.store.ConsoleSignInReserve(e.ctx, "nobody", lockAfter, 15*time.Minute); mapfront.ErrorCode(err) != mapfront.CodeNotFound {
+		t.Fatalf("unknown name: %v, want 10005", err)
 	}
 }
