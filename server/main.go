@@ -213,7 +213,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: opsHandler(store, m), ReadHeaderTimeout: 5 * time.Second,
+	// pprof shows the program's internals (its heap, its goroutines'
+	// stacks): served only when the operations listener is on loopback, as
+	// the gateway's -pprof-addr. An -http-addr opened to load balancers for
+	// /readyz keeps /healthz, /readyz and /metrics, without pprof.
+	servePprof := mtls.IsLoopback(cfg.HTTPAddr)
+	if !servePprof {
+		log.Info("pprof not served: -http-addr is not a loopback address", "http", cfg.HTTPAddr)
+	}
+	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: opsHandler(store, m, servePprof), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	errc := make(chan error, 4)
 	go func() { errc <- srv.Serve(lis) }()
@@ -318,14 +326,16 @@ func reloadRolesOnHUP(ctx context.Context, path string, az *authz.Authorizer, lo
 }
 
 // opsHandler serves /healthz (the process runs), /readyz (the database
-// answers) and /metrics (Prometheus).
-func opsHandler(store *postgres.Store, m *metrics.Metrics) http.Handler {
+// answers), /metrics (Prometheus) and, with servePprof (the listener is on
+// loopback), /debug/pprof/ for profiling the pay path under load
+// (BENCHMARKS.md, bench/compare.sh).
+func opsHandler(store *postgres.Store, m *metrics.Metrics, servePprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
-	// pprof on the operations listener (loopback by default), for profiling
-	// the pay path under load (BENCHMARKS.md).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if servePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -94,6 +94,28 @@ func controlCases(t *testing.T) []bodyCase {
 	return out
 }
 
+// surrogateCases puts a lone surrogate escape into every string field of
+// every example body, in turn: each must be 10001 naming that field (read as
+// U+FFFD, "\ud800" and "\udbff" were one terminal key).
+func surrogateCases(t *testing.T) []bodyCase {
+	field := regexp.MustCompile(`"(\w+)"\s*:\s*"([^"]*)"`)
+	var out []bodyCase
+	for _, p := range paths {
+		example := readExample(t, p)
+		for _, m := range field.FindAllStringSubmatchIndex(example, -1) {
+			name := example[m[2]:m[3]]
+			for _, c := range []string{`\ud800`, `\udbff`, `\udc00`, `\ude00\ud83d`} {
+				body := example[:m[5]] + c + example[m[5]:]
+				out = append(out, bodyCase{
+					name: p + "/" + name + "/" + c, path: p, body: body,
+					errcode: codeMalformed, errmsg: "字段" + name + "格式错误：" + whySurrogate,
+				})
+			}
+		}
+	}
+	return out
+}
+
 // badBodies are request bodies a client may get wrong, one way each.
 var badBodies = []bodyCase{
 	{name: "empty", path: "pay", body: "", errcode: codeMalformed, errmsg: msgNotJSON},
@@ -123,7 +145,8 @@ var badBodies = []bodyCase{
 	{name: "UTF-16 body", path: "pay", body: "\xff\xfe{\x00}\x00", errcode: codeMalformed, errmsg: msgNotUTF8},
 	{name: "GBK text", path: "pay", body: "{\"order\":{\"productName\":\"\xb2\xe2\xca\xd4\"}}", errcode: codeMalformed, errmsg: msgNotUTF8},
 	{name: "two BOMs", path: "pay", body: "\ufeff\ufeff{}", errcode: codeMalformed, errmsg: msgNotJSON},
-	{name: "lone surrogate escape", path: "pay", body: `{"order":{"remark":"\ud800"}}`, errcode: -1},
+	{name: "lone surrogate escape", path: "pay", body: `{"order":{"remark":"\ud800"}}`, errcode: codeMalformed, errmsg: "字段remark格式错误：" + whySurrogate},
+	{name: "lone surrogate escape in a key", path: "pay", body: `{"order":{"\ud800":1,"\udbff":2,"sum":1}}`, errcode: 0},
 	{name: "deep nesting", path: "pay", body: strings.Repeat(`{"a":`, 5000) + "1" + strings.Repeat("}", 5000), errcode: codeMalformed, errmsg: msgTooDeep},
 	{name: "deep arrays", path: "pay", body: `{"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "}", errcode: codeMalformed, errmsg: msgTooDeep},
 	{name: "order not an object", path: "pay", body: `{"order":[]}`, errcode: codeMalformed, errmsg: "字段order格式错误"},
@@ -169,12 +192,13 @@ func manyKeys(n int) string {
 }
 
 // TestBadInputCorpus sends every bad body of the corpus (the hand-written
-// ones and a control character in each string field of each example) to a
+// ones, and a control character and a lone surrogate escape in each string
+// field of each example) to a
 // real edge server over HTTP. Every answer is the envelope, none a 5xx or
 // 10000, and the server is never called for a refused body.
 func TestBadInputCorpus(t *testing.T) {
 	addr, b := startEdge(t, DefaultEdgeConfig(), Options{})
-	cases := append(controlCases(t), badBodies...)
+	cases := append(append(controlCases(t), surrogateCases(t)...), badBodies...)
 	if len(cases) < 90 {
 		t.Fatalf("corpus has %d body cases", len(cases))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -27,6 +28,7 @@ const (
 	whyAmount     = "金额必须是非负整数（分）"
 	whyAmountSize = "金额超出范围"
 	whyControl    = "不能含控制字符"
+	whySurrogate  = "含无效的Unicode转义（不成对的代理项）"
 )
 
 // DecodeError is a request body that the legacy contract cannot accept.
@@ -153,7 +155,9 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // the first of a syntax error (msgNotJSON), a value nested beyond maxDepth
 // (msgTooDeep, checked before the value's separator is read, as the token
 // reader reads a separator with the value after it) and a duplicate key
-// (found once its value is read). FuzzParseDocument holds it to that.
+// (found once its value is read). FuzzParseDocument holds it to that. The
+// one difference: a lone surrogate escape, which the token reader read as
+// U+FFFD, is kept as invalid UTF-8 (unescape) so that unmarshal refuses it.
 func parseDocument(b []byte) (any, error) {
 	// One copy of the body as a string: every key and every string value
 	// without escapes is a substring of it, not an allocation of its own
@@ -171,7 +175,9 @@ func parseDocument(b []byte) (any, error) {
 }
 
 // parser is parseDocument's position in the body. The body is valid UTF-8
-// (unmarshal checks first), so only the JSON grammar is checked here.
+// (unmarshal checks first), so only the JSON grammar is checked here; a
+// string is invalid UTF-8 only where it had a lone surrogate escape
+// (unescape).
 type parser struct {
 	b []byte
 	s string // b as a string
@@ -266,7 +272,7 @@ func (p *parser) object(depth int) (any, error) {
 			return nil, err
 		}
 		if _, dup := obj[key]; dup {
-			return nil, &DecodeError{Msg: fmt.Sprintf("字段%s重复", key)}
+			return nil, &DecodeError{Msg: fmt.Sprintf("字段%s重复", replaceSurrogates(key))}
 		}
 		obj[key] = v
 	}
@@ -297,8 +303,7 @@ func (p *parser) array(depth int) (any, error) {
 }
 
 // str reads a string at '"'. One without escapes is its bytes; one with
-// escapes is decoded by encoding/json itself, so that every escape (and a
-// lone surrogate's U+FFFD) reads exactly as before.
+// escapes is decoded by unescape.
 func (p *parser) str() (string, error) {
 	start := p.i
 	p.i++
@@ -311,11 +316,7 @@ func (p *parser) str() (string, error) {
 			if !escaped {
 				return p.s[start+1 : p.i-1], nil
 			}
-			var s string
-			if err := json.Unmarshal(p.b[start:p.i], &s); err != nil {
-				return "", errNotJSON
-			}
-			return s, nil
+			return unescape(p.b[start+1 : p.i-1])
 		case c == '\\':
 			escaped = true
 			p.i += 2 // the escape's second byte is never the closing quote
@@ -326,6 +327,117 @@ func (p *parser) str() (string, error) {
 		}
 	}
 	return "", errNotJSON
+}
+
+// unescape decodes the text between a string's quotes (valid UTF-8, no
+// control character, at least one backslash) as encoding/json does, with
+// one difference: a \u escape of a surrogate (U+D800 to U+DFFF) that is not
+// a high one followed by a low one is not replaced by U+FFFD, which would make
+// "\ud800" and "\udbff" one string (two pays with those terminalOrderIds
+// would share a terminal key), but kept as the three bytes UTF-8 would give
+// it, which are never valid UTF-8 (utf8.ValidString is false). A raw body
+// cannot hold those bytes (unmarshal refuses invalid UTF-8 first), so they
+// mark the string as one no field can hold: scalar refuses it naming the
+// field, a key holding one names no field, and two such strings differ
+// exactly where their escapes do.
+func unescape(raw []byte) (string, error) {
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		if i+1 >= len(raw) {
+			return "", errNotJSON
+		}
+		switch raw[i+1] {
+		case '"', '\\', '/':
+			out = append(out, raw[i+1])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(raw[i+2:])
+			if !ok {
+				return "", errNotJSON
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if r < 0xDC00 && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+					if lo, ok := hex4(raw[i+2:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+						out = utf8.AppendRune(out, utf16.DecodeRune(r, lo))
+						i += 6
+						continue
+					}
+				}
+				out = appendSurrogate(out, r)
+				continue
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			return "", errNotJSON
+		}
+		i += 2
+	}
+	return string(out), nil
+}
+
+// hex4 reads the four hex digits of a \u escape at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// appendSurrogate appends the surrogate r (U+D800 to U+DFFF) as the three
+// bytes of UTF-8's pattern for its value, which UTF-8 forbids (see unescape).
+func appendSurrogate(b []byte, r rune) []byte {
+	return append(b, 0xE0|byte(r>>12), 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
+}
+
+// replaceSurrogates is s with each lone surrogate unescape kept replaced by
+// U+FFFD (what encoding/json reads it as), for a message that quotes s.
+func replaceSurrogates(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 && i+2 < len(s) && s[i] == 0xED && s[i+1] >= 0xA0 && s[i+1] <= 0xBF {
+			b.WriteRune(utf8.RuneError)
+			i += 3
+			continue
+		}
+		b.WriteString(s[i : i+n])
+		i += n
+	}
+	return b.String()
 }
 
 // number reads a number as its literal text, checked against JSON's grammar:
@@ -504,6 +616,12 @@ func appendScalarWire(b []byte, fd protoreflect.FieldDescriptor, v protoreflect.
 // scalar converts one JSON value to the field's scalar kind.
 func scalar(fd protoreflect.FieldDescriptor, v any) (protoreflect.Value, error) {
 	name := fd.JSONName()
+	// The body is valid UTF-8, so a string that is not holds a lone
+	// surrogate escape (unescape): refused for every kind of field, never
+	// read as U+FFFD.
+	if s, ok := v.(string); ok && !utf8.ValidString(s) {
+		return protoreflect.Value{}, fieldError(name, whySurrogate)
+	}
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		switch s := v.(type) {

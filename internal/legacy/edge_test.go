@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -464,8 +466,9 @@ func TestSourceRateLimit(t *testing.T) {
 	}
 }
 
-// TestBucketsBounded: distinct keys cannot grow the limiter without bound,
-// and idle buckets are forgotten.
+// TestBucketsBounded: distinct keys cannot grow the limiter beyond
+// maxBuckets, a full set still admits a key that is within its own limit,
+// and full (idle) buckets are forgotten first.
 func TestBucketsBounded(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	b := newBuckets(Limit{N: 1, Per: time.Second})
@@ -474,20 +477,93 @@ func TestBucketsBounded(t *testing.T) {
 			t.Fatalf("key %d refused", i)
 		}
 	}
-	if b.allow("one more", now) {
-		t.Error("a new key admitted with the set full")
+	if !b.allow("one more", now) {
+		t.Error("a new key refused with the set full")
 	}
-	if b.allow("k0", now) {
+	if len(b.m) != maxBuckets || b.lru.Len() != maxBuckets {
+		t.Errorf("%d buckets (%d in order of use), want the cap %d", len(b.m), b.lru.Len(), maxBuckets)
+	}
+	if _, ok := b.m["k0"]; ok {
+		t.Error("the least recently used bucket was not the one forgotten")
+	}
+	if b.allow("k1", now) {
 		t.Error("a spent bucket admitted again at once")
 	}
-	if !b.allow("one more", now.Add(time.Second)) {
+	if !b.allow("another", now.Add(time.Second)) {
 		t.Error("new key refused after the idle buckets refilled")
 	}
-	if len(b.m) != 1 {
+	// Every bucket but k1's (used last at now) and another's was full
+	// again, and forgotten; k1's too, once it refilled.
+	if len(b.m) != 1 || b.lru.Len() != 1 {
 		t.Errorf("%d buckets kept after the sweep, want 1", len(b.m))
 	}
 	if off := newBuckets(Limit{}); !off.allow("x", now) || len(off.m) != 0 {
 		t.Error("the zero Limit limits or remembers")
+	}
+}
+
+// TestTerminalFlood: a flood of made-up terminal ids from one source, far
+// beyond maxBuckets, neither locks a real terminal out (it is admitted up to
+// its own limit, and a new one gets through), nor lets the real terminal
+// exceed its limit by pushing its bucket out, nor grows the set past the cap.
+// The limited client is the one NewHandler uses, in front of an in-process
+// backend that approves everything.
+func TestTerminalFlood(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	var refused []string
+	c := &limitedClient{
+		next:     okClient{},
+		terminal: newBuckets(DefaultLimits().Terminal),
+		openCard: newBuckets(DefaultLimits().OpenCard),
+		now:      func() time.Time { return now },
+		refused:  func(reason string) { refused = append(refused, reason) },
+	}
+	ctx := context.Background()
+	pay := func(terminal string) error {
+		_, err := c.Pay(ctx, &mapfrontv1.PayRequest{Order: &mapfrontv1.PayOrderInput{TerminalId: terminal}})
+		return err
+	}
+	limit := DefaultLimits().Terminal.N
+	real := 0 // the real terminal's requests admitted
+	for i := range 3 * maxBuckets {
+		// Every junk id is new and within its own limit: admitted too.
+		if err := pay(fmt.Sprintf("junk%07d", i)); err != nil {
+			t.Fatalf("junk key %d: %v", i, err)
+		}
+		if len(c.terminal.m) > maxBuckets {
+			t.Fatalf("%d buckets after %d keys, over the cap %d", len(c.terminal.m), i+1, maxBuckets)
+		}
+		// The real terminal pays every 10,000 junk requests: within its
+		// limit it is admitted, over it refused, the set full or not.
+		if i%10_000 == 0 {
+			err := pay("ZJ000001")
+			switch {
+			case real < limit && err != nil:
+				t.Fatalf("real terminal's request %d refused in the flood: %v", real+1, err)
+			case real >= limit && err == nil:
+				t.Fatalf("real terminal admitted %d times in one instant, limit %d", real+1, limit)
+			}
+			if err == nil {
+				real++
+			}
+		}
+	}
+	if real != limit {
+		t.Errorf("real terminal admitted %d times, want its limit %d", real, limit)
+	}
+	if len(c.terminal.m) != maxBuckets {
+		t.Errorf("%d buckets, want the cap %d", len(c.terminal.m), maxBuckets)
+	}
+	if err := pay("POS01"); err != nil {
+		t.Errorf("a real terminal first seen with the set full of junk: %v", err)
+	}
+	for _, r := range refused {
+		if r != RefusedTerminalRate {
+			t.Errorf("refusal %q", r)
+		}
+	}
+	if len(refused) != 3*maxBuckets/10_000-limit {
+		t.Errorf("%d refusals, want only the real terminal's over its limit (%d)", len(refused), 3*maxBuckets/10_000-limit)
 	}
 }
 

@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -102,16 +103,33 @@ func DefaultLimits() Limits {
 // exhaust memory. A deployment has far fewer terminals.
 const maxBuckets = 100_000
 
-// buckets is one token bucket per key under one Limit.
+// buckets is one token bucket per key under one Limit, at most maxBuckets
+// of them, kept in order of last use.
+//
+// The key is checked before the server validates it (a terminalId from the
+// body), so anyone the allowlist admits can send made-up keys. A full set
+// therefore never refuses a key: refusing new keys once full let a flood of
+// made-up terminal ids lock every real terminal out (10018). Instead a
+// bucket whose tokens are back to full is forgotten (it answers exactly as a
+// new one would, so no answer changes), and when the set is still full the
+// least recently used bucket is forgotten. That one has seen maxBuckets
+// other keys since its last use: at the default source limit (2000/s) that
+// is 50 s from one source, long past the terminal limit's period (10 s), by
+// which time its bucket is full again anyway.
 type buckets struct {
 	limit Limit
 	mu    sync.Mutex
-	m     map[string]*rate.Limiter
-	swept time.Time
+	m     map[string]*list.Element // of *bucket, in lru
+	lru   list.List                // front: the most recently used
+}
+
+type bucket struct {
+	key string
+	l   *rate.Limiter
 }
 
 func newBuckets(l Limit) *buckets {
-	return &buckets{limit: l, m: map[string]*rate.Limiter{}}
+	return &buckets{limit: l, m: map[string]*list.Element{}}
 }
 
 // allow takes a token from key's bucket at now; false means over the limit.
@@ -121,28 +139,34 @@ func (b *buckets) allow(key string, now time.Time) bool {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	// A bucket left alone for a whole period is full again, the same as a
-	// new one: forgetting it changes no answer. Sweeping once per period
-	// keeps the map to the keys seen in the last two periods.
-	if now.Sub(b.swept) >= b.limit.Per {
-		for k, l := range b.m {
-			if l.TokensAt(now) >= float64(l.Burst()) {
-				delete(b.m, k)
-			}
+	// Forget full buckets from the least recently used end, up to the
+	// first that is not full: a bucket left alone for a whole period is
+	// full, so the set holds about the keys of the last period. Each
+	// bucket is forgotten once, so this costs O(1) a call on average.
+	for e := b.lru.Back(); e != nil; e = b.lru.Back() {
+		bk := e.Value.(*bucket)
+		if bk.l.TokensAt(now) < float64(bk.l.Burst()) {
+			break
 		}
-		b.swept = now
+		b.forget(e)
 	}
-	l, ok := b.m[key]
-	if !ok {
+	e, ok := b.m[key]
+	if ok {
+		b.lru.MoveToFront(e)
+	} else {
 		if len(b.m) >= maxBuckets {
-			// Flooded with distinct keys: refusing new ones (10018, no
-			// effect) is safe, growing without bound is not.
-			return false
+			b.forget(b.lru.Back())
 		}
-		l = rate.NewLimiter(rate.Limit(float64(b.limit.N)/b.limit.Per.Seconds()), b.limit.N)
-		b.m[key] = l
+		l := rate.NewLimiter(rate.Limit(float64(b.limit.N)/b.limit.Per.Seconds()), b.limit.N)
+		e = b.lru.PushFront(&bucket{key: key, l: l})
+		b.m[key] = e
 	}
-	return l.AllowN(now, 1)
+	return e.Value.(*bucket).l.AllowN(now, 1)
+}
+
+func (b *buckets) forget(e *list.Element) {
+	delete(b.m, e.Value.(*bucket).key)
+	b.lru.Remove(e)
 }
 
 const msgRateLimited = "请求过于频繁，请稍后重试"

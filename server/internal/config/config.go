@@ -21,7 +21,7 @@ import (
 type Config struct {
 	DatabaseURL string         // MAPFRONT_DATABASE_URL or DATABASE_URL
 	GRPCAddr    string         // MAPFRONT_GRPC_ADDR, default 127.0.0.1:9090
-	HTTPAddr    string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics), default 127.0.0.1:9091
+	HTTPAddr    string         // MAPFRONT_HTTP_ADDR (health, readiness, metrics; pprof only on loopback), default 127.0.0.1:9091
 	LegacyAddr  string         // MAPFRONT_LEGACY_ADDR: also serve the legacy JSON paths in-process (single binary); empty: off
 	Zone        *time.Location // MAPFRONT_ZONE, default Asia/Shanghai
 	Cutover     time.Duration  // MAPFRONT_CUTOVER (HH:MM), default 00:00
@@ -105,7 +105,7 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	var payLimit int64
 	fs.StringVar(&c.DatabaseURL, "database-url", envOr("MAPFRONT_DATABASE_URL", os.Getenv("DATABASE_URL")), "PostgreSQL URL")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", envOr("MAPFRONT_GRPC_ADDR", "127.0.0.1:9090"), "gRPC listen address")
-	fs.StringVar(&c.HTTPAddr, "http-addr", envOr("MAPFRONT_HTTP_ADDR", "127.0.0.1:9091"), "health and readiness listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", envOr("MAPFRONT_HTTP_ADDR", "127.0.0.1:9091"), "health, readiness and metrics listen address; /debug/pprof/ too when loopback")
 	fs.StringVar(&c.LegacyAddr, "legacy-addr", os.Getenv("MAPFRONT_LEGACY_ADDR"), "also serve the legacy JSON paths on this address, in-process (single binary); empty: off")
 	fs.StringVar(&zone, "zone", envOr("MAPFRONT_ZONE", "Asia/Shanghai"), "business time zone")
 	fs.StringVar(&cutover, "cutover", envOr("MAPFRONT_CUTOVER", "00:00"), "business-day cutover HH:MM (日切时间)")
