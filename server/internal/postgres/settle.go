@@ -571,19 +571,53 @@ func (s *Store) failRun(ctx context.Context, r *run, cause error) {
 
 // finishRun is step 5, one transaction: bad lines and payments of the day
 // that no record names become exceptions; items of earlier runs of the date
-// whose record has since been applied are superseded; the report is
+// whose record has since been applied are superseded, and so are bad-line
+// items of earlier files that this run's file does not have; the report is
 // computed from what the date now holds and the batch is settled.
 func (s *Store) finishRun(ctx context.Context, r *run) (*mapfront.BatchReport, error) {
 	var report *mapfront.BatchReport
 	err := s.settleTx(ctx, func(tx pgx.Tx) error {
 		now := s.clock.Now()
+		// A bad line's item is keyed by its line number and a digest of
+		// what the item shows, the reason and the (masked) text: a forced
+		// re-run whose file has the same line files nothing new (an
+		// operator's resolution of it stands), another line at that number
+		// is filed. An item superseded by an earlier forced run (below) whose
+		// line is back in this file is current again: reopened if the
+		// supersession closed it, otherwise as its operator left it.
 		const bad = `
-INSERT INTO settlement_exceptions (type, business_date, run_id, dedupe, line_no, detail, created_at)
-SELECT 'bad_line', $1, $2, 'bad_line|' || line_no || '|' || left(reason, 64), line_no,
+INSERT INTO settlement_exceptions AS e (type, business_date, run_id, dedupe, line_no, detail, created_at)
+SELECT 'bad_line', $1, $2, ` + badLineKeySQL + `, line_no,
        CASE WHEN line_text = '' THEN reason ELSE reason || '：' || line_text END, $3
-FROM settlement_staging WHERE run_id = $2 AND bad
-ON CONFLICT (business_date, dedupe) DO NOTHING`
-		if _, err := tx.Exec(ctx, bad, r.date, r.id, now); err != nil {
+FROM settlement_staging s WHERE run_id = $2 AND bad
+ON CONFLICT (business_date, dedupe) DO UPDATE
+SET superseded = false,
+    state = CASE WHEN e.operator = 'settlement' AND e.note = $4 THEN 'open' ELSE e.state END,
+    action = CASE WHEN e.operator = 'settlement' AND e.note = $4 THEN NULL ELSE e.action END,
+    resolved_at = CASE WHEN e.operator = 'settlement' AND e.note = $4 THEN NULL ELSE e.resolved_at END,
+    note = CASE WHEN e.operator = 'settlement' AND e.note = $4 THEN '' ELSE e.note END,
+    operator = CASE WHEN e.operator = 'settlement' AND e.note = $4 THEN '' ELSE e.operator END
+WHERE e.superseded`
+		if _, err := tx.Exec(ctx, bad, r.date, r.id, now, badLineGoneNote); err != nil {
+			return err
+		}
+		// Bad-line items of earlier files that this file does not have are
+		// not the date's problems any more (SPEC section 6: the report counts
+		// the current file's bad lines): superseded, and closed by the
+		// settlement if still open; one an operator resolved keeps the
+		// resolution.
+		const badGone = `
+UPDATE settlement_exceptions e
+SET superseded = true,
+    action = CASE WHEN e.state = 'open' THEN 'ignore' ELSE e.action END,
+    operator = CASE WHEN e.state = 'open' THEN 'settlement' ELSE e.operator END,
+    note = CASE WHEN e.state = 'open' THEN $4 ELSE e.note END,
+    resolved_at = CASE WHEN e.state = 'open' THEN $3 ELSE e.resolved_at END,
+    state = 'resolved'
+WHERE e.business_date = $1 AND e.type = 'bad_line' AND e.run_id IS NOT NULL AND NOT e.superseded
+  AND NOT EXISTS (SELECT 1 FROM settlement_staging s WHERE s.run_id = $2 AND s.bad AND s.line_no = e.line_no
+                  AND ` + badLineKeySQL + ` = e.dedupe)`
+		if _, err := tx.Exec(ctx, badGone, r.date, r.id, now, badLineGoneNote); err != nil {
 			return err
 		}
 		// Missing: paid, not repealed, not confirmed, and named by no line
@@ -650,6 +684,18 @@ WHERE business_date = $1`, r.date, r.id, now); err != nil {
 	})
 	return report, err
 }
+
+// badLineKeySQL is the dedupe key of the bad line of settlement_staging s:
+// its line number and the SHA-256 of its reason and text as the item shows
+// them. Not a digest of the raw line: that would be an unkeyed digest of a
+// line holding an ID number, which trying the few likely numbers recovers
+// (migration 0017); the stored text is already masked (badRow).
+const badLineKeySQL = `'bad_line|' || s.line_no || '|' || encode(sha256(convert_to(s.reason || E'\n' || s.line_text, 'UTF8')), 'hex')`
+
+// badLineGoneNote is the note of a bad-line item that a forced re-run closed
+// because its file does not have that line; finishRun reopens such an item
+// when a later run's file has the line again.
+const badLineGoneNote = "强制重跑的文件没有这一坏行"
 
 // exceptionCounts counts the date's settlement exceptions by type, every
 // type present in the fixed order, superseded ones left out.

@@ -34,13 +34,14 @@ func (a *app) daemon(ctx context.Context, args []string) error {
 
 	a.log.Info("settlement daemon starting", "grpc", a.cfg.GRPCAddr, "source", job.Source.Name(a.cfg.Calendar.LastEnded(a.env.Now())),
 		"zone", a.cfg.Calendar.Zone.String(), "cutover", a.cfg.Calendar.Cutover, "offset", a.cfg.Calendar.Offset,
-		"deadline", a.cfg.Calendar.Deadline)
+		"deadline", a.cfg.Calendar.Deadline, "catch_up_days", a.cfg.CatchUpDays)
 	d := &daemon.Daemon{
 		Calendar:      a.cfg.Calendar,
 		Runner:        dayRunner{job: job, app: a},
 		Now:           a.env.Now,
 		Sleep:         a.env.Sleep,
 		RetryInterval: a.cfg.RetryInterval,
+		CatchUpDays:   a.cfg.CatchUpDays,
 		Retryable:     settle.Retryable,
 		Log:           a.log,
 	}

@@ -67,6 +67,11 @@ type Config struct {
 	// RetryInterval is the wait between tries for a missing file, and for a
 	// server that is down.
 	RetryInterval time.Duration // MAPFRONT_SETTLE_RETRY_INTERVAL, default 5m
+	// CatchUpDays is the daemon's catch-up horizon: the business dates it
+	// settles when it finds them missed (down across their job times), the
+	// newest one due among them; an unsettled date older than that is logged
+	// as an error and left for `settlement run --date`.
+	CatchUpDays int // MAPFRONT_SETTLE_CATCHUP_DAYS, default 7 (1 to 366)
 	// ChunkSize is the records and bad lines per streamed message. At most
 	// 3000: the longest record or bad line the parser lets through is about
 	// 1.2 KB, and gRPC's default message limit is 4 MB.
@@ -139,6 +144,7 @@ func Load(getenv func(string) string) (Config, error) {
 			Deadline: l.duration("MAPFRONT_SETTLE_DEADLINE", 6*time.Hour),
 		},
 		RetryInterval: l.duration("MAPFRONT_SETTLE_RETRY_INTERVAL", fetch.DefaultInterval),
+		CatchUpDays:   l.integer("MAPFRONT_SETTLE_CATCHUP_DAYS", 7, 1, 366),
 		ChunkSize:     l.integer("MAPFRONT_SETTLE_CHUNK", 1000, 1, 3000),
 		WorkDir:       l.str("MAPFRONT_SETTLE_WORKDIR", filepath.Join(os.TempDir(), "mapfront-settlement")),
 		LocalDir:      l.str("MAPFRONT_SETTLE_DIR", ""),

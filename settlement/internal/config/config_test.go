@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.GRPCAddr != "127.0.0.1:9090" || c.CallTimeout != 30*time.Second || c.SubmitTimeout != 30*time.Minute ||
 		c.Calendar.Zone.String() != "Asia/Shanghai" || c.Calendar.Cutover != 0 || c.Calendar.Offset != 30*time.Minute ||
-		c.Calendar.Deadline != 6*time.Hour || c.RetryInterval != 5*time.Minute || c.ChunkSize != 1000 ||
+		c.Calendar.Deadline != 6*time.Hour || c.RetryInterval != 5*time.Minute || c.ChunkSize != 1000 || c.CatchUpDays != 7 ||
 		c.FTP.Pattern != fetch.DefaultPattern || c.FTP.Addr != "" || c.LogLevel != slog.LevelInfo {
 		t.Errorf("defaults %+v", c)
 	}
@@ -94,6 +94,7 @@ func TestBadValues(t *testing.T) {
 		{map[string]string{"MAPFRONT_SETTLE_OFFSET": "half an hour"}, "MAPFRONT_SETTLE_OFFSET"},
 		{map[string]string{"MAPFRONT_SETTLE_DEADLINE": "-1h"}, "MAPFRONT_SETTLE_DEADLINE"},
 		{map[string]string{"MAPFRONT_SETTLE_CHUNK": "0"}, "MAPFRONT_SETTLE_CHUNK"},
+		{map[string]string{"MAPFRONT_SETTLE_CATCHUP_DAYS": "0"}, "MAPFRONT_SETTLE_CATCHUP_DAYS"},
 		{map[string]string{"MAPFRONT_GRPC_ADDR": "localhost"}, "MAPFRONT_GRPC_ADDR"},
 		{map[string]string{"MAPFRONT_FTP_ADDR": "h:99999"}, "MAPFRONT_FTP_ADDR"},
 		{map[string]string{"MAPFRONT_FTP_PATTERN": "{date}.txt"}, "MAPFRONT_FTP_PATTERN"},

@@ -3,10 +3,16 @@
 // settles that date, waiting for a missing file up to the deadline, then
 // asks the server for the day's time-driven work (RunDaily).
 //
-// The daemon keeps no state of its own. On start it asks the server whether
-// the business date that last ended is settled, and catches up if not, so a
-// restart, a crash or a late start never skips a day and never settles one
-// twice.
+// The daemon keeps no state of its own. On start it asks the server for the
+// batches of the business dates that are due, from the newest back to the
+// last one final (settled or file-missing), and settles each date after that
+// one, oldest first; while it runs it settles each date at its job time, and
+// after a wall clock that jumped, every date it has not handled. So a
+// restart, a crash or a late start never skips a day within the catch-up
+// horizon (Daemon.CatchUpDays, default 7 business dates) and never settles
+// one twice. A date missed beyond the horizon is not settled by the daemon:
+// it is logged as an error, one line per date, to be settled with
+// `settlement run --date`.
 package daemon
 
 import (
@@ -48,8 +54,22 @@ type Daemon struct {
 	// Retryable says which failures are transient (settle.Retryable);
 	// nil retries nothing.
 	Retryable func(error) bool
-	Log       *slog.Logger
+	// CatchUpDays is the catch-up horizon: how many business dates, the
+	// newest one due among them, the daemon settles when it finds them
+	// missed (default DefaultCatchUpDays; 1 settles only the newest).
+	CatchUpDays int
+	Log         *slog.Logger
 }
+
+// DefaultCatchUpDays is the default catch-up horizon: a week of business
+// dates.
+const DefaultCatchUpDays = 7
+
+// lookBeyond is how many business dates beyond the catch-up horizon the
+// daemon looks back on start for the last final batch, to name each date it
+// leaves unsettled. Finding none there, it takes itself for a new
+// installation (see tick).
+const lookBeyond = 31
 
 // maxSleep bounds one wait, so that a wall clock that jumps (a suspended
 // machine, an NTP step) delays a job by at most this much.
@@ -63,64 +83,134 @@ func NeedsSettlement(status string) bool {
 	return status != "settled" && status != "file_missing"
 }
 
-// Start decides what the daemon does first at now. The business date that
-// last ended is due once its job time has come: then catchUp is true and
-// date is that business date, to be settled at once if the server has no
-// final batch for it. Otherwise date is the next date to settle at its job
-// time. (No earlier date can be due: the offset is under a day.)
-func Start(cal calendar.Calendar, now time.Time) (date calendar.Date, catchUp bool) {
+// LastDue is the newest business date whose job time has come at now: the
+// business date that last ended once its job time has come, else the one
+// before it. (No later date can be due, and the one before is: the offset
+// is under a day.)
+func LastDue(cal calendar.Calendar, now time.Time) calendar.Date {
 	last := cal.LastEnded(now)
 	if now.Before(cal.JobTime(last)) {
-		return last, false
+		return last.AddDays(-1)
 	}
-	return last, true
+	return last
 }
 
 // Run schedules until ctx ends, and then returns ctx's error.
 func (d *Daemon) Run(ctx context.Context) error {
-	date, catchUp := Start(d.Calendar, d.Now())
-	if catchUp {
-		d.day(ctx, date, true)
-		date = date.AddDays(1)
-	}
+	// through: every date up to it is final or was handled by this process
+	// (settled, tried, or logged as beyond the horizon); nil on start.
+	var through *calendar.Date
+	scheduled := false
 	for {
-		at := d.Calendar.JobTime(date)
-		d.log().Info("next settlement", "business_date", date.String(), "at", at)
+		due := LastDue(d.Calendar, d.Now())
+		if through == nil || through.Compare(due) < 0 {
+			d.tick(ctx, due, through, scheduled)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			through = &due
+		}
+		next := due.AddDays(1)
+		at := d.Calendar.JobTime(next)
+		d.log().Info("next settlement", "business_date", next.String(), "at", at)
 		if err := d.sleepUntil(ctx, at); err != nil {
 			return err
 		}
-		d.day(ctx, date, false)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		date = date.AddDays(1)
+		scheduled = true
 	}
 }
 
-// day does the work of one business date. A date the server already has
-// as final is not settled again; on a catch-up it is left alone altogether,
-// since the run that settled it also did its daily work.
-func (d *Daemon) day(ctx context.Context, date calendar.Date, catchUp bool) {
-	log := d.log().With("business_date", date.String(), "catch_up", catchUp)
-	status, err := d.status(ctx, date)
-	switch {
-	case ctx.Err() != nil:
-		return
-	case err != nil:
-		// The server refuses a second settlement of a date, so settling
-		// without knowing is safe, and skipping could lose the day.
-		log.Error("cannot read the batch status; settling anyway", "err", err)
-		d.runDay(ctx, date)
-	case NeedsSettlement(status):
-		log.Info("settling", "status", status)
-		d.runDay(ctx, date)
-	case catchUp:
-		log.Info("last business date already done", "status", status)
-	default:
-		// Settled by hand before the job time: only the daily work.
-		log.Info("business date already done", "status", status)
-		d.runDaily(ctx, date)
+// tick settles the dates after through up to due, due the newest date whose
+// job time has come (at a scheduled tick, the date whose job time it is).
+//
+// The dates to settle are those not final back from due to the newest date
+// that is final, or to through: ascending, within the catch-up horizon; one
+// that is beyond it is logged as an error and left for `settlement run`. A
+// date whose status cannot be read is settled anyway (the server refuses a
+// second settlement of a date, so settling without knowing is safe, and
+// skipping could lose the day). A missing file is waited for up to the
+// date's deadline (Runner.Settle), so a date long past its deadline is tried
+// once and recorded as file-missing, and later dates go on.
+//
+// On start with no final batch in the horizon and lookBeyond dates before
+// it, the daemon takes itself for a new installation: it settles only the
+// date that last ended (once its job time has come), as it would have the
+// first night, and warns.
+//
+// The daily work runs once after the dates settled, or at a scheduled tick
+// whose date was settled by hand; on start with nothing to settle it is left
+// alone, since the run that settled the date also did its daily work.
+func (d *Daemon) tick(ctx context.Context, due calendar.Date, through *calendar.Date, scheduled bool) {
+	log := d.log()
+	horizon := d.catchUpDays()
+	oldest := due.AddDays(-(horizon - 1))
+	window := horizon + lookBeyond
+	var open []calendar.Date // not final, newest first
+	anchored := false
+	for i := 0; i < window; i++ {
+		date := due.AddDays(-i)
+		if through != nil && through.Compare(date) >= 0 {
+			anchored = true
+			break
+		}
+		status, err := d.status(ctx, date)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Error("cannot read the batch status; taking it as not settled", "business_date", date.String(), "err", err)
+		} else if !NeedsSettlement(status) {
+			if i == 0 {
+				log.Info("business date already done", "business_date", date.String(), "status", status)
+			}
+			anchored = true
+			break
+		}
+		open = append(open, date)
 	}
+	switch {
+	case anchored:
+	case through != nil:
+		// The wall clock jumped by more than the window: the dates between
+		// through and the window were never handled.
+		log.Error("business dates not settled by the daemon: beyond the catch-up horizon; settle each with `settlement run --date`",
+			"from", through.AddDays(1).String(), "to", due.AddDays(-window).String(), "catch_up_days", horizon)
+	default:
+		log.Warn("no settled or file-missing batch found back to the oldest date looked at: taken for a new installation, "+
+			"only the business date that last ended is settled; if the daemon was down longer, settle the missed dates with `settlement run --date`",
+			"oldest_looked_at", due.AddDays(-(window - 1)).String(), "catch_up_days", horizon)
+		if due == d.Calendar.LastEnded(d.Now()) {
+			open = []calendar.Date{due}
+		} else {
+			open = nil
+		}
+	}
+	settled := 0
+	for i := len(open) - 1; i >= 0; i-- {
+		date := open[i]
+		if date.Compare(oldest) < 0 {
+			log.Error("business date not settled by the daemon: beyond the catch-up horizon; settle it with `settlement run --date`",
+				"business_date", date.String(), "catch_up_days", horizon)
+			continue
+		}
+		catchUp := !scheduled || date != due
+		log.Info("settling", "business_date", date.String(), "catch_up", catchUp)
+		d.settle(ctx, date)
+		if ctx.Err() != nil {
+			return
+		}
+		settled++
+	}
+	if settled > 0 || scheduled {
+		d.runDaily(ctx, due)
+	}
+}
+
+func (d *Daemon) catchUpDays() int {
+	if d.CatchUpDays <= 0 {
+		return DefaultCatchUpDays
+	}
+	return d.CatchUpDays
 }
 
 func (d *Daemon) log() *slog.Logger {
@@ -155,10 +245,10 @@ func (d *Daemon) status(ctx context.Context, date calendar.Date) (string, error)
 	return status, err
 }
 
-// runDay settles date, retrying transient failures until its deadline,
-// then runs the daily work whatever the outcome: the installments due do
-// not wait for one file.
-func (d *Daemon) runDay(ctx context.Context, date calendar.Date) {
+// settle settles date, retrying transient failures until its deadline.
+// The daily work is the caller's: the installments due do not wait for one
+// file.
+func (d *Daemon) settle(ctx context.Context, date calendar.Date) {
 	log := d.log()
 	err := d.retry(ctx, date, func() error { return d.Runner.Settle(ctx, date) })
 	switch {
@@ -167,11 +257,9 @@ func (d *Daemon) runDay(ctx context.Context, date calendar.Date) {
 	case errors.Is(err, fetch.ErrFileMissing):
 		log.Error("settlement file missing; batch recorded as file-missing", "business_date", date.String(), "err", err)
 	case ctx.Err() != nil:
-		return
 	default:
 		log.Error("settlement failed; settle it with `settlement run`", "business_date", date.String(), "err", err)
 	}
-	d.runDaily(ctx, date)
 }
 
 func (d *Daemon) runDaily(ctx context.Context, date calendar.Date) {

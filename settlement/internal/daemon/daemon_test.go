@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -22,46 +24,45 @@ func shanghaiCal(t *testing.T, cutover time.Duration) calendar.Calendar {
 	return calendar.Calendar{Zone: loc, Cutover: cutover, Offset: 30 * time.Minute, Deadline: 6 * time.Hour}
 }
 
-func TestStart(t *testing.T) {
+func TestLastDue(t *testing.T) {
 	cal := shanghaiCal(t, 0)
 	at := func(m time.Month, d, h, min int) time.Time { return time.Date(2025, m, d, h, min, 0, 0, cal.Zone) }
 	cases := []struct {
-		now     time.Time
-		date    string
-		catchUp bool
-		next    time.Time // JobTime of the first scheduled date
+		now time.Time
+		due string
 	}{
-		// Before the job time of the day that just ended: wait for it.
-		{at(3, 8, 0, 10), "20250307", false, at(3, 8, 0, 30)},
-		{at(3, 8, 0, 29), "20250307", false, at(3, 8, 0, 30)},
-		// At or after it: catch up that day now, then schedule the next.
-		{at(3, 8, 0, 30), "20250307", true, at(3, 9, 0, 30)},
-		{at(3, 8, 9, 0), "20250307", true, at(3, 9, 0, 30)},
-		{at(3, 8, 23, 59), "20250307", true, at(3, 9, 0, 30)},
+		// Before the job time of the day that just ended: the day before.
+		{at(3, 8, 0, 10), "20250306"},
+		{at(3, 8, 0, 29), "20250306"},
+		// At or after it: the day that just ended.
+		{at(3, 8, 0, 30), "20250307"},
+		{at(3, 8, 9, 0), "20250307"},
+		{at(3, 8, 23, 59), "20250307"},
 		// Month and year ends.
-		{at(3, 1, 3, 0), "20250228", true, at(3, 2, 0, 30)},
-		{time.Date(2026, 1, 1, 0, 5, 0, 0, cal.Zone), "20251231", false, time.Date(2026, 1, 1, 0, 30, 0, 0, cal.Zone)},
+		{at(3, 1, 3, 0), "20250228"},
+		{at(3, 1, 0, 10), "20250227"},
+		{time.Date(2026, 1, 1, 0, 5, 0, 0, cal.Zone), "20251230"},
+		{time.Date(2026, 1, 1, 0, 30, 0, 0, cal.Zone), "20251231"},
 	}
 	for _, c := range cases {
-		date, catchUp := Start(cal, c.now)
-		if date.String() != c.date || catchUp != c.catchUp {
-			t.Errorf("Start(%v) = %s, %v; want %s, %v", c.now, date, catchUp, c.date, c.catchUp)
+		due := LastDue(cal, c.now)
+		if due.String() != c.due {
+			t.Errorf("LastDue(%v) = %s, want %s", c.now, due, c.due)
 			continue
 		}
-		next := date
-		if catchUp {
-			next = date.AddDays(1)
-		}
-		if got := cal.JobTime(next); !got.Equal(c.next) {
-			t.Errorf("Start(%v): next job at %v, want %v", c.now, got, c.next)
+		// The next date's job time is still to come.
+		if next := cal.JobTime(due.AddDays(1)); !next.After(c.now) || cal.JobTime(due).After(c.now) {
+			t.Errorf("LastDue(%v) = %s: its job time %v, the next one %v", c.now, due, cal.JobTime(due), next)
 		}
 	}
 
 	// With a 02:00 cutover, 01:00 still belongs to the day before.
 	cal2 := shanghaiCal(t, 2*time.Hour)
-	date, catchUp := Start(cal2, at(3, 8, 1, 0))
-	if date.String() != "20250306" || !catchUp || !cal2.JobTime(date.AddDays(1)).Equal(at(3, 8, 2, 30)) {
-		t.Errorf("02:00 cutover: %s %v", date, catchUp)
+	if due := LastDue(cal2, at(3, 8, 1, 0)); due.String() != "20250306" {
+		t.Errorf("02:00 cutover: %s", due)
+	}
+	if due := LastDue(cal2, at(3, 8, 2, 30)); due.String() != "20250307" {
+		t.Errorf("02:00 cutover, at the job time: %s", due)
 	}
 }
 
@@ -85,6 +86,8 @@ type fakeRunner struct {
 	stopAfter int
 	cancel    context.CancelFunc
 	dailies   int
+	// jumpAfterDaily moves the clock this far after the first RunDaily.
+	jumpAfterDaily time.Duration
 }
 
 func (r *fakeRunner) note(format string, args ...any) {
@@ -105,6 +108,10 @@ func (r *fakeRunner) Settle(_ context.Context, d calendar.Date) error {
 	if len(r.settleErrs) > 0 {
 		err := r.settleErrs[0]
 		r.settleErrs = r.settleErrs[1:]
+		if errors.Is(err, fetch.ErrFileMissing) {
+			// As settle.Job does: the batch is recorded as file-missing.
+			r.statuses[d.String()] = "file_missing"
+		}
 		return err
 	}
 	r.statuses[d.String()] = "settled"
@@ -116,6 +123,13 @@ func (r *fakeRunner) RunDaily(context.Context) error {
 	defer r.mu.Unlock()
 	r.note("daily")
 	r.dailies++
+	if r.jumpAfterDaily != 0 {
+		// The machine is suspended: the wall clock jumps.
+		r.clock.mu.Lock()
+		r.clock.now = r.clock.now.Add(r.jumpAfterDaily)
+		r.clock.mu.Unlock()
+		r.jumpAfterDaily = 0
+	}
 	if r.dailies >= r.stopAfter {
 		r.cancel()
 	}
@@ -145,7 +159,9 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 
 var errUnavailable = errors.New("server unavailable")
 
-func runDaemon(t *testing.T, cal calendar.Calendar, start time.Time, r *fakeRunner, days int) string {
+// runDaemon runs a daemon on the fake clock from start until r has done its
+// daily work days times, and returns r's events; opts adjust the daemon.
+func runDaemon(t *testing.T, cal calendar.Calendar, start time.Time, r *fakeRunner, days int, opts ...func(*Daemon)) string {
 	t.Helper()
 	clock := &fakeClock{now: start}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -162,6 +178,9 @@ func runDaemon(t *testing.T, cal calendar.Calendar, start time.Time, r *fakeRunn
 		RetryInterval: 5 * time.Minute,
 		Retryable:     func(err error) bool { return errors.Is(err, errUnavailable) },
 	}
+	for _, o := range opts {
+		o(d)
+	}
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	select {
@@ -175,11 +194,17 @@ func runDaemon(t *testing.T, cal calendar.Calendar, start time.Time, r *fakeRunn
 	return strings.Join(r.events, "\n")
 }
 
+// The daemon's state is the server's: each test says which business dates
+// are settled when it starts. Most start with the day before the first
+// scheduled one settled, as on any night but the first.
+
 func TestDaemonSchedulesEachDay(t *testing.T) {
 	cal := shanghaiCal(t, 0)
 	start := time.Date(2025, 3, 8, 0, 10, 0, 0, cal.Zone)
-	got := runDaemon(t, cal, start, &fakeRunner{}, 3)
+	got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250306": "settled"}}, 3)
 	want := strings.Join([]string{
+		// On start: the last date due (20250306) is done.
+		"03-08 00:10 status 20250306",
 		"03-08 00:30 status 20250307",
 		"03-08 00:30 settle 20250307",
 		"03-08 00:30 daily",
@@ -198,10 +223,11 @@ func TestDaemonSchedulesEachDay(t *testing.T) {
 func TestDaemonCatchesUp(t *testing.T) {
 	cal := shanghaiCal(t, 0)
 	start := time.Date(2025, 3, 8, 9, 0, 0, 0, cal.Zone)
-	for _, status := range []string{"", "running"} {
-		got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250307": status}}, 2)
+	for _, status := range []string{"", "running", "failed", "rejected"} {
+		got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250306": "settled", "20250307": status}}, 2)
 		want := strings.Join([]string{
 			"03-08 09:00 status 20250307",
+			"03-08 09:00 status 20250306",
 			"03-08 09:00 settle 20250307",
 			"03-08 09:00 daily",
 			"03-09 00:30 status 20250308",
@@ -211,6 +237,51 @@ func TestDaemonCatchesUp(t *testing.T) {
 		if got != want {
 			t.Errorf("status %q: events\n%s\nwant\n%s", status, got, want)
 		}
+	}
+}
+
+// Down from the evening of 03-05 to 03-08 09:00, with 20250304 the last
+// date settled: 20250305, 20250306 and 20250307 are settled on start, oldest
+// first, and the daily work runs once after them. A date settled by hand in
+// between (20250306 here, in the second case) is left alone.
+func TestDaemonCatchesUpEveryMissedDate(t *testing.T) {
+	cal := shanghaiCal(t, 0)
+	start := time.Date(2025, 3, 8, 9, 0, 0, 0, cal.Zone)
+	got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250304": "settled"}}, 2)
+	want := strings.Join([]string{
+		"03-08 09:00 status 20250307",
+		"03-08 09:00 status 20250306",
+		"03-08 09:00 status 20250305",
+		"03-08 09:00 status 20250304",
+		"03-08 09:00 settle 20250305",
+		"03-08 09:00 settle 20250306",
+		"03-08 09:00 settle 20250307",
+		"03-08 09:00 daily",
+		"03-09 00:30 status 20250308",
+		"03-09 00:30 settle 20250308",
+		"03-09 00:30 daily",
+	}, "\n")
+	if got != want {
+		t.Errorf("events\n%s\nwant\n%s", got, want)
+	}
+
+	// Started before 03-08's job time: the dates missed up to 20250306 are
+	// caught up on start; 20250307 waits for its job time.
+	start = time.Date(2025, 3, 8, 0, 10, 0, 0, cal.Zone)
+	got = runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250304": "settled"}}, 2)
+	want = strings.Join([]string{
+		"03-08 00:10 status 20250306",
+		"03-08 00:10 status 20250305",
+		"03-08 00:10 status 20250304",
+		"03-08 00:10 settle 20250305",
+		"03-08 00:10 settle 20250306",
+		"03-08 00:10 daily",
+		"03-08 00:30 status 20250307",
+		"03-08 00:30 settle 20250307",
+		"03-08 00:30 daily",
+	}, "\n")
+	if got != want {
+		t.Errorf("before the job time: events\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -234,8 +305,8 @@ func TestDaemonNoCatchUpWhenDone(t *testing.T) {
 func TestDaemonSettledByHandOnlyDaily(t *testing.T) {
 	cal := shanghaiCal(t, 0)
 	start := time.Date(2025, 3, 8, 0, 10, 0, 0, cal.Zone)
-	got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250307": "settled"}}, 1)
-	want := "03-08 00:30 status 20250307\n03-08 00:30 daily"
+	got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250306": "settled", "20250307": "settled"}}, 1)
+	want := "03-08 00:10 status 20250306\n03-08 00:30 status 20250307\n03-08 00:30 daily"
 	if got != want {
 		t.Errorf("events\n%s\nwant\n%s", got, want)
 	}
@@ -244,9 +315,11 @@ func TestDaemonSettledByHandOnlyDaily(t *testing.T) {
 func TestDaemonRetriesTransientFailures(t *testing.T) {
 	cal := shanghaiCal(t, 0)
 	start := time.Date(2025, 3, 8, 0, 10, 0, 0, cal.Zone)
-	r := &fakeRunner{settleErrs: []error{errUnavailable, fmt.Errorf("submit: %w", errUnavailable)}}
+	r := &fakeRunner{statuses: map[string]string{"20250306": "settled"},
+		settleErrs: []error{errUnavailable, fmt.Errorf("submit: %w", errUnavailable)}}
 	got := runDaemon(t, cal, start, r, 1)
 	want := strings.Join([]string{
+		"03-08 00:10 status 20250306",
 		"03-08 00:30 status 20250307",
 		"03-08 00:30 settle 20250307",
 		"03-08 00:35 settle 20250307",
@@ -266,8 +339,9 @@ func TestDaemonGivesUpAtDeadline(t *testing.T) {
 	for i := range errs {
 		errs[i] = errUnavailable
 	}
-	got := runDaemon(t, cal, start, &fakeRunner{settleErrs: errs}, 1)
+	got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250306": "settled"}, settleErrs: errs}, 1)
 	want := strings.Join([]string{
+		"03-08 00:10 status 20250306",
 		"03-08 00:30 status 20250307",
 		"03-08 00:30 settle 20250307",
 		"03-08 00:35 settle 20250307",
@@ -284,8 +358,9 @@ func TestDaemonDoesNotRetryPermanentOrMissing(t *testing.T) {
 	cal := shanghaiCal(t, 0)
 	start := time.Date(2025, 3, 8, 0, 10, 0, 0, cal.Zone)
 	for _, err := range []error{fmt.Errorf("x: %w", fetch.ErrFileMissing), errors.New("refused")} {
-		got := runDaemon(t, cal, start, &fakeRunner{settleErrs: []error{err}}, 2)
+		got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250306": "settled"}, settleErrs: []error{err}}, 2)
 		want := strings.Join([]string{
+			"03-08 00:10 status 20250306",
 			"03-08 00:30 status 20250307",
 			"03-08 00:30 settle 20250307",
 			"03-08 00:30 daily",
@@ -296,5 +371,129 @@ func TestDaemonDoesNotRetryPermanentOrMissing(t *testing.T) {
 		if got != want {
 			t.Errorf("%v: events\n%s\nwant\n%s", err, got, want)
 		}
+	}
+}
+
+// logTo makes the daemon log to buf, as text.
+func logTo(buf *bytes.Buffer) func(*Daemon) {
+	return func(d *Daemon) { d.Log = slog.New(slog.NewTextHandler(buf, nil)) }
+}
+
+// Down for a week with a catch-up horizon of 3 business dates: the three
+// newest dates due are settled; each unsettled date before them, back to
+// the last one settled, is logged as an error and not settled.
+func TestDaemonCatchUpHorizon(t *testing.T) {
+	cal := shanghaiCal(t, 0)
+	start := time.Date(2025, 3, 8, 9, 0, 0, 0, cal.Zone)
+	var logs bytes.Buffer
+	got := runDaemon(t, cal, start, &fakeRunner{statuses: map[string]string{"20250301": "settled", "20250303": "rejected"}}, 1,
+		func(d *Daemon) { d.CatchUpDays = 3 }, logTo(&logs))
+	want := strings.Join([]string{
+		"03-08 09:00 status 20250307",
+		"03-08 09:00 status 20250306",
+		"03-08 09:00 status 20250305",
+		"03-08 09:00 status 20250304",
+		"03-08 09:00 status 20250303",
+		"03-08 09:00 status 20250302",
+		"03-08 09:00 status 20250301",
+		"03-08 09:00 settle 20250305",
+		"03-08 09:00 settle 20250306",
+		"03-08 09:00 settle 20250307",
+		"03-08 09:00 daily",
+	}, "\n")
+	if got != want {
+		t.Errorf("events\n%s\nwant\n%s", got, want)
+	}
+	for _, date := range []string{"20250302", "20250303", "20250304"} {
+		if !strings.Contains(logs.String(), "level=ERROR msg=\"business date not settled by the daemon: beyond the catch-up horizon; settle it with `settlement run --date`\" business_date="+date+" catch_up_days=3") {
+			t.Errorf("no error logged for %s, skipped beyond the horizon:\n%s", date, logs.String())
+		}
+	}
+	if n := strings.Count(logs.String(), "beyond the catch-up horizon"); n != 3 {
+		t.Errorf("%d dates logged as beyond the horizon, want 3:\n%s", n, logs.String())
+	}
+}
+
+// A missed date whose file never came is tried once (its deadline is long
+// past) and recorded as file-missing by the runner; so is a date whose try
+// fails with the server unreachable (not retried past its deadline). Neither
+// stops the later dates, and neither is tried again at the next job time.
+func TestDaemonCatchUpGoesOnAfterAFailedDate(t *testing.T) {
+	cal := shanghaiCal(t, 0)
+	start := time.Date(2025, 3, 8, 9, 0, 0, 0, cal.Zone)
+	for _, err := range []error{fmt.Errorf("x: %w", fetch.ErrFileMissing), errUnavailable} {
+		r := &fakeRunner{statuses: map[string]string{"20250304": "settled"}, settleErrs: []error{err}}
+		got := runDaemon(t, cal, start, r, 2)
+		want := strings.Join([]string{
+			"03-08 09:00 status 20250307",
+			"03-08 09:00 status 20250306",
+			"03-08 09:00 status 20250305",
+			"03-08 09:00 status 20250304",
+			"03-08 09:00 settle 20250305",
+			"03-08 09:00 settle 20250306",
+			"03-08 09:00 settle 20250307",
+			"03-08 09:00 daily",
+			"03-09 00:30 status 20250308",
+			"03-09 00:30 settle 20250308",
+			"03-09 00:30 daily",
+		}, "\n")
+		if got != want {
+			t.Errorf("%v: events\n%s\nwant\n%s", err, got, want)
+		}
+	}
+}
+
+// The wall clock jumps three days while the daemon runs (a suspended
+// machine): at the next wake-up every date it has not handled is settled,
+// oldest first, and the daily work runs once.
+func TestDaemonCatchesUpAfterClockJump(t *testing.T) {
+	cal := shanghaiCal(t, 0)
+	start := time.Date(2025, 3, 8, 0, 10, 0, 0, cal.Zone)
+	r := &fakeRunner{statuses: map[string]string{"20250306": "settled"}, jumpAfterDaily: 72 * time.Hour}
+	got := runDaemon(t, cal, start, r, 3)
+	want := strings.Join([]string{
+		"03-08 00:10 status 20250306",
+		"03-08 00:30 status 20250307",
+		"03-08 00:30 settle 20250307",
+		"03-08 00:30 daily",
+		"03-11 00:30 status 20250310",
+		"03-11 00:30 status 20250309",
+		"03-11 00:30 status 20250308",
+		"03-11 00:30 settle 20250308",
+		"03-11 00:30 settle 20250309",
+		"03-11 00:30 settle 20250310",
+		"03-11 00:30 daily",
+		"03-12 00:30 status 20250311",
+		"03-12 00:30 settle 20250311",
+		"03-12 00:30 daily",
+	}, "\n")
+	if got != want {
+		t.Errorf("events\n%s\nwant\n%s", got, want)
+	}
+}
+
+// No batch final anywhere it looks (a new installation): only the date that
+// last ended is settled, as on the first night, with a warning; before that
+// date's job time, nothing until it.
+func TestDaemonNewInstallation(t *testing.T) {
+	cal := shanghaiCal(t, 0)
+	var logs bytes.Buffer
+	got := runDaemon(t, cal, time.Date(2025, 3, 8, 9, 0, 0, 0, cal.Zone), &fakeRunner{}, 1, logTo(&logs))
+	lines := strings.Split(got, "\n")
+	if n := strings.Count(got, "09:00 status "); n != DefaultCatchUpDays+lookBeyond {
+		t.Errorf("%d statuses asked, want %d", n, DefaultCatchUpDays+lookBeyond)
+	}
+	if tail := strings.Join(lines[len(lines)-2:], "\n"); strings.Count(got, "settle") != 1 ||
+		tail != "03-08 09:00 settle 20250307\n03-08 09:00 daily" {
+		t.Errorf("events\n%s\nwant only 20250307 settled", got)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "new installation") {
+		t.Errorf("no warning:\n%s", logs.String())
+	}
+
+	got = runDaemon(t, cal, time.Date(2025, 3, 8, 0, 10, 0, 0, cal.Zone), &fakeRunner{}, 1)
+	if i := strings.Index(got, "settle"); i < 0 || !strings.HasPrefix(got[i-12:], "03-08 00:30 settle 20250307\n03-08 00:30 daily") ||
+		strings.Count(got, "settle") != 1 {
+		t.Errorf("before the job time: events\n%s\nwant 20250307 settled at 00:30 only", got)
 	}
 }
