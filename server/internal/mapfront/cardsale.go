@@ -143,7 +143,8 @@ func CreditedValue(o *CardOrder) int64 {
 // DecideRepeal decides a repeal_card (SPEC section 5): the payment named by
 // the key must exist (10010) and come from the same seller and store
 // (10013); a repealed payment answers again; a settled one cannot be
-// repealed (10013); value already credited is taken back only from an unused
+// repealed (10013), nor one refunded by people (10011), nor a frozen card
+// (10006); value already credited is taken back only from an unused
 // card holding exactly what was credited, and not after later installments
 // were released (10013). The payment then stops counting toward its order:
 // an order with nothing paid is closed with its card; otherwise it takes
@@ -162,11 +163,20 @@ func DecideRepeal(r *RepealCardRequest, st *RepealState, now time.Time) (*Repeal
 		return nil, nil, Errorf(CodeRepealDenied, "只能在原商户、门店、终端撤销")
 	}
 	o := *st.Order
-	if pm.Status == "repealed" {
+	switch {
+	case pm.Status == "repealed":
 		return nil, CardAnswer(r.Origin, r.BatchNo, r.TerminalOrderID, o.ID, st.Mobile, RepealRemark(&o, pm.Sum)), nil
-	}
-	if pm.Settled {
+	case pm.Status == "refunded":
+		// People decided to refund it (RefundOwed): it no longer counts
+		// toward the order, and a reversal by the POSP would pay the
+		// customer a second time.
+		return nil, nil, Errorf(CodeAlreadyUndone, "该笔开卡付款已记为应退款，不能撤销")
+	case pm.Settled:
 		return nil, nil, Errorf(CodeRepealDenied, "该笔开卡付款已日切对账，不能撤销")
+	case st.CardStatus == Frozen:
+		// Only UnfreezeAccount lifts a freeze: a repeal would take the
+		// card back to pending and a later payment to active.
+		return nil, nil, Errorf(CodeAccountState, "卡已冻结，不能撤销")
 	}
 	out := &RepealOutcome{Key: r.Key(), PaymentID: pm.ID, Now: now}
 	if o.Credited {

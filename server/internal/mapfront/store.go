@@ -281,6 +281,8 @@ type RepealState struct {
 	// any pay used it.
 	CardBalance int64
 	CardSpent   bool
+	// CardStatus is the card account's status (frozen: no repeal).
+	CardStatus AccountStatus
 	// OtherFilling: the customer has another filling order of the product.
 	OtherFilling bool
 }

@@ -472,10 +472,10 @@ WHERE terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3 FOR UPDATE`,
 			}
 			return nil
 		})
-	b.Queue(`SELECT a.balance, EXISTS (SELECT 1 FROM pay_orders p WHERE p.account_id = a.account_id) FROM accounts a
+	b.Queue(`SELECT a.balance, EXISTS (SELECT 1 FROM pay_orders p WHERE p.account_id = a.account_id), a.status FROM accounts a
 WHERE a.account_id = (SELECT account_id FROM card_orders WHERE order_id = `+payment+`) FOR UPDATE OF a`, args...).
 		QueryRow(func(row pgx.Row) error {
-			if err := row.Scan(&st.CardBalance, &st.CardSpent); !errors.Is(err, pgx.ErrNoRows) {
+			if err := row.Scan(&st.CardBalance, &st.CardSpent, &st.CardStatus); !errors.Is(err, pgx.ErrNoRows) {
 				return err
 			}
 			return nil

@@ -196,9 +196,11 @@ func lockRefund(ctx context.Context, tx pgx.Tx, id int64) (*lockedRefund, error)
 	}
 	rf := &lockedRefund{}
 	p := &rf.payment
-	if err := tx.QueryRow(ctx, `SELECT payment_id, order_id, status, seller_id, store_id, pay_sum, settled, business_date
+	if err := tx.QueryRow(ctx, `SELECT payment_id, order_id, status, seller_id, store_id, terminal_id, batch_no,
+    terminal_order_id, pay_sum, settled, business_date
 FROM card_payments WHERE payment_id = $1 FOR UPDATE`, *paymentID).Scan(&p.ID, &p.OrderID, &p.Status,
-		&p.Origin.SellerID, &p.Origin.StoreID, &p.Sum, &p.Settled, &p.BusinessDate); err != nil {
+		&p.Origin.SellerID, &p.Origin.StoreID, &p.Origin.TerminalID, &p.BatchNo, &p.TerminalOrderID, &p.Sum,
+		&p.Settled, &p.BusinessDate); err != nil {
 		return nil, err
 	}
 	if rf.order, err = scanCardOrder(tx.QueryRow(ctx, `SELECT `+cardOrderColumns+` FROM card_orders
@@ -213,7 +215,8 @@ WHERE order_id = $1 FOR UPDATE`, p.OrderID)); err != nil {
 }
 
 // refundPayment takes a refunded payment out of its order (RefundOwed): the
-// payment refunded, the order's paid sum and state as a repeal leaves them,
+// payment refunded, its open_card key reversed (a repeat is then answered as
+// after a repeal), the order's paid sum and state as a repeal leaves them,
 // and a closed order's card account closed. Errors: 10011, 10013.
 func (s *Store) refundPayment(ctx context.Context, tx pgx.Tx, rf *lockedRefund) error {
 	o, err := mapfront.RefundOwed(&rf.payment, *rf.order.domain(), rf.otherFilling)
@@ -222,6 +225,13 @@ func (s *Store) refundPayment(ctx context.Context, tx pgx.Tx, rf *lockedRefund) 
 	}
 	if _, err := tx.Exec(ctx, `UPDATE card_payments SET status = 'refunded', refunded_at = $2 WHERE payment_id = $1`,
 		rf.payment.ID, s.clock.Now()); err != nil {
+		return err
+	}
+	// As a repeal: a later repeat of the open_card itself must not answer
+	// success.
+	k := mapfront.TerminalKey{TerminalID: rf.payment.Origin.TerminalID, BatchNo: rf.payment.BatchNo,
+		TerminalOrderID: rf.payment.TerminalOrderID}
+	if _, err := tx.Exec(ctx, keyReverseSQL, keyArgs(mapfront.KindOpenCard, k)...); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE card_orders SET paid = $2, filling = $3, status = $4 WHERE order_id = $1`,

@@ -219,8 +219,14 @@ func TestMigration0020RefundsEarlierResolutions(t *testing.T) {
 	e := newEnv(t)
 	stlOpen(t, e, "13800000198", stlID("11010519900101098"), "1012", "000198", 150000)
 	stlOpen(t, e, "13800000199", stlID("11010519900101099"), "1012", "000199", 150000)
+	// 000340 and 000341 pay one order in two parts; only 000340 is in the
+	// file, 000341's item is refunded.
+	id340 := stlID("11010519900101340")
+	stlOpen(t, e, "13800000340", id340, "1012", "000340", 75000)
+	stlOpen(t, e, "13800000340", id340, "1012", "000341", 75000)
 	e.dayOver(t, "20261126")
-	if _, err := e.submit("20261126", "first", false, nil, nil); err != nil {
+	rec := stlRec(1, "T340", 75000, "000340", id340, "13800000340", "1012")
+	if _, err := e.submit("20261126", "first", false, []mapfront.SettlementRecord{rec}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.pool.Exec(e.ctx, `UPDATE settlement_exceptions SET state = 'resolved', action = 'refund_owed',
@@ -250,9 +256,23 @@ WHERE order_id = (SELECT order_id FROM card_payments WHERE terminal_order_id = '
 	if a := e.cardOf(t, "13800000198", "1012"); a.Status != "closed" {
 		t.Fatalf("card of 000198: %+v, want closed", a)
 	}
-	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE method = 'migration.0020'`); n != 1 {
-		t.Fatalf("%d audit records, want 1", n)
+	if s := e.paymentStatus(t, "000341"); s != "refunded" {
+		t.Fatalf("000341 %s, want refunded", s)
 	}
+	// The two-part order keeps the confirmed part and takes payments again,
+	// as a repeal leaves it; the refunded key's repeat is not success.
+	if n := e.scalar(t, `SELECT count(*) FROM card_orders o JOIN card_payments p USING (order_id)
+WHERE p.terminal_order_id = '000340' AND o.paid = 75000 AND o.filling AND o.status = 'pending'`); n != 1 {
+		t.Fatal("the two-part order is not paid 75000, filling and pending")
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM terminal_requests WHERE kind = 'open_card' AND state = 'reversed'
+AND terminal_order_id IN ('000198', '000341')`); n != 2 {
+		t.Fatalf("%d open_card keys reversed, want 2", n)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE method = 'migration.0020'`); n != 2 {
+		t.Fatalf("%d audit records, want 2", n)
+	}
+	e.verify(t)
 }
 
 // A date settled once needs force for a different file also after a forced
@@ -296,6 +316,73 @@ BEGIN RAISE EXCEPTION 'the run fails here'; END $$`,
 	}
 	if a := e.cardOf(t, mobile, "1012"); a.Balance != 200000 {
 		t.Fatalf("card %+v", a)
+	}
+	e.verify(t)
+}
+
+// repealReq is the repeal_card of terminal order termOrder (SH01/ST01/POS01,
+// batch 000001, as stlOpen pays).
+func repealReq(termOrder string) *mapfront.RepealCardRequest {
+	return &mapfront.RepealCardRequest{Origin: mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01",
+		OperatorID: "op1"}, BatchNo: "000001", TerminalOrderID: termOrder}
+}
+
+// After a refund by people, the POS cannot repeal the same payment (the
+// POSP would reverse the charge: a second refund; found by a review), and a
+// repeat of its open_card is not answered success (10011, as after a
+// repeal). The order keeps the confirmed part and takes payments again.
+func TestRefundOwedThenRepealAndRepeat(t *testing.T) {
+	e := newEnv(t)
+	id := stlID("11010519900101320")
+	const mobile = "13800000320"
+	stlOpen(t, e, mobile, id, "1012", "000320", 75000)
+	stlOpen(t, e, mobile, id, "1012", "000321", 75000)
+	e.dayOver(t, "20261126")
+	rec := stlRec(1, "T320", 75000, "000320", id, mobile, "1012")
+	if _, err := e.submit("20261126", "first", false, []mapfront.SettlementRecord{rec}, nil); err != nil {
+		t.Fatal(err)
+	}
+	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)
+	if _, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.RepealCard(e.ctx, repealReq("000321"))
+	wantCode(t, err, mapfront.CodeAlreadyUndone)
+	_, err = e.svc.OpenCard(e.ctx, &mapfront.OpenCardRequest{
+		Origin:  mapfront.Origin{SellerID: "SH01", StoreID: "ST01", TerminalID: "POS01", OperatorID: "op1"},
+		BatchNo: "000001", TerminalOrderID: "000321", IDNumber: id, Mobile: mobile, ProductID: "1012",
+		PaySum: 75000, HasPaySum: true,
+	})
+	wantCode(t, err, mapfront.CodeAlreadyUndone)
+	if s := e.paymentStatus(t, "000321"); s != "refunded" {
+		t.Fatalf("payment %s, want refunded", s)
+	}
+	// The customer pays the rest again: the same order, now paid in full.
+	stlOpen(t, e, mobile, id, "1012", "000322", 75000)
+	if n := e.scalar(t, `SELECT count(DISTINCT order_id) FROM card_payments WHERE terminal_order_id IN ('000320', '000322')`); n != 1 {
+		t.Fatalf("the new payment went to %d orders, want the one order", n)
+	}
+	if paid := e.scalar(t, `SELECT o.paid FROM card_orders o JOIN card_payments p USING (order_id) WHERE p.terminal_order_id = '000322'`); paid != 150000 {
+		t.Fatalf("paid %d, want 150000", paid)
+	}
+	e.verify(t)
+}
+
+// A frozen card cannot be repealed (10006): the repeal took it back to
+// pending and a later payment to active, lifting the freeze without
+// UnfreezeAccount or its audit record (found by a probe).
+func TestRepealFrozenCardRefused(t *testing.T) {
+	e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
+	const mobile = "13800000330"
+	stlOpen(t, e, mobile, stlID("11010519900101330"), "1012", "000330", 150000)
+	card := e.cardOf(t, mobile, "1012")
+	if err := e.store.SetAccountFrozen(e.ctx, card.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.RepealCard(e.ctx, repealReq("000330"))
+	wantCode(t, err, mapfront.CodeAccountState)
+	if a := e.cardOf(t, mobile, "1012"); a.Status != "frozen" || a.Balance != 200000 {
+		t.Fatalf("card %+v, want frozen with its value", a)
 	}
 	e.verify(t)
 }
