@@ -68,8 +68,15 @@ const (
 // run is one settlement run of a business date, with the site's settings
 // its submission carried.
 type run struct {
-	id        int64
-	date      time.Time
+	id   int64
+	date time.Time
+	// at is when the run started: every card the run activates is
+	// activated at this time, whichever slice or pass activates it, so that
+	// the card-first spend order (SPEC section 5) among the cards of one run
+	// goes by account id, not by the order the slices ran in (found by the
+	// reference model: its clock ticks, and two cards of one run were spent
+	// in slice order).
+	at        time.Time
 	forced    bool
 	tolerance time.Duration // around the business day, for record times
 	lookback  int           // business days back for missing payments
@@ -276,8 +283,9 @@ WHERE run_id IN (SELECT run_id FROM settlement_runs WHERE business_date = $1)`, 
 		const ins = `
 INSERT INTO settlement_runs (business_date, file_name, sha256, forced, status, started_at)
 VALUES ($1, $2, $3, $4, 'staging', $5) RETURNING run_id`
-		r = &run{date: h.BusinessDate, forced: settled, tolerance: h.Settings.DateTolerance, lookback: h.Settings.LookbackDays}
-		return tx.QueryRow(ctx, ins, h.BusinessDate, h.FileName, h.SHA256, settled, s.clock.Now()).Scan(&r.id)
+		r = &run{date: h.BusinessDate, at: s.clock.Now(), forced: settled, tolerance: h.Settings.DateTolerance,
+			lookback: h.Settings.LookbackDays}
+		return tx.QueryRow(ctx, ins, h.BusinessDate, h.FileName, h.SHA256, settled, r.at).Scan(&r.id)
 	})
 	if err != nil {
 		return nil, nil, err

@@ -230,7 +230,7 @@ ORDER BY o.order_id FOR UPDATE OF o`
 	// The orders first, then the ledger: the ledger trigger makes each
 	// credited order's pending account active in the write that moves its
 	// balance (migration 0014), one write per account.
-	now := s.clock.Now()
+	now := r.at // one activation time per run (run.at)
 	if err := markActivated(ctx, tx, r, credit, counted, now); err != nil {
 		return err
 	}
