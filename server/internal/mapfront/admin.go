@@ -148,8 +148,13 @@ type AdminStore interface {
 	// GetException: 10010.
 	GetException(ctx context.Context, id int64) (*Exception, error)
 	// ResolveException settles a queue item once; already says it was:
-	// 10001, 10006, 10010, 10015, 10018.
+	// 10001, 10006, 10010, 10011 and 10013 (refund_owed), 10015, 10018.
 	ResolveException(ctx context.Context, r Resolution) (*Exception, bool, error)
+	// CheckRefund says whether refund_owed on queue item id would be
+	// refused now (RefundOwed), so that no proposal is filed that a
+	// supervisor could never approve; nil when it would go through or the
+	// item names no payment to refund. Errors: 10011, 10013, 10018.
+	CheckRefund(ctx context.Context, id int64) error
 	// LoadDemoCard adds the demo card with its balance (SPEC section 8),
 	// once.
 	LoadDemoCard(ctx context.Context, mobile, card string) error

@@ -153,6 +153,14 @@ func (s *AdminService) SubmitResolution(ctx context.Context, r Resolution) (*Exc
 		e, already, err := s.AdminStore.ResolveException(ctx, r)
 		return e, already, nil, err
 	}
+	if r.Action == ActionRefundOwed {
+		// A refund the approval would refuse (the card credited, the
+		// payment repealed or confirmed) is refused now: its proposal
+		// would only hold the item's one pending proposal until it expired.
+		if err := s.AdminStore.CheckRefund(ctx, r.ID); err != nil {
+			return nil, false, nil, err
+		}
+	}
 	rr := r
 	p, err := s.CreateProposal(ctx, Proposal{Kind: ProposeResolve, Target: exceptionTarget(r.ID), Resolution: &rr}, s.approval().TTL)
 	return e, false, p, err

@@ -214,6 +214,22 @@ WHERE order_id = $1 FOR UPDATE`, p.OrderID)); err != nil {
 	return rf, nil
 }
 
+// CheckRefund implements mapfront.AdminStore: RefundOwed on the item's
+// payment and order as they are now, in a transaction rolled back at once.
+func (s *Store) CheckRefund(ctx context.Context, id int64) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	rf, err := lockRefund(ctx, tx, id)
+	if err != nil || rf == nil {
+		return s.wrap(err)
+	}
+	_, err = mapfront.RefundOwed(&rf.payment, *rf.order.domain(), rf.otherFilling)
+	return err
+}
+
 // refundPayment takes a refunded payment out of its order (RefundOwed): the
 // payment refunded, its open_card key reversed (a repeat is then answered as
 // after a repeal), the order's paid sum and state as a repeal leaves them,

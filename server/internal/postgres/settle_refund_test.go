@@ -181,6 +181,13 @@ func TestRefundOwedRefused(t *testing.T) {
 		items := e.items(t, mapfront.ExMissing, "", 1)
 		_, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"})
 		wantCode(t, err, mapfront.CodeRepealDenied)
+		// Nor is it proposed: no supervisor could approve it, and the
+		// proposal would hold the item's one pending proposal.
+		_, _, p, err := e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"})
+		wantCode(t, err, mapfront.CodeRepealDenied)
+		if p != nil || e.scalar(t, `SELECT count(*) FROM proposals`) != 0 {
+			t.Fatalf("proposal %+v filed", p)
+		}
 		if x, _ := e.store.GetException(e.ctx, items[0].ID); x.State != mapfront.ExceptionOpen {
 			t.Fatalf("item %+v, want it open", x)
 		}
