@@ -62,8 +62,16 @@ func (s *Store) ListStatement(ctx context.Context, accountID string, limit int) 
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
+	// The balance and the lines from one snapshot, so that a pay committing
+	// between the two reads cannot make the statement disagree with its
+	// balance.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, nil, s.wrap(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
 	var balance int64
-	err := s.pool.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, accountID).Scan(&balance)
+	err = tx.QueryRow(ctx, `SELECT balance FROM accounts WHERE account_id = $1`, accountID).Scan(&balance)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil, mapfront.Errorf(mapfront.CodeNotFound, "账户%s不存在", accountID)
 	}
@@ -79,7 +87,7 @@ FROM postings p JOIN ledger_txns t USING (txn_id) WHERE p.account_id = $1`
 	if !strings.HasPrefix(accountID, "SYS-") {
 		q += ` AND p.account_id NOT LIKE 'SYS-%'`
 	}
-	rows, err := s.pool.Query(ctx, q+` ORDER BY p.txn_id DESC LIMIT $2`, accountID, limit)
+	rows, err := tx.Query(ctx, q+` ORDER BY p.txn_id DESC LIMIT $2`, accountID, limit)
 	if err != nil {
 		return 0, nil, s.wrap(err)
 	}
