@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -24,10 +25,15 @@ import (
 //
 // Order matters: metrics is outermost so that it also counts what the inner
 // interceptors refuse or recover; authorization (server/internal/authz) comes
-// next, so nothing unauthorized reaches a handler; recovery is innermost, around the handler,
+// next, so nothing unauthorized reaches a handler; then the refusal of
+// AdminService requests holding U+0000 (grpcapi.RefuseNUL: 10001 naming the
+// field, a refused change recorded through rec, which needs the caller that
+// authorization put in the context); recovery is innermost, around the handler,
 // so that a panic becomes a status (errcode 10000) that metrics then sees.
-func serverOptions(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, az *authz.Authorizer) []grpc.ServerOption {
-	unary := unaryInterceptors(log, m, az)
+// AdminService has no stream method, so the stream chain has no RefuseNUL
+// (SettlementService's SubmitBatch stores a bad line's NUL as U+FFFD).
+func serverOptions(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, az *authz.Authorizer, rec grpcapi.RefusalRecorder) []grpc.ServerOption {
+	unary := unaryInterceptors(log, m, az, rec)
 	stream := []grpc.StreamServerInterceptor{
 		m.Stream,
 		az.Stream,
@@ -44,12 +50,21 @@ func serverOptions(cfg *config.Config, log *slog.Logger, m *metrics.Metrics, az 
 
 // unaryInterceptors is the unary chain of serverOptions, outermost first;
 // the single-binary mode's in-process calls run the same (inProcessOffline).
-func unaryInterceptors(log *slog.Logger, m *metrics.Metrics, az *authz.Authorizer) []grpc.UnaryServerInterceptor {
+func unaryInterceptors(log *slog.Logger, m *metrics.Metrics, az *authz.Authorizer, rec grpcapi.RefusalRecorder) []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{
 		m.Unary,
 		az.Unary,
+		grpcapi.RefuseNUL(log, rec, auditedMethod),
 		grpcapi.Recover(log),
 	}
+}
+
+// auditedMethod reports whether the store records method's refusals: every
+// method but the reads, which are those the auditor role may call (it
+// "reads and changes nothing", authz.Auditor).
+func auditedMethod(method string) bool {
+	roles, known := authz.Allowed(method)
+	return known && !slices.Contains(roles, authz.Auditor)
 }
 
 // inProcessOffline is the single-binary mode's OfflineService client: each

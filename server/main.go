@@ -187,7 +187,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 	}
 	az := authz.New(roles, authz.Options{DevPlaintext: cfg.DevPlaintext, Log: log, Refused: m.Refused})
 	go reloadRolesOnHUP(ctx, cfg.RolesFile, az, log)
-	srv := grpc.NewServer(append([]grpc.ServerOption{creds}, serverOptions(cfg, log, m, az)...)...)
+	srv := grpc.NewServer(append([]grpc.ServerOption{creds}, serverOptions(cfg, log, m, az, store)...)...)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -242,7 +242,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, store *pos
 		if err != nil {
 			return fmt.Errorf("single-binary mode's client certificate: %w", err)
 		}
-		client := newInProcessOffline(offline, unaryInterceptors(log, m, az), caller)
+		client := newInProcessOffline(offline, unaryInterceptors(log, m, az, store), caller)
 		api, err := legacy.NewHandler(client, legacy.Options{
 			Logger: log, Observe: m.ObserveLegacy, Limits: cfg.LegacyEdge.Limits, Refused: m.ObserveRefusal,
 			AccessLogEvery: cfg.LegacyEdge.AccessLogEvery})

@@ -84,10 +84,10 @@ func BenchmarkSingleBinaryPay(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		run(b, newInProcessOffline(payEcho{}, unaryInterceptors(log, m, az), caller))
+		run(b, newInProcessOffline(payEcho{}, unaryInterceptors(log, m, az, nil), caller))
 	})
 	b.Run("bufconn", func(b *testing.B) {
-		srv := grpc.NewServer(serverOptions(cfg, log, m, az)...)
+		srv := grpc.NewServer(serverOptions(cfg, log, m, az, nil)...)
 		mapfrontv1.RegisterOfflineServiceServer(srv, payEcho{})
 		lis := bufconn.Listen(1 << 20)
 		go func() { _ = srv.Serve(lis) }()

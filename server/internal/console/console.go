@@ -381,8 +381,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, ss *session, err e
 	switch {
 	case errors.As(err, &de):
 		msg = de.Error()
-	case errors.Is(err, mapfront.ErrSelfApproval):
-		msg = "四眼原则：提案人不能复核自己的提案"
 	default:
 		ref := token()[:8]
 		s.o.Log.Error("console internal error", "path", r.URL.Path, "ref", ref, "err", err)

@@ -3,11 +3,7 @@ package grpcapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/server/internal/mapfront"
@@ -25,7 +21,8 @@ type Proposals interface {
 	SubmitTopUp(ctx context.Context, mobile string, amount int64, reference string) (string, int64, *mapfront.Proposal, error)
 	// ListProposals: 10001.
 	ListProposals(ctx context.Context, f mapfront.ProposalFilter) ([]mapfront.Proposal, error)
-	// ApproveProposal, RejectProposal: mapfront.ErrSelfApproval, 10006
+	// ApproveProposal, RejectProposal: mapfront.ErrSelfApproval (10002,
+	// PermissionDenied), 10006
 	// expired, 10010, the action's errcodes.
 	ApproveProposal(ctx context.Context, id int64, note string) (*mapfront.Proposal, bool, error)
 	RejectProposal(ctx context.Context, id int64, note string) (*mapfront.Proposal, bool, error)
@@ -74,7 +71,7 @@ func (s *AdminServer) ListProposals(ctx context.Context, in *mapfrontv1.ListProp
 func (s *AdminServer) ApproveProposal(ctx context.Context, in *mapfrontv1.ApproveProposalRequest) (*mapfrontv1.ApproveProposalResponse, error) {
 	p, already, err := s.Store.ApproveProposal(ctx, in.Id, in.Note)
 	if err != nil {
-		return nil, s.decisionFail(ctx, "ApproveProposal", err)
+		return nil, s.fail(ctx, "ApproveProposal", err)
 	}
 	return &mapfrontv1.ApproveProposalResponse{Proposal: ProposalOut(p, time.Now()), Already: already}, nil
 }
@@ -83,16 +80,7 @@ func (s *AdminServer) ApproveProposal(ctx context.Context, in *mapfrontv1.Approv
 func (s *AdminServer) RejectProposal(ctx context.Context, in *mapfrontv1.RejectProposalRequest) (*mapfrontv1.RejectProposalResponse, error) {
 	p, already, err := s.Store.RejectProposal(ctx, in.Id, in.Note)
 	if err != nil {
-		return nil, s.decisionFail(ctx, "RejectProposal", err)
+		return nil, s.fail(ctx, "RejectProposal", err)
 	}
 	return &mapfrontv1.RejectProposalResponse{Proposal: ProposalOut(p, time.Now()), Already: already}, nil
-}
-
-// decisionFail answers a decision by the proposer itself PermissionDenied:
-// an authorization refusal, not a business outcome.
-func (s *AdminServer) decisionFail(ctx context.Context, method string, err error) error {
-	if errors.Is(err, mapfront.ErrSelfApproval) {
-		return status.Error(codes.PermissionDenied, "四眼原则：提案人不能复核自己的提案")
-	}
-	return s.fail(ctx, method, err)
 }

@@ -75,9 +75,11 @@ type ProposalFilter struct {
 	Limit  int // default 100, at most 1000
 }
 
-// ErrSelfApproval refuses a decision by the proposal's own proposer (gRPC
-// PermissionDenied): four eyes means two identities.
-var ErrSelfApproval = errors.New("a proposal cannot be decided by its proposer")
+// ErrSelfApproval refuses a decision by the proposal's own proposer, pending
+// or decided: four eyes means two identities. Its errcode is 10002, the
+// code of "not allowed for this caller" (gRPC PermissionDenied), so the
+// audit trail records the refusal as such, never as 10000.
+var ErrSelfApproval = &Error{Code: CodeTerminal, Msg: "四眼原则：提案人不能复核自己的提案"}
 
 // ProposalStore is the storage of proposals (migration 0008).
 type ProposalStore interface {
@@ -96,7 +98,9 @@ type ProposalStore interface {
 	GetProposal(ctx context.Context, id int64) (*Proposal, error)
 	// DecideProposal approves (executing the action in the same transaction)
 	// or rejects a pending proposal, as the caller's identity; already says
-	// it had been decided before and nothing changed. Errors: ErrSelfApproval;
+	// it had been decided before and nothing changed (its audit record, ok,
+	// says so in its result). Errors: ErrSelfApproval (also for a decided
+	// proposal);
 	// 10006 expired; 10010 no such proposal; the action's own errcodes on
 	// approval (then nothing changes and the proposal stays pending).
 	DecideProposal(ctx context.Context, id int64, approve bool, note string) (*Proposal, bool, error)

@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +26,7 @@ func (s *Store) auditedTx(ctx context.Context, c audit.Change, fn func(tx pgx.Tx
 		}
 		return s.writeAudit(ctx, tx, c, nil)
 	})
+	err = callerText(err)
 	// A top-up the window sends to a supervisor is not refused: it becomes
 	// a proposal, whose own record the trail gets (SubmitTopUp); nor is a
 	// proposal of a reference credited meanwhile: SubmitTopUp answers the
@@ -32,6 +35,12 @@ func (s *Store) auditedTx(ctx context.Context, c audit.Change, fn func(tx pgx.Tx
 		s.auditRefusal(ctx, c, err)
 	}
 	return err
+}
+
+// AuditRefusal records a change refused before it reached the store (the
+// gRPC edge's RefuseNUL), as auditRefusal does.
+func (s *Store) AuditRefusal(ctx context.Context, c audit.Change, cause error) {
+	s.auditRefusal(ctx, c, cause)
 }
 
 // auditRefusal records a change that did not happen, in a transaction of
@@ -57,7 +66,7 @@ func (s *Store) writeAudit(ctx context.Context, tx pgx.Tx, c audit.Change, cause
 	if args == nil {
 		args = map[string]any{}
 	}
-	js, err := json.Marshal(args)
+	js, err := auditJSON(args)
 	if err != nil {
 		return err
 	}
@@ -66,8 +75,49 @@ func (s *Store) writeAudit(ctx context.Context, tx pgx.Tx, c audit.Change, cause
 		outcome, code = audit.Refused, int(mapfront.ErrorCode(cause))
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO audit_log (at, identity, role, method, target, args, outcome, errcode)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, s.clock.Now(), a.Identity, a.Role, a.Method, c.Target, js, outcome, code)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, s.clock.Now(), noNUL(a.Identity), noNUL(a.Role), noNUL(a.Method),
+		noNUL(c.Target), js, outcome, code)
 	return err
+}
+
+// noNUL replaces U+0000, which a text column refuses, with U+FFFD (as a
+// settlement file's bad line is stored, truncateUTF8), so that the record
+// of a request holding one is still written.
+func noNUL(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
+
+// auditJSON is args as JSON that jsonb accepts: jsonb refuses the escape
+// \u0000, so a string (or key) holding U+0000 is written with U+FFFD
+// instead. Numbers keep their text.
+func auditJSON(args map[string]any) ([]byte, error) {
+	js, err := json.Marshal(args)
+	if err != nil || !bytes.Contains(js, []byte(`\u0000`)) {
+		return js, err
+	}
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(replaceNUL(v))
+}
+
+func replaceNUL(v any) any {
+	switch v := v.(type) {
+	case string:
+		return noNUL(v)
+	case []any:
+		for i := range v {
+			v[i] = replaceNUL(v[i])
+		}
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[noNUL(k)] = replaceNUL(x)
+		}
+		return out
+	}
+	return v
 }
 
 // ListAudit returns the audit records f selects, newest first.

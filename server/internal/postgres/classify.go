@@ -120,3 +120,23 @@ func rolledBack(err error) error {
 	}
 	return err
 }
+
+// callerText turns the database's refusal of a string it cannot store
+// (22021: U+0000 in text or bytes that are not UTF-8; 22P05: jsonb's
+// \u0000) into 10001 on the paths whose strings come from an internal
+// caller unchecked: AdminService's and the settlement side's (wrap,
+// auditedTx, CustomerSealedID). The gRPC edge names the field first (grpcapi.RefuseNUL);
+// this answers the callers that do not pass it (the console). classify
+// keeps them internal: on the POSP's path every field is checked for
+// control characters before SQL, so there it is a bug.
+func callerText(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || !errors.As(err, &pe) || (pe.Code != "22021" && pe.Code != "22P05") {
+		return err
+	}
+	var de *mapfront.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", mapfront.Errorf(mapfront.CodeMalformed, "字段格式错误：含有控制字符U+0000或不合法的UTF-8"), err)
+}

@@ -130,7 +130,7 @@ func (s *Store) CustomerSealedID(ctx context.Context, mobile string) ([]byte, er
 	if err == nil && sealed == nil {
 		return nil, errors.New("customer ID number not sealed yet (run server migrate)")
 	}
-	return sealed, classify("customer sealed id", err, false)
+	return sealed, callerText(classify("customer sealed id", err, false))
 }
 
 // SetPasswordHash sets a customer's password hash (nil: none), clears the

@@ -279,8 +279,11 @@ func (s *Store) GetProposal(ctx context.Context, id int64) (*mapfront.Proposal, 
 // approval executes the action (resolveTx, topUpTx) in this transaction; if
 // the action fails, nothing changes and the proposal stays pending. The audit
 // record (op Approve/Reject, on the proposal's target) names the decider as
-// its identity and the proposer in its args. A proposal decided before is
-// returned with already = true. Errors: mapfront.ErrSelfApproval; 10006
+// its identity and the proposer in its args. The proposer is refused first
+// (mapfront.ErrSelfApproval, 10002), whatever the proposal's state. A
+// proposal decided before is returned with already = true and recorded ok
+// with its state and result "already <state> by <decider>; nothing
+// decided". Errors: mapfront.ErrSelfApproval; 10006
 // expired; 10010 no such proposal; the action's errcodes.
 func (s *Store) DecideProposal(ctx context.Context, id int64, approve bool, note string) (*mapfront.Proposal, bool, error) {
 	op, state := "Reject", mapfront.ProposalRejected
@@ -311,12 +314,20 @@ func (s *Store) DecideProposal(ctx context.Context, id int64, approve bool, note
 			return err
 		}
 		change.Args["proposer"], change.Args["kind"] = p.Proposer, p.Kind
-		if p.State != mapfront.ProposalPending {
-			out, already = p, true
-			return nil
-		}
+		// The proposer is refused whatever the state: its trail must never
+		// show it deciding its own proposal, not even as a repeat.
 		if actor.Identity == p.Proposer {
 			return mapfront.ErrSelfApproval
+		}
+		if p.State != mapfront.ProposalPending {
+			// Answered as a repeat (already), as ResolveException answers
+			// an item resolved before; the record says that this call
+			// decided nothing and what the proposal already was, so that
+			// an "approval" of a rejected proposal is not read as one.
+			out, already = p, true
+			change.Args["state"] = p.State
+			change.Args["result"] = fmt.Sprintf("already %s by %s; nothing decided", p.State, p.Decider)
+			return nil
 		}
 		now := s.clock.Now()
 		if approve && p.Expired(now) {

@@ -206,7 +206,7 @@ func (s *Store) transact(ctx context.Context, what string, fn func(tx pgx.Tx) er
 // wrap classifies the error of a statement outside a retried transaction:
 // a transient failure is 10018 at once.
 func (s *Store) wrap(err error) error {
-	err = classify("query", err, false)
+	err = callerText(classify("query", err, false))
 	if mapfront.IsTransient(err) {
 		return fmt.Errorf("%w: %v", mapfront.ErrBusy, err)
 	}
