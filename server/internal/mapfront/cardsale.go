@@ -1,6 +1,10 @@
 package mapfront
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // CardPayment is the decision for one open_card payment toward a card order
 // (SPEC section 5, split payments 拆单付款).
@@ -40,13 +44,24 @@ func CardRemark(price, paid int64, p ActivationPolicy, accountID string) string 
 
 // CheckIdentity applies the customer rule of open_card (SPEC section 5): an
 // existing mobile number with another ID number is 10016. The ID numbers
-// are compared by blind index (SPEC section 7).
+// are compared by blind index (SPEC section 7); an index under a master key
+// this server does not hold is ErrKeyNotHeld (internal), never 10016.
 func CheckIdentity(c *Customer, id *SealedID) error {
 	if c != nil && !id.Matches(c.IDIndex) {
+		if id.Foreign(c.IDIndex) {
+			return fmt.Errorf("%w: the ID number of customer %d has its blind index under a master key this server does not hold",
+				ErrKeyNotHeld, c.ID)
+		}
 		return Errorf(CodeIdentity, "身份证号与手机号不属于同一客户")
 	}
 	return nil
 }
+
+// ErrKeyNotHeld: a stored value names a master key this server does not
+// hold (an old key dropped before rotate-keys finished). Internal: the
+// request answers 10000 with a reference and records nothing, so that the
+// same request answers right once the key is given back.
+var ErrKeyNotHeld = errors.New("stored value under a master key not held")
 
 // CheckProduct applies the product rule: unknown or not on sale is 10004.
 func CheckProduct(p *Product, id string) error {

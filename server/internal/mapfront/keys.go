@@ -30,6 +30,9 @@ type Keys interface {
 	// IsCurrent reports whether a stored value (sealed, index or hash) was
 	// written by the current master key.
 	IsCurrent(v []byte) bool
+	// CurrentPrefix returns the leading bytes that name the current key in
+	// every value it writes (its length is what names a key in any value).
+	CurrentPrefix() []byte
 }
 
 // InitialPasswordHasher returns the one way to hash a new customer's initial

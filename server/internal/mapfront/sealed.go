@@ -18,10 +18,33 @@ type SealedID struct {
 	Sealed  []byte
 	Indexes [][]byte
 	Masked  string
+	// PrefixLen is how many leading bytes of an index name the key that
+	// wrote it (Keys.CurrentPrefix); 0 when unknown.
+	PrefixLen int
 }
 
 // Index is the blind index to store: the current key's.
 func (s *SealedID) Index() []byte { return s.Indexes[0] }
+
+// Foreign reports whether a stored blind index that does not match was
+// written under a key this server does not hold: an index of the same form
+// whose leading bytes (PrefixLen) name none of the keys of s.Indexes. Such
+// an index says nothing about the ID number: comparing it would call a
+// customer's own ID another's (10016, recorded on the terminal key), so
+// CheckIdentity fails instead (the master key was dropped before
+// rotate-keys finished, README "Rotating the master key").
+func (s *SealedID) Foreign(stored []byte) bool {
+	n := s.PrefixLen
+	if n == 0 || len(s.Indexes) == 0 || len(stored) != len(s.Indexes[0]) {
+		return false
+	}
+	for _, ix := range s.Indexes {
+		if bytes.Equal(ix[:n], stored[:n]) {
+			return false
+		}
+	}
+	return true
+}
 
 // Matches reports whether a stored blind index is that of this ID number,
 // whichever key held wrote it: while rotate-keys runs, rows under the old
@@ -42,7 +65,8 @@ func SealID(k Keys, mobile, idNumber string) (*SealedID, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SealedID{Sealed: sealed, Indexes: k.IDIndexes(idNumber), Masked: MaskIDNumber(idNumber)}, nil
+	return &SealedID{Sealed: sealed, Indexes: k.IDIndexes(idNumber), Masked: MaskIDNumber(idNumber),
+		PrefixLen: len(k.CurrentPrefix())}, nil
 }
 
 // IDSealer returns SealID under k as a function, for the settlement side of
