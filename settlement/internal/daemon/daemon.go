@@ -7,12 +7,16 @@
 // batches of the business dates that are due, from the newest back to the
 // last one final (settled or file-missing), and settles each date after that
 // one, oldest first; while it runs it settles each date at its job time, and
-// after a wall clock that jumped, every date it has not handled. So a
-// restart, a crash or a late start never skips a day within the catch-up
-// horizon (Daemon.CatchUpDays, default 7 business dates) and never settles
-// one twice. A date missed beyond the horizon is not settled by the daemon:
-// it is logged as an error, one line per date, to be settled with
-// `settlement run --date`.
+// after a wall clock that jumped, every date it has not handled; when no
+// status can be read at all on start (the server not up yet), it looks again
+// after the retry interval rather than guess. So a restart, a crash or a
+// late start never skips a day after the newest final one within the
+// catch-up horizon (Daemon.CatchUpDays, default 7 business dates) and never
+// settles one twice. A date missed beyond the horizon is not settled by the
+// daemon: it is logged as an error, one line per date, to be settled with
+// `settlement run --date`. Dates left behind a final one (an operator settled
+// the newest missed date by hand first) are not looked at: settle them with
+// `settlement run --date` too.
 package daemon
 
 import (
@@ -104,9 +108,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for {
 		due := LastDue(d.Calendar, d.Now())
 		if through == nil || through.Compare(due) < 0 {
-			d.tick(ctx, due, through, scheduled)
+			done := d.tick(ctx, due, through, scheduled)
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if !done {
+				// Not one batch status could be read: the dates to
+				// catch up are not known yet; look again shortly.
+				if err := d.Sleep(ctx, d.retryInterval()); err != nil {
+					return err
+				}
+				continue
 			}
 			through = &due
 		}
@@ -132,21 +144,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 // date's deadline (Runner.Settle), so a date long past its deadline is tried
 // once and recorded as file-missing, and later dates go on.
 //
+// It reports whether it is done with due; not when no batch status at all
+// could be read on start (the server unreachable), which says nothing about
+// the missed dates: Run looks again after the retry interval.
+//
 // On start with no final batch in the horizon and lookBeyond dates before
-// it, the daemon takes itself for a new installation: it settles only the
+// it (statuses read, none final), the daemon takes itself for a new
+// installation: it settles only the
 // date that last ended (once its job time has come), as it would have the
 // first night, and warns.
 //
 // The daily work runs once after the dates settled, or at a scheduled tick
 // whose date was settled by hand; on start with nothing to settle it is left
 // alone, since the run that settled the date also did its daily work.
-func (d *Daemon) tick(ctx context.Context, due calendar.Date, through *calendar.Date, scheduled bool) {
+func (d *Daemon) tick(ctx context.Context, due calendar.Date, through *calendar.Date, scheduled bool) (done bool) {
 	log := d.log()
 	horizon := d.catchUpDays()
 	oldest := due.AddDays(-(horizon - 1))
 	window := horizon + lookBeyond
 	var open []calendar.Date // not final, newest first
 	anchored := false
+	read := 0 // statuses read
 	for i := 0; i < window; i++ {
 		date := due.AddDays(-i)
 		if through != nil && through.Compare(date) >= 0 {
@@ -155,7 +173,10 @@ func (d *Daemon) tick(ctx context.Context, due calendar.Date, through *calendar.
 		}
 		status, err := d.status(ctx, date)
 		if ctx.Err() != nil {
-			return
+			return false
+		}
+		if err == nil {
+			read++
 		}
 		if err != nil {
 			log.Error("cannot read the batch status; taking it as not settled", "business_date", date.String(), "err", err)
@@ -170,6 +191,13 @@ func (d *Daemon) tick(ctx context.Context, due calendar.Date, through *calendar.
 	}
 	switch {
 	case anchored:
+	case through == nil && read == 0:
+		// Every read failed (the server not up yet, a certificate
+		// problem): that is no sign of a new installation, and taking it
+		// for one would skip the missed dates for good.
+		log.Error("cannot read any batch status; the dates to catch up are not known: will look again",
+			"retry_in", d.retryInterval())
+		return false
 	case through != nil:
 		// The wall clock jumped by more than the window: the dates between
 		// through and the window were never handled.
@@ -197,13 +225,21 @@ func (d *Daemon) tick(ctx context.Context, due calendar.Date, through *calendar.
 		log.Info("settling", "business_date", date.String(), "catch_up", catchUp)
 		d.settle(ctx, date)
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		settled++
 	}
 	if settled > 0 || scheduled {
 		d.runDaily(ctx, due)
 	}
+	return true
+}
+
+func (d *Daemon) retryInterval() time.Duration {
+	if d.RetryInterval <= 0 {
+		return fetch.DefaultInterval
+	}
+	return d.RetryInterval
 }
 
 func (d *Daemon) catchUpDays() int {
@@ -271,10 +307,7 @@ func (d *Daemon) runDaily(ctx context.Context, date calendar.Date) {
 // retry calls fn until it succeeds, fails for good, or the date's deadline
 // leaves no room for another try.
 func (d *Daemon) retry(ctx context.Context, date calendar.Date, fn func() error) error {
-	interval := d.RetryInterval
-	if interval <= 0 {
-		interval = fetch.DefaultInterval
-	}
+	interval := d.retryInterval()
 	deadline := d.Calendar.GiveUpTime(date)
 	for {
 		err := fn()

@@ -497,3 +497,54 @@ func TestDaemonNewInstallation(t *testing.T) {
 		t.Errorf("before the job time: events\n%s\nwant 20250307 settled at 00:30 only", got)
 	}
 }
+
+// statusDownRunner is fakeRunner with the server not yet listening for the
+// first down Status calls.
+type statusDownRunner struct {
+	*fakeRunner
+	down int
+}
+
+func (r *statusDownRunner) Status(ctx context.Context, d calendar.Date) (string, error) {
+	r.mu.Lock()
+	if r.down > 0 {
+		r.down--
+		r.note("status %s unavailable", d)
+		r.mu.Unlock()
+		return "", errUnavailable
+	}
+	r.mu.Unlock()
+	return r.fakeRunner.Status(ctx, d)
+}
+
+// Started after a long stop, a moment before the server listens: every
+// status read of the start fails (past each date's deadline, so none is
+// retried). That says nothing about the missed dates: the daemon looks
+// again after the retry interval and catches them all up, where it took
+// itself for a new installation and skipped them for good (found by a
+// review).
+func TestDaemonStartWhileServerDown(t *testing.T) {
+	cal := shanghaiCal(t, 0)
+	start := time.Date(2025, 3, 8, 9, 0, 0, 0, cal.Zone)
+	fr := &fakeRunner{statuses: map[string]string{"20250304": "settled"}}
+	r := &statusDownRunner{fakeRunner: fr, down: DefaultCatchUpDays + lookBeyond}
+	clock := &fakeClock{now: start}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fr.clock, fr.cancel, fr.stopAfter = clock, cancel, 1
+	d := &Daemon{Calendar: cal, Runner: r, Now: clock.Now, Sleep: clock.Sleep, RetryInterval: 5 * time.Minute,
+		Retryable: func(err error) bool { return errors.Is(err, errUnavailable) }}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	got := strings.Join(fr.events, "\n")
+	for _, want := range []string{"03-08 09:05 settle 20250305", "03-08 09:05 settle 20250306", "03-08 09:05 settle 20250307"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("events lack %q:\n%s", want, got)
+		}
+	}
+}
