@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -173,6 +174,11 @@ func (h *BatchHeader) Validate() error {
 	}
 	if utf8.RuneCountInString(h.FileName) > MaxRemarkLen || !utf8.ValidString(h.FileName) {
 		return Invalid("file_name", "最多256个字符")
+	}
+	if strings.ContainsFunc(h.FileName, unicode.IsControl) {
+		// PostgreSQL text cannot hold U+0000 (it answered 10000), and no
+		// file name holds a control character.
+		return Invalid("file_name", "含有控制字符")
 	}
 	if h.RecordCount < 0 || h.TotalFen < 0 {
 		return Invalid("record_count", "不能为负")

@@ -154,6 +154,11 @@ func TestBatchHeaderValidate(t *testing.T) {
 	if ErrorCode(bad.Validate()) != CodeMalformed {
 		t.Error("missing date accepted")
 	}
+	bad = h
+	bad.FileName = "20261126\x00.txt"
+	if ErrorCode(bad.Validate()) != CodeMalformed {
+		t.Error("a file name with U+0000 accepted (PostgreSQL refuses it: 10000)")
+	}
 }
 
 func TestResolutionValidate(t *testing.T) {
