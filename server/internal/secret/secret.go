@@ -392,22 +392,26 @@ func seal(r *ring, pick func(*material) cipher.AEAD, clearText, ad []byte) []byt
 // a tag (written before key ids) is tried under every key.
 func open(r *ring, pick func(*material) cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 	m, unknown := r.byPrefix(sealed)
-	switch {
-	case unknown:
-		return nil, fmt.Errorf("%w: sealed under a master key not held", ErrUnseal)
-	case m != nil && len(sealed) > SealOverhead:
+	if m != nil && len(sealed) > SealOverhead {
 		if out, err := pick(m).Open(nil, nil, sealed[PrefixSize:], ad); err == nil {
 			return out, nil
 		}
 	}
-	// No tag, or a tag that was only the first bytes of a legacy nonce.
-	if len(sealed) <= legacySealOverhead {
-		return nil, fmt.Errorf("%w: %d bytes is too short", ErrUnseal, len(sealed))
-	}
-	for _, m := range r.all {
-		if out, err := pick(m).Open(nil, nil, sealed, ad); err == nil {
-			return out, nil
+	// No tag, or a tag that was only the first bytes of a legacy nonce
+	// (also one that names no key held: one legacy value in 2^24 starts
+	// with the tag).
+	if len(sealed) > legacySealOverhead {
+		for _, m := range r.all {
+			if out, err := pick(m).Open(nil, nil, sealed, ad); err == nil {
+				return out, nil
+			}
 		}
+	}
+	switch {
+	case unknown:
+		return nil, fmt.Errorf("%w: sealed under a master key not held", ErrUnseal)
+	case len(sealed) <= legacySealOverhead:
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrUnseal, len(sealed))
 	}
 	return nil, ErrUnseal
 }

@@ -2,6 +2,8 @@ package secret
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -572,5 +574,39 @@ func TestKeysNotPrintable(t *testing.T) {
 				t.Errorf("slog output lacks the redacted text: %s", buf.String())
 			}
 		}
+	}
+}
+
+// A value sealed before key ids whose random nonce happens to start with
+// the format tag and a key id not held (one in 2^24) still opens as the
+// legacy value it is; it answered "master key not held" (found by a probe).
+func TestLegacyNonceLooksTagged(t *testing.T) {
+	k := newKeys(t, testMaster)
+	sub, err := deriveKey(testMaster, nil, infoSealTPK, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte{'M', 'K', 1, 9, 9, 9, 9, 1, 2, 3, 4, 5}
+	legacy := g.Seal(bytes.Clone(nonce), nonce, demoTPK, []byte("POS01"))
+	got, err := k.OpenTPK("POS01", legacy)
+	if err != nil || !bytes.Equal(got, demoTPK) {
+		t.Fatalf("legacy TPK with a tag-like nonce: %x, %v", got, err)
+	}
+	// A value that is truly under a key not held still says so.
+	other := newKeys(t, mustHex(strings.Repeat("ab", 32)))
+	sealed, err := other.SealTPK("POS01", demoTPK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.OpenTPK("POS01", sealed); err == nil || !strings.Contains(err.Error(), "not held") {
+		t.Fatalf("a TPK under another key: %v, want not held", err)
 	}
 }
