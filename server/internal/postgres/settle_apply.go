@@ -206,7 +206,13 @@ SELECT max(line_no) FROM (SELECT s.line_no FROM settlement_staging s
 func (s *Store) applySlice(ctx context.Context, tx pgx.Tx, r *run, sl slice, products map[string]*mapfront.Product) ([]string, error) {
 	// The payments named are locked first, in id order, so that what is
 	// read below cannot change (a repeal, a concurrent run of another date)
-	// before it is written. Each record finds its payment and its prior
+	// before it is written. The read locks again what it reads: a payment
+	// a POS created after the first lock (an open_card resent after the
+	// day ended) is locked there too, or a repeal committing before the
+	// confirmation left the slice confirming fewer payments than it read,
+	// and the run failed (found by a probe). A slice holds no order or
+	// account row while it reads, so a POS transaction waiting on the
+	// slice never holds what the slice waits for. Each record finds its payment and its prior
 	// 交易id by a keyed lookup on a unique index (LATERAL … LIMIT 1 keeps
 	// the planner from hashing the whole card_payments table once per
 	// slice): a slice costs what its records cost, however many payments
@@ -237,7 +243,7 @@ FROM settlement_staging s
 LEFT JOIN LATERAL (SELECT business_date, amount FROM settlement_trades x WHERE x.trade_id = s.trade_id LIMIT 1) t ON true
 LEFT JOIN LATERAL (SELECT payment_id, order_id, seller_id, pay_sum, status, settled, trade_id, business_date FROM card_payments c
                    WHERE c.terminal_id = s.terminal_id AND c.batch_no = s.batch_no
-                     AND c.terminal_order_id = s.terminal_order_id LIMIT 1) p ON true
+                     AND c.terminal_order_id = s.terminal_order_id LIMIT 1 FOR UPDATE) p ON true
 WHERE ` + sliceWhere + `
 ORDER BY s.line_no`
 	aead, err := stagingAEAD()
