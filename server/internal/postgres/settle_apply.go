@@ -140,24 +140,23 @@ func (s *Store) applyRecords(ctx context.Context, r *run) error {
 func (s *Store) inParts(ctx context.Context, fn func(ctx context.Context, part int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make([]error, matchWorkers)
+	// The first error in time is the cause; the others' errors, once it
+	// cancelled them, are its consequences, however their cause is wrapped
+	// (the store's errors carry it as text: errors.Is cannot see it).
+	var once sync.Once
+	var first error
 	var wg sync.WaitGroup
 	for part := range matchWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[part] = fn(ctx, part); errs[part] != nil {
+			if err := fn(ctx, part); err != nil {
+				once.Do(func() { first = err })
 				cancel()
 			}
 		}()
 	}
 	wg.Wait()
-	var first error
-	for _, err := range errs {
-		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
-			first = err
-		}
-	}
 	return first
 }
 
