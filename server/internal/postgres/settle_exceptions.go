@@ -81,9 +81,10 @@ WHERE exception_id = $1`, id))
 //   - ignore: nothing to do.
 //   - link_order: the item belongs to r.OrderID, which must exist.
 //
-// Errors: 10001, 10006 (the order is closed), 10010 (no such item or
-// order), 10011 and 10013 (refund_owed, above), 10015 (the order is not paid
-// in full), 10018.
+// Errors: 10001, 10003 (a proposed resolution of the item waits for a
+// supervisor), 10006 (the order is closed), 10010 (no such item or order),
+// 10011 and 10013 (refund_owed, above), 10015 (the order is not paid in
+// full), 10018.
 func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*mapfront.Exception, bool, error) {
 	if err := r.Validate(); err != nil {
 		return nil, false, err
@@ -92,7 +93,23 @@ func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*m
 	var already bool
 	err := s.auditedTx(ctx, audit.Change{Op: "ResolveException", Target: "exception:" + strconv.FormatInt(r.ID, 10),
 		Args: map[string]any{"action": r.Action, "order_id": r.OrderID, "operator": r.Operator, "note": r.Note}}, func(tx pgx.Tx) error {
-		var err error
+		// A resolution waiting for a supervisor (four eyes) holds the
+		// item: another resolution, even one that moves no money, waits
+		// for that decision (10003), as a second proposal does (0019);
+		// resolving it meanwhile left the proposal approved with nothing
+		// done (found by a newcomer's trial). An expired one no longer
+		// holds it.
+		var pending int64
+		err := tx.QueryRow(ctx, `SELECT proposal_id FROM proposals
+WHERE kind = 'resolve_exception' AND state = 'pending' AND target = $1 AND expires_at > $2
+  AND EXISTS (SELECT 1 FROM settlement_exceptions WHERE exception_id = $3 AND state = 'open')
+ORDER BY proposal_id LIMIT 1`, "exception:"+strconv.FormatInt(r.ID, 10), s.clock.Now(), r.ID).Scan(&pending)
+		switch {
+		case err == nil:
+			return mapfront.Errorf(mapfront.CodeKeyReused, "异常%d有待主管复核的处理提案%d，须先由主管决定", r.ID, pending)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
 		out, already, err = s.resolveTx(ctx, tx, r)
 		return err
 	})

@@ -393,3 +393,34 @@ func TestRepealFrozenCardRefused(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// While a resolution of an item waits for a supervisor, another resolution
+// of it, even one that moves no money, is 10003 (README, four eyes: one
+// pending resolution per item); resolving it meanwhile left the proposal
+// approved with nothing done (found by a newcomer's trial). Once the
+// supervisor has decided, the item resolves as usual.
+func TestResolveWhileProposalPending(t *testing.T) {
+	e := newEnv(t)
+	stlOpen(t, e, "13800000360", stlID("11010519900101360"), "1012", "000360", 150000)
+	e.dayOver(t, "20261126")
+	if _, err := e.submit("20261126", "first", false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)
+	_, _, p, err := e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"})
+	if err != nil || p == nil {
+		t.Fatalf("proposal: %v %+v", err, p)
+	}
+	_, _, _, err = e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionIgnore, Operator: "ops1"})
+	wantCode(t, err, mapfront.CodeKeyReused)
+	if x, _ := e.store.GetException(e.ctx, items[0].ID); x.State != mapfront.ExceptionOpen {
+		t.Fatalf("item %+v, want open", x)
+	}
+	if _, err := e.store.pool.Exec(e.ctx, `UPDATE proposals SET state = 'rejected', decider = 'sup', decider_role = 'supervisor',
+    decided_at = now() WHERE proposal_id = $1`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionIgnore, Operator: "ops1"}); err != nil {
+		t.Fatalf("after the rejection: %v", err)
+	}
+}
