@@ -245,6 +245,11 @@ func (s *Service) OpenCard(ctx context.Context, r *OpenCardRequest) (*CardOrderA
 			}
 			a = new(CardOrderAnswer)
 			decline = ReplayKey(rec, fp, a)
+			if rec.State == KeyReversed && ErrorCode(decline) == CodeAlreadyUndone {
+				// A card sale is repealed (开卡撤销) or refunded by people,
+				// never reversed (冲正): say which.
+				decline = Errorf(CodeAlreadyUndone, "该笔开卡付款已撤销或已记为应退款")
+			}
 			return internalOnly(&decline)
 		}
 		var pwHash []byte

@@ -361,6 +361,9 @@ func TestRefundOwedThenRepealAndRepeat(t *testing.T) {
 		PaySum: 75000, HasPaySum: true,
 	})
 	wantCode(t, err, mapfront.CodeAlreadyUndone)
+	if de := (*mapfront.Error)(nil); !errors.As(err, &de) || de.Msg != "该笔开卡付款已撤销或已记为应退款" {
+		t.Fatalf("the repeat's errmsg: %v, want 该笔开卡付款已撤销或已记为应退款 (a card sale is never 冲正)", err)
+	}
 	if s := e.paymentStatus(t, "000321"); s != "refunded" {
 		t.Fatalf("payment %s, want refunded", s)
 	}
