@@ -12,6 +12,16 @@
 # answers. Every earlier answer of the block must have errcode 0. Exit 0 when
 # all agree; 1, with the differences, otherwise.
 #
+# It needs a FRESH database: the blocks open a card with fixed keys, and a
+# database that has already answered them (a second run) answers the repeated
+# open_card with 10011, and later blocks disagree. For a fresh one, stop
+# `make run` (Ctrl-C) and start it on a new database of its private cluster:
+#
+#   MAPFRONT_DATABASE_URL=$(scripts/devdb.sh url mapfront_$(date +%s)) make run
+#
+# (devdb.sh url NAME creates the database NAME; `make run` then migrates it
+# and loads the demo data into it.)
+#
 # For a test harness (server/readme_test.go): README_CURLS_BASE replaces the
 # README's gateway address http://127.0.0.1:8080, README_CURLS_SERVER its
 # bin/server, in the blocks before they run.
@@ -40,6 +50,8 @@ field() { sed -n 's/^{"errcode":[0-9]*,"errmsg":"[^"]*".*"'"$1"'":"\{0,1\}\([^",
 errcode() { sed -n 's/^{"errcode":\([0-9]*\),.*/\1/p' <<<"$1"; }
 errmsg() { sed -n 's/^{"errcode":[0-9]*,"errmsg":"\([^"]*\)".*/\1/p' <<<"$1"; }
 
+echo "readme-curls: needs a fresh demo database (a reused one answers 10011 to the repeated open_card)."
+echo "  for one: stop make run, then: MAPFRONT_DATABASE_URL=\$(scripts/devdb.sh url mapfront_\$(date +%s)) make run"
 fail=0
 for i in $(seq 1 "$blocks"); do
   code="$tmp/$i.sh"
@@ -76,5 +88,8 @@ for i in $(seq 1 "$blocks"); do
     fi
   done
 done
-if [ "$fail" = 0 ]; then echo "readme-curls: every answer is the one the README shows"; else echo "readme-curls: the README and the server disagree" >&2; fi
+if [ "$fail" = 0 ]; then echo "readme-curls: every answer is the one the README shows"; else
+  echo "readme-curls: the README and the server disagree" >&2
+  echo "  (errcode 10011 on an open_card: the database is not fresh; see the start of this output)" >&2
+fi
 exit "$fail"

@@ -37,10 +37,10 @@ func makeCerts(args []string) error {
 	dir := fs.String("dir", ".data/pki", "directory of the CA, the certificates and the roles file")
 	hosts := fs.String("hosts", "127.0.0.1,::1,localhost", "names and addresses of the server certificate, comma-separated")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return configErr(err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("certs: unexpected arguments %q", fs.Args())
+		return configErr(fmt.Errorf("certs: unexpected arguments %q", fs.Args()))
 	}
 	leaves := []pki.Leaf{{Name: "server", Hosts: strings.Split(*hosts, ",")}}
 	var roles strings.Builder

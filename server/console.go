@@ -44,11 +44,11 @@ var consoleRoles = []authz.Role{authz.Operator, authz.Admin, authz.Auditor, auth
 // trail.
 func consoleUser(ctx context.Context, store *postgres.Store, args []string, in io.Reader) error {
 	if len(args) != 3 || args[0] != "add" {
-		return errors.New("usage: server console-user add NAME ROLE  (password on standard input)")
+		return configErr(errors.New("usage: server console-user add NAME ROLE  (password on standard input)"))
 	}
 	name, role := args[1], authz.Role(args[2])
 	if !slices.Contains(consoleRoles, role) {
-		return fmt.Errorf("console-user: role %q: want one of %v", role, consoleRoles)
+		return configErr(fmt.Errorf("console-user: role %q: want one of %v", role, consoleRoles))
 	}
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -56,7 +56,7 @@ func consoleUser(ctx context.Context, store *postgres.Store, args []string, in i
 	}
 	password := strings.TrimRight(line, "\r\n")
 	if len([]rune(password)) < 10 {
-		return errors.New("console-user: the password (standard input) must have at least 10 characters")
+		return configErr(errors.New("console-user: the password (standard input) must have at least 10 characters"))
 	}
 	hash, err := console.HashPassword(password)
 	if err != nil {

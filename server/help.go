@@ -17,7 +17,7 @@ var commands = []struct{ name, what string }{
 	{"serve", "run the gRPC server (the default when no command is given)"},
 	{"migrate", "apply the embedded migrations, seal the ID numbers still in clear, and exit"},
 	{"demo", "load the demo data and exit (idempotent)"},
-	{"rotate-keys", "re-seal ID numbers and terminal PIN keys under the current master key (--check: only report)"},
+	{"rotate-keys", "re-seal ID numbers and terminal PIN keys under the current master key (--check: only report; exit 1 while values are left under other keys)"},
 	{"console-user", "add NAME ROLE: create or reset an operations-console account (password on standard input)"},
 	{"verify-ledger", "ask a running server to prove the ledger; exit 1 if it does not"},
 	{"pinblock", "print the paymentCodeDES a terminal would send for a PIN"},
@@ -49,6 +49,10 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.what)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Exit codes: 0 done; 1 failed, or not done (rotate-keys: values left under other")
+	fmt.Fprintln(w, "keys; verify-ledger: the ledger does not prove); 2 usage or configuration (unknown")
+	fmt.Fprintln(w, "command or flag, no MAPFRONT_DATABASE_URL, no master key, missing TLS files).")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Flags of serve, also read by migrate, demo, rotate-keys and console-user")
 	fmt.Fprintln(w, "(server verify-ledger -h, server pinblock -h, server certs -h: theirs):")

@@ -5,7 +5,7 @@
 //	server [serve]       run the gRPC server (default)
 //	server migrate       apply the embedded migrations, seal the ID numbers still in clear, and exit
 //	server rotate-keys   re-seal ID numbers and PIN keys under the current master key
-//	                     (--check: only report what is left under old keys; exit 1 if any)
+//	                     (--check: only report what is left under other keys; exit 1 if any)
 //	server demo          load the demo data of SPEC section 8 and exit
 //	server verify-ledger ask a running server to prove the ledger (exit 1 if not)
 //	server pinblock      build a paymentCodeDES for a PIN, consumerId and key
@@ -14,6 +14,11 @@
 //	server console-user add NAME ROLE
 //	                     create or reset an operations-console account; the
 //	                     password is read from standard input
+//
+// Exit codes (exitCode): 0 done; 1 failed, or not done (rotate-keys: values
+// are left under other keys; verify-ledger: the ledger does not prove);
+// 2 usage or configuration (an unknown command or flag, no database URL, no
+// master key, missing TLS files), before anything was done.
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -76,15 +83,48 @@ func main() {
 	case "certs":
 		err = makeCerts(args)
 	default:
-		err = fmt.Errorf("unknown command %q (%s)", cmd, commandNames())
+		err = configErr(fmt.Errorf("unknown command %q (%s)", cmd, commandNames()))
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// Exit codes of the server command (the package comment, `server help` and
+// the README say what they mean).
+const (
+	exitFailed = 1 // failed, or not done: values left under other keys, a ledger that does not prove
+	exitUsage  = 2 // usage or configuration: nothing was done
+)
+
+// usageError marks an error as the caller's: the command line or the
+// environment is wrong or incomplete (exit 2). A script can tell it from
+// exit 1, which rotate-keys --check gives while values are left under
+// other keys.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// configErr marks err (if not nil) as a usage or configuration error.
+func configErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageError{err}
+}
+
+// exitCode is the exit status of a command that returned err (not nil).
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFailed
 }
 
 func runServer(cmd string, args []string) error {
@@ -95,20 +135,23 @@ func runServer(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	cfg, err := config.Load(fs, args)
 	if err != nil {
-		return err
+		return configErr(err)
+	}
+	if cmd != "console-user" && cmd != "serve" && fs.NArg() > 0 {
+		return configErr(fmt.Errorf("%s: unexpected arguments %q", cmd, fs.Args()))
 	}
 	if err := cfg.RequireDatabase(); err != nil {
-		return err
+		return configErr(err)
 	}
 	if cmd == "serve" { // before the database and the keys: the first thing an operator must fix
 		if err := cfg.RequireTLS(); err != nil {
-			return err
+			return configErr(err)
 		}
 	}
 	log := newLogger(cfg.LogLevel)
 	keys, err := secret.FromEnv()
 	if err != nil {
-		return err
+		return configErr(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -123,7 +166,7 @@ func runServer(cmd string, args []string) error {
 	}
 	defer store.Close()
 	if cmd == "rotate-keys" {
-		return rotateKeys(ctx, store, keys, log, check)
+		return rotateKeys(ctx, store, keys, log, check, os.Stdout)
 	}
 	// Migration 0005 completed in Go: rows written before it get their ID
 	// number sealed before anything is served (SPEC section 7).
@@ -362,11 +405,11 @@ func verifyLedger(args []string) error {
 	files := mtls.FilesFromEnv(os.Getenv)
 	files.Register(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return configErr(err)
 	}
 	creds, err := mtls.DialCredentials(*addr, files, mtls.DevPlaintext(os.Getenv))
 	if err != nil {
-		return err
+		return configErr(err)
 	}
 	conn, err := grpc.NewClient(*addr, creds)
 	if err != nil {
@@ -400,11 +443,11 @@ func buildPINBlock(args []string) error {
 	key := fs.String("key", demoTPK, "the terminal's PIN key in hex (default: the demo TPK)")
 	legacy := fs.Bool("legacy", false, "single-length DES key (legacy terminals only)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return configErr(err)
 	}
 	k, err := hexKey(*key)
 	if err != nil {
-		return err
+		return configErr(err)
 	}
 	keying := pinblock.DoubleLength
 	if *legacy {
@@ -419,10 +462,11 @@ func buildPINBlock(args []string) error {
 }
 
 // rotateKeys re-seals what old master keys wrote under the current one
-// (or, with check, only counts it) and reports what is left. It fails
+// (or, with check, only counts it) and reports what is left on out. It fails
 // (exit 1) while anything is left, so that a runbook can loop on
-// `server rotate-keys --check` before removing the old keys.
-func rotateKeys(ctx context.Context, store *postgres.Store, keys *secret.Keys, log *slog.Logger, check bool) error {
+// `server rotate-keys --check` before removing the old keys; a usage or
+// configuration error is exit 2 (runServer).
+func rotateKeys(ctx context.Context, store *postgres.Store, keys *secret.Keys, log *slog.Logger, check bool, out io.Writer) error {
 	var left mapfront.KeyCounts
 	var err error
 	if check {
@@ -433,11 +477,24 @@ func rotateKeys(ctx context.Context, store *postgres.Store, keys *secret.Keys, l
 	if err != nil {
 		return err
 	}
-	fmt.Printf("current key %s: not yet under it: %d clear ID numbers, %d ID numbers, %d terminal PIN keys, %d open_card fingerprints, %d password hashes\n",
+	fmt.Fprintf(out, "current key %s: not yet under it: %d clear ID numbers, %d ID numbers, %d terminal PIN keys, %d open_card fingerprints, %d password hashes\n",
 		keys.KeyID(), left.ClearIDs, left.IDs, left.TPKs, left.Fingerprints, left.Passwords)
+	old := keys.OldKeys()
 	if !left.Done() {
-		return fmt.Errorf("values remain under old keys: keep MAPFRONT_OLD_MASTER_KEYS_FILE (passwords move on the customer's next successful pay or query; a reset under the new key moves one at once)")
+		var next []string
+		if check {
+			next = append(next, "run `server rotate-keys` to re-seal them")
+		}
+		if old > 0 {
+			next = append(next, "keep "+secret.EnvOldMasterKeysFile)
+		}
+		next = append(next, "passwords move on the customer's next successful pay or query; a reset under the new key moves one at once")
+		return fmt.Errorf("values remain under other keys (%s)", strings.Join(next, "; "))
 	}
-	fmt.Println("nothing left under old keys: they can be removed")
+	if old == 0 {
+		fmt.Fprintf(out, "nothing left under other keys; no old key is configured (%s is not set): nothing to remove\n", secret.EnvOldMasterKeysFile)
+		return nil
+	}
+	fmt.Fprintf(out, "nothing left under other keys: the %d old key(s) of %s can be removed\n", old, secret.EnvOldMasterKeysFile)
 	return nil
 }

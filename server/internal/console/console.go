@@ -161,6 +161,7 @@ func New(o Options) (*Server, error) {
 		},
 		"label":     label,
 		"labeltext": labelText,
+		"method":    auditMethod,
 	}
 	names, err := templateFiles.ReadDir("templates")
 	if err != nil {

@@ -300,3 +300,80 @@ func TestRefusedApprovalSuggestsRejecting(t *testing.T) {
 		t.Errorf("rejected proposals: %v %d", err, len(ps))
 	}
 }
+
+// A missing_from_file item has no file line and no file amount: the queue
+// and the item's page show "-" for its line (not 0) and, in the queue's
+// amount column, the amount our records expect (the CLI's and the report's
+// amount of such an item), not 0.00. Filing its activation is recorded as a
+// proposal (ProposeResolution), not as "ResolveException 成功"; the
+// supervisor's note on the proposals page reaches the decision.
+func TestQueueAmountsProposalTrailAndNote(t *testing.T) {
+	s := newSystem(t)
+	if s.item.Type.FromFile() || s.item.LineNo != 0 || s.item.Expected == 0 {
+		t.Fatalf("want a missing_from_file item: %+v", s.item)
+	}
+	id := strconv.FormatInt(s.item.ID, 10)
+	expected := mapfront.FormatYuan(s.item.Expected)
+	alice := newClient(t, s.url)
+	if code, _, _ := alice.signIn("alice", s.password("alice")); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	_, _, page := alice.do("GET", "/exceptions", nil)
+	row := regexp.MustCompile(`(?s)<tr><td><a href="/exceptions/` + id + `">.*?</tr>`).FindString(page)
+	if !strings.Contains(row, `<td class="line">-</td>`) || !regexp.MustCompile(`<td class="num amount"><span[^>]*>`+regexp.QuoteMeta(expected)+`</span></td>`).MatchString(row) {
+		t.Errorf("queue row of a missing item: want line - and amount %s:\n%s", expected, row)
+	}
+	_, _, page = alice.do("GET", "/exceptions/"+id, nil)
+	if !strings.Contains(page, `<td id="line">-</td>`) || !strings.Contains(page, `<td id="file-amount">-（文件中没有记录）</td>`) {
+		t.Errorf("item page: want line - and no file amount:\n%s", page)
+	}
+	// The card sale's order has no terminal of its own (its payments do):
+	// no empty "商户/门店/终端 / /" row.
+	if _, _, page := alice.do("GET", "/orders?id="+s.item.OrderID, nil); !strings.Contains(page, `id="order"`) ||
+		strings.Contains(page, "<td> /  / </td>") || !strings.Contains(page, "见下方开卡付款") {
+		t.Errorf("card order page:\n%s", page)
+	}
+	code, _, _ := alice.do("POST", "/exceptions/"+id+"/resolve", url.Values{"csrf": {alice.csrf}, "action": {"activate"}, "note": {"POSP确认已收款"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("resolve: %d", code)
+	}
+	ps, err := s.store.ListProposals(s.ctx, mapfront.ProposalFilter{State: mapfront.ProposalPending})
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("pending proposals: %v %+v", err, ps)
+	}
+	trail, err := s.store.ListAudit(s.ctx, audit.Filter{Target: "exception:" + id})
+	if err != nil || len(trail) != 1 || trail[0].Method != "/mapfront.v1.AdminService/ProposeResolution" || trail[0].Outcome != audit.OK {
+		t.Fatalf("trail of the filing: %v %+v", err, trail)
+	}
+	carol := newClient(t, s.url)
+	if code, _, _ := carol.signIn("carol", s.password("carol")); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	if _, _, page := carol.do("GET", "/audit?target=exception:"+id, nil); !strings.Contains(page, "提交处理提案") ||
+		strings.Contains(page, "ResolveException") {
+		t.Errorf("audit page of the filing:\n%s", page)
+	}
+
+	bob := newClient(t, s.url)
+	if code, _, _ := bob.signIn("bob", s.password("bob")); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	pid := strconv.FormatInt(ps[0].ID, 10)
+	_, _, page = bob.do("GET", "/proposals", nil)
+	form := regexp.MustCompile(`(?s)<tr id="proposal-` + pid + `">.*?</tr>`).FindString(page)
+	if !strings.Contains(form, `<textarea name="note"`) || !strings.Contains(form, `formaction="/proposals/`+pid+`/approve"`) ||
+		!strings.Contains(form, `formaction="/proposals/`+pid+`/reject"`) {
+		t.Fatalf("proposal row: want a note and both decisions:\n%s", form)
+	}
+	code, _, _ = bob.do("POST", "/proposals/"+pid+"/approve", url.Values{"csrf": {bob.csrf}, "back": {"/proposals"}, "note": {"已核对POSP回单"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("approve: %d", code)
+	}
+	p, err := s.store.GetProposal(s.ctx, ps[0].ID)
+	if err != nil || p.State != mapfront.ProposalApproved || p.DecisionNote != "已核对POSP回单" {
+		t.Fatalf("approved proposal: %v %+v", err, p)
+	}
+	if _, _, page := bob.do("GET", "/proposals?state=all", nil); !strings.Contains(page, "（已核对POSP回单）") {
+		t.Errorf("proposals page lacks the decision's note")
+	}
+}

@@ -3,6 +3,7 @@ package console
 import (
 	"fmt"
 	"html/template"
+	"strings"
 
 	"mapfront/server/internal/authz"
 	"mapfront/server/internal/mapfront"
@@ -103,6 +104,19 @@ var labels = map[string]map[string]string{
 		"topup":    "现金充值",
 		"demo":     "演示数据",
 	},
+	// An audit record's method (the part after the service): the ones of
+	// the four-eyes path, where the RPC and what it did differ. Filing a
+	// proposal is ProposeResolution or ProposeTopUp, not the ResolveException
+	// or TopUpCash that filed it: "ResolveException 成功" read as resolved
+	// while nothing had moved. Other methods are shown as they are.
+	"audit_method": {
+		"ProposeResolution": "提交处理提案（待复核，未变动）",
+		"ProposeTopUp":      "提交充值提案（待复核，未变动）",
+		"ResolveException":  "处理异常",
+		"TopUpCash":         "现金充值",
+		"ApproveProposal":   "批准提案",
+		"RejectProposal":    "驳回提案",
+	},
 	"audit_outcome": {
 		"ok":      "成功",
 		"refused": "被拒绝",
@@ -155,6 +169,18 @@ func labelText(field string, word any) (string, error) {
 		return l, nil
 	}
 	return w, nil
+}
+
+// auditMethod is an audit record's method as the trail page shows it: the
+// label of its name after the service, the full method in the title; a
+// method without a label (or not an RPC's, as settlement.AutoResolve) as it
+// is.
+func auditMethod(method string) template.HTML {
+	short := method[strings.LastIndex(method, "/")+1:]
+	if l, ok := labels["audit_method"][short]; ok {
+		return template.HTML(`<span title="` + template.HTMLEscapeString(method) + `">` + template.HTMLEscapeString(l+" "+short) + `</span>`)
+	}
+	return template.HTML(template.HTMLEscapeString(method))
 }
 
 // label is labelText as HTML, with the word in the title: the label for the

@@ -35,6 +35,8 @@ func TestEveryEnumHasALabel(t *testing.T) {
 		// ledger_txns.kind has no CHECK: the kinds the store posts
 		// (postgres: post, queuePost, ledgerManyArgs; 0001_core.sql).
 		"ledger_kind": {"activate", "release", "repeal", "pay", "cancel", "undo", "topup", "demo"},
+		// The four-eyes path's methods (postgres: proposalOps, and the RPCs).
+		"audit_method": {"ProposeResolution", "ProposeTopUp", "ResolveException", "TopUpCash", "ApproveProposal", "RejectProposal"},
 	}
 	for _, r := range authz.AllRoles {
 		want["role"] = append(want["role"], string(r))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -84,8 +85,33 @@ const expireProposalSQL = `UPDATE proposals SET state = 'rejected',
     decision_note = $2, decided_at = $3
 WHERE proposal_id = $1 AND state = 'pending'`
 
+// proposalOps are the audit trail's methods of filing a proposal, by kind.
+// The record of a filing names it so, not the RPC that filed it
+// (ResolveException, TopUpCash): "ResolveException ok" on an item read as
+// resolved while nothing had moved yet.
+var proposalOps = map[mapfront.ProposalKind]string{
+	mapfront.ProposeResolve: "ProposeResolution",
+	mapfront.ProposeTopUp:   "ProposeTopUp",
+}
+
+// proposalActor is ctx with its actor's method (a full method name such as
+// /mapfront.v1.AdminService/ResolveException) renamed to op in the same
+// service (/mapfront.v1.AdminService/ProposeResolution), for the audit
+// record of a filing; ctx without an actor is returned as it is (the record
+// takes op itself).
+func proposalActor(ctx context.Context, op string) context.Context {
+	a, ok := audit.ActorFrom(ctx)
+	if !ok {
+		return ctx
+	}
+	a.Method = a.Method[:strings.LastIndex(a.Method, "/")+1] + op
+	return audit.WithActor(ctx, a)
+}
+
 // CreateProposal stores a pending proposal of the caller, expiring ttl from
-// now, with its audit record (op Propose<Action>, on the proposal's target).
+// now, with its audit record (method ProposeResolution or ProposeTopUp, in
+// the service of the RPC that filed it: proposalOps; on the proposal's
+// target).
 // What a pending proposal already acts on is not proposed twice (the unique
 // indexes of migrations 0018 and 0019 make two callers racing each other
 // find the same one):
@@ -115,7 +141,12 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 	if !ok {
 		actor = audit.Actor{Identity: audit.Local}
 	}
-	change := audit.Change{Op: "Propose", Target: p.Target, Args: map[string]any{"kind": p.Kind, "action": args}}
+	op, ok := proposalOps[p.Kind]
+	if !ok {
+		return nil, fmt.Errorf("proposal: unknown kind %q", p.Kind)
+	}
+	ctx = proposalActor(ctx, op)
+	change := audit.Change{Op: op, Target: p.Target, Args: map[string]any{"kind": p.Kind, "action": args}}
 	var out *mapfront.Proposal
 	var resent bool
 	err = s.auditedTx(ctx, change, func(tx pgx.Tx) error {

@@ -55,7 +55,9 @@ func TestProposalActivateFourEyes(t *testing.T) {
 	alice, bob := as(e.ctx, "alice", "operator"), as(e.ctx, "bob", "supervisor")
 	txns := e.scalar(t, `SELECT count(*) FROM ledger_txns`)
 
-	got, already, p, err := e.admin.SubmitResolution(alice, mapfront.Resolution{ID: item.ID, Action: mapfront.ActionActivate,
+	// Filed through ResolveException, as the gRPC edge and the console do.
+	filing := audit.WithActor(e.ctx, audit.Actor{Identity: "alice", Role: "operator", Method: "/mapfront.v1.AdminService/ResolveException"})
+	got, already, p, err := e.admin.SubmitResolution(filing, mapfront.Resolution{ID: item.ID, Action: mapfront.ActionActivate,
 		Operator: "alice", Note: "POSP确认已收款"})
 	if err != nil || already || p == nil || p.State != mapfront.ProposalPending || p.Proposer != "alice" || got.State != mapfront.ExceptionOpen {
 		t.Fatalf("propose: %v %v %+v %+v", err, already, p, got)
@@ -121,6 +123,10 @@ func TestProposalActivateFourEyes(t *testing.T) {
 	for _, r := range trail {
 		switch {
 		case r.Identity == "alice" && r.Outcome == audit.OK && strings.Contains(r.Args, `"proposal_id"`):
+			// A filing is not recorded as the resolution it asks for.
+			if r.Method != "/mapfront.v1.AdminService/ProposeResolution" {
+				t.Errorf("the filing's record has method %q, want /mapfront.v1.AdminService/ProposeResolution", r.Method)
+			}
 			proposed++
 		case r.Identity == "bob" && r.Outcome == audit.OK && strings.Contains(r.Args, `"proposer": "alice"`) && strings.Contains(r.Args, `"result": "异常`):
 			approved++
@@ -315,10 +321,13 @@ func TestTopUpApprovalWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proposals := 0
+	proposals, filings := 0, 0
 	for _, a := range trail {
 		if strings.Contains(a.Args, `"topup_cash"`) { // a proposal's or its decision's record
 			proposals++
+		}
+		if a.Method == "ProposeTopUp" { // as's method has no service: the op alone
+			filings++
 		}
 		if a.Outcome != audit.OK {
 			t.Errorf("audit record %s %s %s errcode %d %s: want none refused", a.Identity, a.Method, a.Outcome, a.Errcode, a.Args)
@@ -326,6 +335,9 @@ func TestTopUpApprovalWindow(t *testing.T) {
 	}
 	// Nine proposals (w-2, w-4, w-5 and the six concurrent ones) and w-2's
 	// approval.
+	if filings != 9 {
+		t.Errorf("%d records with method ProposeTopUp, want 9 (the filings)", filings)
+	}
 	if proposals != 10 {
 		t.Errorf("%d records of top-up proposals in the trail (of %d records), want 10", proposals, len(trail))
 	}

@@ -373,6 +373,16 @@ func (k *Keys) KeyID() string {
 	return hex.EncodeToString(k.CurrentPrefix()[3:])
 }
 
+// OldKeys returns how many old master keys the Keys hold besides the
+// current one (MAPFRONT_OLD_MASTER_KEYS_FILE's keys); 0 for a zero Keys.
+func (k *Keys) OldKeys() int {
+	r, err := k.material()
+	if err != nil {
+		return 0
+	}
+	return len(r.all) - 1
+}
+
 // IsCurrent reports whether a stored value (sealed TPK or ID, ID index,
 // password hash) was written by the current key. Values written by an old
 // key, or before key ids, are not current: rotate-keys rewrites them.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
-	"mapfront/settlement/internal/calendar"
 )
 
 // audit is `settlement audit`: the audit trail of changes made through
@@ -52,7 +51,7 @@ func (a *app) audit(ctx context.Context, args []string) error {
 	defer cancel()
 	resp, err := client.ListAudit(ctx, req)
 	if err != nil {
-		return explain(calendar.Date{}, fmt.Errorf("ListAudit: %w", err))
+		return explainCall("ListAudit", err, "")
 	}
 	if len(resp.GetRecords()) == 0 {
 		fmt.Fprintln(a.env.Stdout, "No audit records.")

@@ -38,6 +38,7 @@ type fakeServer struct {
 	listReq    *mapfrontv1.ListExceptionsRequest
 	resolveReq *mapfrontv1.ResolveExceptionRequest
 	already    bool
+	decideErr  error // ApproveProposal's and RejectProposal's error, if set
 }
 
 type fakeSettlement struct {
@@ -136,6 +137,24 @@ func (f fakeAdmin) ResolveException(_ context.Context, req *mapfrontv1.ResolveEx
 	f.resolveReq = req
 	e := &mapfrontv1.Exception{Id: req.Id, Type: mapfrontv1.ExceptionType_EXCEPTION_TYPE_AMOUNT_MISMATCH, State: mapfrontv1.ExceptionState_EXCEPTION_STATE_RESOLVED, Action: req.Action, Operator: req.Operator, Note: req.Note, LinkedOrderId: req.OrderId}
 	return &mapfrontv1.ResolveExceptionResponse{Exception: e, Already: f.already}, nil
+}
+
+func (f fakeAdmin) ApproveProposal(_ context.Context, req *mapfrontv1.ApproveProposalRequest) (*mapfrontv1.ApproveProposalResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.decideErr != nil {
+		return nil, f.decideErr
+	}
+	return &mapfrontv1.ApproveProposalResponse{Proposal: &mapfrontv1.Proposal{Id: req.Id, State: "approved", Decider: "supervisor", Proposer: "admin"}}, nil
+}
+
+func (f fakeAdmin) RejectProposal(_ context.Context, req *mapfrontv1.RejectProposalRequest) (*mapfrontv1.RejectProposalResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.decideErr != nil {
+		return nil, f.decideErr
+	}
+	return &mapfrontv1.RejectProposalResponse{Proposal: &mapfrontv1.Proposal{Id: req.Id, State: "rejected", Decider: "supervisor", Proposer: "admin"}}, nil
 }
 
 // clientEnv holds, by server address, the MAPFRONT_GRPC_*_FILE variables
@@ -243,6 +262,60 @@ func TestRunRefused(t *testing.T) {
 	r := runCmd(t, map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f)}, "run", "--file", "testdata/20141211.txt")
 	if r.code != ExitFailed || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("exit %d stderr %s", r.code, r.stderr)
+	}
+}
+
+// refusal is a status as the server answers a domain error: the gRPC code
+// with an ErrorDetail carrying the errcode and message.
+func refusal(t *testing.T, c codes.Code, errcode int32, msg string) error {
+	t.Helper()
+	st, err := status.New(c, msg).WithDetails(&mapfrontv1.ErrorDetail{Errcode: errcode, Errmsg: msg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Err()
+}
+
+// A refused approval is said with its errcode and the server's message,
+// and what to do next (reject it, then handle the item otherwise); the hint
+// about a refused batch and --force belongs to run only (it was printed for
+// a proposal whose payment had been repealed meanwhile).
+func TestProposalRefused(t *testing.T) {
+	f := &fakeServer{decideErr: refusal(t, codes.FailedPrecondition, 10011, "该笔开卡付款已撤销，无需退款")}
+	vars := map[string]string{"MAPFRONT_GRPC_ADDR": startServer(t, f)}
+	r := runCmd(t, vars, "proposals", "approve", "7")
+	if r.code != ExitFailed || strings.Contains(r.stderr, "--force") || strings.Contains(r.stderr, "batch") ||
+		!strings.Contains(r.stderr, "ApproveProposal 7: refused: errcode 10011: 该笔开卡付款已撤销，无需退款") ||
+		!strings.Contains(r.stderr, "settlement proposals reject 7 --note") || !strings.Contains(r.stderr, "settlement exceptions resolve ID --action") {
+		t.Errorf("approve: exit %d stderr %s", r.code, r.stderr)
+	}
+	// Rejecting, and an approval refused otherwise (expired; the proposer's
+	// own), get the errcode without that hint.
+	for _, c := range []struct {
+		err  error
+		args []string
+		want string
+	}{
+		{refusal(t, codes.FailedPrecondition, 10011, "该笔开卡付款已撤销，无需退款"), []string{"proposals", "reject", "7"}, "RejectProposal 7: refused: errcode 10011"},
+		{refusal(t, codes.FailedPrecondition, 10006, "提案7已于2014-12-12 09:00过期，须重新提出"), []string{"proposals", "approve", "7"}, "errcode 10006: 提案7已于"},
+		{refusal(t, codes.PermissionDenied, 10002, "四眼原则：提案人不能复核自己的提案"), []string{"proposals", "approve", "7"}, "errcode 10002"},
+	} {
+		f.mu.Lock()
+		f.decideErr = c.err
+		f.mu.Unlock()
+		r := runCmd(t, vars, c.args...)
+		if r.code != ExitFailed || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "--force") ||
+			strings.Contains(r.stderr, "proposals reject") {
+			t.Errorf("%v: exit %d stderr %s", c.args, r.code, r.stderr)
+		}
+	}
+	// A status without an ErrorDetail (the authorization's refusal) is said
+	// by its code.
+	f.mu.Lock()
+	f.decideErr = status.Error(codes.PermissionDenied, "settlement may not call /mapfront.v1.AdminService/ApproveProposal")
+	f.mu.Unlock()
+	if r := runCmd(t, vars, "proposals", "approve", "7"); !strings.Contains(r.stderr, "ApproveProposal 7: PermissionDenied: settlement may not call") {
+		t.Errorf("stderr %s", r.stderr)
 	}
 }
 

@@ -85,7 +85,7 @@ func (a *app) exceptionsList(ctx context.Context, args []string) error {
 	defer cancel()
 	resp, err := client.ListExceptions(ctx, req)
 	if err != nil {
-		return explain(calendar.Date{}, fmt.Errorf("ListExceptions: %w", err))
+		return explainCall("ListExceptions", err, "")
 	}
 	return report.Exceptions(a.env.Stdout, resp.GetExceptions())
 }
@@ -121,7 +121,7 @@ func (a *app) exceptionsShow(ctx context.Context, args []string) error {
 	defer cancel()
 	resp, err := client.GetException(ctx, &mapfrontv1.GetExceptionRequest{Id: id})
 	if err != nil {
-		return explain(calendar.Date{}, fmt.Errorf("GetException %d: %w", id, err))
+		return explainCall(fmt.Sprintf("GetException %d", id), err, "")
 	}
 	return report.Exception(a.env.Stdout, resp.GetException())
 }
@@ -165,7 +165,7 @@ func (a *app) exceptionsResolve(ctx context.Context, args []string) error {
 		OrderId:  *order,
 	})
 	if err != nil {
-		return explain(calendar.Date{}, fmt.Errorf("ResolveException %d: %w", id, err))
+		return explainCall(fmt.Sprintf("ResolveException %d", id), err, "")
 	}
 	if p := resp.GetProposal(); p != nil {
 		// activate and refund_owed move money: four eyes (SPEC section 7).

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	mapfrontv1 "mapfront/gen/mapfront/v1"
-	"mapfront/settlement/internal/calendar"
 )
 
 // proposals is `settlement proposals`: the four-eyes proposals (SPEC
@@ -55,7 +58,7 @@ func (a *app) proposalsList(ctx context.Context, args []string) error {
 	defer cancel()
 	resp, err := client.ListProposals(ctx, &mapfrontv1.ListProposalsRequest{State: *state, Limit: int32(*limit)})
 	if err != nil {
-		return explain(calendar.Date{}, fmt.Errorf("ListProposals: %w", err))
+		return explainCall("ListProposals", err, "")
 	}
 	if len(resp.GetProposals()) == 0 {
 		fmt.Fprintln(a.env.Stdout, "No proposals.")
@@ -98,13 +101,13 @@ func (a *app) proposalsDecide(ctx context.Context, approve bool, args []string) 
 	if approve {
 		r, err := client.ApproveProposal(ctx, &mapfrontv1.ApproveProposalRequest{Id: id, Note: *note})
 		if err != nil {
-			return explain(calendar.Date{}, fmt.Errorf("ApproveProposal %d: %w", id, err))
+			return explainCall(fmt.Sprintf("ApproveProposal %d", id), err, approvalHint(id, err))
 		}
 		p, already = r.GetProposal(), r.GetAlready()
 	} else {
 		r, err := client.RejectProposal(ctx, &mapfrontv1.RejectProposalRequest{Id: id, Note: *note})
 		if err != nil {
-			return explain(calendar.Date{}, fmt.Errorf("RejectProposal %d: %w", id, err))
+			return explainCall(fmt.Sprintf("RejectProposal %d", id), err, "")
 		}
 		p, already = r.GetProposal(), r.GetAlready()
 	}
@@ -117,4 +120,24 @@ func (a *app) proposalsDecide(ctx context.Context, approve bool, args []string) 
 		fmt.Fprintln(a.env.Stdout, p.GetResult())
 	}
 	return nil
+}
+
+// approvalHint says what to do after the server refused to approve
+// proposal id because its action is refused now (a FailedPrecondition such
+// as 10011 "该笔开卡付款已撤销，无需退款": the payment was repealed after the
+// proposal was filed): nothing moved and the proposal stays pending until
+// it is rejected or expires. An expired proposal (its message says so) and
+// any other refusal get no hint.
+func approvalHint(id int64, err error) string {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.FailedPrecondition {
+		return ""
+	}
+	if d := errorDetail(st); d != nil && strings.Contains(d.GetErrmsg(), "过期") {
+		return ""
+	}
+	return fmt.Sprintf("Nothing moved; proposal %d stays pending. If its action no longer applies, reject it:\n"+
+		"  settlement proposals reject %d --note 'why'\n"+
+		"then handle its target otherwise (a queue item: settlement exceptions show ID, then\n"+
+		"  settlement exceptions resolve ID --action %s).", id, id, resolveActions())
 }

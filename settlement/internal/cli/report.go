@@ -38,7 +38,7 @@ func (a *app) report(ctx context.Context, args []string) error {
 	defer a.close()
 	rep, err := a.job(conn).GetBatch(ctx, date)
 	if err != nil {
-		return explain(date, err)
+		return explainCall("GetBatch "+date.String(), err, "")
 	}
 	switch *csvPath {
 	case "":

@@ -124,7 +124,10 @@ func (a *app) job(conn grpc.ClientConnInterface) *settle.Job {
 	}
 }
 
-// explain adds what an operator should do to the errors that need it.
+// explain adds what an operator should do to the errors of a settlement
+// run (run, the daemon): the file source's, and the server's refusal of the
+// batch (SubmitBatch), which a different file for a date already settled
+// meets without --force. Other commands' calls go through explainCall.
 func explain(date calendar.Date, err error) error {
 	switch {
 	case errors.Is(err, fetch.ErrFileMissing):
@@ -142,9 +145,55 @@ func explain(date calendar.Date, err error) error {
 	case codes.FailedPrecondition, codes.AlreadyExists:
 		return fmt.Errorf("%w (the server refused the batch; a different file for a date already settled needs --force)", err)
 	case codes.Unavailable:
-		return fmt.Errorf("%w (is the mapfront server running at MAPFRONT_GRPC_ADDR?)", err)
+		return fmt.Errorf("%w%s", err, hintUnavailable)
 	}
 	return err
+}
+
+const hintUnavailable = " (is the mapfront server running at MAPFRONT_GRPC_ADDR?)"
+
+// callError is a failed call of a command other than run: what explainCall
+// says, wrapping the call's error (its gRPC status stays in the chain).
+type callError struct {
+	text string
+	err  error
+}
+
+func (e *callError) Error() string { return e.text }
+func (e *callError) Unwrap() error { return e.err }
+
+// explainCall says why the call (as "ApproveProposal 7") failed: for a
+// refusal by the server, its errcode and message (the ErrorDetail the status
+// carries, SPEC section 3), else the status; with hint, if not empty, after
+// it. A server that cannot be reached gets the address hint.
+func explainCall(call string, err error, hint string) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return &callError{fmt.Sprintf("%s: %v", call, err), err}
+	}
+	var text string
+	if d := errorDetail(st); d != nil {
+		text = fmt.Sprintf("%s: refused: errcode %d: %s", call, d.GetErrcode(), d.GetErrmsg())
+	} else {
+		text = fmt.Sprintf("%s: %s: %s", call, st.Code(), st.Message())
+	}
+	if st.Code() == codes.Unavailable {
+		text += hintUnavailable
+	}
+	if hint != "" {
+		text += "\n" + hint
+	}
+	return &callError{text, err}
+}
+
+// errorDetail is the ErrorDetail (errcode, message) of a status, or nil.
+func errorDetail(st *status.Status) *mapfrontv1.ErrorDetail {
+	for _, d := range st.Details() {
+		if e, ok := d.(*mapfrontv1.ErrorDetail); ok {
+			return e
+		}
+	}
+	return nil
 }
 
 // dateFromName finds the business date in a file name such as
