@@ -534,11 +534,25 @@ WHERE c.mobile = $1 AND c.id_index = ANY($2::bytea[]) FOR UPDATE OF o`, rec.Mobi
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "card_payments_terminal_id_batch_no_terminal_order_id_key" {
-			// Another record of the file opened this terminal key first.
+			// Another record of the file opened this terminal key first,
+			// or a POS did while the run applied (an open_card resent after
+			// the day ended: its payment appeared after this record was
+			// matched). The item says which, so that people link the two.
 			if rerr := sp.Rollback(ctx); rerr != nil {
 				return nil, rerr
 			}
-			d := recordException(st, mapfront.ExDuplicate, 0, "终端流水号已由另一条记录开卡")
+			var source string
+			var paymentID int64
+			if err := tx.QueryRow(ctx, `SELECT source, payment_id FROM card_payments
+WHERE terminal_id = $1 AND batch_no = $2 AND terminal_order_id = $3`, st.rec.TerminalID, st.rec.BatchNo,
+				st.rec.TerminalOrderID).Scan(&source, &paymentID); err != nil {
+				return nil, err
+			}
+			detail := "终端流水号已由另一条记录开卡"
+			if source == "pos" {
+				detail = fmt.Sprintf("日切期间POS已用该终端流水号开卡（付款%d），本记录未对账，请人工核对", paymentID)
+			}
+			d := recordException(st, mapfront.ExDuplicate, 0, detail)
 			return &d, nil
 		}
 		return nil, err
