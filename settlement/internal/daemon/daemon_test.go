@@ -527,21 +527,9 @@ func TestDaemonStartWhileServerDown(t *testing.T) {
 	cal := shanghaiCal(t, 0)
 	start := time.Date(2025, 3, 8, 9, 0, 0, 0, cal.Zone)
 	fr := &fakeRunner{statuses: map[string]string{"20250304": "settled"}}
-	r := &statusDownRunner{fakeRunner: fr, down: DefaultCatchUpDays + lookBeyond}
-	clock := &fakeClock{now: start}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	fr.clock, fr.cancel, fr.stopAfter = clock, cancel, 1
-	d := &Daemon{Calendar: cal, Runner: r, Now: clock.Now, Sleep: clock.Sleep, RetryInterval: 5 * time.Minute,
-		Retryable: func(err error) bool { return errors.Is(err, errUnavailable) }}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not stop")
-	}
-	got := strings.Join(fr.events, "\n")
+	got := runDaemon(t, cal, start, fr, 1, func(d *Daemon) {
+		d.Runner = &statusDownRunner{fakeRunner: fr, down: DefaultCatchUpDays + lookBeyond}
+	})
 	for _, want := range []string{"03-08 09:05 settle 20250305", "03-08 09:05 settle 20250306", "03-08 09:05 settle 20250307"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("events lack %q:\n%s", want, got)
