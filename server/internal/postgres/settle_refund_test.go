@@ -51,6 +51,25 @@ func (e *env) items(t *testing.T, typ mapfront.ExceptionType, state string, want
 	return out
 }
 
+// twoPartsOneRefunded pays a 1012 card (150000 fen) in two parts, keys
+// confirmed and refunded, settles 20261126 with confirmed's record only and
+// resolves the other part's missing_from_file item refund_owed.
+func twoPartsOneRefunded(t *testing.T, e *env, mobile, id, confirmed, refunded string) {
+	t.Helper()
+	stlOpen(t, e, mobile, id, "1012", confirmed, 75000)
+	stlOpen(t, e, mobile, id, "1012", refunded, 75000)
+	e.dayOver(t, "20261126")
+	rec := stlRec(1, "T"+confirmed, 75000, confirmed, id, mobile, "1012")
+	r, err := e.submit("20261126", "first", false, []mapfront.SettlementRecord{rec}, nil)
+	if err != nil || r.Matched != 1 || r.Activated != 0 {
+		t.Fatalf("first: %v %+v", err, r)
+	}
+	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)
+	if _, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // paymentStatus is the status of the open_card payment of terminal order
 // termOrder (SH01/POS01, batch 000001).
 func (e *env) paymentStatus(t *testing.T, termOrder string) string {
@@ -134,18 +153,7 @@ func TestRefundOwedPartThenActivateRefused(t *testing.T) {
 	e := newEnv(t)
 	id := stlID("11010519900101094")
 	const mobile = "13800000194"
-	stlOpen(t, e, mobile, id, "1012", "000194", 75000)
-	stlOpen(t, e, mobile, id, "1012", "000195", 75000)
-	e.dayOver(t, "20261126")
-	rec := stlRec(1, "T194", 75000, "000194", id, mobile, "1012")
-	r, err := e.submit("20261126", "first", false, []mapfront.SettlementRecord{rec}, nil)
-	if err != nil || r.Matched != 1 || r.Activated != 0 {
-		t.Fatalf("first: %v %+v", err, r)
-	}
-	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)
-	if _, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"}); err != nil {
-		t.Fatal(err)
-	}
+	twoPartsOneRefunded(t, e, mobile, id, "000194", "000195")
 	paid := e.scalar(t, `SELECT o.paid FROM card_orders o JOIN card_payments p USING (order_id) WHERE p.terminal_order_id = '000194'`)
 	filling := e.scalar(t, `SELECT count(*) FROM card_orders o JOIN card_payments p USING (order_id)
 WHERE p.terminal_order_id = '000194' AND o.filling AND o.status = 'pending'`)
@@ -157,7 +165,7 @@ WHERE p.terminal_order_id = '000194' AND o.filling AND o.status = 'pending'`)
 		t.Fatal(err)
 	}
 	open := e.items(t, mapfront.ExIncomplete, mapfront.ExceptionOpen, 1)
-	_, _, err = e.store.ResolveException(e.ctx, mapfront.Resolution{ID: open[0].ID, Action: mapfront.ActionActivate, Operator: "ops2"})
+	_, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: open[0].ID, Action: mapfront.ActionActivate, Operator: "ops2"})
 	wantCode(t, err, mapfront.CodeAmount)
 	if a := e.cardOf(t, mobile, "1012"); a.Balance != 0 {
 		t.Fatalf("card credited %d fen", a.Balance)
@@ -342,17 +350,7 @@ func TestRefundOwedThenRepealAndRepeat(t *testing.T) {
 	e := newEnv(t)
 	id := stlID("11010519900101320")
 	const mobile = "13800000320"
-	stlOpen(t, e, mobile, id, "1012", "000320", 75000)
-	stlOpen(t, e, mobile, id, "1012", "000321", 75000)
-	e.dayOver(t, "20261126")
-	rec := stlRec(1, "T320", 75000, "000320", id, mobile, "1012")
-	if _, err := e.submit("20261126", "first", false, []mapfront.SettlementRecord{rec}, nil); err != nil {
-		t.Fatal(err)
-	}
-	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)
-	if _, _, err := e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"}); err != nil {
-		t.Fatal(err)
-	}
+	twoPartsOneRefunded(t, e, mobile, id, "000320", "000321")
 	_, err := e.svc.RepealCard(e.ctx, repealReq("000321"))
 	wantCode(t, err, mapfront.CodeAlreadyUndone)
 	_, err = e.svc.OpenCard(e.ctx, &mapfront.OpenCardRequest{
