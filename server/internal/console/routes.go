@@ -318,7 +318,9 @@ func (s *Server) decide(approve bool) handler {
 		if approve {
 			decide = s.o.Admin.ApproveProposal
 		}
-		p, already, err := decide(ctx, id, r.PostFormValue("note"))
+		// The note's textarea sends a line break as CRLF, a control
+		// character the decision refuses (10001): one line of text.
+		p, already, err := decide(ctx, id, strings.Join(strings.Fields(r.PostFormValue("note")), " "))
 		var de *mapfront.Error
 		if approve && errors.As(err, &de) && stillPending(de.Code) {
 			// The action was refused (an order that still owes money, a

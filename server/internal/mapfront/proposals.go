@@ -167,8 +167,19 @@ func (s *AdminService) SubmitResolution(ctx context.Context, r Resolution) (*Exc
 	}
 	rr := r
 	p, err := s.CreateProposal(ctx, Proposal{Kind: ProposeResolve, Target: exceptionTarget(r.ID), Resolution: &rr}, s.approval().TTL)
+	if errors.Is(err, ErrResolvedMeanwhile) {
+		// Resolved since it was read: answered as any repeat on a
+		// resolved item.
+		e, already, err := s.AdminStore.ResolveException(ctx, r)
+		return e, already, nil, err
+	}
 	return e, false, p, err
 }
+
+// ErrResolvedMeanwhile: CreateProposal of a resolution whose queue item was
+// resolved after SubmitResolution read it open; SubmitResolution answers it
+// as a repeat on a resolved item. Never an answer to a client.
+var ErrResolvedMeanwhile = errors.New("the queue item was resolved meanwhile")
 
 // TopUpWindow is how far back a cash account's direct top-ups count
 // against ApprovalPolicy.TopUpAbove (SubmitTopUp).

@@ -127,7 +127,9 @@ func proposalActor(ctx context.Context, op string) context.Context {
 // names the one it replaced). A top-up of a reference already credited is
 // not filed (mapfront.ErrTopUpCredited): under the reference's lock
 // (topUpLockSQL), no proposal can follow the top-up that credited it.
-// Errors: 10001, 10003, mapfront.ErrTopUpCredited.
+// A resolution of an item resolved meanwhile is not filed
+// (mapfront.ErrResolvedMeanwhile). Errors: 10001, 10003, 10010,
+// mapfront.ErrTopUpCredited, mapfront.ErrResolvedMeanwhile.
 func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl time.Duration) (*mapfront.Proposal, error) {
 	args, err := proposalArgs(&p)
 	if err != nil {
@@ -155,6 +157,24 @@ func (s *Store) CreateProposal(ctx context.Context, p mapfront.Proposal, ttl tim
 		delete(change.Args, "proposal_id")
 		delete(change.Args, "resent")
 		delete(change.Args, "replaced_expired")
+		if p.Resolution != nil {
+			// The item's lock, as a direct resolution takes it: either that
+			// resolution sees this proposal and waits for its decision
+			// (10003), or this one finds the item resolved and files
+			// nothing.
+			var state string
+			err := tx.QueryRow(ctx, `SELECT state FROM settlement_exceptions WHERE exception_id = $1 FOR UPDATE`,
+				p.Resolution.ID).Scan(&state)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return mapfront.Errorf(mapfront.CodeNoOriginal, "异常记录%d不存在", p.Resolution.ID)
+			}
+			if err != nil {
+				return err
+			}
+			if state != mapfront.ExceptionOpen {
+				return mapfront.ErrResolvedMeanwhile
+			}
+		}
 		if p.TopUp != nil {
 			if _, err := tx.Exec(ctx, topUpLockSQL, int32(topUpLockClass), p.TopUp.Reference); err != nil {
 				return err
@@ -394,7 +414,7 @@ func (s *Store) execute(ctx context.Context, tx pgx.Tx, p *mapfront.Proposal) (s
 		if err := r.Validate(); err != nil {
 			return "", err
 		}
-		e, already, err := s.resolveTx(ctx, tx, r)
+		e, already, err := s.resolveTx(ctx, tx, r, false)
 		if err != nil {
 			return "", err
 		}

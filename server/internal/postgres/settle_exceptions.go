@@ -93,24 +93,8 @@ func (s *Store) ResolveException(ctx context.Context, r mapfront.Resolution) (*m
 	var already bool
 	err := s.auditedTx(ctx, audit.Change{Op: "ResolveException", Target: "exception:" + strconv.FormatInt(r.ID, 10),
 		Args: map[string]any{"action": r.Action, "order_id": r.OrderID, "operator": r.Operator, "note": r.Note}}, func(tx pgx.Tx) error {
-		// A resolution waiting for a supervisor (four eyes) holds the
-		// item: another resolution, even one that moves no money, waits
-		// for that decision (10003), as a second proposal does (0019);
-		// resolving it meanwhile left the proposal approved with nothing
-		// done (found by a newcomer's trial). An expired one no longer
-		// holds it.
-		var pending int64
-		err := tx.QueryRow(ctx, `SELECT proposal_id FROM proposals
-WHERE kind = 'resolve_exception' AND state = 'pending' AND target = $1 AND expires_at > $2
-  AND EXISTS (SELECT 1 FROM settlement_exceptions WHERE exception_id = $3 AND state = 'open')
-ORDER BY proposal_id LIMIT 1`, "exception:"+strconv.FormatInt(r.ID, 10), s.clock.Now(), r.ID).Scan(&pending)
-		switch {
-		case err == nil:
-			return mapfront.Errorf(mapfront.CodeKeyReused, "异常%d有待主管复核的处理提案%d，须先由主管决定", r.ID, pending)
-		case !errors.Is(err, pgx.ErrNoRows):
-			return err
-		}
-		out, already, err = s.resolveTx(ctx, tx, r)
+		var err error
+		out, already, err = s.resolveTx(ctx, tx, r, true)
 		return err
 	})
 	if err != nil {
@@ -123,9 +107,9 @@ ORDER BY proposal_id LIMIT 1`, "exception:"+strconv.FormatInt(r.ID, 10), s.clock
 	return out, already, nil
 }
 
-// resolveTx is ResolveException's work inside tx (also an approved
-// proposal's, in the transaction that marks it approved).
-func (s *Store) resolveTx(ctx context.Context, tx pgx.Tx, r mapfront.Resolution) (out *mapfront.Exception, already bool, _ error) {
+// resolveTx is ResolveException's work inside tx (direct), also an approved
+// proposal's, in the transaction that marks it approved (not direct).
+func (s *Store) resolveTx(ctx context.Context, tx pgx.Tx, r mapfront.Resolution, direct bool) (out *mapfront.Exception, already bool, _ error) {
 	err := func() error {
 		// A refund of a payment locks the payment and its order before the
 		// item, in the order settlement locks them (it confirms a payment,
@@ -148,6 +132,26 @@ WHERE exception_id = $1 FOR UPDATE`, r.ID))
 		if e.State != mapfront.ExceptionOpen {
 			out, already = e, true
 			return nil
+		}
+		if direct {
+			// A resolution waiting for a supervisor (four eyes) holds the
+			// item: another resolution, even one that moves no money,
+			// waits for that decision (10003), as a second proposal does
+			// (0019); resolving it meanwhile left the proposal approved
+			// with nothing done (found by a newcomer's trial). Read under
+			// the item's lock, which CreateProposal takes too, so that a
+			// proposal filed at the same moment is seen or waits. An
+			// expired one no longer holds it.
+			var pending int64
+			err := tx.QueryRow(ctx, `SELECT proposal_id FROM proposals
+WHERE kind = 'resolve_exception' AND state = 'pending' AND target = $1 AND expires_at > $2
+ORDER BY proposal_id LIMIT 1`, "exception:"+strconv.FormatInt(r.ID, 10), s.clock.Now()).Scan(&pending)
+			switch {
+			case err == nil:
+				return mapfront.Errorf(mapfront.CodeKeyReused, "异常%d有待主管复核的处理提案%d，须先由主管决定", r.ID, pending)
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
 		}
 		linked := r.OrderID
 		switch r.Action {

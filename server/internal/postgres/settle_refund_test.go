@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -423,5 +425,40 @@ func TestResolveWhileProposalPending(t *testing.T) {
 	}
 	if _, _, _, err := e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionIgnore, Operator: "ops1"}); err != nil {
 		t.Fatalf("after the rejection: %v", err)
+	}
+}
+
+// A proposed resolution and a direct one of the same item, at the same
+// moment, end one way or the other, never both: the item resolved with the
+// proposal still pending (approvable, moving nothing) is what the item's
+// lock, taken by both, rules out (found by a review: the direct
+// resolution's check of pending proposals ran unlocked).
+func TestResolveRacesProposal(t *testing.T) {
+	e := newEnv(t)
+	const n = 20
+	for i := range n {
+		stlOpen(t, e, fmt.Sprintf("138000004%02d", i), stlID(fmt.Sprintf("110105199001014%02d", i)), "1012", fmt.Sprintf("0004%02d", i), 150000)
+	}
+	e.dayOver(t, "20261126")
+	if _, err := e.submit("20261126", "first", false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	items := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, n)
+	for _, it := range items {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, _, _, _ = e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: it.ID, Action: mapfront.ActionRefundOwed, Operator: "ops1"})
+		}()
+		go func() {
+			defer wg.Done()
+			_, _, _, _ = e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: it.ID, Action: mapfront.ActionIgnore, Operator: "ops2"})
+		}()
+		wg.Wait()
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM settlement_exceptions e JOIN proposals p
+    ON p.target = 'exception:' || e.exception_id AND p.state = 'pending' WHERE e.state = 'resolved'`); n != 0 {
+		t.Fatalf("%d items resolved with a resolution proposal still pending", n)
 	}
 }
