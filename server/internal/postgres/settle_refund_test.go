@@ -462,3 +462,30 @@ func TestResolveRacesProposal(t *testing.T) {
 		t.Fatalf("%d items resolved with a resolution proposal still pending", n)
 	}
 }
+
+// A card a pay has used cannot be repealed (10013), also once that pay was
+// cancelled and the balance is whole again: "used" is read from the card's
+// own postings, where it read pay_orders by account, an index-less scan of
+// every pay ever made, per repeal (found by a probe).
+func TestRepealUsedCardRefused(t *testing.T) {
+	e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
+	const mobile = "13800000370"
+	id := stlID("11010519900101370")
+	stlOpen(t, e, mobile, id, "1012", "000370", 150000)
+	card := e.cardOf(t, mobile, "1012")
+	a, err := stlPay(t, e, card.ID, lastSix(id), "u370", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CancelPay(e.ctx, &mapfront.CancelPayRequest{
+		Origin:  mapfront.Origin{SellerID: "SH12345", StoreID: "ST12345", TerminalID: "ZJ000001", OperatorID: "op1"},
+		BatchNo: "000009", TerminalOrderID: "u370-cancel", OrderID: a.OrderID}); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.cardOf(t, mobile, "1012"); c.Balance != 200000 {
+		t.Fatalf("card %+v, want its whole value back", c)
+	}
+	_, err = e.svc.RepealCard(e.ctx, repealReq("000370"))
+	wantCode(t, err, mapfront.CodeRepealDenied)
+	e.verify(t)
+}
