@@ -2503,9 +2503,12 @@ func (x *StatementLine) GetCreatedAt() string {
 }
 
 type ListStatementResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Balance       int64                  `protobuf:"varint,1,opt,name=balance,proto3" json:"balance,omitempty"`
-	Lines         []*StatementLine       `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's balance, fen. A system account's (SYS-...) is not kept
+	// (every pay would write that one row) and reads 0: its lines are its
+	// movements, and VerifyLedger proves their sums.
+	Balance       int64            `protobuf:"varint,1,opt,name=balance,proto3" json:"balance,omitempty"`
+	Lines         []*StatementLine `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

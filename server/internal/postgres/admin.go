@@ -56,8 +56,9 @@ WHERE kind <> 'system' AND balance < 0 ORDER BY account_id LIMIT 20`, &r.Negativ
 	return r, nil
 }
 
-// ListStatement returns an account's balance and its newest postings.
-// Errors: 10005.
+// ListStatement returns an account's balance and its newest postings. A
+// system account's balance is not kept (every pay would write that one row):
+// it reads 0, and its lines are its movements. Errors: 10005.
 func (s *Store) ListStatement(ctx context.Context, accountID string, limit int) (int64, []mapfront.StatementLine, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
