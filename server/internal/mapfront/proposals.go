@@ -152,10 +152,12 @@ func (s *AdminService) SubmitResolution(ctx context.Context, r Resolution) (*Exc
 		return nil, false, nil, err
 	}
 	if e.State != ExceptionOpen {
-		// Resolved items never reopen: the store answers (and records) the
-		// repeat as it does any other, moving nothing.
-		e, already, err := s.AdminStore.ResolveException(ctx, r)
-		return e, already, nil, err
+		// A resolved item is answered as it stands, moving nothing. Not
+		// through ResolveException: an item a forced re-run reopened in
+		// between (a bad line filed again) would be resolved there with an
+		// action that moves money, without a supervisor (found by a
+		// review).
+		return e, true, nil, nil
 	}
 	if r.Action == ActionRefundOwed {
 		// A refund the approval would refuse (the card credited, the
@@ -168,10 +170,9 @@ func (s *AdminService) SubmitResolution(ctx context.Context, r Resolution) (*Exc
 	rr := r
 	p, err := s.CreateProposal(ctx, Proposal{Kind: ProposeResolve, Target: exceptionTarget(r.ID), Resolution: &rr}, s.approval().TTL)
 	if errors.Is(err, ErrResolvedMeanwhile) {
-		// Resolved since it was read: answered as any repeat on a
-		// resolved item.
-		e, already, err := s.AdminStore.ResolveException(ctx, r)
-		return e, already, nil, err
+		// Resolved since it was read: answered as it stands, as above.
+		e, err := s.GetException(ctx, r.ID)
+		return e, err == nil, nil, err
 	}
 	return e, false, p, err
 }

@@ -30,8 +30,10 @@ func (s *Store) auditedTx(ctx context.Context, c audit.Change, fn func(tx pgx.Tx
 	// A top-up the window sends to a supervisor is not refused: it becomes
 	// a proposal, whose own record the trail gets (SubmitTopUp); nor is a
 	// proposal of a reference credited meanwhile: SubmitTopUp answers the
-	// top-up made, with its record.
-	if err != nil && ctx.Err() == nil && !errors.Is(err, mapfront.ErrTopUpNeedsApproval) && !errors.Is(err, mapfront.ErrTopUpCredited) {
+	// top-up made, with its record; nor a resolution proposed for an item
+	// resolved meanwhile (SubmitResolution answers the item as it stands).
+	if err != nil && ctx.Err() == nil && !errors.Is(err, mapfront.ErrTopUpNeedsApproval) && !errors.Is(err, mapfront.ErrTopUpCredited) &&
+		!errors.Is(err, mapfront.ErrResolvedMeanwhile) {
 		s.auditRefusal(ctx, c, err)
 	}
 	return err

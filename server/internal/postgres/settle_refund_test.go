@@ -489,3 +489,58 @@ func TestRepealUsedCardRefused(t *testing.T) {
 	wantCode(t, err, mapfront.CodeRepealDenied)
 	e.verify(t)
 }
+
+// A resolution proposed for an item resolved while the proposal waited for
+// the item's lock is answered as the item stands (already) and leaves no
+// refusal in the trail: it was recorded as refused with errcode 10000, an
+// internal error, for a normal race (found by a review).
+func TestProposalOnItemResolvedMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	stlOpen(t, e, "13800000460", stlID("11010519900101460"), "1012", "000460", 150000)
+	e.dayOver(t, "20261126")
+	if _, err := e.submit("20261126", "first", false, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	it := e.items(t, mapfront.ExMissing, mapfront.ExceptionOpen, 1)[0]
+	tx, err := e.store.pool.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(e.ctx) }()
+	if _, err := tx.Exec(e.ctx, `SELECT 1 FROM settlement_exceptions WHERE exception_id = $1 FOR UPDATE`, it.ID); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		already bool
+		p       *mapfront.Proposal
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, already, p, err := e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: it.ID, Action: mapfront.ActionRefundOwed, Operator: "alice"})
+		done <- result{already, p, err}
+	}()
+	for i := 0; e.scalar(t, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`) == 0; i++ {
+		if i > 500 {
+			t.Fatal("the proposal never waited for the item's lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := tx.Exec(e.ctx, `UPDATE settlement_exceptions SET state = 'resolved', action = 'ignore', operator = 'bob',
+    resolved_at = now() WHERE exception_id = $1`, it.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || !r.already || r.p != nil {
+		t.Fatalf("answer: already %v, proposal %v, %v; want the resolved item as it stands", r.already, r.p, r.err)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM audit_log WHERE target = $1 AND outcome = 'refused'`, fmt.Sprintf("exception:%d", it.ID)); n != 0 {
+		t.Fatalf("%d refusals recorded for a repeat answered as success", n)
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM proposals`); n != 0 {
+		t.Fatalf("%d proposals filed for a resolved item", n)
+	}
+}
