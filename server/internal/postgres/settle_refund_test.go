@@ -520,7 +520,7 @@ func TestProposalOnItemResolvedMeanwhile(t *testing.T) {
 		_, already, p, err := e.admin.SubmitResolution(e.ctx, mapfront.Resolution{ID: it.ID, Action: mapfront.ActionRefundOwed, Operator: "alice"})
 		done <- result{already, p, err}
 	}()
-	for i := 0; e.scalar(t, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`) == 0; i++ {
+	for i := 0; e.scalar(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`) == 0; i++ {
 		if i > 500 {
 			t.Fatal("the proposal never waited for the item's lock")
 		}
