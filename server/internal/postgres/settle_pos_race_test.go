@@ -46,6 +46,8 @@ func TestSettlementWithResentOpenCardsAndRepeals(t *testing.T) {
 				defer close(done)
 				report, settleErr = e.submit("20261126", fmt.Sprint("f", round), false, recs, nil)
 			}()
+			// The POS traffic starts once the run applies (or has ended).
+		wait:
 			for {
 				var st string
 				if err := e.store.pool.QueryRow(e.ctx, `SELECT coalesce(max(status), '') FROM settlement_runs`).Scan(&st); err != nil {
@@ -54,7 +56,11 @@ func TestSettlementWithResentOpenCardsAndRepeals(t *testing.T) {
 				if st == "applying" || st == "settled" {
 					break
 				}
-				time.Sleep(200 * time.Microsecond)
+				select {
+				case <-done:
+					break wait
+				case <-time.After(200 * time.Microsecond):
+				}
 			}
 			var wg sync.WaitGroup
 			var mu sync.Mutex
