@@ -173,25 +173,22 @@ func post(ctx context.Context, tx pgx.Tx, kind, orderID string, legs ...posting)
 // only, and joins nothing but by key or by array position (the
 // transactions' ids are drawn first, in order, and each leg takes its
 // transaction's by position), so it plans well with hash and merge joins
-// off, as the pay batch and settlement's slices run. The legs are sorted
-// by their transaction's id, computed before the sort (it is the window's
-// partition): a sort that carried the array of ids in each row instead
-// wrote over 500 MB to disk per settlement slice. Parameters from $6 on
+// off, as the pay batch and settlement's slices run. Parameters from $6 on
 // are the tail's. $1 kind, $2 order ids, $3 each leg's order (1-based
 // position in $2), $4 accounts, $5 amounts (fen).
 const ledgerManyCTE = `
 WITH ` + ledgerMark + `,
-     i AS (SELECT array_agg(id ORDER BY n) AS ids FROM (SELECT n, nextval('ledger_txns_txn_id_seq') AS id
+     i AS (SELECT array_agg(id ORDER BY n) AS ids FROM (SELECT n, nextval(pg_get_serial_sequence('ledger_txns', 'txn_id')) AS id
            FROM (SELECT n FROM generate_series(1, cardinality($2::text[])) AS n ORDER BY n) s) s),
-     l AS (SELECT u.k, i.ids[u.k] AS txn_id, u.a, u.m, sum(u.m) OVER (PARTITION BY i.ids[u.k]) AS s
-           FROM w, i, unnest($3::int[], $4::text[], $5::bigint[]) AS u(k, a, m)),` + ledgerMove + `
+     l AS (SELECT u.k, u.a, u.m, sum(u.m) OVER (PARTITION BY u.k) AS s
+           FROM w, unnest($3::int[], $4::text[], $5::bigint[]) AS u(k, a, m)),` + ledgerMove + `
      t AS (INSERT INTO ledger_txns (txn_id, kind, order_id) OVERRIDING SYSTEM VALUE
            SELECT i.ids[u.n], $1, u.o FROM i, unnest($2::text[]) WITH ORDINALITY AS u(o, n) ORDER BY u.n
            RETURNING txn_id, order_id),
      p AS (INSERT INTO postings (txn_id, account_id, amount)
            SELECT t.txn_id, l.a, ` + ledgerLegAmount + `
-           FROM l, c, LATERAL (SELECT l.txn_id, ($2::text[])[l.k] AS order_id) t
-           ORDER BY l.txn_id)
+           FROM i, l, c, LATERAL (SELECT i.ids[l.k] AS txn_id, ($2::text[])[l.k] AS order_id) t
+           ORDER BY 1)
 `
 
 // ledgerManyArgs checks and merges the legs of each order (as ledgerArgs)
