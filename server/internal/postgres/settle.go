@@ -205,8 +205,8 @@ func (s *Store) lockDate(ctx context.Context, date time.Time) (func(), error) {
 // payment, order and account ever; planned for a slice's thousands, a hash
 // join reads the whole table (card_payments, card_orders, accounts) once per
 // slice, which grows with the tables, not with the slice. Statements that
-// join two arrays of their own need those joins: they run with keyedPlans
-// off.
+// join two arrays of their own (ledgerManyCTE) need those joins: they run
+// with keyedPlans off.
 func keyedPlans(ctx context.Context, tx pgx.Tx, on bool) error {
 	v := "on"
 	if on {

@@ -227,16 +227,20 @@ ORDER BY o.order_id FOR UPDATE OF o`
 				detail: fmt.Sprintf("已对账%s元，超过价格%s元", mapfront.FormatYuan(o.confirmed), mapfront.FormatYuan(o.price))})
 		}
 	}
-	// The orders first, then the ledger: the ledger writer makes each
+	// The orders first, then the ledger: the ledger trigger makes each
 	// credited order's pending account active in the write that moves its
-	// balance (migrations 0014, 0021), one write per account.
+	// balance (migration 0014), one write per account.
 	now := r.at // one activation time per run (run.at)
 	if err := markActivated(ctx, tx, r, credit, counted, now); err != nil {
 		return err
 	}
-	// The ledger writer reaches rows by key and joins nothing else
-	// (ledgerManyCTE): it runs with the slice's keyed plans.
+	if err := keyedPlans(ctx, tx, false); err != nil {
+		return err
+	}
 	if err := creditOrders(ctx, tx, credit, now); err != nil {
+		return err
+	}
+	if err := keyedPlans(ctx, tx, true); err != nil {
 		return err
 	}
 	if err := checkActivated(ctx, tx, credit); err != nil {
@@ -266,7 +270,7 @@ func activationLegs(o *cardOrder) []posting {
 // already marked active (markActivated), to the ledger: one balanced
 // transaction per order, every transaction of the slice and all their legs
 // in one statement (ledgerManyCTE), so that a day of a million cards is a
-// few hundred statements, not millions. The ledger writer makes each
+// few hundred statements, not millions. The ledger trigger makes each
 // card's pending account active as it credits it (migration 0014); a card
 // whose first part is zero fen has no leg of its own, and its account is
 // made active here (at now).
@@ -308,7 +312,7 @@ WHERE account_id = ANY($1) AND status = 'pending'`, unposted, now); err != nil {
 }
 
 // checkActivated fails the slice unless every credited order's account is
-// now active: the ledger writer activates only a pending account (0014),
+// now active: the ledger trigger activates only a pending account (0014),
 // so an account in any other state (a writer that broke the pairing of an
 // order and its account) would otherwise be credited and left unspendable
 // while the report says activated. One keyed lookup per card.
@@ -335,7 +339,7 @@ JOIN accounts a USING (account_id) WHERE a.status <> 'active' LIMIT 1`, accounts
 // markActivated makes the credited orders active and counts the counted
 // orders (credited or verified) as activated by the date, once per order:
 // one statement. Their accounts become active when creditOrders then writes
-// their credit (the ledger writer, migrations 0014 and 0021). The orders are joined
+// their credit (the ledger trigger, migration 0014). The orders are joined
 // by key (keyedPlans): "order_id = ANY" was planned as a scan of every
 // pending order of the table, per slice.
 func markActivated(ctx context.Context, tx pgx.Tx, r *run, credited, counted []*settledOrder, now time.Time) error {
