@@ -50,16 +50,24 @@
 --    whatever the session's first statements saw (as postings_apply, 0013).
 --
 -- 4. Both tables are filled from the orders as they stand; card_orders is
---    locked against writers first, so that none is missed between the
---    backfill and the triggers.
+--    locked first, so that no write is missed between the backfill and the
+--    triggers. The lock is the strongest one (DROP INDEX needs it): taken
+--    first, it waits behind a request that has read its order FOR UPDATE
+--    and will write it; a weaker first lock upgraded later deadlocked with
+--    such a request (TestMigration0022QueuesBehindATerminal, found by a
+--    review).
+--
+-- 5. Rows come and go in both tables all day; autovacuum does not truncate
+--    their empty tail pages (that takes an ACCESS EXCLUSIVE lock, which
+--    would stall the writers of card_orders behind it).
 
-LOCK TABLE card_orders IN SHARE ROW EXCLUSIVE MODE;
+LOCK TABLE card_orders IN ACCESS EXCLUSIVE MODE;
 
 CREATE TABLE card_orders_pending (
     business_date date NOT NULL,
     order_id      text NOT NULL,
     PRIMARY KEY (business_date, order_id)
-);
+) WITH (vacuum_truncate = false);
 INSERT INTO card_orders_pending (business_date, order_id)
 SELECT business_date, order_id FROM card_orders WHERE status = 'pending';
 DROP INDEX card_orders_pending_by_date;
@@ -69,7 +77,7 @@ DROP INDEX card_orders_pending_by_date;
 ALTER INDEX card_orders_releasing RENAME TO card_orders_releasing_0002;
 CREATE TABLE card_orders_releasing (
     order_id text PRIMARY KEY
-);
+) WITH (vacuum_truncate = false);
 INSERT INTO card_orders_releasing (order_id)
 SELECT order_id FROM card_orders
  WHERE status = 'active' AND credited AND released < installments AND installments > 1;
