@@ -390,9 +390,10 @@ func (s *Store) RunDaily(ctx context.Context, window time.Duration) (*mapfront.D
 	today := s.clock.Today()
 	after := ""
 	for {
-		rows, err := s.pool.Query(ctx, `SELECT order_id FROM card_orders
-WHERE status = 'active' AND credited AND released < installments AND order_id > $1 ORDER BY order_id LIMIT $2`,
-			after, settleSlice)
+		// card_orders_releasing holds the installment cards with parts
+		// still to release (migration 0022); releaseDue checks each again.
+		rows, err := s.pool.Query(ctx, `SELECT order_id FROM card_orders_releasing
+WHERE order_id > $1 ORDER BY order_id LIMIT $2`, after, settleSlice)
 		if err != nil {
 			return nil, s.wrap(err)
 		}
@@ -478,7 +479,9 @@ VALUES ($1, $2, $3, $4, $5, $6)`, o.id, part, mapfront.InstallmentDue(activated,
 // flagIncomplete files, once per order, the pending orders whose business
 // date is at least window before today: still short of the price, or paid
 // but not all confirmed (SPEC section 6: "after a configurable window
-// becomes an exception").
+// becomes an exception"). The pending orders are those of
+// card_orders_pending (migration 0022), read up to the cutoff, each order
+// then by its key.
 func (s *Store) flagIncomplete(ctx context.Context, today time.Time, window time.Duration) (int64, error) {
 	cutoff := mapfront.WindowCutoff(today, window)
 	var n int64
@@ -487,11 +490,15 @@ func (s *Store) flagIncomplete(ctx context.Context, today time.Time, window time
 INSERT INTO settlement_exceptions (type, business_date, dedupe, order_id, amount, expected, detail, created_at)
 SELECT 'incomplete_after_window', o.business_date, 'incomplete|' || o.order_id, o.order_id, c.confirmed, o.price,
        format('超过完成期限仍未生效：已付%s分，已对账%s分，价格%s分', o.paid, c.confirmed, o.price), $2
-FROM card_orders o,
+FROM card_orders_pending q
+     JOIN card_orders o ON o.order_id = q.order_id,
      LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed FROM card_payments p
               WHERE p.order_id = o.order_id AND p.status = 'paid' AND p.settled) c
-WHERE o.status = 'pending' AND o.paid > 0 AND o.business_date <= $1
+WHERE q.business_date <= $1 AND o.status = 'pending' AND o.paid > 0
 ON CONFLICT (business_date, dedupe) DO NOTHING`
+		if err := keyedPlans(ctx, tx, true); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, q, cutoff, s.clock.Now())
 		n = tag.RowsAffected()
 		return err
