@@ -391,7 +391,7 @@ func (s *Store) RunDaily(ctx context.Context, window time.Duration) (*mapfront.D
 	after := ""
 	for {
 		// card_orders_releasing holds the installment cards with parts
-		// still to release (migration 0022); releaseDue checks each again.
+		// still to release (migration 0021); releaseDue checks each again.
 		rows, err := s.pool.Query(ctx, `SELECT order_id FROM card_orders_releasing
 WHERE order_id > $1 ORDER BY order_id LIMIT $2`, after, settleSlice)
 		if err != nil {
@@ -480,7 +480,7 @@ VALUES ($1, $2, $3, $4, $5, $6)`, o.id, part, mapfront.InstallmentDue(activated,
 // date is at least window before today: still short of the price, or paid
 // but not all confirmed (SPEC section 6: "after a configurable window
 // becomes an exception"). The pending orders are those of
-// card_orders_pending (migration 0022), read up to the cutoff, each order
+// card_orders_pending (migration 0021), read up to the cutoff, each order
 // then by its key.
 func (s *Store) flagIncomplete(ctx context.Context, today time.Time, window time.Duration) (int64, error) {
 	cutoff := mapfront.WindowCutoff(today, window)

@@ -12,7 +12,7 @@ import (
 )
 
 // trackedDrift describes how card_orders_pending and card_orders_releasing
-// (migration 0022) differ from the orders they stand for: empty when each
+// (migration 0021) differ from the orders they stand for: empty when each
 // holds exactly its orders.
 const trackedDriftSQL = `
 SELECT coalesce(string_agg(d.what || ' ' || d.order_id, ', ' ORDER BY d.what, d.order_id), '') FROM (
@@ -43,7 +43,7 @@ func checkTracked(t *testing.T, e *env, step string) {
 	}
 }
 
-// Migration 0022: the tables RunDaily scans follow every way an order
+// Migration 0021: the tables RunDaily scans follow every way an order
 // changes state: split payments (pending), activation under the immediate
 // policy (releasing), a repeal back to pending, a payment that activates it
 // again, the releases to the last part, a repeal that closes an order, and
@@ -156,7 +156,7 @@ func TestTrackedOrdersSettlement(t *testing.T) {
 	e.verify(t)
 }
 
-// Migration 0022's point: settlement's activation of an order (markActivated)
+// Migration 0021's point: settlement's activation of an order (markActivated)
 // writes no index entry, the order's filling flag being false already once it
 // is paid in full, split payments included.
 func TestActivationIsHOT(t *testing.T) {
@@ -216,10 +216,10 @@ VALUES ('2026-11-26', 'f.txt', $1, 'applying', now()) RETURNING run_id`, stlSHA(
 	}
 }
 
-// Migration 0022 fills the tracking tables from the orders a database
+// Migration 0021 fills the tracking tables from the orders a database
 // already holds: pending ones of any date, installment cards with parts to
 // release, and none of the rest.
-func TestMigration0022FillsTrackingTables(t *testing.T) {
+func TestMigration0021FillsTrackingTables(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	conn, err := pgx.Connect(ctx, url)
@@ -239,7 +239,7 @@ func TestMigration0022FillsTrackingTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if n.Name() >= "0022" {
+		if n.Name() >= "0021" {
 			break
 		}
 		body, err := migrationFiles.ReadFile("migrations/" + n.Name())

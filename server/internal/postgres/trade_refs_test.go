@@ -2,7 +2,7 @@ package postgres
 
 import "testing"
 
-// Migration 0023: a settlement trade names its payment's order; a trade
+// Migration 0022: a settlement trade names its payment's order; a trade
 // naming another order, known as it is, is refused as an unknown one was.
 func TestTradeOfAnotherPaymentsOrderRefused(t *testing.T) {
 	e := newEnv(t)

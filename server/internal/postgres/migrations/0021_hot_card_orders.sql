@@ -1,4 +1,4 @@
--- 0022: settlement's activation of a card order is a HOT update (issue 11).
+-- 0021: settlement's activation of a card order is a HOT update (issue 11).
 --
 -- Activation sets an order's status, credited, released and activated_at
 -- (markActivated, one statement per slice). PostgreSQL writes an update
@@ -54,7 +54,7 @@
 --    triggers. The lock is the strongest one (DROP INDEX needs it): taken
 --    first, it waits behind a request that has read its order FOR UPDATE
 --    and will write it; a weaker first lock upgraded later deadlocked with
---    such a request (TestMigration0022QueuesBehindATerminal, found by a
+--    such a request (TestMigration0021QueuesBehindATerminal, found by a
 --    review).
 --
 -- 5. Rows come and go in both tables all day; autovacuum does not truncate

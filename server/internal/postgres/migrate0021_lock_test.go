@@ -15,7 +15,7 @@ import (
 	"mapfront/server/internal/pgtest"
 )
 
-// Migration 0022 took SHARE ROW EXCLUSIVE on card_orders and then, in the
+// Migration 0021 took SHARE ROW EXCLUSIVE on card_orders and then, in the
 // same transaction, upgraded to ACCESS EXCLUSIVE (DROP INDEX) (found by a
 // review; it now takes ACCESS EXCLUSIVE first).
 // A terminal transaction that read its order FOR UPDATE before the
@@ -30,7 +30,7 @@ import (
 // way. Taking ACCESS EXCLUSIVE first (LOCK TABLE card_orders IN ACCESS
 // EXCLUSIVE MODE) makes the migration queue behind such a transaction
 // instead (checked by hand: the terminal commits, the migration follows).
-func TestMigration0022QueuesBehindATerminal(t *testing.T) {
+func TestMigration0021QueuesBehindATerminal(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
 	setup, err := pgx.Connect(ctx, url)
@@ -50,7 +50,7 @@ func TestMigration0022QueuesBehindATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if n.Name() >= "0022" {
+		if n.Name() >= "0021" {
 			break
 		}
 		body, err := migrationFiles.ReadFile("migrations/" + n.Name())
@@ -86,7 +86,7 @@ FROM customers WHERE mobile = '13800000201'`, order)
 		t.Fatal(err)
 	}
 
-	// A server starts meanwhile and migrates (Open runs 0022 and 0023).
+	// A server starts meanwhile and migrates (Open runs 0021 and 0022).
 	migrated := make(chan error, 1)
 	go func() {
 		zone, _ := time.LoadLocation("Asia/Shanghai")
@@ -136,7 +136,7 @@ WHERE NOT l.granted AND l.relation = 'card_orders'::regclass AND a.application_n
 		return errors.As(err, &pe) && pe.Code == "40P01"
 	}
 	if isDeadlock(migErr) || isDeadlock(posErr) {
-		t.Fatalf("migration 0022 deadlocked with a terminal transaction that had read its order before the "+
+		t.Fatalf("migration 0021 deadlocked with a terminal transaction that had read its order before the "+
 			"migration's LOCK TABLE: migration: %v; terminal write: %v", migErr, posErr)
 	}
 	if migErr != nil || posErr != nil {

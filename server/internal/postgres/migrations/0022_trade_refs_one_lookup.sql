@@ -1,4 +1,4 @@
--- 0023: a settlement trade's references are checked with one lookup per row
+-- 0022: a settlement trade's references are checked with one lookup per row
 -- instead of two (issue 11).
 --
 -- settlement_trades_refs (0012, 0014) looked up, for each new trade, its
