@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"mapfront/server/internal/mapfront"
-	"mapfront/server/internal/pgtest"
 )
 
 // wantRefused fails unless err is a PostgreSQL error with the code (and,
@@ -237,34 +236,7 @@ func TestVerifyLedgerFindsEveryBreak(t *testing.T) {
 // next movements go through the new triggers.
 func TestMigration0010CarriesTheLedgerOver(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
-	names, err := migrationFiles.ReadDir("migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if n.Name() >= "0010" {
-			break
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + n.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		exec(string(body))
-		exec(`INSERT INTO schema_migrations (name) VALUES ($1)`, n.Name())
-	}
+	url, conn, exec := migratedBefore(t, "0010")
 	exec(`INSERT INTO customers (mobile, id_number) VALUES ('13700000001', '110105194912310038')`)
 	exec(`INSERT INTO accounts (account_id, kind, customer_id, status, activated_at)
 SELECT '9999000000000097', 'cash', customer_id, 'active', now() FROM customers`)
@@ -305,7 +277,7 @@ AND NOT tgisinternal AND tgtype & 1 = 1 AND tgtype & 4 = 4`).Scan(&perRow); err 
 	if perRow != 0 {
 		t.Fatalf("%d per-row INSERT triggers left on postings", perRow)
 	}
-	err = pgx.BeginFunc(ctx, e.store.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, e.store.pool, func(tx pgx.Tx) error {
 		_, err := post(ctx, tx, "pay", "after", posting{"9999000000000097", -701}, posting{sysMerchantPayable, 701})
 		return err
 	})

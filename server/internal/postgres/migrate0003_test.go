@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mapfront/server/internal/mapfront"
-	"mapfront/server/internal/pgtest"
 	"mapfront/server/internal/secret"
 )
 
@@ -105,27 +104,7 @@ WHERE kind = 'open_card' AND terminal_id = $1 AND batch_no = $2 AND terminal_ord
 // repeats through the service with the same bytes and the same declines.
 func TestMigration0003KeepsEveryAnswer(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
-	for _, name := range []string{"0001_core.sql", "0002_settlement.sql"} {
-		body, err := migrationFiles.ReadFile("migrations/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exec(string(body))
-		exec(`INSERT INTO schema_migrations (name) VALUES ($1)`, name)
-	}
+	url, _, exec := migratedBefore(t, "0003")
 
 	zone, _ := time.LoadLocation("Asia/Shanghai")
 	clock := mapfront.Clock{Zone: zone, Now: func() time.Time { return time.Date(2026, 11, 26, 10, 0, 0, 0, zone) }}

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"mapfront/server/internal/mapfront"
-	"mapfront/server/internal/pgtest"
 )
 
 // Migration 0021 took SHARE ROW EXCLUSIVE on card_orders and then, in the
@@ -32,42 +31,16 @@ import (
 // instead (checked by hand: the terminal commits, the migration follows).
 func TestMigration0021QueuesBehindATerminal(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	setup, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer setup.Close(ctx)
-	exec := func(c *pgx.Conn, q string, args ...any) {
-		t.Helper()
-		if _, err := c.Exec(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(setup, `CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
-	names, err := migrationFiles.ReadDir("migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if n.Name() >= "0021" {
-			break
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + n.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		exec(setup, string(body))
-		exec(setup, `INSERT INTO schema_migrations (name) VALUES ($1)`, n.Name())
-	}
+	url, setup, execSetup := migratedBefore(t, "0021")
+
 	// A customer with a partly paid order, as a split payment leaves it.
-	exec(setup, `INSERT INTO products (product_id, name, short_name, price, face_value, kind, installments)
+	execSetup(`INSERT INTO products (product_id, name, short_name, price, face_value, kind, installments)
 VALUES ('1012', '折扣卡', '折扣卡', 150000, 200000, 'discount', 1)`)
-	exec(setup, `INSERT INTO customers (mobile, id_number) VALUES ('13800000201', '110105194912310038')`)
-	exec(setup, `INSERT INTO accounts (account_id, kind, customer_id, product_id, status)
+	execSetup(`INSERT INTO customers (mobile, id_number) VALUES ('13800000201', '110105194912310038')`)
+	execSetup(`INSERT INTO accounts (account_id, kind, customer_id, product_id, status)
 SELECT '1012000000000201', 'card', customer_id, '1012', 'pending' FROM customers WHERE mobile = '13800000201'`)
 	const order = "20261126000000000201"
-	exec(setup, `INSERT INTO card_orders (order_id, customer_id, product_id, account_id, price, face_value, paid, status, business_date)
+	execSetup(`INSERT INTO card_orders (order_id, customer_id, product_id, account_id, price, face_value, paid, status, business_date)
 SELECT $1, customer_id, '1012', '1012000000000201', 150000, 200000, 50000, 'pending', '2026-11-26'
 FROM customers WHERE mobile = '13800000201'`, order)
 

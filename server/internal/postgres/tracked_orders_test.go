@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mapfront/server/internal/mapfront"
-	"mapfront/server/internal/pgtest"
 )
 
 // trackedDrift describes how card_orders_pending and card_orders_releasing
@@ -221,34 +220,7 @@ VALUES ('2026-11-26', 'f.txt', $1, 'applying', now()) RETURNING run_id`, stlSHA(
 // release, and none of the rest.
 func TestMigration0021FillsTrackingTables(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	exec(`CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
-	names, err := migrationFiles.ReadDir("migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if n.Name() >= "0021" {
-			break
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + n.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		exec(string(body))
-		exec(`INSERT INTO schema_migrations (name) VALUES ($1)`, n.Name())
-	}
+	url, _, exec := migratedBefore(t, "0021")
 	exec(`INSERT INTO products (product_id, name, short_name, price, face_value, kind, installments)
 VALUES ('2020', '分期卡', '分期卡', 300000, 360000, 'installment', 3), ('1012', '折扣卡', '折扣卡', 150000, 200000, 'discount', 1)`)
 	// order id suffix, product, installments, released, paid, filling,
@@ -308,7 +280,7 @@ FROM pg_index WHERE indrelid = 'card_orders'::regclass`).Scan(&indexes); err != 
 		t.Fatalf("indexes of card_orders: %s", indexes)
 	}
 	// The business date keys card_orders_pending: it never changes.
-	_, err = e.store.pool.Exec(ctx, `UPDATE card_orders SET business_date = business_date + 1 WHERE order_id = $1`,
+	_, err := e.store.pool.Exec(ctx, `UPDATE card_orders SET business_date = business_date + 1 WHERE order_id = $1`,
 		"202611260000000000"+"01")
 	wantRefused(t, "changing a business date", err, "23000", "")
 }
