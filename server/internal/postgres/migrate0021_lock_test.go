@@ -29,6 +29,10 @@ import (
 // way. Taking ACCESS EXCLUSIVE first (LOCK TABLE card_orders IN ACCESS
 // EXCLUSIVE MODE) makes the migration queue behind such a transaction
 // instead (checked by hand: the terminal commits, the migration follows).
+//
+// This test covers the deadlock only. The lock's other purpose, that no
+// order is written between the backfill and the triggers, is not tested
+// (it would need a write landing inside the migration's transaction).
 func TestMigration0021QueuesBehindATerminal(t *testing.T) {
 	ctx := context.Background()
 	url, setup, execSetup := migratedBefore(t, "0021")

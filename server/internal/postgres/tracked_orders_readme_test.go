@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mapfront/server/internal/mapfront"
 )
 
 // The README's queries for the tracking tables (Operations, Proving the
@@ -16,7 +18,7 @@ func TestReadmeTrackedOrdersQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(body)
-	at := strings.Index(doc, "rebuild the tables from the orders")
+	at := strings.Index(doc, "rebuilds the tables from the orders")
 	if at < 0 {
 		t.Fatal("README: the tracking tables' queries are gone")
 	}
@@ -41,13 +43,27 @@ func TestReadmeTrackedOrdersQueries(t *testing.T) {
 		t.Fatalf("README: %d difference queries, want 2:\n%s", len(queries), checks)
 	}
 
-	e := newEnv(t)
-	// A pending order: the first part of a split payment.
+	e := newEnv(t, func(p *mapfront.Policy) { p.Activation = mapfront.ActivateImmediate })
+	if _, err := e.admin.UpsertProduct(e.ctx, mapfront.Product{ID: "2020", Name: "分期卡3期", ShortName: "分期卡3期",
+		Price: 300000, FaceValue: 360000, Kind: mapfront.Installment, Installments: 3, OnSale: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A pending order (the first part of a split payment) and an active
+	// 3-part card with parts still to release.
 	if _, err := e.svc.OpenCard(e.ctx, openReq(newMobile, newID, "R1", 50000)); err != nil {
+		t.Fatal(err)
+	}
+	installment := openReq(newMobile, newID, "R2", 300000)
+	installment.ProductID = "2020"
+	card, err := e.svc.OpenCard(e.ctx, installment)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n := e.scalar(t, `SELECT count(*) FROM card_orders_pending`); n == 0 {
 		t.Fatal("no pending order to track")
+	}
+	if n := e.scalar(t, `SELECT count(*) FROM card_orders_releasing WHERE order_id = $1`, card.OrderID); n != 1 {
+		t.Fatal("the 3-part card is not releasing")
 	}
 	checkTracked(t, e, "before")
 	differences := func() int {
@@ -69,17 +85,23 @@ func TestReadmeTrackedOrdersQueries(t *testing.T) {
 	if n := differences(); n != 0 {
 		t.Fatalf("exact tables: %d differences", n)
 	}
-	// As a restore without triggers could leave them: a pending order
-	// missing, an order that releases nothing listed.
+	// As a restore without triggers could leave them, each way a table can
+	// differ: the pending orders missing, a pending row of an order that is
+	// not pending, the releasing card missing, a releasing row of an order
+	// that releases nothing.
 	pending := e.scalar(t, `SELECT count(*) FROM card_orders_pending`)
-	if _, err := e.store.pool.Exec(e.ctx, `DELETE FROM card_orders_pending`); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{
+		`DELETE FROM card_orders_pending`,
+		`INSERT INTO card_orders_pending SELECT business_date, order_id FROM card_orders WHERE status <> 'pending' LIMIT 1`,
+		`DELETE FROM card_orders_releasing`,
+		`INSERT INTO card_orders_releasing SELECT order_id FROM card_orders WHERE installments = 1 LIMIT 1`,
+	} {
+		if tag, err := e.store.pool.Exec(e.ctx, q); err != nil || tag.RowsAffected() == 0 {
+			t.Fatalf("%s: %v, %d rows", q, err, tag.RowsAffected())
+		}
 	}
-	if _, err := e.store.pool.Exec(e.ctx, `INSERT INTO card_orders_releasing SELECT order_id FROM card_orders LIMIT 1`); err != nil {
-		t.Fatal(err)
-	}
-	if n := differences(); n != int(pending)+1 {
-		t.Fatalf("%d differences, want %d", n, pending+1)
+	if n := differences(); n != int(pending)+3 {
+		t.Fatalf("%d differences, want %d", n, pending+3)
 	}
 	if _, err := e.store.pool.Exec(e.ctx, rebuild); err != nil {
 		t.Fatalf("rebuild: %v", err)
