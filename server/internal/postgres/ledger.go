@@ -29,7 +29,7 @@ type posting struct {
 // transaction are inserted by ONE statement (ledgerCTE, or ledgerManyCTE
 // for many transactions, as group commit and settlement's creditOrders
 // write them). The statement-level trigger postings_apply (migrations 0010,
-// 0012, 0013, 0014) checks when that statement ends: it moves each customer
+// 0012, 0013, 0014, 0023) checks when that statement ends: it moves each customer
 // account's balance by the sum of its legs in the statement (so an
 // overdraft fails right there with balance_non_negative, SQLSTATE 23514),
 // refuses a leg of no customer account or of no ledger transaction (23503)
