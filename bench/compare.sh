@@ -386,8 +386,12 @@ summary() { # summary MODE LABEL
   printf '%-28s %s\n' "$label pays/s" "$pay_tps (ratio to pgbench $ratio; $(kv "$f" pay_ok) approved pays, $n requests; $run_verdict)"
   printf '%-28s %s\n' "$label latency" "p50 $(kv "$f" p50_ms) ms, p99 $(kv "$f" p99_ms) ms (p95 $(kv "$f" p95_ms) ms, max $(kv "$f" max_ms) ms)"
   printf '%-28s %s\n' "$label CPU/$unit" "$cpu_line"
-  printf '%-28s %s\n' "$label group commit" "$(awk 'NR == 1 { s = $1; c = $2; f = $3 } NR == 2 { s = $1 - s; c = $2 - c; f = $3 - f }
-    END { if (c > 0) printf "%d batches, %.1f pays per batch on average, %d run one pay at a time", c, s / c, f; else print "no batches (-pay-batch-max 1, or no metrics)" }' "$work/$mode.batch")"
+  # A batch every wall / batches ms: with one lane, the batch cycle (the
+  # round trip that writes one batch and loads the next, and the decisions).
+  printf '%-28s %s\n' "$label group commit" "$(awk -v w="$(kv "$c" wall_s)" 'NR == 1 { s = $1; c = $2; f = $3 } NR == 2 { s = $1 - s; c = $2 - c; f = $3 - f }
+    END { if (c > 0) { printf "%d batches, %.1f pays per batch on average, %d run one pay at a time", c, s / c, f
+                       if (w > 0) printf "; a batch every %.2f ms", 1000 * w / c }
+          else print "no batches (-pay-batch-max 1, or no metrics)" }' "$work/$mode.batch")"
   if [ "$mode" = gateway ]; then
     printf '%-28s %s\n' "$label peak RSS" "$(mib "${rss[0]}") (server $(mib "${rss[1]:-0}"), gateway $(mib "${rss[2]:-0}") at that moment)"
   else
