@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // The ledger trigger looks a pending card account's order up once, and an
@@ -33,26 +31,11 @@ func TestLedgerTriggerOneOrderLookup(t *testing.T) {
 	active, waiting := orders[0], orders[1]
 
 	// A connection of its own: the counts read are its transaction's.
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.store.pool.Config().ConnConfig.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	var runID int64
-	if err := tx.QueryRow(ctx, `INSERT INTO settlement_runs (business_date, file_name, sha256, status, started_at)
-VALUES ('2026-11-26', 'f.txt', $1, 'applying', now()) RETURNING run_id`, stlSHA("f")).Scan(&runID); err != nil {
-		t.Fatal(err)
-	}
-	now := e.clock.Now()
+	ctx, tx, r := settlingTx(t, e)
+	now := r.at
 	// As settlement: the order is marked active and credited first.
 	one := []*settledOrder{active}
-	if err := markActivated(ctx, tx, &run{id: runID, date: e.store.clock.Today(), at: now}, one, one, now); err != nil {
+	if err := markActivated(ctx, tx, r, one, one, now); err != nil {
 		t.Fatal(err)
 	}
 	scans := func() int64 {

@@ -177,24 +177,9 @@ func TestActivationIsHOT(t *testing.T) {
 	}
 	// A connection of its own: the counts read below are those of its
 	// backend, not yet reported (the pool's backends did the sales).
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, e.store.pool.Config().ConnConfig.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	var runID int64
-	if err := tx.QueryRow(ctx, `INSERT INTO settlement_runs (business_date, file_name, sha256, status, started_at)
-VALUES ('2026-11-26', 'f.txt', $1, 'applying', now()) RETURNING run_id`, stlSHA("f")).Scan(&runID); err != nil {
-		t.Fatal(err)
-	}
-	now := e.clock.Now()
-	if err := markActivated(ctx, tx, &run{id: runID, date: e.store.clock.Today(), at: now}, orders, orders, now); err != nil {
+	ctx, tx, r := settlingTx(t, e)
+	now := r.at
+	if err := markActivated(ctx, tx, r, orders, orders, now); err != nil {
 		t.Fatal(err)
 	}
 	var updated, hot int64
@@ -283,4 +268,29 @@ FROM pg_index WHERE indrelid = 'card_orders'::regclass`).Scan(&indexes); err != 
 	_, err := e.store.pool.Exec(ctx, `UPDATE card_orders SET business_date = business_date + 1 WHERE order_id = $1`,
 		"202611260000000000"+"01")
 	wantRefused(t, "changing a business date", err, "23000", "")
+}
+
+// settlingTx begins a transaction on a connection of its own (so that the
+// pg_stat_get_xact_* counts read in it are its own) and starts a settlement
+// run in it, as a slice of settlement works inside one. The transaction
+// rolls back and the connection closes when the test ends.
+func settlingTx(t *testing.T, e *env) (context.Context, pgx.Tx, *run) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.store.pool.Config().ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	var runID int64
+	if err := tx.QueryRow(ctx, `INSERT INTO settlement_runs (business_date, file_name, sha256, status, started_at)
+VALUES ('2026-11-26', 'f.txt', $1, 'applying', now()) RETURNING run_id`, stlSHA("f")).Scan(&runID); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, tx, &run{id: runID, date: e.store.clock.Today(), at: e.clock.Now()}
 }
