@@ -387,7 +387,9 @@ summary() { # summary MODE LABEL
   printf '%-28s %s\n' "$label latency" "p50 $(kv "$f" p50_ms) ms, p99 $(kv "$f" p99_ms) ms (p95 $(kv "$f" p95_ms) ms, max $(kv "$f" max_ms) ms)"
   printf '%-28s %s\n' "$label CPU/$unit" "$cpu_line"
   # A batch every wall / batches ms: with one lane, the batch cycle (the
-  # round trip that writes one batch and loads the next, and the decisions).
+  # round trip that writes one batch and loads the next, and the decisions);
+  # with more lanes (MAPFRONT_PAY_BATCH_LANES) batches overlap, and it is
+  # only the mean time between two.
   printf '%-28s %s\n' "$label group commit" "$(awk -v w="$(kv "$c" wall_s)" 'NR == 1 { s = $1; c = $2; f = $3 } NR == 2 { s = $1 - s; c = $2 - c; f = $3 - f }
     END { if (c > 0) { printf "%d batches, %.1f pays per batch on average, %d run one pay at a time", c, s / c, f
                        if (w > 0) printf "; a batch every %.2f ms", 1000 * w / c }

@@ -83,8 +83,8 @@ FROM accounts a JOIN card_orders o ON o.account_id = a.account_id WHERE a.accoun
 // rules, unchanged by 0023): a frozen or closed card whose order is active
 // and credited keeps its status and time; an active, credited order without
 // an activation time makes its pending card active and leaves the
-// account's time; a pending cash account stays pending (only cards are
-// activated by the ledger).
+// account's time; a pending cash account stays pending even when an active,
+// credited order names it (only cards are activated by the ledger).
 func TestLedgerTriggerLeavesOtherAccounts(t *testing.T) {
 	e := newEnv(t)
 	var orders []*cardOrder
@@ -123,6 +123,8 @@ WHERE order_id = ANY($3)`, e.clock.Now(), untimed.id, []string{frozen.id, closed
 		t.Fatal(err)
 	}
 	exec(`UPDATE accounts SET status = 'pending' WHERE account_id = $1`, cash)
+	// Its order names the cash account: only the kind keeps it pending.
+	exec(`UPDATE card_orders SET account_id = $1 WHERE order_id = $2`, cash, cashOwner.id)
 
 	accts := []string{frozen.accountID, closed.accountID, untimed.accountID, cash}
 	// status, balance, activated_at (text, "" for NULL) of an account
