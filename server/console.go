@@ -22,7 +22,7 @@ import (
 // listener; config refuses the POSP's, gRPC's and health's addresses) until
 // ctx ends; a listener failure goes to errc.
 func startConsole(ctx context.Context, cfg *config.Config, log *slog.Logger, store *postgres.Store, admin *mapfront.AdminService, errc chan<- error) error {
-	h, err := console.New(console.Options{Admin: admin, Batches: store, Users: store, Log: log, Idle: cfg.ConsoleIdle, Zone: cfg.Zone})
+	h, err := console.New(console.Options{Admin: admin, Batches: store, Users: store, Refusals: store, Log: log, Idle: cfg.ConsoleIdle, Zone: cfg.Zone})
 	if err != nil {
 		return err
 	}

@@ -20,9 +20,11 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"mapfront/server/internal/audit"
 	"mapfront/server/internal/authz"
@@ -46,12 +48,21 @@ type Batches interface {
 	ListBatches(ctx context.Context, limit int) ([]mapfront.BatchReport, error)
 }
 
+// Refusals records a change refused before it reached the store
+// (postgres.Store.AuditRefusal), as the gRPC edge records one.
+type Refusals interface {
+	AuditRefusal(ctx context.Context, c audit.Change, cause error)
+}
+
 // Options configure the console.
 type Options struct {
 	Admin   *mapfront.AdminService
 	Batches Batches
 	Users   Users
-	Log     *slog.Logger
+	// Refusals, when set, records a change the console itself refuses
+	// (refuseBadText) in the audit trail, refused with its errcode.
+	Refusals Refusals
+	Log      *slog.Logger
 	// Idle ends a session after this long without a request (default 15m).
 	Idle time.Duration
 	// LockAfter sign-in attempts in a row without a success lock an account
@@ -348,6 +359,16 @@ func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
 			}
 		}
 		ctx := audit.WithActor(r.Context(), audit.Actor{Identity: IdentityPrefix + ss.user, Role: string(ss.role), Method: method})
+		if field, err := refuseBadText(r); err != nil {
+			// A refused change is recorded as grpcapi.RefuseNUL records
+			// one: the field in its args, an empty target (the request
+			// was not read). A refused read is answered only.
+			if r.Method == http.MethodPost && s.o.Refusals != nil {
+				s.o.Refusals.AuditRefusal(ctx, audit.Change{Op: method, Args: map[string]any{"field": field}}, err)
+			}
+			s.fail(w, r, ss, err)
+			return
+		}
 		if err := h(ctx, w, r, ss); err != nil {
 			s.fail(w, r, ss, err)
 		}
@@ -372,6 +393,40 @@ func (s *Server) stillValid(ctx context.Context, id string, ss *session) (bool, 
 	delete(s.sessions, id)
 	s.mu.Unlock()
 	return false, nil
+}
+
+// refuseBadText refuses a request whose query or form holds U+0000 or
+// invalid UTF-8 in a field name or value: PostgreSQL text cannot hold
+// either, so the store would refuse it with 10001 but without the field.
+// As grpcapi.RefuseNUL answers the AdminService, the refusal is 10001
+// naming the field ("字段note格式错误：含有控制字符U+0000"), before the
+// handler runs: nothing is read or changed. Fields are checked in name
+// order, so the same request always names the same field. It returns the
+// field as named in the refusal (quoted when the name itself is bad).
+func refuseBadText(r *http.Request) (string, error) {
+	if err := r.ParseForm(); err != nil {
+		return "", mapfront.Errorf(mapfront.CodeMalformed, "请求的参数无法解析")
+	}
+	names := make([]string, 0, len(r.Form))
+	for name := range r.Form {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		shown := name
+		if !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+			shown = strconv.QuoteToASCII(name)
+		}
+		for _, v := range append([]string{name}, r.Form[name]...) {
+			switch {
+			case strings.ContainsRune(v, 0):
+				return shown, mapfront.Invalid(shown, "含有控制字符U+0000")
+			case !utf8.ValidString(v):
+				return shown, mapfront.Invalid(shown, "不是合法的UTF-8")
+			}
+		}
+	}
+	return "", nil
 }
 
 // fail shows a business refusal with its errcode, or an internal error with
