@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -54,17 +53,9 @@ func unaryInterceptors(log *slog.Logger, m *metrics.Metrics, az *authz.Authorize
 	return []grpc.UnaryServerInterceptor{
 		m.Unary,
 		az.Unary,
-		grpcapi.RefuseNUL(log, rec, auditedMethod),
+		grpcapi.RefuseNUL(log, rec, authz.Audited),
 		grpcapi.Recover(log),
 	}
-}
-
-// auditedMethod reports whether the store records method's refusals: every
-// method but the reads, which are those the auditor role may call (it
-// "reads and changes nothing", authz.Auditor).
-func auditedMethod(method string) bool {
-	roles, known := authz.Allowed(method)
-	return known && !slices.Contains(roles, authz.Auditor)
 }
 
 // inProcessOffline is the single-binary mode's OfflineService client: each

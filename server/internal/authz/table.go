@@ -132,5 +132,13 @@ func Allowed(method string) (roles []Role, ok bool) {
 	return append([]Role(nil), roles...), ok
 }
 
+// Audited reports whether the store records method's refusals: every
+// method but the reads, which are those the auditor role may call (it
+// "reads and changes nothing", Auditor). method is a full gRPC name.
+func Audited(method string) bool {
+	roles, known := Allowed(method)
+	return known && !slices.Contains(roles, Auditor)
+}
+
 // Open reports whether method answers callers without a certificate.
 func Open(method string) bool { return openMethods[method] }

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"mapfront/server/internal/audit"
@@ -362,9 +363,10 @@ func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
 		if field, err := refuseBadText(r); err != nil {
 			// A refused change is recorded as grpcapi.RefuseNUL records
 			// one: the field in its args, an empty target (the request
-			// was not read). A refused read is answered only.
-			if r.Method == http.MethodPost && s.o.Refusals != nil {
-				s.o.Refusals.AuditRefusal(ctx, audit.Change{Op: method, Args: map[string]any{"field": field}}, err)
+			// was not read). A refused read (a method the auditor role
+			// may call, POST or not) is answered only.
+			if authz.Audited(method) && s.o.Refusals != nil {
+				s.o.Refusals.AuditRefusal(ctx, audit.Change{Op: rpc, Args: map[string]any{"field": field}}, err)
 			}
 			s.fail(w, r, ss, err)
 			return
@@ -414,8 +416,11 @@ func refuseBadText(r *http.Request) (string, error) {
 	slices.Sort(names)
 	for _, name := range names {
 		shown := name
-		if !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
 			shown = strconv.QuoteToASCII(name)
+		}
+		if len(shown) > 64 { // the caller chose the name: the answer and the trail keep 64 bytes of it
+			shown = strings.ToValidUTF8(shown[:64], "") + "…"
 		}
 		for _, v := range append([]string{name}, r.Form[name]...) {
 			switch {

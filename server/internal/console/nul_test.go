@@ -71,6 +71,26 @@ func TestNULNamesTheField(t *testing.T) {
 	if entries, err := s.store.ListAudit(s.ctx, audit.Filter{Identity: console.IdentityPrefix + "alice"}); err != nil || len(entries) != 1 {
 		t.Errorf("audit trail after the refused reads: %d entries (%v), want still 1", len(entries), err)
 	}
+	// A read the auditor may make is answered only, POST or not.
+	a := newClient(t, srv)
+	if code, _, _ := a.signIn("carol", s.password("carol")); code != http.StatusSeeOther {
+		t.Fatalf("carol signs in: %d", code)
+	}
+	a.do("GET", "/customers", nil)
+	if code, _, _ := a.do("POST", "/customers/by-id", url.Values{"csrf": {a.csrf}, "id_number": {"\x00"}}); code != http.StatusSeeOther {
+		t.Errorf("ID search with NUL: %d, want a redirect back with the refusal", code)
+	}
+	if entries, err := s.store.ListAudit(s.ctx, audit.Filter{Identity: console.IdentityPrefix + "carol"}); err != nil || len(entries) != 0 {
+		t.Errorf("a refused read was recorded: %+v (%v)", entries, err)
+	}
+	// A user name holding NUL is an unknown name, answered without an
+	// error in the log.
+	if _, _, body := newClient(t, srv).signIn("ali\x00ce", s.password("alice")); !strings.Contains(body, "用户名或密码错误") {
+		t.Errorf("sign-in with NUL in the name: want the wrong-password answer:\n%s", body)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("an error was logged:\n%s", logs.String())
+	}
 	if strings.Contains(logs.String(), "console internal error") {
 		t.Errorf("a NUL was logged as an internal error:\n%s", logs.String())
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"mapfront/server/internal/audit"
 	"mapfront/server/internal/authz"
@@ -94,6 +95,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	release := sync.OnceFunc(func() { <-s.signIns })
 	defer release()
+	if strings.ContainsRune(name, 0) || !utf8.ValidString(name) {
+		// No account has such a name, and PostgreSQL could not look it up
+		// (text holds neither): the answer of an unknown name, without
+		// asking the database.
+		_, _ = s.verify(dummyHash, password)
+		release()
+		s.showLogin(w, refused)
+		return
+	}
 	u, reserved, err := s.o.Users.ConsoleSignInReserve(r.Context(), name, s.o.LockAfter, s.o.LockFor)
 	if err != nil {
 		if mapfront.ErrorCode(err) != mapfront.CodeNotFound {
