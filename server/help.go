@@ -15,9 +15,9 @@ import (
 // Commands block (TestReadmeCommands).
 var commands = []struct{ name, what string }{
 	{"serve", "run the gRPC server (the default when no command is given)"},
-	{"migrate", "apply the embedded migrations, seal the ID numbers still in clear, and exit"},
+	{"migrate", "apply the embedded migrations, seal the ID numbers and open_card fingerprints still in clear, and exit"},
 	{"demo", "load the demo data and exit (idempotent)"},
-	{"rotate-keys", "re-seal ID numbers and terminal PIN keys under the current master key (--check: only report; exit 1 while values are left under other keys)"},
+	{"rotate-keys", "re-seal ID numbers, terminal PIN keys and open_card fingerprints under the current master key (--check: only report; exit 1 while values are left under other keys)"},
 	{"console-user", "add NAME ROLE: create or reset an operations-console account (password on standard input)"},
 	{"verify-ledger", "ask a running server to prove the ledger; exit 1 if it does not"},
 	{"pinblock", "print the paymentCodeDES a terminal would send for a PIN"},

@@ -3,8 +3,8 @@
 // and graceful shutdown. Subcommands:
 //
 //	server [serve]       run the gRPC server (default)
-//	server migrate       apply the embedded migrations, seal the ID numbers still in clear, and exit
-//	server rotate-keys   re-seal ID numbers and PIN keys under the current master key
+//	server migrate       apply the embedded migrations, seal the ID numbers and open_card fingerprints still in clear, and exit
+//	server rotate-keys   re-seal ID numbers, PIN keys and open_card fingerprints under the current master key
 //	                     (--check: only report what is left under other keys; exit 1 if any)
 //	server demo          load the demo data of SPEC section 8 and exit
 //	server verify-ledger ask a running server to prove the ledger (exit 1 if not)

@@ -176,7 +176,8 @@ func run() error {
 	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("\n== 2. the POSP's settlement file of business date %s: %s\n%s", date, file, strings.ReplaceAll(body, "\r\n", "\n"))
+	fmt.Printf("\n== 2. the POSP's settlement file of business date %s: %s (身份证号 masked here; the file holds them whole)\n%s",
+		date, file, maskIDs(strings.ReplaceAll(body, "\r\n", "\n")))
 
 	fmt.Printf("\n== 3. business date %s ends at the server's cutover %s (%s); waiting %v\n",
 		date, end.Format("15:04"), zone, time.Until(end).Round(time.Second))
@@ -223,6 +224,23 @@ func fileLine(line, date string, n int, fen int64, t time.Time) string {
 	f[8] = date
 	f[9] = t.Format("150405")
 	return strings.Join(f, "|")
+}
+
+// maskIDs shows the file's records with each 身份证号 (field 11) masked as
+// the server masks one (the first 6 and last 4 characters kept, SPEC
+// section 7): a whole ID number is never printed, even a made-up one.
+func maskIDs(body string) string {
+	lines := strings.Split(body, "\n")
+	for i, l := range lines {
+		f := strings.Split(l, "|")
+		if i == 0 || len(f) < 11 || len(f[10]) <= 10 {
+			continue
+		}
+		id := f[10]
+		f[10] = id[:6] + strings.Repeat("*", len(id)-10) + id[len(id)-4:]
+		lines[i] = strings.Join(f, "|")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // nextCutover is the first instant after t at hh:mm in t's zone.

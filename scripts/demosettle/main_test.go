@@ -52,3 +52,17 @@ func TestGBID(t *testing.T) {
 		t.Errorf("gbID: %s", got)
 	}
 }
+
+// The file is shown with its ID numbers masked, the header and the other
+// fields as they are.
+func TestMaskIDs(t *testing.T) {
+	id := gbID("31010119850262993")
+	line := strings.Join([]string{"t1", "6225380083477614", "2000.00", "000002", "r", "SH01", "POS01", "223633", "20261126",
+		"101010", id, "13695962993", "", "1010"}, "|")
+	header := "交易id|卡号|金额|流水号|参考号|商户号|终端号|批次号|交易日期|交易时间|身份证号|手机号|推荐人id|产品编号"
+	got := maskIDs(header + "\n" + line + "\n")
+	want := header + "\n" + strings.Replace(line, id, id[:6]+"********"+id[14:], 1) + "\n"
+	if got != want || strings.Contains(got, id) {
+		t.Errorf("maskIDs:\n%s\nwant\n%s", got, want)
+	}
+}
