@@ -19,6 +19,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -366,7 +367,11 @@ func (s *Server) guard(rpc string, h handler) http.HandlerFunc {
 			// was not read). A refused read (a method the auditor role
 			// may call, POST or not) is answered only.
 			if authz.Audited(method) && s.o.Refusals != nil {
-				s.o.Refusals.AuditRefusal(ctx, audit.Change{Op: rpc, Args: map[string]any{"field": field}}, err)
+				c := audit.Change{Op: rpc}
+				if field != "" { // "": the query or form did not parse
+					c.Args = map[string]any{"field": field}
+				}
+				s.o.Refusals.AuditRefusal(ctx, c, err)
 			}
 			s.fail(w, r, ss, err)
 			return
@@ -406,7 +411,10 @@ func (s *Server) stillValid(ctx context.Context, id string, ss *session) (bool, 
 // order, so the same request always names the same field. It returns the
 // field as named in the refusal (quoted when the name itself is bad).
 func refuseBadText(r *http.Request) (string, error) {
-	if err := r.ParseForm(); err != nil {
+	// A POST's form was parsed for its CSRF token, which dropped a query
+	// that does not parse; it is parsed again here so that it is refused
+	// as a GET's is.
+	if _, qerr := url.ParseQuery(r.URL.RawQuery); r.ParseForm() != nil || qerr != nil {
 		return "", mapfront.Errorf(mapfront.CodeMalformed, "请求的参数无法解析")
 	}
 	names := make([]string, 0, len(r.Form))

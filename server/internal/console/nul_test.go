@@ -63,13 +63,22 @@ func TestNULNamesTheField(t *testing.T) {
 	if !strings.Contains(body, "10001") || !strings.Contains(body, "字段terminal格式错误") {
 		t.Errorf("order lookup with NUL: %d, want 10001 naming the field terminal:\n%s", code, body)
 	}
+	// A query that does not parse is refused, on a POST as on a GET.
+	code, _, _ = c.do("POST", "/accounts/freeze?x=%zz", url.Values{"csrf": {c.csrf}, "account": {"1010123412341234"},
+		"back": {"/customers?mobile=" + demoMobile}})
+	if _, _, body := c.do("GET", "/customers?mobile="+demoMobile, nil); code != http.StatusSeeOther || !strings.Contains(body, "10001 请求的参数无法解析") {
+		t.Errorf("freeze with a bad query: %d, want back with 10001:\n%s", code, body)
+	}
 	// Invalid UTF-8 is refused the same way.
 	code, _, body = c.do("GET", "/orders?id=ud%FF", nil)
 	if !strings.Contains(body, "10001") || !strings.Contains(body, "字段id格式错误：不是合法的UTF-8") {
 		t.Errorf("order lookup with invalid UTF-8: %d, want 10001 naming the field id:\n%s", code, body)
 	}
-	if entries, err := s.store.ListAudit(s.ctx, audit.Filter{Identity: console.IdentityPrefix + "alice"}); err != nil || len(entries) != 1 {
-		t.Errorf("audit trail after the refused reads: %d entries (%v), want still 1", len(entries), err)
+	// Two refused changes in all (the NUL and the bad query: no field);
+	// the refused reads are not recorded.
+	if entries, err := s.store.ListAudit(s.ctx, audit.Filter{Identity: console.IdentityPrefix + "alice"}); err != nil ||
+		len(entries) != 2 || entries[0].Outcome != "refused" || entries[0].Args != "{}" {
+		t.Errorf("audit trail after the refused reads: %+v (%v), want two refused changes, the newest without a field", entries, err)
 	}
 	// A read the auditor may make is answered only, POST or not.
 	a := newClient(t, srv)
