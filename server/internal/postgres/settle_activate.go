@@ -476,6 +476,13 @@ VALUES ($1, $2, $3, $4, $5, $6)`, o.id, part, mapfront.InstallmentDue(activated,
 	return n, nil
 }
 
+// sqlYuan is SQL that shows the fen of a non-negative integer expression as
+// yuan with two decimals, as mapfront.FormatYuan does ("2000.00"): the
+// exception details speak yuan.
+func sqlYuan(fen string) string {
+	return "((" + fen + ")::bigint / 100)::text || '.' || lpad(((" + fen + ")::bigint % 100)::text, 2, '0')"
+}
+
 // flagIncomplete files, once per order, the pending orders whose business
 // date is at least window before today: still short of the price, or paid
 // but not all confirmed (SPEC section 6: "after a configurable window
@@ -486,10 +493,11 @@ func (s *Store) flagIncomplete(ctx context.Context, today time.Time, window time
 	cutoff := mapfront.WindowCutoff(today, window)
 	var n int64
 	err := s.settleTx(ctx, func(tx pgx.Tx) error {
-		const q = `
+		q := `
 INSERT INTO settlement_exceptions (type, business_date, dedupe, order_id, amount, expected, detail, created_at)
 SELECT 'incomplete_after_window', o.business_date, 'incomplete|' || o.order_id, o.order_id, c.confirmed, o.price,
-       format('超过完成期限仍未生效：已付%s分，已对账%s分，价格%s分', o.paid, c.confirmed, o.price), $2
+       format('超过完成期限仍未生效：已付%s元，已对账%s元，价格%s元', `+sqlYuan("o.paid")+`, `+sqlYuan("c.confirmed")+`,
+           `+sqlYuan("o.price")+`), $2
 FROM card_orders_pending q
      JOIN card_orders o ON o.order_id = q.order_id,
      LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed FROM card_payments p

@@ -607,6 +607,10 @@ func TestSettleIncompleteAfterWindow(t *testing.T) {
 	if err != nil || len(items) != 1 || items[0].Type != mapfront.ExIncomplete || items[0].Amount != 225000 || items[0].Expected != 450000 {
 		t.Fatalf("items %v %+v", err, items)
 	}
+	// In yuan, as every other item's detail.
+	if d := items[0].Detail; d != "超过完成期限仍未生效：已付2250.00元，已对账2250.00元，价格4500.00元" {
+		t.Errorf("detail %q", d)
+	}
 	// The operator cannot activate what is not paid in full.
 	_, _, err = e.store.ResolveException(e.ctx, mapfront.Resolution{ID: items[0].ID, Action: mapfront.ActionActivate, Operator: "ops"})
 	wantCode(t, err, mapfront.CodeAmount)

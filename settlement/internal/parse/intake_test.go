@@ -27,6 +27,11 @@ func TestEveryByteHasAPlace(t *testing.T) {
 		{"Ctrl-Z after the last newline", sampleLine + "\r\n" + line14 + "\r\n\x1a", 2, nil},
 		{"Ctrl-Z ending the last line", sampleLine + "\r\n" + line14 + "\x1a\x1a", 2, nil},
 		{"Ctrl-Z inside the file is a bad line", sampleLine + "\n\x1a\n" + line14 + "\n", 2, []int64{2}},
+		// An exporter that ends the mark's line too (the partner guide: a
+		// Ctrl-Z at the end of the file is ignored), and blank lines after.
+		{"Ctrl-Z on a last line of its own", sampleLine + "\r\n" + line14 + "\r\n\x1a\r\n", 2, nil},
+		{"Ctrl-Z lines, then blank lines", sampleLine + "\r\n" + line14 + "\r\n\x1a\r\n \x1a\r\n\r\n", 2, nil},
+		{"Ctrl-Z lines inside the file, held until a line follows", sampleLine + "\n\x1a\n\x1a\n\n" + line14 + "\n", 2, []int64{2, 3}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -259,8 +259,16 @@ type parser struct {
 	// trailer is the last content line so far if it is a trailer; a content
 	// line after it makes it a bad line.
 	trailer *Trailer
-	chunk   Chunk
-	sum     Summary
+	// ctrlZ are the lines of only Ctrl-Z seen since the last content line.
+	ctrlZ []heldLine
+	chunk Chunk
+	sum   Summary
+}
+
+// heldLine is a line kept back (trimmed), with its number.
+type heldLine struct {
+	no   int64
+	text string
 }
 
 func (p *parser) flushIfFull() error {
@@ -324,6 +332,28 @@ func (p *parser) line(raw []byte) {
 	if s == "" {
 		return
 	}
+	if strings.Trim(s, "\x1a \t") == "" {
+		// Only the DOS end-of-file mark (Ctrl-Z, 0x1A), which an exporter
+		// may write with a line ending after it: not a line if nothing but
+		// blank lines follow, the bad line it always was if a line does.
+		// Held until the next content line tells.
+		p.ctrlZ = append(p.ctrlZ, heldLine{p.lineNo, s})
+		return
+	}
+	if held := p.ctrlZ; len(held) > 0 {
+		p.ctrlZ = nil
+		saved := p.lineNo
+		for _, h := range held {
+			p.lineNo = h.no
+			p.contentLine(h.text)
+		}
+		p.lineNo = saved
+	}
+	p.contentLine(s)
+}
+
+// contentLine handles a non-blank line, trimmed.
+func (p *parser) contentLine(s string) {
 	fields := strings.Split(s, "|")
 	for i := range fields {
 		fields[i] = strings.TrimSpace(fields[i])
