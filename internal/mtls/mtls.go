@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -259,22 +260,48 @@ func load(f Files) (*loaded, error) {
 }
 
 // Identity is the mapfront identity a certificate names: the path of its
-// first URI SAN spiffe://mapfront/<name>, else its subject CN. A URI SAN of
-// another trust domain is not read as a mapfront identity.
-// Errors: the certificate names none.
+// URI SAN spiffe://mapfront/<name>, else (no such URI SAN) its subject CN.
+// A URI SAN of another trust domain is not read as a mapfront identity. A
+// URI SAN that claims the mapfront trust domain must be exactly
+// spiffe://mapfront/<name>, name one segment of letters, digits, '.', '-'
+// and '_' (a SPIFFE ID's path characters): no user, port, query,
+// fragment, percent-escape or empty name, and a certificate may name only
+// one mapfront identity; otherwise it names none (an error), rather than a
+// name read from a malformed ID or one of two.
+// Errors: the certificate names none, or a malformed or second one.
 func Identity(cert *x509.Certificate) (string, error) {
+	name := ""
 	for _, u := range cert.URIs {
-		if u.Scheme == "spiffe" && u.Host == trustDomain {
-			name := strings.TrimPrefix(u.Path, "/")
-			if name != "" {
-				return name, nil
-			}
+		if !strings.EqualFold(u.Scheme, "spiffe") || !strings.EqualFold(u.Hostname(), trustDomain) {
+			continue
 		}
+		n, ok := spiffeName(u)
+		if !ok {
+			return "", fmt.Errorf("certificate URI SAN %q is not spiffe://%s/<identity>", u.String(), trustDomain)
+		}
+		if name != "" && n != name {
+			return "", fmt.Errorf("certificate names two mapfront identities (%s and %s)", name, n)
+		}
+		name = n
+	}
+	if name != "" {
+		return name, nil
 	}
 	if cert.Subject.CommonName != "" {
 		return cert.Subject.CommonName, nil
 	}
 	return "", errors.New("certificate names no identity (no spiffe://mapfront/ URI SAN, no subject CN)")
+}
+
+// spiffeName is the name of u when u is exactly spiffe://mapfront/<name>
+// (written as such: url.URL.String gives back the same text).
+func spiffeName(u *url.URL) (string, bool) {
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "" ||
+		name == "." || name == ".." {
+		return "", false
+	}
+	return name, u.String() == "spiffe://"+trustDomain+"/"+name
 }
 
 // trustDomain is the SPIFFE trust domain of mapfront identities (the same

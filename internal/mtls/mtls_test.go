@@ -34,6 +34,39 @@ func TestIdentity(t *testing.T) {
 	if _, err := mtls.Identity(&x509.Certificate{}); err == nil {
 		t.Error("a certificate without SAN or CN gave an identity")
 	}
+	// A URI SAN that claims the mapfront trust domain but is not exactly
+	// spiffe://mapfront/<name>, or a second mapfront identity, makes the
+	// certificate name none: never the CN instead, nor a name read out of
+	// a malformed ID, nor the first of two.
+	for _, raw := range [][]string{
+		{"spiffe://mapfront/"},
+		{"spiffe://evil@mapfront/admin"},
+		{"spiffe://mapfront/admin?x=1"},
+		{"spiffe://mapfront/admin#f"},
+		{"spiffe://mapfront/%61dmin"},
+		{"spiffe://mapfront:443/admin"},
+		{"spiffe://MAPFRONT/admin"},
+		{"spiffe://mapfront/ns/admin"},
+		{"spiffe://mapfront/.."},
+		{"spiffe://mapfront/auditor", "spiffe://mapfront/admin"},
+	} {
+		c := x509.Certificate{Subject: pkix.Name{CommonName: "admin"}}
+		for _, r := range raw {
+			u, err := url.Parse(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.URIs = append(c.URIs, u)
+		}
+		if id, err := mtls.Identity(&c); err == nil {
+			t.Errorf("%v: identity %q, want none", raw, id)
+		}
+	}
+	// The same ID twice is one identity.
+	twice := x509.Certificate{URIs: []*url.URL{pki.SPIFFEID("ops1"), pki.SPIFFEID("ops1")}}
+	if id, err := mtls.Identity(&twice); err != nil || id != "ops1" {
+		t.Errorf("the same ID twice: %q, %v", id, err)
+	}
 }
 
 func TestPlaintextOnlyOnLoopback(t *testing.T) {
