@@ -496,8 +496,8 @@ func (s *Store) flagIncomplete(ctx context.Context, today time.Time, window time
 		q := `
 INSERT INTO settlement_exceptions (type, business_date, dedupe, order_id, amount, expected, detail, created_at)
 SELECT 'incomplete_after_window', o.business_date, 'incomplete|' || o.order_id, o.order_id, c.confirmed, o.price,
-       format('超过完成期限仍未生效：已付%s元，已对账%s元，价格%s元', `+sqlYuan("o.paid")+`, `+sqlYuan("c.confirmed")+`,
-           `+sqlYuan("o.price")+`), $2
+       format('超过完成期限仍未生效：已付%s元，已对账%s元，价格%s元', ` + sqlYuan("o.paid") + `, ` + sqlYuan("c.confirmed") + `,
+           ` + sqlYuan("o.price") + `), $2
 FROM card_orders_pending q
      JOIN card_orders o ON o.order_id = q.order_id,
      LATERAL (SELECT coalesce(sum(p.pay_sum), 0) AS confirmed FROM card_payments p
