@@ -272,7 +272,13 @@ func load(f Files) (*loaded, error) {
 func Identity(cert *x509.Certificate) (string, error) {
 	name := ""
 	for _, u := range cert.URIs {
-		if !strings.EqualFold(u.Scheme, "spiffe") || !strings.EqualFold(u.Hostname(), trustDomain) {
+		if !strings.EqualFold(u.Scheme, "spiffe") {
+			continue
+		}
+		if u.Host == "" { // spiffe:mapfront/x, spiffe:///mapfront/x: no trust domain at all
+			return "", fmt.Errorf("certificate URI SAN %q is not a SPIFFE ID", u.String())
+		}
+		if !strings.EqualFold(u.Hostname(), trustDomain) {
 			continue
 		}
 		n, ok := spiffeName(u)
@@ -297,7 +303,7 @@ func Identity(cert *x509.Certificate) (string, error) {
 // (written as such: url.URL.String gives back the same text).
 func spiffeName(u *url.URL) (string, bool) {
 	name := strings.TrimPrefix(u.Path, "/")
-	if name == "" || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "" ||
+	if name == "" || strings.Trim(name, identityChars) != "" ||
 		name == "." || name == ".." {
 		return "", false
 	}
@@ -307,3 +313,7 @@ func spiffeName(u *url.URL) (string, bool) {
 // trustDomain is the SPIFFE trust domain of mapfront identities (the same
 // as pki.TrustDomain, repeated to keep this package free of the generator).
 const trustDomain = "mapfront"
+
+// identityChars are the characters of an identity, a SPIFFE ID path
+// segment's (pki.IdentityChars, repeated for the same reason).
+const identityChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"

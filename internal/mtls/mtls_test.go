@@ -49,6 +49,8 @@ func TestIdentity(t *testing.T) {
 		{"spiffe://mapfront/ns/admin"},
 		{"spiffe://mapfront/.."},
 		{"spiffe://mapfront/auditor", "spiffe://mapfront/admin"},
+		{"spiffe:mapfront/admin"},
+		{"spiffe:///mapfront/admin"},
 	} {
 		c := x509.Certificate{Subject: pkix.Name{CommonName: "admin"}}
 		for _, r := range raw {

@@ -23,12 +23,17 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
 // TrustDomain is the host part of the SPIFFE-style URI SANs that name
 // mapfront identities: spiffe://mapfront/<name>.
 const TrustDomain = "mapfront"
+
+// IdentityChars are the characters of an identity: a SPIFFE ID path
+// segment's (mtls.Identity refuses any other).
+const IdentityChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 
 // SPIFFEID returns the URI SAN of identity name.
 func SPIFFEID(name string) *url.URL {
@@ -99,6 +104,9 @@ type Issued struct {
 func (ca *CA) Issue(l Leaf) (*Issued, error) {
 	if l.Name == "" {
 		return nil, errors.New("pki: a certificate needs a name")
+	}
+	if strings.Trim(l.Name, IdentityChars) != "" || l.Name == "." || l.Name == ".." {
+		return nil, fmt.Errorf("pki: identity %q: only letters, digits, '.', '-' and '_' make a SPIFFE ID's name", l.Name)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
