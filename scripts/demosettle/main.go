@@ -42,6 +42,7 @@ import (
 
 	mapfrontv1 "mapfront/gen/mapfront/v1"
 	"mapfront/internal/enumtext"
+	"mapfront/internal/idmask"
 	"mapfront/internal/mtls"
 )
 
@@ -227,17 +228,16 @@ func fileLine(line, date string, n int, fen int64, t time.Time) string {
 }
 
 // maskIDs shows the file's records with each 身份证号 (field 11) masked as
-// the server masks one (the first 6 and last 4 characters kept, SPEC
-// section 7): a whole ID number is never printed, even a made-up one.
+// the server masks one (idmask.Value, SPEC section 7): a whole ID number is
+// never printed, even a made-up one.
 func maskIDs(body string) string {
 	lines := strings.Split(body, "\n")
 	for i, l := range lines {
 		f := strings.Split(l, "|")
-		if i == 0 || len(f) < 11 || len(f[10]) <= 10 {
+		if i == 0 || len(f) < 11 {
 			continue
 		}
-		id := f[10]
-		f[10] = id[:6] + strings.Repeat("*", len(id)-10) + id[len(id)-4:]
+		f[10] = idmask.Value(f[10])
 		lines[i] = strings.Join(f, "|")
 	}
 	return strings.Join(lines, "\n")
